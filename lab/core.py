@@ -1,0 +1,341 @@
+"""The lab: the hosts of inventory/lab.py as podman containers with systemd as PID 1.
+
+The containers share this machine's kernel, so every kernel-global value the deploy may change
+(vm.*, transparent huge pages, swap) is recorded before the lab first comes up and put back by
+`down` and by `reboot`, which also stands in for a power cycle of the hosts.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import ipaddress
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab.image import ensure_image
+
+REPO = Path(__file__).resolve().parent.parent
+INVENTORY = REPO / "inventory" / "lab.py"
+STATE_DIR = Path(os.environ.get("CLAWLAN_LAB_STATE", REPO / ".lab"))
+CACHE_DIR = Path(os.environ.get("CLAWLAN_CACHE_DIR", "/var/cache/clawlan"))
+NETWORK = "clawlan-lab"
+LABEL = "clawlan.lab"
+SWAP_VOLUME_MOUNT = "/var/lib/swap"
+
+# Values shared by the containers and this machine; `down` and `reboot` put them back.
+KERNEL_GLOBALS = (
+    "/proc/sys/vm/swappiness",
+    "/proc/sys/vm/nr_hugepages",
+    "/sys/kernel/mm/transparent_hugepage/enabled",
+    "/sys/kernel/mm/transparent_hugepage/defrag",
+)
+# podman's default rlimits cannot be set in this sandbox; these fit under the hard limits.
+RLIMITS = ("--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096")
+# crun refuses a cgroup v1/v2 hybrid host ("cgroups in hybrid mode not supported"); runc runs there.
+RUNTIME = ("--runtime", "runc")
+
+
+class LabError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class LabHost:
+    name: str
+    address: str
+    groups: tuple[str, ...]
+
+    @property
+    def container(self) -> str:
+        return f"clawlan-{self.name}"
+
+    @property
+    def swap_volume(self) -> str | None:
+        # The backend keeps its swapfile on an ext4-backed volume: swapon refuses overlayfs.
+        return f"clawlan-{self.name}-swap" if "backend" in self.groups else None
+
+
+def lab_hosts() -> list[LabHost]:
+    """The hosts, addresses and groups written in inventory/lab.py (validated on load)."""
+    from roles.site import load_inventory
+
+    inventory = load_inventory(str(INVENTORY), cwd=str(REPO))
+    return [LabHost(host.name, host.data.ssh_hostname, tuple(host.groups)) for host in inventory]
+
+
+def _run(*args: str, check: bool = True, capture: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(args, check=False, text=True, capture_output=capture)
+    if check and result.returncode != 0:
+        raise LabError(f"{' '.join(args)} failed ({result.returncode}): {result.stderr.strip()}")
+    return result
+
+
+def _podman(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return _run("podman", *args, check=check)
+
+
+class Lab:
+    def __init__(self, state_dir: Path = STATE_DIR, cache_dir: Path = CACHE_DIR, log=print):
+        self.state_dir = state_dir
+        self.cache_dir = cache_dir
+        self.log = log
+        self.hosts = lab_hosts()
+
+    # Paths the lab inventory points at.
+    @property
+    def key(self) -> Path:
+        return self.state_dir / "id_ed25519"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.state_dir / "known_hosts"
+
+    @property
+    def ssh_config(self) -> Path:
+        return self.state_dir / "ssh_config"
+
+    @property
+    def _kernel_originals(self) -> Path:
+        return self.state_dir / "kernel-originals.json"
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """One process drives the lab at a time: a test session holds this for its whole run."""
+        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with open(self.state_dir.parent / ".lab.lock", "a+") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                lock.seek(0)
+                raise LabError(f"the lab is in use by another process ({lock.read().strip()})") from None
+            lock.truncate(0)
+            lock.write(f"pid {os.getpid()}")
+            lock.flush()
+            try:
+                yield
+            finally:
+                lock.truncate(0)
+
+    @property
+    def subnet(self) -> ipaddress.IPv4Network:
+        networks = {ipaddress.ip_network(f"{h.address}/24", strict=False) for h in self.hosts}
+        if len(networks) != 1:
+            raise LabError(f"lab hosts must share one /24, got {sorted(map(str, networks))}")
+        return networks.pop()
+
+    # -- up ------------------------------------------------------------------------------------
+
+    def up(self) -> None:
+        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._ensure_keypair()
+        image = ensure_image(self.cache_dir, log=self.log)
+        self._record_kernel_originals()
+        self._clear_stale_containers()
+        self._ensure_network()
+        started = []
+        for host in self.hosts:
+            if self._container_state(host) == "running":
+                continue
+            self.log(f"lab: starting {host.name} at {host.address}")
+            self._create_container(host, image)
+            started.append(host)
+        for host in self.hosts:
+            self._wait_ready(host)
+        self._write_ssh_files()
+        if started:
+            self.log(f"lab: up ({', '.join(h.name for h in self.hosts)}); ssh config: {self.ssh_config}")
+
+    def _ensure_keypair(self) -> None:
+        if not self.key.exists():
+            _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "clawlan-lab", "-f", str(self.key))
+
+    def _record_kernel_originals(self) -> None:
+        # A leftover file from a killed run holds the true originals: keep it.
+        if self._kernel_originals.exists():
+            return
+        originals = {path: _read_kernel_value(path) for path in KERNEL_GLOBALS if Path(path).exists()}
+        self._kernel_originals.write_text(json.dumps(originals, indent=1))
+
+    def _container_state(self, host: LabHost) -> str | None:
+        result = _podman("container", "inspect", "--format", "{{.State.Status}}", host.container, check=False)
+        return result.stdout.strip() if result.returncode == 0 else None
+
+    def _clear_stale_containers(self) -> None:
+        for host in self.hosts:
+            state = self._container_state(host)
+            if state not in (None, "running"):
+                self.log(f"lab: removing stale container {host.container} ({state})")
+                self._remove_container(host)
+
+    def _ensure_network(self) -> None:
+        wanted = str(self.subnet)
+        result = _podman("network", "inspect", NETWORK, check=False)
+        if result.returncode == 0:
+            subnets = [s["subnet"] for s in json.loads(result.stdout)[0].get("subnets", [])]
+            if subnets == [wanted]:
+                return
+            self.log(f"lab: replacing network {NETWORK} ({subnets} != {wanted})")
+            _podman("network", "rm", "--force", NETWORK)
+        gateway = str(next(self.subnet.hosts()))
+        _podman("network", "create", "--label", LABEL, "--subnet", wanted, "--gateway", gateway, NETWORK)
+
+    def _create_container(self, host: LabHost, image: str) -> None:
+        args = [
+            "create",
+            "--name", host.container,
+            "--label", LABEL,
+            "--hostname", host.name,
+            "--network", NETWORK,
+            "--ip", host.address,
+            "--systemd=always",
+            # Both hosts apply sysctls and THP like real boxes; unprivileged, /proc/sys is read-only.
+            "--privileged",
+            # /etc/hosts belongs to the deploy, as on a real box, not to podman.
+            "--no-hosts",
+            *RLIMITS,
+            *RUNTIME,
+        ]  # fmt: skip
+        if host.swap_volume:
+            if _podman("volume", "exists", host.swap_volume, check=False).returncode != 0:
+                _podman("volume", "create", "--label", LABEL, host.swap_volume)
+            args += ["--volume", f"{host.swap_volume}:{SWAP_VOLUME_MOUNT}"]
+        _podman(*args, image, "/lib/systemd/systemd")
+        authorized = self.state_dir / "authorized_keys"
+        shutil.copyfile(self.key.with_suffix(".pub"), authorized)
+        _podman("cp", str(authorized), f"{host.container}:/root/.ssh/authorized_keys")
+        _podman("start", host.container)
+
+    def _wait_ready(self, host: LabHost, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = _podman("exec", host.container, "systemctl", "is-system-running", check=False)
+            if state.stdout.strip() in ("running", "degraded") and _port_open(host.address, 22):
+                return
+            time.sleep(0.5)
+        raise LabError(f"{host.name} did not boot within {timeout:.0f}s (systemd: {state.stdout.strip()})")
+
+    def _write_ssh_files(self) -> None:
+        known, config = [], []
+        for host in self.hosts:
+            # Read through podman, not over the network: the key is trusted because of where it came from.
+            pubkey = _podman("exec", host.container, "cat", "/etc/ssh/ssh_host_ed25519_key.pub").stdout
+            key_type, key_body = pubkey.split()[:2]
+            known.append(f"{host.address},{host.name} {key_type} {key_body}")
+            config.append(
+                f"Host {host.name}\n"
+                f"    HostName {host.address}\n"
+                "    User root\n"
+                f"    IdentityFile {self.key}\n"
+                "    IdentitiesOnly yes\n"
+                f"    UserKnownHostsFile {self.known_hosts}\n"
+                "    StrictHostKeyChecking yes\n"
+            )
+        self.known_hosts.write_text("\n".join(known) + "\n")
+        self.ssh_config.write_text("\n".join(config))
+
+    # -- down ----------------------------------------------------------------------------------
+
+    def down(self) -> None:
+        for container in self._labelled("container"):
+            self.log(f"lab: removing {container}")
+            _podman("exec", container, "swapoff", "--all", check=False)
+            _podman("rm", "--force", "--time", "5", container, check=False)
+        self._swapoff_lab_volumes()
+        for volume in self._labelled("volume"):
+            _podman("volume", "rm", "--force", volume, check=False)
+        if _podman("network", "exists", NETWORK, check=False).returncode == 0:
+            _podman("network", "rm", "--force", NETWORK, check=False)
+        self._restore_kernel_originals(forget=True)
+        for name in ("known_hosts", "ssh_config", "authorized_keys", "id_ed25519", "id_ed25519.pub"):
+            (self.state_dir / name).unlink(missing_ok=True)
+        self.log("lab: down")
+
+    def _labelled(self, kind: str) -> list[str]:
+        fmt = "{{.Names}}" if kind == "container" else "{{.Name}}"
+        listing = ["ps", "--all"] if kind == "container" else [kind, "ls"]
+        result = _podman(*listing, "--filter", f"label={LABEL}", "--format", fmt, check=False)
+        return result.stdout.split()
+
+    def _swapoff_lab_volumes(self) -> None:
+        """A swapfile stays active in the shared kernel after its container is gone."""
+        for volume in self._labelled("volume"):
+            mountpoint = _podman("volume", "inspect", "--format", "{{.Mountpoint}}", volume).stdout.strip()
+            for device in _active_swaps():
+                if device.startswith(mountpoint + "/"):
+                    _run("swapoff", device, check=False)
+
+    def _restore_kernel_originals(self, forget: bool) -> None:
+        if not self._kernel_originals.exists():
+            return
+        for path, value in json.loads(self._kernel_originals.read_text()).items():
+            if _read_kernel_value(path) != value:
+                Path(path).write_text(value)
+        if forget:
+            self._kernel_originals.unlink()
+
+    # -- reboot, status, ssh -------------------------------------------------------------------
+
+    def reboot(self) -> None:
+        """A power cycle: nothing survives but the disks, so the kernel starts from its defaults."""
+        for host in self.hosts:
+            _podman("exec", host.container, "swapoff", "--all", check=False)
+            _podman("stop", "--time", "20", host.container)
+        self._swapoff_lab_volumes()
+        self._restore_kernel_originals(forget=False)
+        for host in self.hosts:
+            _podman("start", host.container)
+        for host in self.hosts:
+            self._wait_ready(host)
+        self.log("lab: rebooted")
+
+    def status(self) -> list[dict]:
+        rows = []
+        for host in self.hosts:
+            state = self._container_state(host) or "absent"
+            rows.append(
+                {
+                    "host": host.name,
+                    "address": host.address,
+                    "groups": ",".join(host.groups),
+                    "container": state,
+                    "ssh": "open" if state == "running" and _port_open(host.address, 22) else "-",
+                }
+            )
+        return rows
+
+    def ssh_command(self, host_name: str, *command: str) -> list[str]:
+        if host_name not in {h.name for h in self.hosts}:
+            raise LabError(f"no lab host {host_name!r}; hosts: {', '.join(h.name for h in self.hosts)}")
+        return ["ssh", "-F", str(self.ssh_config), host_name, *command]
+
+    def _remove_container(self, host: LabHost) -> None:
+        _podman("rm", "--force", host.container, check=False)
+
+
+def _read_kernel_value(path: str) -> str:
+    text = Path(path).read_text().strip()
+    # THP files list every mode with the active one in brackets: "always [madvise] never".
+    if "[" in text:
+        return text.split("[", 1)[1].split("]", 1)[0]
+    return text
+
+
+def _active_swaps() -> list[str]:
+    lines = Path("/proc/swaps").read_text().splitlines()[1:]
+    return [line.split()[0].replace("\\040", " ") for line in lines if line.strip()]
+
+
+def _port_open(address: str, port: int) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=1):
+            return True
+    except OSError:
+        return False

@@ -1,0 +1,117 @@
+"""The lab hosts' root filesystem: a bare Debian 12 box, built once and cached.
+
+The image holds only what a freshly installed server has (systemd, sshd, python3, iproute2,
+procps): every package the appliance needs is installed by the deploy, as on a real site.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+SUITE = "bookworm"
+MIRROR = "http://deb.debian.org/debian"
+PACKAGES = (
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "openssh-server",
+    "python3",
+    "iproute2",
+    "procps",
+)
+
+# Run inside the new root by mmdebstrap. Host keys are removed so each container makes its own on
+# first boot (as cloud images do); /etc/hosts is the installer's, since podman's is disabled.
+CUSTOMIZE = r"""
+set -e
+root="$1"
+rm -f "$root"/etc/ssh/ssh_host_*
+cat > "$root"/etc/systemd/system/ssh-host-keys.service <<'EOF'
+[Unit]
+Description=Generate this host's SSH host keys on first boot
+Before=ssh.service
+ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/ssh-keygen -A
+
+[Install]
+WantedBy=ssh.service
+EOF
+cat > "$root"/etc/ssh/sshd_config.d/10-lab.conf <<'EOF'
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UseDNS no
+EOF
+printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' > "$root"/etc/hosts
+printf 'deb %s %s main\ndeb http://deb.debian.org/debian-security %s-security main\n' \
+    "MIRROR" "SUITE" "SUITE" > "$root"/etc/apt/sources.list
+chroot "$root" systemctl enable ssh.service ssh-host-keys.service
+chroot "$root" systemctl mask getty@tty1.service console-getty.service systemd-udevd.service \
+    2>/dev/null || true
+rm -f "$root"/etc/machine-id && touch "$root"/etc/machine-id
+""".replace("MIRROR", MIRROR).replace("SUITE", SUITE)
+
+
+def image_tag() -> str:
+    """A tag that changes whenever anything that goes into the image changes."""
+    digest = hashlib.sha256("\n".join((SUITE, MIRROR, *PACKAGES, CUSTOMIZE)).encode()).hexdigest()
+    return f"localhost/clawlan-lab:{digest[:12]}"
+
+
+def _podman_has_image(tag: str) -> bool:
+    return subprocess.run(["podman", "image", "exists", tag], check=False).returncode == 0
+
+
+def ensure_image(cache_dir: Path, log=print) -> str:
+    """Return the image tag, importing the cached tarball or building it first when needed."""
+    tag = image_tag()
+    if _podman_has_image(tag):
+        return tag
+    tarball = cache_dir / f"{tag.rsplit(':', 1)[1]}.tar"
+    if not tarball.exists():
+        log(f"lab: building the Debian {SUITE} image with mmdebstrap (about 4 min, cached after)")
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
+            hook = Path(tmp) / "customize.sh"
+            hook.write_text(CUSTOMIZE)
+            partial = Path(tmp) / "rootfs.tar"
+            subprocess.run(
+                [
+                    "mmdebstrap",
+                    "--quiet",
+                    "--variant=minbase",
+                    f"--include={','.join(PACKAGES)}",
+                    f"--customize-hook=sh {hook} \"$1\"",
+                    SUITE,
+                    str(partial),
+                    MIRROR,
+                ],
+                check=True,
+                stdout=sys.stderr,
+            )
+            # Moved into place only when complete, so a killed build never leaves a bad cache entry.
+            shutil.move(partial, tarball)
+    log(f"lab: importing {tarball.name} into podman")
+    subprocess.run(
+        [
+            "podman",
+            "import",
+            "--change",
+            "CMD=/lib/systemd/systemd",
+            "--change",
+            "STOPSIGNAL=SIGRTMIN+3",
+            str(tarball),
+            tag,
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return tag
