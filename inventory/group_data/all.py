@@ -1,0 +1,22 @@
+# Settings every appliance box shares, whatever the site. One line each: the value, its unit, why.
+# A key lives in one place: here, or in an inventory file's host data when it differs per host.
+
+# --- base: names ---------------------------------------------------------------------------------
+base_dns_domain = "home.arpa"  # domain of appliance names; reserved for home networks (RFC 8375)
+base_host_aliases = {"llm": "backend", "chat": "frontend"}  # service name -> group whose first host it pins
+base_extra_hosts = {}  # other LAN machines to pin, name -> IP address (e.g. a NAS with the model)
+
+# --- base: memory --------------------------------------------------------------------------------
+base_thp_enabled = "always"  # transparent huge pages: llama.cpp never madvises, so only 'always' helps it
+base_thp_defrag = "defer+madvise"  # never stall an allocation on compaction; khugepaged does it later
+base_hugetlb_pool_mib = 0  # MiB of HugeTLB pages; llama.cpp cannot use them, so 0 leaves RAM to the model
+base_system_reserve_gib = 4.0  # GiB kept for the OS and services in the memory budget
+base_swap_size_mib = "auto"  # MiB, or 'auto' = ceil(sqrt(RAM GiB)) GiB capped at 20 % of RAM; 0 = none
+base_swap_path = "/swapfile"  # the swapfile; its filesystem must support swap (ext4, xfs)
+base_swappiness = 10  # 0-200: swap only under real pressure, never the model's working set
+
+# --- base: network -------------------------------------------------------------------------------
+base_tcp_keepalive_time_s = 60  # seconds idle before the first keepalive probe on a long stream
+base_tcp_keepalive_intvl_s = 10  # seconds between probes
+base_tcp_keepalive_probes = 6  # probes unanswered before the kernel drops the connection (~2 min)
+base_ntp_servers = []  # time servers (names or IPs); empty keeps Debian's pool. TLS needs a true clock

@@ -1,0 +1,39 @@
+"""The reference appliance: copy this file for your site and change what differs.
+
+    pyinfra inventory/site.py deploys/full.py
+
+Hosts are in exactly one of the groups ``frontend`` (the chat gateway) and ``backend`` (the model
+server). Settings shared by every site live in ``inventory/group_data/``; a host's own data holds
+only what differs per host. The whole inventory is checked when pyinfra loads it, before any host
+is contacted; a problem is reported with the host and key it concerns.
+"""
+
+from roles.site import check_inventory
+
+frontend = [
+    (
+        "claw-front",
+        {
+            "ssh_hostname": "192.168.1.10",  # LAN address (IP); pinned in every box's /etc/hosts
+            "hw_memory_gib": 16,  # installed RAM, GiB: Ryzen 5 3500U mini PC
+            "hw_cpu_cores": 4,  # physical cores
+            "ssh_user": "admin",  # a sudo-capable login; the deploy works as root through sudo
+            "_sudo": True,
+        },
+    ),
+]
+
+backend = [
+    (
+        "claw-back",
+        {
+            "ssh_hostname": "192.168.1.20",  # LAN address (IP)
+            "hw_memory_gib": 128,  # installed RAM, GiB: Ryzen AI Max+ 395, unified memory
+            "hw_cpu_cores": 16,  # physical cores
+            "ssh_user": "admin",
+            "_sudo": True,
+        },
+    ),
+]
+
+check_inventory(__file__)
