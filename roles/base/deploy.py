@@ -1,0 +1,96 @@
+"""Role base: what every appliance box needs before its service goes on it."""
+
+from __future__ import annotations
+
+import re
+
+from pyinfra.api import deploy
+from pyinfra.operations import apt, files, server, systemd
+
+from roles.base.config import BaseConfig
+from roles.base.operations import nsswitch_files_first, swapfile, transparent_hugepages
+from roles.templates import render, rendered
+
+PACKAGES = (
+    "ca-certificates",  # TLS trust for apt and anything that fetches over https
+    "systemd-timesyncd",  # a true clock: certificates are checked against it
+    "nftables",  # the firewall later roles write rules for
+    "util-linux",  # swapon, mkswap, fallocate, blkid
+)
+SYSCTL_FILE = "/etc/sysctl.d/60-clawlan.conf"
+THP_TMPFILES = "/etc/tmpfiles.d/clawlan-thp.conf"
+TIMESYNCD_DROPIN = "/etc/systemd/timesyncd.conf.d/clawlan.conf"
+# files.block matches the marker as a regular expression: keep it to plain words.
+HOSTS_MARKER = "# {mark} clawlan managed hosts"
+
+
+@deploy("Base system")
+def base(config: BaseConfig, installed_packages: frozenset[str] = frozenset()):
+    apt.packages(
+        name="Install the packages every appliance box needs",
+        packages=list(PACKAGES),
+        # Refresh the package lists only when something is missing, so a converged host stays unchanged.
+        update=not set(PACKAGES) <= installed_packages,
+        cache_time=3600,
+    )
+
+    files.block(
+        name="Pin inventory hosts and service aliases in /etc/hosts",
+        path="/etc/hosts",
+        content=render("base/hosts-block.j2", entries=config.hosts_entries).rstrip("\n"),
+        marker=HOSTS_MARKER,
+    )
+    nsswitch_files_first(name="Resolve host names from /etc/hosts before DNS")
+
+    files.put(
+        name=f"Persist kernel settings in {SYSCTL_FILE}",
+        src=rendered("base/sysctl.conf.j2", sysctls=config.sysctls),
+        dest=SYSCTL_FILE,
+        mode="644",
+    )
+    for sysctl in config.sysctls:
+        server.sysctl(name=f"Set {sysctl.key} = {sysctl.value}", key=sysctl.key, value=sysctl.value)
+
+    files.put(
+        name="Persist transparent huge pages modes across reboots",
+        src=rendered("base/thp.tmpfiles.conf.j2", enabled=config.thp_enabled, defrag=config.thp_defrag),
+        dest=THP_TMPFILES,
+        mode="644",
+    )
+    transparent_hugepages(
+        name=f"Set transparent huge pages enabled={config.thp_enabled} defrag={config.thp_defrag}",
+        enabled=config.thp_enabled,
+        defrag=config.thp_defrag,
+    )
+
+    swapfile(
+        name=f"Keep a {config.swap_size_mib} MiB swapfile at {config.swap_path}",
+        path=config.swap_path,
+        size_mib=config.swap_size_mib,
+    )
+    files.line(
+        name="Activate the swapfile at boot" if config.swap_size_mib else "Drop the swapfile from fstab",
+        path="/etc/fstab",
+        line=rf"^{re.escape(config.swap_path)}\s",
+        replace=f"{config.swap_path} none swap sw 0 0",
+        present=config.swap_size_mib > 0,
+    )
+
+    timesyncd = files.put(
+        name="Point systemd-timesyncd at the site's time servers",
+        src=rendered("base/timesyncd.conf.j2", servers=config.ntp_servers),
+        dest=TIMESYNCD_DROPIN,
+        mode="644",
+        create_remote_dir=True,
+    ) if config.ntp_servers else files.file(
+        name="Use Debian's default time servers", path=TIMESYNCD_DROPIN, present=False
+    )
+    # Debian starts timesyncd on install; it declines to run in a container (whose host owns the clock),
+    # so demanding "running" would report a change on every run there.
+    systemd.service(
+        name="Enable systemd-timesyncd",
+        service="systemd-timesyncd.service",
+        running=None,
+        enabled=True,
+        restarted=timesyncd.will_change,
+    )

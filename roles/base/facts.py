@@ -1,0 +1,65 @@
+"""Facts the base role reads before it decides whether anything needs doing."""
+
+from __future__ import annotations
+
+import shlex
+
+from pyinfra.api import FactBase
+
+THP_DIR = "/sys/kernel/mm/transparent_hugepage"
+
+
+class TransparentHugePages(FactBase):
+    """The active transparent huge pages modes: ``{"enabled": "always", "defrag": "madvise"}``."""
+
+    def command(self) -> str:
+        return f"echo enabled $(cat {THP_DIR}/enabled) && echo defrag $(cat {THP_DIR}/defrag)"
+
+    def process(self, output):
+        modes = {}
+        for line in output:
+            knob, choices = line.split(" ", 1)
+            # The kernel lists every mode and brackets the active one: "always [madvise] never".
+            modes[knob] = choices.split("[", 1)[1].split("]", 1)[0]
+        return modes
+
+
+class SwapAreas(FactBase):
+    """Active swap areas as ``{path: size_kib}``, from /proc/swaps."""
+
+    default = dict
+
+    def command(self) -> str:
+        return "cat /proc/swaps"
+
+    def process(self, output):
+        areas = {}
+        for line in output[1:]:
+            fields = line.split()
+            # /proc/swaps escapes spaces in paths as \040.
+            areas[fields[0].replace("\\040", " ")] = int(fields[2])
+        return areas
+
+
+class SwapfileHeader(FactBase):
+    """Size in bytes of a file that carries a swap signature, or None when the path is no swapfile."""
+
+    def command(self, path: str) -> str:
+        quoted = shlex.quote(path)
+        # blkid (util-linux, on every Debian box) recognises the signature mkswap writes.
+        return f"if [ -f {quoted} ] && blkid --probe --match-types swap {quoted} >/dev/null 2>&1; then stat -c %s {quoted}; fi"
+
+    def process(self, output):
+        return int(output[0]) if output else None
+
+
+class NsswitchSources(FactBase):
+    """The sources of one nsswitch database, in order: ``["files", "dns"]``."""
+
+    default = list
+
+    def command(self, database: str) -> str:
+        return f"grep -E '^{database}:' /etc/nsswitch.conf || true"
+
+    def process(self, output):
+        return output[0].split(":", 1)[1].split() if output else []

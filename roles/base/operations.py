@@ -1,0 +1,77 @@
+"""Operations of the base role, written like pyinfra's own: read facts, then yield commands or noop."""
+
+from __future__ import annotations
+
+import shlex
+
+from pyinfra import host
+from pyinfra.api import operation
+
+from roles.base.facts import THP_DIR, NsswitchSources, SwapAreas, SwapfileHeader, TransparentHugePages
+
+
+@operation()
+def transparent_hugepages(enabled: str, defrag: str):
+    """Set the running kernel's transparent huge pages modes (persisting them is a tmpfiles.d file's job)."""
+    current = host.get_fact(TransparentHugePages)
+    wanted = {"enabled": enabled, "defrag": defrag}
+    changes = {knob: mode for knob, mode in wanted.items() if current.get(knob) != mode}
+    for knob, mode in changes.items():
+        yield f"echo {shlex.quote(mode)} > {THP_DIR}/{knob}"
+    if not changes:
+        host.noop(f"transparent huge pages already enabled={enabled} defrag={defrag}")
+
+
+@operation()
+def nsswitch_files_first(database: str = "hosts"):
+    """Make /etc/files the first source of an nsswitch database, keeping the other sources in order."""
+    sources = host.get_fact(NsswitchSources, database=database)
+    if sources[:1] == ["files"]:
+        host.noop(f"nsswitch {database} already looks in files first")
+        return
+    others = [source for source in sources if source != "files"] or ["dns"]
+    line = f"{database}: " + " ".join(["files", *others])
+    if sources:
+        yield f"sed -i -E {shlex.quote(f's/^{database}:.*/{line}/')} /etc/nsswitch.conf"
+    else:
+        yield f"echo {shlex.quote(line)} >> /etc/nsswitch.conf"
+
+
+@operation()
+def swapfile(path: str, size_mib: int):
+    """Keep one active swapfile of ``size_mib`` MiB at ``path``; 0 removes it.
+
+    Swap the host already has elsewhere (a partition, another file) is left alone and counts toward
+    the size. The file is built beside its final path and moved into place only once it carries a
+    swap signature, so an interrupted run never leaves a half-made swapfile at ``path``.
+    """
+    areas = host.get_fact(SwapAreas)
+    active = path in areas
+    other_mib = sum(size for area, size in areas.items() if area != path) // 1024
+    wanted_bytes = max(0, size_mib - other_mib) * 1024 * 1024
+    current_bytes = host.get_fact(SwapfileHeader, path=path)
+    quoted, partial = shlex.quote(path), shlex.quote(f"{path}.partial")
+
+    if wanted_bytes == 0:
+        if active:
+            yield f"swapoff {quoted}"
+        if current_bytes is not None:
+            yield f"rm -f {quoted}"
+        if not active and current_bytes is None:
+            host.noop(f"no swapfile at {path}, as wanted")
+        return
+
+    if current_bytes != wanted_bytes:
+        if active:
+            yield f"swapoff {quoted}"
+        size = wanted_bytes // (1024 * 1024)
+        yield (
+            f"rm -f {partial} && umask 077 && "
+            f"(fallocate -l {size}MiB {partial} || dd if=/dev/zero of={partial} bs=1M count={size} status=none) && "
+            f"mkswap {partial} >/dev/null && mv {partial} {quoted}"
+        )
+        yield f"swapon {quoted}"
+    elif not active:
+        yield f"swapon {quoted}"
+    else:
+        host.noop(f"swapfile {path} active with {size_mib} MiB")
