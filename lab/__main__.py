@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows = lab.status()
                 columns = list(rows[0])
                 widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in columns}
-                for row in [dict(zip(columns, columns))] + rows:
+                for row in [{c: c for c in columns}, *rows]:
                     print("  ".join(row[c].ljust(widths[c]) for c in columns).rstrip())
             else:
                 getattr(lab, args.command)()

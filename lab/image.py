@@ -89,7 +89,7 @@ def ensure_image(cache_dir: Path, log=print) -> str:
                     "--quiet",
                     "--variant=minbase",
                     f"--include={','.join(PACKAGES)}",
-                    f"--customize-hook=sh {hook} \"$1\"",
+                    f'--customize-hook=sh {hook} "$1"',
                     SUITE,
                     str(partial),
                     MIRROR,

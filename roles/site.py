@@ -131,7 +131,7 @@ def _check_addresses(hosts: Mapping[str, tuple[tuple[str, ...], Mapping[str, Any
     for name, (_, data) in hosts.items():
         address = data.get("ssh_hostname")
         if address in owners:
-            problems.append(Problem(name, "ssh_hostname", f"address {address} is also {owners[address]!r}'s"))
+            problems.append(Problem(name, "ssh_hostname", f"address {address} is already host {owners[address]!r}'s"))
         elif address is not None:
             owners[address] = name
     for name, (_, data) in hosts.items():

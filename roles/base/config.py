@@ -116,7 +116,16 @@ def preflight(settings: BaseSettings, spec: HostSpec, hosts: list[HostSpec], mod
         problems.append(Problem(spec.name, "base_swap_path", f"must be an absolute path, got {settings.swap_path!r}"))
 
     room = sizing.hugetlb_room_gib(spec.memory_gib, model_gib, settings.system_reserve_gib)
-    if settings.hugetlb_pool_mib / 1024 > room:
+    if room < 0:
+        problems.append(
+            Problem(
+                spec.name,
+                "model_server_model_size_gib",
+                f"a {model_gib} GiB model needs {model_gib * sizing.MODEL_OVERHEAD_FACTOR:.1f} GiB with its overhead, "
+                f"plus {settings.system_reserve_gib} GiB for the system: more than this host's {spec.memory_gib} GiB",
+            )
+        )
+    elif settings.hugetlb_pool_mib / 1024 > room:
         problems.append(
             Problem(
                 spec.name,
@@ -130,7 +139,8 @@ def preflight(settings: BaseSettings, spec: HostSpec, hosts: list[HostSpec], mod
     roles = {h.role for h in hosts}
     for alias, group in settings.host_aliases.items():
         if group not in roles:
-            problems.append(Problem(spec.name, "base_host_aliases", f"alias {alias!r} names group {group!r}, which has no host"))
+            message = f"alias {alias!r} names group {group!r}, which has no host"
+            problems.append(Problem(spec.name, "base_host_aliases", message))
         if alias in {h.name for h in hosts}:
             problems.append(Problem(spec.name, "base_host_aliases", f"alias {alias!r} is also a host name"))
     return problems

@@ -9,7 +9,7 @@ from pyinfra.operations import apt, files, server, systemd
 
 from roles.base.config import BaseConfig
 from roles.base.operations import nsswitch_files_first, swapfile, transparent_hugepages
-from roles.templates import render, rendered
+from roles.templates import TEMPLATES, render, rendered
 
 PACKAGES = (
     "ca-certificates",  # TLS trust for apt and anything that fetches over https
@@ -76,15 +76,30 @@ def base(config: BaseConfig, installed_packages: frozenset[str] = frozenset()):
         present=config.swap_size_mib > 0,
     )
 
-    timesyncd = files.put(
-        name="Point systemd-timesyncd at the site's time servers",
-        src=rendered("base/timesyncd.conf.j2", servers=config.ntp_servers),
-        dest=TIMESYNCD_DROPIN,
+    swapon_unit = files.put(
+        name="Install clawlan-swapon.service for boxes that are containers",
+        src=str(TEMPLATES / "base" / "clawlan-swapon.service"),
+        dest="/etc/systemd/system/clawlan-swapon.service",
         mode="644",
-        create_remote_dir=True,
-    ) if config.ntp_servers else files.file(
-        name="Use Debian's default time servers", path=TIMESYNCD_DROPIN, present=False
     )
+    systemd.service(
+        name="Enable clawlan-swapon.service",
+        service="clawlan-swapon.service",
+        running=None,  # a boot-time job: the swapfile operation above has already activated the swap
+        enabled=True,
+        daemon_reload=swapon_unit.will_change,
+    )
+
+    if config.ntp_servers:
+        timesyncd = files.put(
+            name="Point systemd-timesyncd at the site's time servers",
+            src=rendered("base/timesyncd.conf.j2", servers=config.ntp_servers),
+            dest=TIMESYNCD_DROPIN,
+            mode="644",
+            create_remote_dir=True,
+        )
+    else:
+        timesyncd = files.file(name="Use Debian's default time servers", path=TIMESYNCD_DROPIN, present=False)
     # Debian starts timesyncd on install; it declines to run in a container (whose host owns the clock),
     # so demanding "running" would report a change on every run there.
     systemd.service(

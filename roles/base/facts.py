@@ -47,7 +47,8 @@ class SwapfileHeader(FactBase):
     def command(self, path: str) -> str:
         quoted = shlex.quote(path)
         # blkid (util-linux, on every Debian box) recognises the signature mkswap writes.
-        return f"if [ -f {quoted} ] && blkid --probe --match-types swap {quoted} >/dev/null 2>&1; then stat -c %s {quoted}; fi"
+        probe = f"blkid --probe --match-types swap {quoted} >/dev/null 2>&1"
+        return f"if [ -f {quoted} ] && {probe}; then stat -c %s {quoted}; fi"
 
     def process(self, output):
         return int(output[0]) if output else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shlex
 
 from pyinfra import host
@@ -47,7 +48,8 @@ def swapfile(path: str, size_mib: int):
     """
     areas = host.get_fact(SwapAreas)
     active = path in areas
-    other_mib = sum(size for area, size in areas.items() if area != path) // 1024
+    # /proc/swaps leaves out each area's header page: round up to whole MiB.
+    other_mib = math.ceil(sum(size for area, size in areas.items() if area != path) / 1024)
     wanted_bytes = max(0, size_mib - other_mib) * 1024 * 1024
     current_bytes = host.get_fact(SwapfileHeader, path=path)
     quoted, partial = shlex.quote(path), shlex.quote(f"{path}.partial")

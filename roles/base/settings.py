@@ -42,7 +42,8 @@ class BaseSettings:
         "defer+madvise", "Allocations never stall on compaction; khugepaged collapses pages in the background."
     )
     hugetlb_pool_mib: int = setting(
-        0, "HugeTLB pool in MiB (2 MiB pages); llama.cpp cannot use it, so any pool only takes RAM from the model.",
+        0,
+        "HugeTLB pool in MiB (2 MiB pages); llama.cpp cannot use it, so any pool only takes RAM from the model.",
         between(0, 16 * 1024 * 1024),
     )
     system_reserve_gib: float = setting(
@@ -56,7 +57,8 @@ class BaseSettings:
         10, "Swap is a buffer against the OOM killer, not a home for the model's working set.", between(0, 200)
     )
     tcp_keepalive_time_s: int = setting(
-        60, "Idle seconds before probing a connection: a dead peer of a token stream is found in minutes.",
+        60,
+        "Idle seconds before probing a connection: a dead peer of a token stream is found in minutes.",
         between(1, 7200),
     )
     tcp_keepalive_intvl_s: int = setting(10, "Seconds between keepalive probes.", between(1, 600))

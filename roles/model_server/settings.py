@@ -10,6 +10,7 @@ from roles.settings import between, setting
 @dataclass(frozen=True)
 class ModelServerSettings:
     model_size_gib: float = setting(
-        45.0, "Size of the model file; Qwen3-Next-80B-A3B Q4_K_M is about 45 GiB. Sizes the memory budget.",
+        45.0,
+        "Size of the model file; Qwen3-Next-80B-A3B Q4_K_M is about 45 GiB. Sizes the memory budget.",
         between(0, 4096),
     )

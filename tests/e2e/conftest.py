@@ -1,0 +1,63 @@
+"""The lab, brought up from nothing for the session and torn down after it.
+
+The suite owns the lab while it runs (a `python -m lab` command meanwhile says it is busy), and it
+starts from bare hosts: a demo lab left running is replaced. CLAWLAN_KEEP_LAB=1 leaves it up after.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+from lab.core import INVENTORY, Lab
+from roles.site import load_inventory, site_from_inventory
+from tests.support.deploy import REPO, run_pyinfra
+from tests.support.hosts import remote_host
+
+LAB_INVENTORY = str(INVENTORY.relative_to(REPO))
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "/tests/e2e/" in str(item.path):
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def lab():
+    lab = Lab(log=lambda message: print(message, file=sys.stderr, flush=True))
+    with lab.locked():
+        lab.down()
+        lab.up()
+        try:
+            yield lab
+        finally:
+            if not os.environ.get("CLAWLAN_KEEP_LAB"):
+                lab.down()
+
+
+@pytest.fixture(scope="session")
+def inventory():
+    return load_inventory(str(INVENTORY), cwd=str(REPO))
+
+
+@pytest.fixture(scope="session")
+def site(inventory):
+    return site_from_inventory(inventory)
+
+
+@pytest.fixture(scope="session")
+def first_deploy(lab):
+    """The whole appliance deployed once onto the bare lab hosts."""
+    return run_pyinfra(LAB_INVENTORY, "deploys/full.py")
+
+
+@pytest.fixture(scope="session")
+def hosts(lab, inventory):
+    return {host.name: remote_host(host) for host in inventory}
+
+
+def deploy(*args: str, check: bool = True):
+    return run_pyinfra(LAB_INVENTORY, "deploys/full.py", *args, check=check)

@@ -1,0 +1,118 @@
+"""Base role, end to end: bare lab hosts -> pyinfra CLI -> converged -> checked -> rebooted -> changed.
+
+The tests run in file order and share one lab; each leaves the site converged for the next.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lab.core import INVENTORY
+from roles.site import load_inventory
+from tests.e2e.base_checks import CHECKS, active_swaps, hosts_block
+from tests.e2e.conftest import deploy
+from tests.support.hosts import remote_host
+
+CASES = [(host.name, check) for host in load_inventory(str(INVENTORY)) for check in CHECKS]
+IDS = [f"{name}-{check.__name__.removeprefix('check_')}" for name, check in CASES]
+
+
+def test_first_deploy_converges_bare_hosts(first_deploy, site):
+    assert not first_deploy.errors
+    # Bare hosts: every host had packages to install and /etc/hosts to pin.
+    for spec in site.hosts:
+        assert "Base system | Install the packages every appliance box needs" in first_deploy.changed_ops(spec.name)
+
+
+def test_second_run_changes_nothing(first_deploy):
+    result = deploy()
+    assert result.changed == set(), sorted(result.changed)
+
+
+@pytest.mark.parametrize("host_name, check", CASES, ids=IDS)
+def test_deployed(first_deploy, hosts, site, host_name, check):
+    check(hosts[host_name], site.host(host_name), site.base_config(host_name))
+
+
+def test_reboot_keeps_every_setting(first_deploy, lab, inventory, site):
+    lab.reboot()
+    fresh = {host.name: remote_host(host) for host in inventory}
+    failures = []
+    for host_name, check in CASES:
+        try:
+            check(fresh[host_name], site.host(host_name), site.base_config(host_name))
+        except AssertionError as error:
+            failures.append(f"{host_name} {check.__name__}: {error}")
+    assert failures == []
+    assert deploy().changed == set()
+
+
+def test_changing_one_value_changes_exactly_that(first_deploy, hosts):
+    result = deploy("--data", "base_swappiness=20")
+    assert result.changed_ops() == {
+        "Base system | Persist kernel settings in /etc/sysctl.d/60-clawlan.conf",
+        "Base system | Set vm.swappiness = 20",
+    }
+    assert result.changed_hosts() == set(hosts)
+    assert {name: host.sysctl("vm.swappiness") for name, host in hosts.items()} == dict.fromkeys(hosts, 20)
+
+    back = deploy()
+    assert back.changed_ops() == {
+        "Base system | Persist kernel settings in /etc/sysctl.d/60-clawlan.conf",
+        "Base system | Set vm.swappiness = 10",
+    }
+
+
+def test_an_extra_host_replaces_the_block_and_keeps_other_lines(first_deploy, hosts):
+    for host in hosts.values():
+        host.check_output("echo '10.242.17.99 kept-by-hand' >> /etc/hosts")
+    extra = json.dumps({"nas": "10.242.17.50"})
+
+    result = deploy("--data", f"base_extra_hosts={extra}")
+    assert result.changed_ops() == {"Base system | Pin inventory hosts and service aliases in /etc/hosts"}
+    for host in hosts.values():
+        assert hosts_block(host)[-1] == "10.242.17.50\tnas.home.arpa nas"
+        assert "10.242.17.99 kept-by-hand" in host.file("/etc/hosts").content_string.splitlines()
+
+    deploy()
+    for host in hosts.values():
+        assert not any("nas" in line for line in hosts_block(host))
+        host.check_output("sed -i '/kept-by-hand/d' /etc/hosts")
+
+
+def test_drift_is_put_back_and_nothing_else(first_deploy, hosts):
+    hosts["lab-back"].check_output("sysctl -qw net.ipv4.tcp_keepalive_time=7200")
+    result = deploy()
+    assert result.changed == {("Base system | Set net.ipv4.tcp_keepalive_time = 60", "lab-back")}
+    assert hosts["lab-back"].sysctl("net.ipv4.tcp_keepalive_time") == 60
+
+
+def test_swapfile_is_resized(first_deploy, hosts, site):
+    backend = hosts["lab-back"]
+    path = site.base_config("lab-back").swap_path
+    result = deploy("--limit", "lab-back", "--data", "base_swap_size_mib=512")
+    assert result.changed_ops() == {f"Base system | Keep a 512 MiB swapfile at {path}"}
+    assert active_swaps(backend)[path] == 512 * 1024 - 4
+
+    deploy()
+    assert active_swaps(backend)[path] == site.base_config("lab-back").swap_size_mib * 1024 - 4
+
+
+def test_existing_swap_is_respected_and_counted(first_deploy, hosts, site):
+    backend = hosts["lab-back"]
+    config = site.base_config("lab-back")
+    other = "/var/lib/swap/other"
+    backend.check_output(f"fallocate -l 256MiB {other} && chmod 600 {other} && mkswap {other} && swapon {other}")
+    try:
+        result = deploy()
+        swap_op = f"Base system | Keep a {config.swap_size_mib} MiB swapfile at {config.swap_path}"
+        assert result.changed_ops() == {swap_op}
+        swaps = active_swaps(backend)
+        assert other in swaps
+        assert swaps[config.swap_path] == (config.swap_size_mib - 256) * 1024 - 4
+    finally:
+        backend.check_output(f"swapoff {other} && rm {other}")
+    deploy()
+    assert active_swaps(backend)[config.swap_path] == config.swap_size_mib * 1024 - 4

@@ -1,0 +1,162 @@
+"""A malformed inventory stops the run with a message naming the host and the key."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from roles.settings import InventoryError
+from roles.site import build_site, load_inventory, site_from_inventory
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def good_hosts():
+    """A valid two-box site: {name: (groups, data)}, as pyinfra would merge it."""
+    return {
+        "front": (("frontend",), {"ssh_hostname": "10.0.0.10", "hw_memory_gib": 16, "hw_cpu_cores": 4}),
+        "back": (
+            ("backend",),
+            {"ssh_hostname": "10.0.0.20", "hw_memory_gib": 128, "hw_cpu_cores": 16, "model_server_model_size_gib": 45},
+        ),
+    }
+
+
+def with_change(change):
+    hosts = copy.deepcopy(good_hosts())
+    change(hosts)
+    return hosts
+
+
+def problems_of(hosts):
+    with pytest.raises(InventoryError) as raised:
+        build_site(hosts)
+    return {(p.host, p.key) for p in raised.value.problems}, str(raised.value)
+
+
+def test_the_good_site_is_valid():
+    site = build_site(good_hosts())
+    assert [h.name for h in site.hosts] == ["front", "back"]
+
+
+CASES = {
+    "missing address": (lambda h: h["back"][1].pop("ssh_hostname"), ("back", "ssh_hostname")),
+    "address is a name": (lambda h: h["back"][1].update(ssh_hostname="backend.lan"), ("back", "ssh_hostname")),
+    "duplicate address": (lambda h: h["back"][1].update(ssh_hostname="10.0.0.10"), ("back", "ssh_hostname")),
+    "host in no group": (lambda h: h.update(back=((), h["back"][1])), ("back", "groups")),
+    "host in both roles": (lambda h: h.update(back=(("frontend", "backend"), h["back"][1])), ("back", "groups")),
+    "second backend": (
+        lambda h: h.update(
+            back2=(("backend",), {"ssh_hostname": "10.0.0.21", "hw_memory_gib": 128, "hw_cpu_cores": 16})
+        ),
+        ("*", "backend"),
+    ),
+    "no frontend": (lambda h: h.pop("front"), ("*", "frontend")),
+    "swap over 20 % of RAM": (lambda h: h["front"][1].update(base_swap_size_mib=4096), ("front", "base_swap_size_mib")),
+    "hugetlb pool beside the model": (
+        lambda h: h["back"][1].update(base_hugetlb_pool_mib=80 * 1024),
+        ("back", "base_hugetlb_pool_mib"),
+    ),
+    "model alone does not fit": (
+        lambda h: h["back"][1].update(model_server_model_size_gib=110),
+        ("back", "model_server_model_size_gib"),
+    ),
+    "misspelt role key": (lambda h: h["front"][1].update(base_swapines=10), ("front", "base_swapines")),
+    "key of no role": (lambda h: h["front"][1].update(swappiness=10), ("front", "swappiness")),
+    "text for a number": (lambda h: h["front"][1].update(base_swappiness="10"), ("front", "base_swappiness")),
+    "boolean for a number": (lambda h: h["front"][1].update(base_swappiness=True), ("front", "base_swappiness")),
+    "number out of range": (lambda h: h["front"][1].update(base_swappiness=250), ("front", "base_swappiness")),
+    "unknown THP mode": (lambda h: h["front"][1].update(base_thp_enabled="on"), ("front", "base_thp_enabled")),
+    "swap size word other than auto": (
+        lambda h: h["front"][1].update(base_swap_size_mib="big"),
+        ("front", "base_swap_size_mib"),
+    ),
+    "RAM missing": (lambda h: h["front"][1].pop("hw_memory_gib"), ("front", "hw_memory_gib")),
+    "RAM given as text with unit": (
+        lambda h: h["front"][1].update(hw_memory_gib="16G"),
+        ("front", "hw_memory_gib"),
+    ),
+    "cores as a fraction": (lambda h: h["front"][1].update(hw_cpu_cores=3.5), ("front", "hw_cpu_cores")),
+    "alias to a group with no host": (
+        lambda h: h["front"][1].update(base_host_aliases={"llm": "gpu"}),
+        ("front", "base_host_aliases"),
+    ),
+    "alias that is a host name": (
+        lambda h: h["front"][1].update(base_host_aliases={"back": "backend"}),
+        ("front", "base_host_aliases"),
+    ),
+    "extra host without an address": (
+        lambda h: h["front"][1].update(base_extra_hosts={"nas": "nas.lan"}),
+        ("front", "base_extra_hosts"),
+    ),
+    "extra host on a host's address": (
+        lambda h: h["front"][1].update(base_extra_hosts={"nas": "10.0.0.20"}),
+        ("front", "base_extra_hosts"),
+    ),
+    "relative swap path": (lambda h: h["front"][1].update(base_swap_path="swapfile"), ("front", "base_swap_path")),
+    "invalid domain": (lambda h: h["front"][1].update(base_dns_domain="Home_Net"), ("front", "base_dns_domain")),
+    "list for a mapping": (lambda h: h["front"][1].update(base_extra_hosts=["nas"]), ("front", "base_extra_hosts")),
+    "keepalive of zero seconds": (
+        lambda h: h["back"][1].update(base_tcp_keepalive_time_s=0),
+        ("back", "base_tcp_keepalive_time_s"),
+    ),
+}
+
+
+@pytest.mark.parametrize("change, expected", CASES.values(), ids=CASES.keys())
+def test_malformed_inventory_names_host_and_key(change, expected):
+    problems, message = problems_of(with_change(change))
+    assert expected in problems
+    host, key = expected
+    assert key in message and (host == "*" or repr(host) in message)
+
+
+def test_every_problem_is_reported_at_once():
+    def two_mistakes(hosts):
+        hosts["front"][1].update(base_swapines=1)
+        hosts["back"][1].update(base_thp_defrag="sometimes")
+
+    problems, _ = problems_of(with_change(two_mistakes))
+    assert {("front", "base_swapines"), ("back", "base_thp_defrag")} <= problems
+
+
+def test_pyinfra_own_keys_are_accepted():
+    def pyinfra_keys(hosts):
+        hosts["front"][1].update(ssh_user="admin", ssh_port=2222, _sudo=True)
+
+    build_site(with_change(pyinfra_keys))
+
+
+@pytest.mark.parametrize("inventory", ["inventory/site.py", "inventory/lab.py"])
+def test_shipped_inventories_are_valid(inventory):
+    site = site_from_inventory(load_inventory(str(REPO / inventory), cwd=str(REPO)))
+    assert {h.role for h in site.hosts} == {"frontend", "backend"}
+
+
+def test_a_malformed_inventory_stops_pyinfra_before_it_connects(tmp_path):
+    """Through the real CLI: pyinfra must fail while loading the inventory, never reaching 'Connecting'."""
+    (tmp_path / "group_data").symlink_to(REPO / "inventory" / "group_data")
+    inventory = tmp_path / "bad.py"
+    inventory.write_text(
+        "from roles.site import check_inventory\n"
+        "frontend = [('f', {'ssh_hostname': '127.0.0.2', 'hw_memory_gib': 4, 'hw_cpu_cores': 1})]\n"
+        "backend = [('b', {'ssh_hostname': '127.0.0.3', 'hw_memory_gib': 4, 'hw_cpu_cores': 1,"
+        " 'base_swap_size_mib': 2048})]\n"
+        "check_inventory(__file__)\n"
+    )
+    pyinfra = Path(sys.executable).with_name("pyinfra")
+    result = subprocess.run(
+        [str(pyinfra), "-y", str(inventory), "deploys/full.py"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "host 'b', key 'base_swap_size_mib'" in output
+    assert "Connecting to hosts" not in output
