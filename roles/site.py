@@ -131,7 +131,8 @@ def _check_addresses(hosts: Mapping[str, tuple[tuple[str, ...], Mapping[str, Any
     for name, (_, data) in hosts.items():
         address = data.get("ssh_hostname")
         if address in owners:
-            problems.append(Problem(name, "ssh_hostname", f"address {address} is already host {owners[address]!r}'s"))
+            message = f"address {address} is already used by host {owners[address]!r}"
+            problems.append(Problem(name, "ssh_hostname", message))
         elif address is not None:
             owners[address] = name
     for name, (_, data) in hosts.items():

@@ -1,0 +1,55 @@
+# The two set-up commands on a fresh Debian 12 machine, as root:  make demo   and   make test
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+INVENTORY ?= inventory/lab.py
+# podman runs the lab hosts (with runc: crun refuses cgroup v1/v2 hybrid hosts); mmdebstrap builds their image.
+SYSTEM_PACKAGES := podman runc netavark aardvark-dns iptables mmdebstrap openssh-client python3-venv
+
+.PHONY: demo test unit lint bench lab-up lab-down lab-status system-deps venv clean
+
+demo: system-deps venv ## Build the lab and deploy the appliance into it
+	$(BIN)/python -m lab up
+	$(BIN)/pyinfra -y $(INVENTORY) deploys/full.py
+	@echo
+	@$(BIN)/python -m lab status
+	@echo "Log in with: $(BIN)/python -m lab ssh lab-back   (remove the lab with: make lab-down)"
+
+test: system-deps venv ## Every test: unit, then end to end on a lab it builds and removes
+	$(BIN)/pytest
+
+unit: venv ## Unit tests only (no lab)
+	$(BIN)/pytest -m "not e2e"
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: system-deps venv ## No-op re-run time of deploys/full.py on the lab
+	$(BIN)/python bench/noop_rerun.py
+
+lab-up: system-deps venv
+	$(BIN)/python -m lab up
+lab-down: venv
+	$(BIN)/python -m lab down
+lab-status: venv
+	$(BIN)/python -m lab status
+
+system-deps: ## Debian packages the lab needs, installed only when missing
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+venv: $(BIN)/.installed
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) build *.egg-info
