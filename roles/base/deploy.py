@@ -49,7 +49,7 @@ def base(config: BaseConfig, installed_packages: frozenset[str] = frozenset()):
         mode="644",
     )
     for sysctl in config.sysctls:
-        server.sysctl(name=f"Set {sysctl.key} = {sysctl.value}", key=sysctl.key, value=sysctl.value)
+        server.sysctl(name=f"Set {sysctl.key}", key=sysctl.key, value=sysctl.value)
 
     files.put(
         name="Persist transparent huge pages modes across reboots",
@@ -58,18 +58,18 @@ def base(config: BaseConfig, installed_packages: frozenset[str] = frozenset()):
         mode="644",
     )
     transparent_hugepages(
-        name=f"Set transparent huge pages enabled={config.thp_enabled} defrag={config.thp_defrag}",
+        name="Set transparent huge pages modes",
         enabled=config.thp_enabled,
         defrag=config.thp_defrag,
     )
 
     swapfile(
-        name=f"Keep a {config.swap_size_mib} MiB swapfile at {config.swap_path}",
+        name="Keep the swapfile at its configured size",
         path=config.swap_path,
         size_mib=config.swap_size_mib,
     )
     files.line(
-        name="Activate the swapfile at boot" if config.swap_size_mib else "Drop the swapfile from fstab",
+        name="Keep the swapfile's fstab entry",
         path="/etc/fstab",
         line=rf"^{re.escape(config.swap_path)}\s",
         replace=f"{config.swap_path} none swap sw 0 0",
@@ -92,14 +92,14 @@ def base(config: BaseConfig, installed_packages: frozenset[str] = frozenset()):
 
     if config.ntp_servers:
         timesyncd = files.put(
-            name="Point systemd-timesyncd at the site's time servers",
+            name="Configure systemd-timesyncd's time servers",
             src=rendered("base/timesyncd.conf.j2", servers=config.ntp_servers),
             dest=TIMESYNCD_DROPIN,
             mode="644",
             create_remote_dir=True,
         )
     else:
-        timesyncd = files.file(name="Use Debian's default time servers", path=TIMESYNCD_DROPIN, present=False)
+        timesyncd = files.file(name="Configure systemd-timesyncd's time servers", path=TIMESYNCD_DROPIN, present=False)
     # Debian starts timesyncd on install; it declines to run in a container (whose host owns the clock),
     # so demanding "running" would report a change on every run there.
     systemd.service(

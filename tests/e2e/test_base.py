@@ -15,6 +15,7 @@ from tests.e2e.base_checks import CHECKS, active_swaps, hosts_block
 from tests.e2e.conftest import deploy
 from tests.support.hosts import remote_host
 
+SWAP_OP = "Base system | Keep the swapfile at its configured size"
 CASES = [(host.name, check) for host in load_inventory(str(INVENTORY)) for check in CHECKS]
 IDS = [f"{name}-{check.__name__.removeprefix('check_')}" for name, check in CASES]
 
@@ -53,7 +54,7 @@ def test_changing_one_value_changes_exactly_that(first_deploy, hosts):
     result = deploy("--data", "base_swappiness=20")
     assert result.changed_ops() == {
         "Base system | Persist kernel settings in /etc/sysctl.d/60-clawlan.conf",
-        "Base system | Set vm.swappiness = 20",
+        "Base system | Set vm.swappiness",
     }
     assert result.changed_hosts() == set(hosts)
     assert {name: host.sysctl("vm.swappiness") for name, host in hosts.items()} == dict.fromkeys(hosts, 20)
@@ -61,7 +62,7 @@ def test_changing_one_value_changes_exactly_that(first_deploy, hosts):
     back = deploy()
     assert back.changed_ops() == {
         "Base system | Persist kernel settings in /etc/sysctl.d/60-clawlan.conf",
-        "Base system | Set vm.swappiness = 10",
+        "Base system | Set vm.swappiness",
     }
 
 
@@ -85,7 +86,7 @@ def test_an_extra_host_replaces_the_block_and_keeps_other_lines(first_deploy, ho
 def test_drift_is_put_back_and_nothing_else(first_deploy, hosts):
     hosts["lab-back"].check_output("sysctl -qw net.ipv4.tcp_keepalive_time=7200")
     result = deploy()
-    assert result.changed == {("Base system | Set net.ipv4.tcp_keepalive_time = 60", "lab-back")}
+    assert result.changed == {("Base system | Set net.ipv4.tcp_keepalive_time", "lab-back")}
     assert hosts["lab-back"].sysctl("net.ipv4.tcp_keepalive_time") == 60
 
 
@@ -93,7 +94,7 @@ def test_swapfile_is_resized(first_deploy, hosts, site):
     backend = hosts["lab-back"]
     path = site.base_config("lab-back").swap_path
     result = deploy("--limit", "lab-back", "--data", "base_swap_size_mib=512")
-    assert result.changed_ops() == {f"Base system | Keep a 512 MiB swapfile at {path}"}
+    assert result.changed == {(SWAP_OP, "lab-back")}
     assert active_swaps(backend)[path] == 512 * 1024 - 4
 
     deploy()
@@ -107,8 +108,7 @@ def test_existing_swap_is_respected_and_counted(first_deploy, hosts, site):
     backend.check_output(f"fallocate -l 256MiB {other} && chmod 600 {other} && mkswap {other} && swapon {other}")
     try:
         result = deploy()
-        swap_op = f"Base system | Keep a {config.swap_size_mib} MiB swapfile at {config.swap_path}"
-        assert result.changed_ops() == {swap_op}
+        assert result.changed == {(SWAP_OP, "lab-back")}
         swaps = active_swaps(backend)
         assert other in swaps
         assert swaps[config.swap_path] == (config.swap_size_mib - 256) * 1024 - 4
