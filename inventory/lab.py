@@ -12,7 +12,8 @@ from pathlib import Path
 from roles.site import check_inventory
 
 _STATE = Path(os.environ.get("CLAWLAN_LAB_STATE", Path(__file__).resolve().parent.parent / ".lab"))
-_SSH = {
+_LAB = {
+    "site_state_dir": str(_STATE / "site"),  # the lab's CA and secrets; removed by `down`
     "ssh_user": "root",
     "ssh_key": str(_STATE / "id_ed25519"),  # made by `python -m lab up`, removed by `down`
     "ssh_known_hosts_file": str(_STATE / "known_hosts"),  # host keys read from the containers
@@ -28,7 +29,7 @@ frontend = [
             "hw_cpu_cores": 1,
             # Lab hosts share one kernel, whose /proc/swaps both see: one swapfile (the backend's) is enough.
             "base_swap_size_mib": 0,
-            **_SSH,
+            **_LAB,
         },
     ),
 ]
@@ -42,7 +43,7 @@ backend = [
             "hw_cpu_cores": 1,
             "base_swap_path": "/var/lib/swap/swapfile",  # an ext4 volume: swapon refuses the overlay root
             "model_server_model_size_gib": 0.001,  # the tiny generated test model
-            **_SSH,
+            **_LAB,
         },
     ),
 ]

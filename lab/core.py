@@ -256,6 +256,8 @@ class Lab:
         self._restore_kernel_originals(forget=True)
         for name in ("known_hosts", "ssh_config", "authorized_keys", "id_ed25519", "id_ed25519.pub"):
             (self.state_dir / name).unlink(missing_ok=True)
+        # The lab site's CA and secrets belong to the hosts just removed.
+        shutil.rmtree(self.state_dir / "site", ignore_errors=True)
         self.log("lab: down")
 
     def _labelled(self, kind: str) -> list[str]:

@@ -11,16 +11,22 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from roles.base.config import BaseConfig, HostSpec, build_base_config, preflight
 from roles.base.settings import BaseSettings
 from roles.model_server.settings import ModelServerSettings
+from roles.pki.config import PkiConfig, build_pki_config
+from roles.pki.settings import PkiSettings
 from roles.settings import InventoryError, Problem, parse_settings
+from roles.site_settings import SiteSettings
 
 ROLE_GROUPS = ("frontend", "backend")
 # Inventory key prefix -> settings class. Every key under a known prefix is checked on every host.
-SETTINGS = {"base": BaseSettings, "model_server": ModelServerSettings}
+SETTINGS = {"site": SiteSettings, "base": BaseSettings, "pki": PkiSettings, "model_server": ModelServerSettings}
+# Keys whose value must be the same on every host.
+SITE_WIDE = ("site_state_dir", "base_dns_domain", "pki_organization")
 # Per-host keys besides role settings: the address and the hardware the sizing rules use.
 HOST_KEYS = {
     "ssh_hostname": "the host's LAN address (an IP address: it is what /etc/hosts pins)",
@@ -37,8 +43,23 @@ class Site:
     def host(self, name: str) -> HostSpec:
         return next(h for h in self.hosts if h.name == name)
 
+    @property
+    def state_dir(self) -> Path:
+        return Path(self.settings[self.hosts[0].name]["site"].state_dir).expanduser()
+
     def base_config(self, name: str) -> BaseConfig:
         return build_base_config(self.settings[name]["base"], self.host(name), list(self.hosts))
+
+    def names_of(self, name: str) -> tuple[str, ...]:
+        """The host's names as /etc/hosts pins them: FQDN, short name, then its service aliases."""
+        address = self.host(name).address
+        return next(names for entry_address, names in self.base_config(name).hosts_entries if entry_address == address)
+
+    def pki_config(self, name: str) -> PkiConfig:
+        spec = self.host(name)
+        return build_pki_config(
+            self.settings[name]["pki"], self.state_dir, spec.role, self.names_of(name), spec.address
+        )
 
 
 def merged_data(inventory, host) -> dict[str, Any]:
@@ -71,6 +92,7 @@ def build_site(hosts: Mapping[str, tuple[tuple[str, ...], Mapping[str, Any]]]) -
         settings[name] = parsed
 
     _check_addresses(hosts, problems)
+    _check_site_wide(hosts, problems)
     backends = [s for s in specs if s.role == "backend"]
     if len(specs) == len(hosts) and len(backends) != 1:
         problems.append(Problem("*", "backend", f"the site needs exactly one backend host, found {len(backends)}"))
@@ -116,6 +138,14 @@ def _host_spec(name: str, groups: tuple[str, ...], data: Mapping[str, Any], prob
     if len(problems) > before:
         return None
     return HostSpec(name=name, address=address, role=roles[0], memory_gib=float(memory), cpu_cores=cores)
+
+
+def _check_site_wide(hosts: Mapping[str, tuple[tuple[str, ...], Mapping[str, Any]]], problems: list[Problem]):
+    for key in SITE_WIDE:
+        values = {name: data.get(key) for name, (_, data) in hosts.items()}
+        if len(set(map(repr, values.values()))) > 1:
+            differing = ", ".join(f"{name}={value!r}" for name, value in values.items())
+            problems.append(Problem("*", key, f"must be the same on every host, got {differing}"))
 
 
 def _is_ip(value: Any) -> bool:

@@ -20,3 +20,10 @@ base_tcp_keepalive_time_s = 60  # seconds idle before the first keepalive probe 
 base_tcp_keepalive_intvl_s = 10  # seconds between probes
 base_tcp_keepalive_probes = 6  # probes unanswered before the kernel drops the connection (~2 min)
 base_ntp_servers = []  # time servers (names or IPs); empty keeps Debian's pool. TLS needs a true clock
+
+# --- site and pki --------------------------------------------------------------------------------
+site_state_dir = "~/.local/state/clawlan/site"  # control machine: site CA and secrets (0700); back it up
+pki_organization = "clawlan"  # O= of every certificate
+pki_ca_days = 3650  # days the site CA is valid
+pki_cert_days = 365  # days a host certificate is valid
+pki_renew_before_days = 30  # a deploy reissues certificates this many days before they expire

@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 
 from pyinfra.api import deploy
-from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations import files, server, systemd
 
 from roles.base.config import BaseConfig
 from roles.base.operations import nsswitch_files_first, swapfile, transparent_hugepages
+from roles.packages import install_packages
 from roles.templates import TEMPLATES, render, rendered
 
 PACKAGES = (
@@ -26,13 +27,7 @@ HOSTS_MARKER = "# {mark} clawlan managed hosts"
 
 @deploy("Base system")
 def base(config: BaseConfig, installed_packages: frozenset[str] = frozenset()):
-    apt.packages(
-        name="Install the packages every appliance box needs",
-        packages=list(PACKAGES),
-        # Refresh the package lists only when something is missing, so a converged host stays unchanged.
-        update=not set(PACKAGES) <= installed_packages,
-        cache_time=3600,
-    )
+    install_packages("Install the packages every appliance box needs", list(PACKAGES), installed_packages)
 
     files.block(
         name="Pin inventory hosts and service aliases in /etc/hosts",

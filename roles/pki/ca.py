@@ -1,0 +1,193 @@
+"""The site CA on the control machine, built on `cryptography`: create once, sign host CSRs, judge certificates.
+
+Host private keys never come here: hosts make their own keys and send CSRs. The CA's key lives in the
+control machine's state directory (0700 directory, 0600 key) and nowhere else.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import ipaddress
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+CA_KEY = "ca.key"
+CA_CERT = "ca.crt"
+# Certificates start a few minutes in the past so a host whose clock lags a little still accepts them.
+BACKDATE = dt.timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class CertSpec:
+    """What a host's certificate must say: its identity and every name and address it answers to."""
+
+    common_name: str
+    role: str  # the organizational unit: nginx on the backend admits clients by it
+    organization: str
+    dns_names: tuple[str, ...]
+    ip_addresses: tuple[str, ...]
+    client: bool  # may authenticate as a TLS client (frontends)
+    server: bool
+
+    def subject(self) -> x509.Name:
+        return x509.Name(
+            [
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, self.organization),
+                x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, self.role),
+                x509.NameAttribute(NameOID.COMMON_NAME, self.common_name),
+            ]
+        )
+
+    def subject_dn(self) -> str:
+        """The subject as nginx prints $ssl_client_s_dn (RFC 2253 order)."""
+        return self.subject().rfc4514_string()
+
+
+@dataclass(frozen=True)
+class SiteCA:
+    key: ec.EllipticCurvePrivateKey
+    cert: x509.Certificate
+
+    @property
+    def cert_pem(self) -> str:
+        return self.cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def load_or_create_ca(directory: Path, organization: str, days: int) -> SiteCA:
+    """The site CA in ``directory`` (inside the site state directory), created on first use.
+
+    Safe against parallel deploys. Both directories are kept 0700: they hold the CA key and secrets.
+    """
+    for private in (directory.parent, directory):
+        private.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(private, 0o700)
+    with open(directory / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        key_path, cert_path = directory / CA_KEY, directory / CA_CERT
+        if key_path.exists() and cert_path.exists():
+            key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+            return SiteCA(key, x509.load_pem_x509_certificate(cert_path.read_bytes()))
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name(
+            [
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
+                x509.NameAttribute(NameOID.COMMON_NAME, f"{organization} site CA"),
+            ]
+        )
+        now = dt.datetime.now(dt.UTC)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - BACKDATE)
+            .not_valid_after(now + dt.timedelta(days=days))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(_key_usage(cert_sign=True), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .sign(key, hashes.SHA256())
+        )
+        _write(key_path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()), 0o600)  # fmt: skip
+        _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+        return SiteCA(key, cert)
+
+
+def sign_csr(ca: SiteCA, csr_pem: str, spec: CertSpec, days: int, now: dt.datetime | None = None) -> str:
+    """A certificate for the CSR's key with the identity and names of ``spec`` (not the CSR's: the CA decides)."""
+    csr = x509.load_pem_x509_csr(csr_pem.encode())
+    if not csr.is_signature_valid:
+        raise ValueError("the CSR's signature does not verify: refusing to sign it")
+    now = now or dt.datetime.now(dt.UTC)
+    usages = [ExtendedKeyUsageOID.CLIENT_AUTH] * spec.client + [ExtendedKeyUsageOID.SERVER_AUTH] * spec.server
+    alt_names = [x509.DNSName(n) for n in spec.dns_names]
+    alt_names += [x509.IPAddress(ipaddress.ip_address(a)) for a in spec.ip_addresses]
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(spec.subject())
+        .issuer_name(ca.cert.subject)
+        .public_key(csr.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - BACKDATE)
+        .not_valid_after(now + dt.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_key_usage(cert_sign=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False)
+        .sign(ca.key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def reissue_reason(
+    cert_pem: str | None,
+    ca_cert: x509.Certificate,
+    public_key_pem: str | None,
+    spec: CertSpec,
+    renew_before: dt.timedelta,
+    now: dt.datetime | None = None,
+) -> str | None:
+    """Why the host needs a new certificate, or None when the one it has is right."""
+    if not cert_pem:
+        return "the host has no certificate yet"
+    now = now or dt.datetime.now(dt.UTC)
+    cert = x509.load_pem_x509_certificate(cert_pem.encode())
+    try:
+        cert.verify_directly_issued_by(ca_cert)
+    except (ValueError, TypeError, InvalidSignature):
+        return "the certificate was not issued by this site's CA"
+    if public_key_pem is None or cert.public_key() != serialization.load_pem_public_key(public_key_pem.encode()):
+        return "the certificate does not match the host's private key"
+    if cert.subject != spec.subject():
+        return f"the identity changed ({cert.subject.rfc4514_string()} -> {spec.subject_dn()})"
+    have = _alt_names(cert)
+    want = (frozenset(spec.dns_names), frozenset(ipaddress.ip_address(a) for a in spec.ip_addresses))
+    if have != want:
+        return "the names or addresses in the inventory changed"
+    if cert.not_valid_after_utc - now < renew_before:
+        return f"it expires on {cert.not_valid_after_utc:%Y-%m-%d}, within the renewal window"
+    return None
+
+
+def not_after(cert_pem: str) -> dt.datetime:
+    return x509.load_pem_x509_certificate(cert_pem.encode()).not_valid_after_utc
+
+
+def _alt_names(cert: x509.Certificate):
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return frozenset(), frozenset()
+    return frozenset(san.get_values_for_type(x509.DNSName)), frozenset(san.get_values_for_type(x509.IPAddress))
+
+
+def _key_usage(cert_sign: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=not cert_sign,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=cert_sign,
+        crl_sign=cert_sign,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def _write(path: Path, data: bytes, mode: int) -> None:
+    partial = path.with_name(path.name + ".partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as stream:
+        stream.write(data)
+    os.replace(partial, path)

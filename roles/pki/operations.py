@@ -1,0 +1,71 @@
+"""Operations of the pki role: the host makes its key and CSR, the control machine signs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shlex
+from pathlib import Path
+
+from pyinfra import host
+from pyinfra.api import FunctionCommand, operation
+from pyinfra.facts.files import File
+
+from roles.pki.ca import CertSpec, load_or_create_ca, not_after, reissue_reason, sign_csr
+from roles.pki.facts import PemFile, PublicKeyPem
+
+
+@operation()
+def private_key(path: str):
+    """Generate an EC P-256 private key on the host (0600), once. It never leaves the host."""
+    if host.get_fact(File, path=path):
+        host.noop(f"{path} exists")
+        return
+    quoted, partial = shlex.quote(path), shlex.quote(f"{path}.partial")
+    yield (
+        f"umask 077 && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out {partial} "
+        f"&& mv {partial} {quoted}"
+    )
+
+
+@operation()
+def host_certificate(
+    key_path: str, cert_path: str, ca_dir: str, spec: CertSpec, organization: str, ca_days: int,
+    cert_days: int, renew_before_days: int,
+):  # fmt: skip
+    """Keep a certificate from the site CA for the host's own key, with the inventory's names.
+
+    Reissued when missing, from another CA, for another key, for other names, or within
+    ``renew_before_days`` of expiry; otherwise left alone.
+    """
+    ca = load_or_create_ca(Path(ca_dir), organization, ca_days)
+    reason = reissue_reason(
+        host.get_fact(PemFile, path=cert_path),
+        ca.cert,
+        host.get_fact(PublicKeyPem, key_path=key_path),
+        spec,
+        dt.timedelta(days=renew_before_days),
+    )
+    if reason is None:
+        valid_until = not_after(host.get_fact(PemFile, path=cert_path))
+        host.noop(f"certificate valid until {valid_until:%Y-%m-%d}")
+        return
+    yield FunctionCommand(_issue, (key_path, cert_path, ca_dir, spec, organization, ca_days, cert_days), {})
+
+
+def _issue(state, host, key_path, cert_path, ca_dir, spec, organization, ca_days, cert_days):
+    """Runs at execution time: fetch a CSR made from the host's key, sign it here, install the certificate."""
+    sudo = {"_sudo": True} if host.data.get("_sudo") else {}
+    ok, output = host.run_shell_command(f"openssl req -new -key {shlex.quote(key_path)} -subj /CN=csr", **sudo)
+    if not ok:
+        raise RuntimeError(f"could not make a CSR on {host.name}: {output.stderr}")
+    certificate = sign_csr(
+        load_or_create_ca(Path(ca_dir), organization, ca_days), output.stdout + "\n", spec, cert_days
+    )
+    partial = shlex.quote(f"{cert_path}.partial")
+    ok, output = host.run_shell_command(
+        f"cat > {partial} <<'PEM'\n{certificate}PEM\nchmod 644 {partial} && mv {partial} {shlex.quote(cert_path)}",
+        **sudo,
+    )
+    if not ok:
+        raise RuntimeError(f"could not install the certificate on {host.name}: {output.stderr}")
+    return True
