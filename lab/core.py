@@ -21,14 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab.image import ensure_image
+from lab.paths import CACHE_DIR, REPO, STATE_DIR, TINY_MODEL, TINY_MODEL_SHA256
 
-REPO = Path(__file__).resolve().parent.parent
 INVENTORY = REPO / "inventory" / "lab.py"
-STATE_DIR = Path(os.environ.get("CLAWLAN_LAB_STATE", REPO / ".lab"))
-CACHE_DIR = Path(os.environ.get("CLAWLAN_CACHE_DIR", "/var/cache/clawlan"))
 NETWORK = "clawlan-lab"
 LABEL = "clawlan.lab"
 SWAP_VOLUME_MOUNT = "/var/lib/swap"
+LOCAL_CAS = Path("/usr/local/share/ca-certificates")
 
 # Values shared by the containers and this machine; `down` and `reboot` put them back.
 KERNEL_GLOBALS = (
@@ -137,6 +136,7 @@ class Lab:
         self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._ensure_keypair()
         image = ensure_image(self.cache_dir, log=self.log)
+        ensure_tiny_model(self.log)
         self._record_kernel_originals()
         self._clear_stale_containers()
         self._ensure_network()
@@ -208,6 +208,10 @@ class Lab:
                 _podman("volume", "create", "--label", LABEL, host.swap_volume)
             args += ["--volume", f"{host.swap_volume}:{SWAP_VOLUME_MOUNT}"]
         _podman(*args, image, "/lib/systemd/systemd")
+        # The hosts trust the CAs this machine added locally (a proxy's, say), so they reach the package
+        # registries the way this machine does; ca-certificates picks them up when the deploy installs it.
+        if any(LOCAL_CAS.glob("*.crt")):
+            _podman("cp", str(LOCAL_CAS), f"{host.container}:{LOCAL_CAS.parent}/")
         authorized = self.state_dir / "authorized_keys"
         shutil.copyfile(self.key.with_suffix(".pub"), authorized)
         _podman("cp", str(authorized), f"{host.container}:/root/.ssh/authorized_keys")
@@ -298,6 +302,18 @@ class Lab:
             self._wait_ready(host)
         self.log("lab: rebooted")
 
+    def recreate(self, host_name: str) -> None:
+        """A hardware swap: the host comes back blank (new disk, new host key) at the same address."""
+        host = next(h for h in self.hosts if h.name == host_name)
+        _podman("exec", host.container, "swapoff", "--all", check=False)
+        self._remove_container(host)
+        if host.swap_volume:
+            _podman("volume", "rm", "--force", host.swap_volume, check=False)
+        self._create_container(host, ensure_image(self.cache_dir, log=self.log))
+        self._wait_ready(host)
+        self._write_ssh_files()
+        self.log(f"lab: {host_name} recreated blank")
+
     def status(self) -> list[dict]:
         rows = []
         for host in self.hosts:
@@ -320,6 +336,19 @@ class Lab:
 
     def _remove_container(self, host: LabHost) -> None:
         _podman("rm", "--force", host.container, check=False)
+
+
+def ensure_tiny_model(log=print) -> None:
+    """The lab inventory's model: generated here (never downloaded), checked against its pinned hash."""
+    from lab.tiny_model import generate, sha256_of
+
+    if TINY_MODEL.exists() and sha256_of(TINY_MODEL) == TINY_MODEL_SHA256:
+        return
+    log(f"lab: generating the tiny test model {TINY_MODEL}")
+    TINY_MODEL.parent.mkdir(parents=True, exist_ok=True)
+    made = generate(TINY_MODEL)
+    if made != TINY_MODEL_SHA256:
+        raise LabError(f"generated model has sha256 {made}, expected {TINY_MODEL_SHA256} (gguf/numpy changed?)")
 
 
 def _read_kernel_value(path: str) -> str:

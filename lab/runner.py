@@ -16,7 +16,8 @@ PYINFRA = str(Path(sys.executable).with_name("pyinfra"))
 class DeployResult:
     changed: frozenset[tuple[str, str]]  # (operation name, host) pairs that reported a change
     errors: frozenset[tuple[str, str]]
-    log: str
+    log: str  # what pyinfra printed for people (stderr)
+    output: str  # its JSON report (stdout)
 
     def changed_ops(self, host: str | None = None) -> set[str]:
         return {op for op, h in self.changed if host in (None, h)}
@@ -44,4 +45,5 @@ def run_pyinfra(inventory: str, deploy: str, *args: str, check: bool = True, tim
         changed=frozenset((op["name"], host) for op in results for host in op["success"]),
         errors=frozenset((op["name"], host) for op in results for host in op["error"]),
         log=process.stderr,
+        output=process.stdout,
     )

@@ -1,0 +1,11 @@
+"""Where the lab keeps its state (per clone) and its cache (per machine)."""
+
+import os
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+STATE_DIR = Path(os.environ.get("CLAWLAN_LAB_STATE", REPO / ".lab"))
+CACHE_DIR = Path(os.environ.get("CLAWLAN_CACHE_DIR", "/var/cache/clawlan"))
+TINY_MODEL = CACHE_DIR / "models" / "clawlan-tiny.gguf"
+# lab/tiny_model.py writes these bytes; tests/unit/test_tiny_model.py proves it still does.
+TINY_MODEL_SHA256 = "a6aa77a2074a4c55c39715aed8eb76a08e58d9a48e2eb231d66f841ebbe7450c"
