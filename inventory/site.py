@@ -30,6 +30,10 @@ backend = [
             "ssh_hostname": "192.168.1.20",  # LAN address (IP)
             "hw_memory_gib": 128,  # installed RAM, GiB: Ryzen AI Max+ 395, unified memory
             "hw_cpu_cores": 16,  # physical cores
+            # The model: a path on this control machine (pushed) or an http(s) URL (downloaded by the backend),
+            # pinned by the sha256 that `sha256sum` prints for it. Replace both with your file's.
+            "model_server_model_source": "http://nas.home.arpa/models/Qwen3-Next-80B-A3B-Instruct-Q4_K_M.gguf",
+            "model_server_model_sha256": "0" * 64,
             "ssh_user": "admin",
             "_sudo": True,
         },

@@ -16,7 +16,11 @@ from typing import Any
 
 from roles.base.config import BaseConfig, HostSpec, build_base_config, preflight
 from roles.base.settings import BaseSettings
+from roles.model_server.config import ModelServerConfig, build_model_server_config
+from roles.model_server.config import preflight as model_server_preflight
 from roles.model_server.settings import ModelServerSettings
+from roles.mtls.config import IngressConfig, build_ingress_config
+from roles.mtls.settings import MtlsSettings
 from roles.pki.config import PkiConfig, build_pki_config
 from roles.pki.settings import PkiSettings
 from roles.settings import InventoryError, Problem, parse_settings
@@ -24,9 +28,15 @@ from roles.site_settings import SiteSettings
 
 ROLE_GROUPS = ("frontend", "backend")
 # Inventory key prefix -> settings class. Every key under a known prefix is checked on every host.
-SETTINGS = {"site": SiteSettings, "base": BaseSettings, "pki": PkiSettings, "model_server": ModelServerSettings}
+SETTINGS = {
+    "site": SiteSettings,
+    "base": BaseSettings,
+    "pki": PkiSettings,
+    "model_server": ModelServerSettings,
+    "mtls": MtlsSettings,
+}
 # Keys whose value must be the same on every host.
-SITE_WIDE = ("site_state_dir", "base_dns_domain", "pki_organization")
+SITE_WIDE = ("site_state_dir", "site_cache_dir", "base_dns_domain", "pki_organization")
 # Per-host keys besides role settings: the address and the hardware the sizing rules use.
 HOST_KEYS = {
     "ssh_hostname": "the host's LAN address (an IP address: it is what /etc/hosts pins)",
@@ -54,6 +64,31 @@ class Site:
         """The host's names as /etc/hosts pins them: FQDN, short name, then its service aliases."""
         address = self.host(name).address
         return next(names for entry_address, names in self.base_config(name).hosts_entries if entry_address == address)
+
+    @property
+    def cache_dir(self) -> Path:
+        return Path(self.settings[self.hosts[0].name]["site"].cache_dir).expanduser()
+
+    @property
+    def model_server_api_key_file(self) -> Path:
+        return self.state_dir / "secrets" / "model-server-api-key"
+
+    def model_server_config(self, name: str) -> ModelServerConfig:
+        return build_model_server_config(
+            self.settings[name]["model_server"],
+            self.host(name),
+            wheelhouse_dir=str(self.cache_dir / "wheelhouse"),
+            api_key_file=str(self.model_server_api_key_file),
+        )
+
+    def ingress_config(self, name: str) -> IngressConfig:
+        frontends = tuple(self.pki_config(h.name).spec.subject_dn() for h in self.hosts if h.role == "frontend")
+        return build_ingress_config(
+            self.settings[name]["mtls"],
+            self.host(name).address,
+            self.settings[name]["model_server"].port,
+            frontends,
+        )
 
     def pki_config(self, name: str) -> PkiConfig:
         spec = self.host(name)
@@ -104,6 +139,8 @@ def build_site(hosts: Mapping[str, tuple[tuple[str, ...], Mapping[str, Any]]]) -
             model = settings[spec.name]["model_server"]
             model_gib = model.model_size_gib if spec.role == "backend" else 0.0
             problems += preflight(settings[spec.name]["base"], spec, specs, model_gib)
+            if spec.role == "backend":
+                problems += model_server_preflight(model, spec)
 
     if problems:
         raise InventoryError(problems)

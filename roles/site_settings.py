@@ -14,3 +14,6 @@ class SiteSettings:
         "Control-machine directory (0700, outside git) for the site CA and secrets: back it up.",
         lambda value: None if value.strip() else "must not be empty",
     )
+    cache_dir: str = setting(
+        "~/.cache/clawlan", "Control-machine cache of built wheels; deleting it only costs a rebuild."
+    )

@@ -27,3 +27,4 @@ pki_organization = "clawlan"  # O= of every certificate
 pki_ca_days = 3650  # days the site CA is valid
 pki_cert_days = 365  # days a host certificate is valid
 pki_renew_before_days = 30  # a deploy reissues certificates this many days before they expire
+site_cache_dir = "~/.cache/clawlan"  # control machine: llama-cpp-python wheelhouse (costs a rebuild if lost)

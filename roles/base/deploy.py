@@ -17,6 +17,7 @@ PACKAGES = (
     "systemd-timesyncd",  # a true clock: certificates are checked against it
     "nftables",  # the firewall later roles write rules for
     "util-linux",  # swapon, mkswap, fallocate, blkid
+    "curl",  # health checks by hand and by later roles
 )
 SYSCTL_FILE = "/etc/sysctl.d/60-clawlan.conf"
 THP_TMPFILES = "/etc/tmpfiles.d/clawlan-thp.conf"

@@ -16,13 +16,14 @@ from roles.pki.operations import host_certificate, private_key
 
 @deploy("Site PKI")
 def pki(config: PkiConfig, installed_packages: frozenset[str] = frozenset()):
+    """Returns the operations that change TLS material, for the services that must reload on them."""
     ca = load_or_create_ca(Path(config.ca_dir), config.organization, config.ca_days)
     install_packages("Install openssl", ["openssl"], installed_packages)
     files.directory(name=f"Create {PKI_DIR}", path=PKI_DIR, mode="755", user="root", group="root")
     private_key(name="Generate this host's private key on the host", path=HOST_KEY)
     files.file(name="Keep the private key readable by root only", path=HOST_KEY, mode="600", user="root", group="root")
-    files.put(name="Install the site CA certificate", src=StringIO(ca.cert_pem), dest=CA_CERT, mode="644")
-    host_certificate(
+    ca_cert = files.put(name="Install the site CA certificate", src=StringIO(ca.cert_pem), dest=CA_CERT, mode="644")
+    certificate = host_certificate(
         name="Keep this host's certificate issued by the site CA",
         key_path=HOST_KEY,
         cert_path=HOST_CERT,
@@ -33,3 +34,4 @@ def pki(config: PkiConfig, installed_packages: frozenset[str] = frozenset()):
         cert_days=config.cert_days,
         renew_before_days=config.renew_before_days,
     )
+    return ca_cert, certificate

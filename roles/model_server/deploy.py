@@ -1,0 +1,99 @@
+"""Role model_server: llama-cpp-python's server on loopback, with the pinned model, as a hardened unit."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+from pyinfra.api import deploy
+from pyinfra.operations import files, server, systemd
+
+from roles.model_server.config import CONFIG_FILE, MODELS_DIR, SECRETS_FILE, UNIT, USER, VENV, ModelServerConfig
+from roles.model_server.operations import llama_cpp_python, model_file, virtualenv
+from roles.packages import install_packages
+from roles.secrets import site_secret
+from roles.templates import TEMPLATES, render, rendered
+
+AWAIT_READY = f"{VENV}/clawlan-await-ready.py"
+
+
+@deploy("Model server")
+def model_server(config: ModelServerConfig, installed_packages: frozenset[str] = frozenset()):
+    install_packages("Install Python venv support", ["python3-venv"], installed_packages)
+    server.user(
+        name=f"Create the {USER} system user",
+        user=USER,
+        system=True,
+        shell="/usr/sbin/nologin",
+        home="/nonexistent",
+        create_home=False,
+    )
+
+    files.directory(name="Create /opt/clawlan", path="/opt/clawlan", mode="755")
+    venv = virtualenv(name=f"Create the virtualenv {VENV}", path=VENV)
+    build = llama_cpp_python(
+        name=f"Install llama-cpp-python {config.version} from the wheelhouse (built once per version and flags)",
+        venv=VENV,
+        version=config.version,
+        cmake_args=config.cmake_args,
+        build_packages=config.build_packages,
+        wheelhouse_dir=config.wheelhouse_dir,
+    )
+    ready_check = files.put(
+        name="Install the readiness check",
+        src=str(TEMPLATES / "model_server" / "await-ready.py"),
+        dest=AWAIT_READY,
+        mode="644",
+    )
+
+    files.directory(name=f"Create {MODELS_DIR}", path=MODELS_DIR, mode="755")
+    model = model_file(
+        name="Provision the pinned model file",
+        path=config.model_path,
+        source=config.model_source,
+        sha256=config.model_sha256,
+        size_gib=config.model_size_gib,
+    )
+
+    files.directory(name="Create /etc/clawlan", path="/etc/clawlan", mode="755")
+    settings = files.put(
+        name=f"Write the model server's settings to {CONFIG_FILE}",
+        src=rendered("model_server/model-server.conf.j2", environment=config.environment()),
+        dest=CONFIG_FILE,
+        mode="644",
+    )
+    # The key is made on the control machine and lives on the host in a root-only EnvironmentFile.
+    api_key = site_secret(config.api_key_file)
+    secrets = files.put(
+        name=f"Write the API key to {SECRETS_FILE} (root only)",
+        src=StringIO(f"API_KEY={api_key}\n"),
+        dest=SECRETS_FILE,
+        mode="600",
+        user="root",
+        group="root",
+    )
+    unit = files.put(
+        name=f"Install {UNIT}",
+        src=StringIO(
+            render(
+                "model_server/clawlan-model-server.service.j2",
+                user=USER,
+                venv=VENV,
+                config_file=CONFIG_FILE,
+                secrets_file=SECRETS_FILE,
+                await_ready=AWAIT_READY,
+                mlock=config.mlock,
+                gpu=config.gpu_layers != 0,
+            )
+        ),
+        dest=f"/etc/systemd/system/{UNIT}",
+        mode="644",
+    )
+    changed = (venv, build, ready_check, model, settings, secrets, unit)
+    systemd.service(
+        name=f"Run {UNIT} (restarted only when its build, model, settings or unit changed)",
+        service=UNIT,
+        running=True,
+        enabled=True,
+        daemon_reload=unit.will_change,
+        restarted=any(op.will_change for op in changed),
+    )

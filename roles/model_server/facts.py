@@ -1,0 +1,63 @@
+"""Facts the model_server role reads to skip slow steps: the installed build and the model on disk."""
+
+from __future__ import annotations
+
+import shlex
+
+from pyinfra.api import FactBase
+
+
+class BuildTarget(FactBase):
+    """What a llama-cpp-python wheel built here would only run on: arch, Python, OS, and the CPU if native."""
+
+    def command(self, native: bool) -> str:
+        cpu = " && grep -m1 '^model name' /proc/cpuinfo" if native else ""
+        return (
+            "uname -m && python3 -c 'import sys; print(\"cp%d%d\" % sys.version_info[:2])'"
+            " && . /etc/os-release && echo $ID$VERSION_ID" + cpu
+        )
+
+    def process(self, output):
+        return "-".join(line.strip() for line in output)
+
+
+class FileText(FactBase):
+    """The first line of a small text file, or None."""
+
+    def command(self, path: str) -> str:
+        return f"if [ -f {shlex.quote(path)} ]; then head -n1 {shlex.quote(path)}; fi"
+
+    def process(self, output):
+        return output[0].strip() if output else None
+
+
+class ModelFile(FactBase):
+    """``{"sha256": ..., "recorded": bool}`` for the model at ``path``, or None when there is none.
+
+    A sidecar ``<path>.sha256`` records "sha256 size mtime" once the file was verified: while size and
+    mtime still match, the recorded hash is trusted and 45 GB are not read again on every run.
+    """
+
+    def command(self, path: str) -> str:
+        p = shlex.quote(path)
+        return (
+            f"if [ -f {p} ]; then set -- $(stat -c '%s %Y' {p}); "
+            f'if [ -f {p}.sha256 ] && read sha size mtime < {p}.sha256 && [ "$size $mtime" = "$1 $2" ]; '
+            f'then echo "$sha recorded"; else echo "$(sha256sum {p} | cut -d\' \' -f1) hashed"; fi; fi'
+        )
+
+    def process(self, output):
+        if not output:
+            return None
+        sha256, how = output[0].split()
+        return {"sha256": sha256, "recorded": how == "recorded"}
+
+
+class FreeMiB(FactBase):
+    """Free space in MiB on the filesystem holding ``path`` (or its nearest existing parent)."""
+
+    def command(self, path: str) -> str:
+        return f'p={shlex.quote(path)}; while [ ! -e "$p" ]; do p=$(dirname "$p"); done; df -Pm "$p" | tail -n1'
+
+    def process(self, output):
+        return int(output[0].split()[3])

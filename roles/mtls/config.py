@@ -1,0 +1,36 @@
+"""The TLS ingress on the backend, resolved from settings and the site."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from roles.mtls.settings import MtlsSettings
+from roles.pki.config import CA_CERT, HOST_CERT, HOST_KEY
+
+CONF = "/etc/nginx/conf.d/clawlan-llm.conf"
+
+
+@dataclass(frozen=True)
+class IngressConfig:
+    listen_address: str
+    port: int
+    upstream_port: int
+    allowed_client_dns: tuple[str, ...]  # subject DNs of the frontend hosts' certificates
+    read_timeout_s: int
+    max_body_mib: int
+    upstream_keepalive: int
+    cert: str = HOST_CERT
+    key: str = HOST_KEY
+    ca: str = CA_CERT
+
+
+def build_ingress_config(settings: MtlsSettings, address: str, upstream_port: int, frontend_dns: tuple[str, ...]):
+    return IngressConfig(
+        listen_address=address,
+        port=settings.port,
+        upstream_port=upstream_port,
+        allowed_client_dns=frontend_dns,
+        read_timeout_s=settings.read_timeout_s,
+        max_body_mib=settings.max_body_mib,
+        upstream_keepalive=settings.upstream_keepalive,
+    )

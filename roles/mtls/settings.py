@@ -1,0 +1,23 @@
+"""Settings of the mtls role (nginx in front of the model server): inventory keys ``mtls_*``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from roles.settings import between, setting
+
+
+@dataclass(frozen=True)
+class MtlsSettings:
+    port: int = setting(8443, "The backend's one LAN port for the model: TLS 1.3, frontend certificates only.",
+                        between(1, 65535))  # fmt: skip
+    read_timeout_s: int = setting(
+        600, "Longest silence from the model server: a 13k-token prompt takes ~25 s cold before the first token.",
+        between(5, 3600),
+    )  # fmt: skip
+    max_body_mib: int = setting(16, "Largest request: gateway prompts carry ~13k tokens and tool definitions.",
+                                between(1, 1024))  # fmt: skip
+    upstream_keepalive: int = setting(
+        8, "Idle connections nginx keeps open to the model server, so a request never waits for a handshake.",
+        between(0, 1024),
+    )  # fmt: skip
