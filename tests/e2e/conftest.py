@@ -55,7 +55,8 @@ def first_deploy(lab):
 
 
 @pytest.fixture(scope="session")
-def hosts(lab, inventory):
+def hosts(first_deploy, inventory):
+    """testinfra connections to the deployed lab hosts."""
     return {host.name: remote_host(host) for host in inventory}
 
 

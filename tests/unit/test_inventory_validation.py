@@ -21,7 +21,14 @@ def good_hosts():
         "front": (("frontend",), {"ssh_hostname": "10.0.0.10", "hw_memory_gib": 16, "hw_cpu_cores": 4}),
         "back": (
             ("backend",),
-            {"ssh_hostname": "10.0.0.20", "hw_memory_gib": 128, "hw_cpu_cores": 16, "model_server_model_size_gib": 45},
+            {
+                "ssh_hostname": "10.0.0.20",
+                "hw_memory_gib": 128,
+                "hw_cpu_cores": 16,
+                "model_server_model_source": "/srv/models/qwen.gguf",
+                "model_server_model_sha256": "ab" * 32,
+                "model_server_model_size_gib": 45,
+            },
         ),
     }
 
@@ -100,6 +107,30 @@ CASES = {
     "relative swap path": (lambda h: h["front"][1].update(base_swap_path="swapfile"), ("front", "base_swap_path")),
     "invalid domain": (lambda h: h["front"][1].update(base_dns_domain="Home_Net"), ("front", "base_dns_domain")),
     "list for a mapping": (lambda h: h["front"][1].update(base_extra_hosts=["nas"]), ("front", "base_extra_hosts")),
+    "backend without a model": (
+        lambda h: h["back"][1].pop("model_server_model_source"),
+        ("back", "model_server_model_source"),
+    ),
+    "model pinned by a short hash": (
+        lambda h: h["back"][1].update(model_server_model_sha256="abc123"),
+        ("back", "model_server_model_sha256"),
+    ),
+    "model from a relative path": (
+        lambda h: h["back"][1].update(model_server_model_source="models/qwen.gguf"),
+        ("back", "model_server_model_source"),
+    ),
+    "model that is not a GGUF": (
+        lambda h: h["back"][1].update(model_server_model_source="https://nas/qwen.safetensors"),
+        ("back", "model_server_model_source"),
+    ),
+    "answer as long as the context": (
+        lambda h: h["back"][1].update(model_server_max_answer_tokens=32768),
+        ("back", "model_server_max_answer_tokens"),
+    ),
+    "state dir differs between hosts": (
+        lambda h: h["back"][1].update(site_state_dir="/elsewhere"),
+        ("*", "site_state_dir"),
+    ),
     "keepalive of zero seconds": (
         lambda h: h["back"][1].update(base_tcp_keepalive_time_s=0),
         ("back", "base_tcp_keepalive_time_s"),

@@ -1,0 +1,267 @@
+"""Backend end to end: the model served over mutual TLS to the frontend, and to nobody else.
+
+Requests are made from the frontend host (lab-front), as the gateway will make them, with its own
+certificate; every refusal the issue lists is proven by a request that is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from lab.paths import TINY_MODEL
+from lab.runner import PYINFRA, REPO
+from roles.model_server.config import CONFIG_FILE, SECRETS_FILE, UNIT
+from roles.pki.ca import CertSpec, load_or_create_ca, sign_csr
+from roles.pki.config import CA_CERT, HOST_CERT, HOST_KEY
+from tests.e2e.conftest import LAB_INVENTORY, deploy
+from tests.support.file_server import FileServer
+from tests.support.remote import curl, put_text, unit_property
+
+BACKEND, FRONTEND = "lab-back", "lab-front"
+HEADERS = "/root/.clawlan-test-headers"  # curl config with the API key, written over SFTP
+CLIENT = ("--cert", HOST_CERT, "--key", HOST_KEY, "--cacert", CA_CERT)
+
+
+@pytest.fixture(scope="module")
+def endpoint(site):
+    """The URL the frontend uses for the model: the pinned alias of the backend, on the TLS port."""
+    return f"https://llm.{site.settings[BACKEND]['base'].dns_domain}:{site.ingress_config(BACKEND).port}"
+
+
+@pytest.fixture(scope="module")
+def api_key(first_deploy, site):
+    return site.model_server_api_key_file.read_text().strip()
+
+
+@pytest.fixture(scope="module")
+def front(first_deploy, hosts, api_key):
+    host = hosts[FRONTEND]
+    put_text(host, HEADERS, f'header = "Authorization: Bearer {api_key}"\n')
+    return host
+
+
+def chat(front, endpoint, *options, stream=False, max_tokens=8, config=HEADERS):
+    body = {"messages": [{"role": "user", "content": "Bonjour, ça va?"}], "max_tokens": max_tokens, "stream": stream}
+    return curl(front, f"{endpoint}/v1/chat/completions", *options, body=body, config=config)
+
+
+def main_pid(host, unit):
+    return int(unit_property(host, unit, "MainPID"))
+
+
+def test_first_deploy_succeeds(first_deploy):
+    assert not first_deploy.errors
+
+
+def test_chat_over_mutual_tls_from_the_frontend(front, endpoint):
+    code, text, _ = chat(front, endpoint, *CLIENT, max_tokens=12)
+    assert code == 200, text
+    answer = json.loads(text)
+    assert answer["choices"][0]["message"]["content"].strip()
+    assert answer["usage"]["completion_tokens"] == 12  # the lab model never stops early
+
+
+def test_a_stream_arrives_as_many_chunks(front, endpoint):
+    code, text, _ = chat(front, endpoint, *CLIENT, "--no-buffer", stream=True, max_tokens=10)
+    assert code == 200, text
+    events = [line for line in text.splitlines() if line.startswith("data: {")]
+    contents = [json.loads(e[6:])["choices"][0]["delta"].get("content") for e in events]
+    assert len([c for c in contents if c]) == 10
+    assert text.rstrip().endswith("data: [DONE]")
+
+
+def test_refused_without_a_client_certificate(front, endpoint):
+    code, text, _ = chat(front, endpoint, "--cacert", CA_CERT)
+    assert code == 400 and "No required SSL certificate" in text
+
+
+@pytest.fixture(scope="module")
+def foreign_client(front, tmp_path_factory, site):
+    """A client certificate that carries the frontend's own identity but comes from another CA."""
+    other = load_or_create_ca(tmp_path_factory.mktemp("other") / "pki", "clawlan", 30)
+    return _install_client(front, other, site.pki_config(FRONTEND).spec, "/root/foreign")
+
+
+@pytest.fixture(scope="module")
+def intruder_client(front, site):
+    """Signed by the site CA, for a client that is not a frontend."""
+    ca = load_or_create_ca(site.state_dir / "pki", "clawlan", 3650)
+    spec = CertSpec("intruder.home.arpa", "backend", "clawlan", ("intruder.home.arpa",), (), True, False)
+    return _install_client(front, ca, spec, "/root/intruder")
+
+
+def _install_client(front, ca, spec, stem):
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = x509.CertificateSigningRequestBuilder().subject_name(spec.subject()).sign(key, hashes.SHA256())
+    cert = sign_csr(ca, csr.public_bytes(serialization.Encoding.PEM).decode(), spec, days=1)
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    put_text(front, f"{stem}.key", key_pem.decode())
+    put_text(front, f"{stem}.crt", cert, 0o644)
+    return ("--cert", f"{stem}.crt", "--key", f"{stem}.key", "--cacert", CA_CERT)
+
+
+def test_refused_with_a_certificate_from_another_ca(front, endpoint, foreign_client):
+    code, text, _ = chat(front, endpoint, *foreign_client)
+    assert code == 400 and "SSL certificate error" in text
+
+
+def test_refused_with_a_site_certificate_that_is_not_a_frontend(front, endpoint, intruder_client):
+    code, text, _ = chat(front, endpoint, *intruder_client)
+    assert code == 403, text
+
+
+def test_refused_over_plain_http(front, site):
+    port = site.ingress_config(BACKEND).port
+    code, text, _ = chat(front, f"http://llm.home.arpa:{port}")
+    assert code == 400 and "plain HTTP request was sent to HTTPS port" in text
+
+
+def test_the_model_servers_own_port_is_unreachable_from_the_frontend(front, site):
+    port = site.model_server_config(BACKEND).port
+    code, _, exit_code = chat(front, f"http://{site.host(BACKEND).address}:{port}")
+    assert code is None and exit_code == 7  # connection refused: it listens on loopback only
+
+
+@pytest.mark.parametrize("key", [None, "not-the-key"], ids=["missing", "wrong"])
+def test_refused_without_the_api_key(front, endpoint, key):
+    config = None
+    if key:
+        put_text(front, "/root/.wrong-key", f'header = "Authorization: Bearer {key}"\n')
+        config = "/root/.wrong-key"
+    code, _, _ = chat(front, endpoint, *CLIENT, config=config)
+    assert code == 401
+
+
+def test_nothing_else_listens_on_the_backends_lan_address(hosts, site):
+    listening = hosts[BACKEND].check_output("ss -Hltn | awk '{print $4}'").split()
+    exposed = sorted(a for a in listening if not a.startswith(("127.", "[::1]")))
+    port = site.ingress_config(BACKEND).port
+    assert exposed == sorted(["0.0.0.0:22", "[::]:22", f"{site.host(BACKEND).address}:{port}"])
+
+
+def test_model_server_runs_as_its_own_user_with_the_key_in_a_root_only_file(hosts, api_key):
+    backend = hosts[BACKEND]
+    assert unit_property(backend, UNIT, "User") == "llm"
+    secrets = backend.file(SECRETS_FILE)
+    assert (secrets.mode, secrets.user) == (0o600, "root")
+    pid = main_pid(backend, UNIT)
+    assert api_key not in backend.check_output(f"tr '\\0' ' ' < /proc/{pid}/cmdline")
+    for path in (CONFIG_FILE, f"/etc/systemd/system/{UNIT}"):
+        assert api_key not in backend.file(path).content_string
+
+
+def test_the_api_key_never_appears_in_pyinfra_output(first_deploy, api_key):
+    assert api_key not in first_deploy.log
+    assert api_key not in first_deploy.output
+
+
+def test_model_server_hardening_score(hosts):
+    """systemd-analyze security: the issue's target is an exposure of 4.0 or less."""
+    report = hosts[BACKEND].check_output(f"systemd-analyze security --no-pager {UNIT}")
+    overall = next(line for line in report.splitlines() if "Overall exposure level" in line)
+    exposure = float(overall.split(f"{UNIT}:")[1].split()[0])
+    print(f"systemd-analyze security {UNIT}: {exposure}")
+    assert exposure <= 4.0, report
+
+
+def test_changing_a_server_setting_restarts_only_the_model_server(first_deploy, hosts, front, endpoint):
+    backend = hosts[BACKEND]
+    before = main_pid(backend, UNIT), main_pid(backend, "nginx.service")
+    result = deploy("--data", "model_server_prompt_cache_mib=128")
+    assert result.changed == {
+        ("Model server | Write the model server's settings to /etc/clawlan/model-server.conf", BACKEND),
+        (
+            "Model server | Run clawlan-model-server.service (restarted only when its build, model, "
+            "settings or unit changed)",
+            BACKEND,
+        ),
+    }
+    after = main_pid(backend, UNIT), main_pid(backend, "nginx.service")
+    assert after[0] != before[0] and after[1] == before[1]
+    assert "CACHE_SIZE=134217728" in backend.file(CONFIG_FILE).content_string
+    assert chat(front, endpoint, *CLIENT)[0] == 200  # ready as soon as the restart returned
+
+    deploy()
+    assert "CACHE_SIZE=268435456" in backend.file(CONFIG_FILE).content_string
+
+
+def test_a_corrupt_model_fails_clearly_and_the_old_one_keeps_serving(hosts, front, endpoint, site, tmp_path):
+    backend = hosts[BACKEND]
+    pid = main_pid(backend, UNIT)
+    corrupt = tmp_path / "clawlan-tiny-v2.gguf"
+    data = bytearray(TINY_MODEL.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    corrupt.write_bytes(bytes(data))
+    claimed = site.model_server_config(BACKEND).model_sha256  # what the file should have been
+    result = deploy(
+        "--data", f"model_server_model_source={corrupt}", "--data", f"model_server_model_sha256={claimed}", check=False
+    )
+    assert f"{corrupt} has sha256" in result.log and f"the inventory pins {claimed}" in result.log
+    assert main_pid(backend, UNIT) == pid
+    assert not backend.file("/var/lib/clawlan/models/clawlan-tiny-v2.gguf").exists
+    assert chat(front, endpoint, *CLIENT)[0] == 200
+
+
+def test_an_interrupted_download_resumes(hosts, lab, site, front, endpoint):
+    backend = hosts[BACKEND]
+    config = site.model_server_config(BACKEND)
+    path = "/var/lib/clawlan/models/clawlan-tiny-downloaded.gguf"
+    gateway = str(next(lab.subnet.hosts()))  # this machine, on the lab network
+    with FileServer(gateway, {"/clawlan-tiny-downloaded.gguf": TINY_MODEL}, bytes_per_second=48 * 1024) as server:
+        args = ["--data", f"model_server_model_source={server.url}/clawlan-tiny-downloaded.gguf"]
+        run = subprocess.Popen(
+            [PYINFRA, "-y", LAB_INVENTORY, "deploys/full.py", *args],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while backend.run(f"test $(stat -c %s {path}.partial 2>/dev/null || echo 0) -gt 100000").rc != 0:
+                assert time.monotonic() < deadline and run.poll() is None, "the download never started"
+                time.sleep(0.2)
+            backend.run("pkill -f 'curl --fail --location'")  # the transfer dies midway
+            assert run.wait(timeout=120) != 0
+        finally:
+            run.kill()
+        partial_size = int(backend.check_output(f"stat -c %s {path}.partial"))
+        assert 100000 < partial_size < TINY_MODEL.stat().st_size
+        assert not backend.file(path).exists
+
+        deploy(*args)
+        assert server.ranges[-1] == f"bytes={partial_size}-"  # resumed where it stopped
+    assert backend.check_output(f"sha256sum {path}").split()[0] == config.model_sha256
+    assert f"MODEL={path}" in backend.file(CONFIG_FILE).content_string
+    assert chat(front, endpoint, *CLIENT)[0] == 200
+
+    deploy()
+    assert f"MODEL={config.model_path}" in backend.file(CONFIG_FILE).content_string
+    backend.run(f"rm -f {path} {path}.sha256")
+
+
+def test_a_rebuilt_backend_installs_llama_cpp_from_the_wheelhouse(lab, site):
+    """A hardware swap: the backend comes back blank; the deploy must not compile again."""
+    lab.recreate(BACKEND)
+    started = time.monotonic()
+    result = deploy()
+    elapsed = time.monotonic() - started
+    print(f"full deploy onto a blank backend, llama-cpp-python from the wheelhouse: {elapsed:.1f} s")
+    assert "Model server | Install llama-cpp-python" in " ".join(result.changed_ops(BACKEND))
+    # The build tools are installed only for a build: their absence proves the wheelhouse was used.
+    probe = subprocess.run(
+        lab.ssh_command(BACKEND, "dpkg-query -W -f='${Status}' cmake 2>/dev/null || true"),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "install ok installed" not in probe.stdout
+    assert deploy().changed == set()

@@ -1,0 +1,36 @@
+"""Small helpers for tests acting on a lab host through its testinfra connection."""
+
+from __future__ import annotations
+
+import io
+import json
+import shlex
+
+
+def put_text(host, path: str, text: str, mode: int = 0o600) -> None:
+    """Write a file over SFTP: secrets used by a test never appear on a remote command line."""
+    sftp = host.backend.client.open_sftp()
+    try:
+        sftp.putfo(io.BytesIO(text.encode()), path)
+        sftp.chmod(path, mode)
+    finally:
+        sftp.close()
+
+
+def curl(host, url: str, *options: str, body: dict | None = None, config: str | None = None):
+    """Run curl on ``host``; returns (http_code or None, body text, curl exit code).
+
+    ``config`` is a curl config file on the host (for headers carrying secrets).
+    """
+    args = ["curl", "--silent", "--show-error", "--max-time", "30", "--output", "-", "--write-out", "\n%{http_code}"]
+    if config:
+        args += ["--config", config]
+    if body is not None:
+        args += ["--header", "Content-Type: application/json", "--data", json.dumps(body)]
+    result = host.run(" ".join(shlex.quote(a) for a in (*args, *options, url)))
+    text, _, code = result.stdout.rpartition("\n")
+    return (int(code) if code.strip().isdigit() and code.strip() != "000" else None), text, result.rc
+
+
+def unit_property(host, unit: str, prop: str) -> str:
+    return host.check_output(f"systemctl show --property {prop} --value {unit}")
