@@ -6,5 +6,8 @@ from pyinfra.operations import apt
 
 
 def install_packages(name: str, packages: list[str], installed: frozenset[str]):
-    # Refresh the package lists only when something is missing, so a converged host reports no change.
-    return apt.packages(name=name, packages=packages, update=not set(packages) <= installed, cache_time=3600)
+    """apt.packages, only when something is missing: on a converged host the operation (and its dpkg
+    query, run twice by pyinfra) is skipped, which keeps a no-op re-run fast."""
+    if set(packages) <= installed:
+        return None
+    return apt.packages(name=name, packages=packages, update=True, cache_time=3600)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 
 from pyinfra.api import deploy
-from pyinfra.operations import files, server, systemd
+from pyinfra.operations import files, systemd
 
 from roles.base.config import BaseConfig
-from roles.base.operations import nsswitch_files_first, swapfile, transparent_hugepages
+from roles.base.operations import nsswitch_files_first, swapfile, sysctl_values, transparent_hugepages
 from roles.packages import install_packages
 from roles.templates import TEMPLATES, render, rendered
+from roles.units import unit_enabled
 
 PACKAGES = (
     "ca-certificates",  # TLS trust for apt and anything that fetches over https
@@ -43,15 +44,16 @@ def base(config: BaseConfig, installed_packages: frozenset[str] = frozenset()):
         src=rendered("base/sysctl.conf.j2", sysctls=config.sysctls),
         dest=SYSCTL_FILE,
         mode="644",
+        create_remote_dir=False,
     )
-    for sysctl in config.sysctls:
-        server.sysctl(name=f"Set {sysctl.key}", key=sysctl.key, value=sysctl.value)
+    sysctl_values(name="Apply the kernel settings now", values={s.key: s.value for s in config.sysctls})
 
     files.put(
         name="Persist transparent huge pages modes across reboots",
         src=rendered("base/thp.tmpfiles.conf.j2", enabled=config.thp_enabled, defrag=config.thp_defrag),
         dest=THP_TMPFILES,
         mode="644",
+        create_remote_dir=False,
     )
     transparent_hugepages(
         name="Set transparent huge pages modes",
@@ -77,12 +79,11 @@ def base(config: BaseConfig, installed_packages: frozenset[str] = frozenset()):
         src=str(TEMPLATES / "base" / "clawlan-swapon.service"),
         dest="/etc/systemd/system/clawlan-swapon.service",
         mode="644",
+        create_remote_dir=False,
     )
-    systemd.service(
+    unit_enabled(
         name="Enable clawlan-swapon.service",
-        service="clawlan-swapon.service",
-        running=None,  # a boot-time job: the swapfile operation above has already activated the swap
-        enabled=True,
+        unit="clawlan-swapon.service",
         daemon_reload=swapon_unit.will_change,
     )
 
@@ -96,12 +97,13 @@ def base(config: BaseConfig, installed_packages: frozenset[str] = frozenset()):
         )
     else:
         timesyncd = files.file(name="Configure systemd-timesyncd's time servers", path=TIMESYNCD_DROPIN, present=False)
-    # Debian starts timesyncd on install; it declines to run in a container (whose host owns the clock),
-    # so demanding "running" would report a change on every run there.
+    # Debian starts timesyncd on install and it declines to run in a container (whose host owns the
+    # clock): enable it, restart it when its servers change, never demand "running".
+    unit_enabled(name="Enable systemd-timesyncd", unit="systemd-timesyncd.service")
     systemd.service(
-        name="Enable systemd-timesyncd",
+        name="Restart systemd-timesyncd for its new servers",
         service="systemd-timesyncd.service",
         running=None,
-        enabled=True,
-        restarted=timesyncd.will_change,
+        restarted=True,
+        _if=timesyncd.did_change,
     )

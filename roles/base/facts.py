@@ -24,6 +24,22 @@ class TransparentHugePages(FactBase):
         return modes
 
 
+class SysctlValues(FactBase):
+    """Live values of the given sysctl keys, read in one command: ``{"vm.swappiness": 10}``."""
+
+    default = dict
+
+    def command(self, keys: tuple[str, ...]) -> str:
+        return "sysctl " + " ".join(shlex.quote(k) for k in keys)
+
+    def process(self, output):
+        values = {}
+        for line in output:
+            key, _, value = line.partition(" = ")
+            values[key.strip()] = int(value) if value.strip().lstrip("-").isdigit() else value.strip()
+        return values
+
+
 class SwapAreas(FactBase):
     """Active swap areas as ``{path: size_kib}``, from /proc/swaps."""
 

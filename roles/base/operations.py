@@ -8,7 +8,14 @@ import shlex
 from pyinfra import host
 from pyinfra.api import operation
 
-from roles.base.facts import THP_DIR, NsswitchSources, SwapAreas, SwapfileHeader, TransparentHugePages
+from roles.base.facts import (
+    THP_DIR,
+    NsswitchSources,
+    SwapAreas,
+    SwapfileHeader,
+    SysctlValues,
+    TransparentHugePages,
+)
 
 
 @operation()
@@ -21,6 +28,20 @@ def transparent_hugepages(enabled: str, defrag: str):
         yield f"echo {shlex.quote(mode)} > {THP_DIR}/{knob}"
     if not changes:
         host.noop(f"transparent huge pages already enabled={enabled} defrag={defrag}")
+
+
+@operation()
+def sysctl_values(values: dict[str, int]):
+    """Set the running kernel's sysctl values that differ (persisting them is a sysctl.d file's job).
+
+    One fact command for all keys, where server.sysctl would read them one operation at a time.
+    """
+    current = host.get_fact(SysctlValues, keys=tuple(values))
+    changes = {key: value for key, value in values.items() if current.get(key) != value}
+    for key, value in changes.items():
+        yield f"sysctl -qw {shlex.quote(f'{key}={value}')}"
+    if not changes:
+        host.noop(f"{len(values)} sysctl values already live")
 
 
 @operation()

@@ -7,7 +7,7 @@ from io import StringIO
 from pyinfra.api import deploy
 from pyinfra.operations import files, server, systemd
 
-from roles.model_server.config import CONFIG_FILE, MODELS_DIR, SECRETS_FILE, UNIT, USER, VENV, ModelServerConfig
+from roles.model_server.config import CONFIG_FILE, SECRETS_FILE, UNIT, USER, VENV, ModelServerConfig
 from roles.model_server.operations import llama_cpp_python, model_file, virtualenv
 from roles.packages import install_packages
 from roles.secrets import site_secret
@@ -28,7 +28,6 @@ def model_server(config: ModelServerConfig, installed_packages: frozenset[str] =
         create_home=False,
     )
 
-    files.directory(name="Create /opt/clawlan", path="/opt/clawlan", mode="755")
     venv = virtualenv(name=f"Create the virtualenv {VENV}", path=VENV)
     build = llama_cpp_python(
         name=f"Install llama-cpp-python {config.version} from the wheelhouse (built once per version and flags)",
@@ -43,9 +42,9 @@ def model_server(config: ModelServerConfig, installed_packages: frozenset[str] =
         src=str(TEMPLATES / "model_server" / "await-ready.py"),
         dest=AWAIT_READY,
         mode="644",
+        create_remote_dir=False,
     )
 
-    files.directory(name=f"Create {MODELS_DIR}", path=MODELS_DIR, mode="755")
     model = model_file(
         name="Provision the pinned model file",
         path=config.model_path,
@@ -60,6 +59,7 @@ def model_server(config: ModelServerConfig, installed_packages: frozenset[str] =
         src=rendered("model_server/model-server.conf.j2", environment=config.environment()),
         dest=CONFIG_FILE,
         mode="644",
+        create_remote_dir=False,
     )
     # The key is made on the control machine and lives on the host in a root-only EnvironmentFile.
     api_key = site_secret(config.api_key_file)
@@ -68,6 +68,7 @@ def model_server(config: ModelServerConfig, installed_packages: frozenset[str] =
         src=StringIO(f"API_KEY={api_key}\n"),
         dest=SECRETS_FILE,
         mode="600",
+        create_remote_dir=False,
         user="root",
         group="root",
     )
@@ -87,6 +88,7 @@ def model_server(config: ModelServerConfig, installed_packages: frozenset[str] =
         ),
         dest=f"/etc/systemd/system/{UNIT}",
         mode="644",
+        create_remote_dir=False,
     )
     changed = (venv, build, ready_check, model, settings, secrets, unit)
     systemd.service(

@@ -25,6 +25,7 @@ def ingress(config: IngressConfig, tls_changes=(), installed_packages: frozenset
         src=rendered("mtls/ingress.conf.j2", **config.__dict__),
         dest=CONF,
         mode="644",
+        create_remote_dir=False,  # nginx's package made it
     )
     changes = (default_site, conf, *tls_changes)
     # A broken configuration stops the deploy here, while the running nginx keeps its old one.

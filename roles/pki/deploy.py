@@ -21,8 +21,13 @@ def pki(config: PkiConfig, installed_packages: frozenset[str] = frozenset()):
     install_packages("Install openssl", ["openssl"], installed_packages)
     files.directory(name=f"Create {PKI_DIR}", path=PKI_DIR, mode="755", user="root", group="root")
     private_key(name="Generate this host's private key on the host", path=HOST_KEY)
-    files.file(name="Keep the private key readable by root only", path=HOST_KEY, mode="600", user="root", group="root")
-    ca_cert = files.put(name="Install the site CA certificate", src=StringIO(ca.cert_pem), dest=CA_CERT, mode="644")
+    ca_cert = files.put(
+        name="Install the site CA certificate",
+        src=StringIO(ca.cert_pem),
+        dest=CA_CERT,
+        mode="644",
+        create_remote_dir=False,
+    )
     certificate = host_certificate(
         name="Keep this host's certificate issued by the site CA",
         key_path=HOST_KEY,

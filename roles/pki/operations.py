@@ -16,9 +16,13 @@ from roles.pki.facts import PemFile, PublicKeyPem
 
 @operation()
 def private_key(path: str):
-    """Generate an EC P-256 private key on the host (0600), once. It never leaves the host."""
-    if host.get_fact(File, path=path):
-        host.noop(f"{path} exists")
+    """Generate an EC P-256 private key on the host (0600 root), once. It never leaves the host."""
+    existing = host.get_fact(File, path=path)
+    if existing:
+        if existing["mode"] != 600 or existing["user"] != "root":
+            yield f"chown root:root {shlex.quote(path)} && chmod 600 {shlex.quote(path)}"
+        else:
+            host.noop(f"{path} exists, 0600 root")
         return
     quoted, partial = shlex.quote(path), shlex.quote(f"{path}.partial")
     yield (
@@ -38,16 +42,16 @@ def host_certificate(
     ``renew_before_days`` of expiry; otherwise left alone.
     """
     ca = load_or_create_ca(Path(ca_dir), organization, ca_days)
+    cert_pem = host.get_fact(PemFile, path=cert_path)
     reason = reissue_reason(
-        host.get_fact(PemFile, path=cert_path),
+        cert_pem,
         ca.cert,
         host.get_fact(PublicKeyPem, key_path=key_path),
         spec,
         dt.timedelta(days=renew_before_days),
     )
     if reason is None:
-        valid_until = not_after(host.get_fact(PemFile, path=cert_path))
-        host.noop(f"certificate valid until {valid_until:%Y-%m-%d}")
+        host.noop(f"certificate valid until {not_after(cert_pem):%Y-%m-%d}")
         return
     yield FunctionCommand(_issue, (key_path, cert_path, ca_dir, spec, organization, ca_days, cert_days), {})
 
