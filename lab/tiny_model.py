@@ -10,7 +10,6 @@ reproducible (fixed seed, pinned gguf and numpy), so inventory/lab.py can pin it
 
 from __future__ import annotations
 
-import hashlib
 import string
 import sys
 from pathlib import Path
@@ -104,11 +103,9 @@ def generate(path: Path) -> str:
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    from roles.model_server.operations import sha256_file
+
+    return sha256_file(str(path))
 
 
 if __name__ == "__main__":
