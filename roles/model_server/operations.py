@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import os
 import shlex
 from pathlib import Path
 
@@ -103,13 +105,14 @@ def model_file(path: str, source: str, sha256: str, size_gib: float):
         # --continue-at - resumes a partial file left by an interrupted run.
         yield (f"curl --fail --location --silent --show-error --continue-at - --output {partial} {shlex.quote(source)}")
     else:
-        local = sha256_file(source)
+        local = sha256_file(source)  # memoised: pyinfra plans, then runs, this operation
         if local != sha256:
             raise OperationError(
                 f"model_server_model_source {source} has sha256 {local}, the inventory pins {sha256}: "
                 "nothing was copied and the model in service is unchanged"
             )
-        yield from files.put._inner(src=source, dest=f"{path}.partial", mode="644")
+        # host.put_file, not files.put: files.put would sha1 the (45 GB) source on every pass.
+        yield FunctionCommand(_upload, (source, f"{path}.partial"), {})
     yield (
         f"actual=$(sha256sum {partial} | cut -d' ' -f1); if [ \"$actual\" != {sha256} ]; then rm -f {partial}; "
         f'echo "{source} arrived with sha256 $actual, the inventory pins {sha256}" >&2; exit 1; fi'
@@ -118,12 +121,27 @@ def model_file(path: str, source: str, sha256: str, size_gib: float):
     yield _record(path, sha256)
 
 
+def _upload(state, host, local: str, remote: str) -> bool:
+    """Runs at execution time: copy the model from the control machine to the host."""
+    sudo = {"_sudo": True} if host.data.get("_sudo") else {}
+    if not host.put_file(local, remote, **sudo):
+        raise OperationError(f"could not copy {local} to {host.name}:{remote}")
+    return True
+
+
 def _record(path: str, sha256: str) -> str:
     quoted = shlex.quote(path)
     return f"echo {sha256} $(stat -c '%s %Y' {quoted}) > {quoted}.sha256"
 
 
 def sha256_file(path: str) -> str:
+    stat = os.stat(path)
+    return _sha256_file(path, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.cache
+def _sha256_file(path: str, size: int, mtime_ns: int) -> str:
+    """Keyed by size and mtime too, so a file replaced during a run is hashed again."""
     digest = hashlib.sha256()
     with open(path, "rb") as stream:
         for chunk in iter(lambda: stream.read(1 << 22), b""):
