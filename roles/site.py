@@ -57,6 +57,10 @@ class Site:
     def state_dir(self) -> Path:
         return Path(self.settings[self.hosts[0].name]["site"].state_dir).expanduser()
 
+    @property
+    def cache_dir(self) -> Path:
+        return Path(self.settings[self.hosts[0].name]["site"].cache_dir).expanduser()
+
     def base_config(self, name: str) -> BaseConfig:
         return build_base_config(self.settings[name]["base"], self.host(name), list(self.hosts))
 
@@ -64,10 +68,6 @@ class Site:
         """The host's names as /etc/hosts pins them: FQDN, short name, then its service aliases."""
         address = self.host(name).address
         return next(names for entry_address, names in self.base_config(name).hosts_entries if entry_address == address)
-
-    @property
-    def cache_dir(self) -> Path:
-        return Path(self.settings[self.hosts[0].name]["site"].cache_dir).expanduser()
 
     @property
     def model_server_api_key_file(self) -> Path:
@@ -91,10 +91,8 @@ class Site:
         )
 
     def pki_config(self, name: str) -> PkiConfig:
-        spec = self.host(name)
-        return build_pki_config(
-            self.settings[name]["pki"], self.state_dir, spec.role, self.names_of(name), spec.address
-        )
+        host, settings = self.host(name), self.settings[name]["pki"]
+        return build_pki_config(settings, self.state_dir, host.role, self.names_of(name), host.address)
 
 
 def merged_data(inventory, host) -> dict[str, Any]:
