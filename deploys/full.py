@@ -5,7 +5,7 @@ from pyinfra import host
 from deploys._site import installed_packages, this_site
 from roles.base.deploy import base
 from roles.model_server.deploy import model_server
-from roles.mtls.deploy import ingress
+from roles.mtls.deploy import egress, ingress
 from roles.pki.deploy import pki
 
 site = this_site()
@@ -17,3 +17,5 @@ tls_changes = pki(site.pki_config(host.name), installed_packages=installed)
 if role == "backend":
     model_server(site.model_server_config(host.name), installed_packages=installed)
     ingress(site.ingress_config(host.name), tls_changes=tls_changes, installed_packages=installed)
+else:
+    egress(site.egress_config(host.name), tls_changes=tls_changes, installed_packages=installed)

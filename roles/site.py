@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from roles.base.config import BaseConfig, HostSpec, build_base_config, preflight
+from roles.base.config import BaseConfig, HostSpec, build_base_config, fqdn, preflight
 from roles.base.settings import BaseSettings
 from roles.model_server.config import ModelServerConfig, build_model_server_config
 from roles.model_server.config import preflight as model_server_preflight
 from roles.model_server.settings import ModelServerSettings
-from roles.mtls.config import IngressConfig, build_ingress_config
+from roles.mtls.config import EgressConfig, IngressConfig, build_egress_config, build_ingress_config
 from roles.mtls.settings import MtlsSettings
 from roles.pki.config import PkiConfig, build_pki_config
 from roles.pki.settings import PkiSettings
@@ -36,7 +36,7 @@ SETTINGS = {
     "mtls": MtlsSettings,
 }
 # Keys whose value must be the same on every host.
-SITE_WIDE = ("site_state_dir", "site_cache_dir", "base_dns_domain", "pki_organization")
+SITE_WIDE = ("site_state_dir", "site_cache_dir", "base_dns_domain", "pki_organization", "mtls_port")
 # Per-host keys besides role settings: the address and the hardware the sizing rules use.
 HOST_KEYS = {
     "ssh_hostname": "the host's LAN address (an IP address: it is what /etc/hosts pins)",
@@ -89,6 +89,16 @@ class Site:
             self.settings[name]["model_server"].port,
             frontends,
         )
+
+    def model_endpoint_name(self) -> str:
+        """The name the frontend uses for the model: the backend's service alias (or its FQDN)."""
+        backend = next(h for h in self.hosts if h.role == "backend")
+        base = self.settings[backend.name]["base"]
+        aliases = [alias for alias, group in base.host_aliases.items() if group == "backend"]
+        return fqdn(aliases[0], base.dns_domain) if aliases else self.names_of(backend.name)[0]
+
+    def egress_config(self, name: str) -> EgressConfig:
+        return build_egress_config(self.settings[name]["mtls"], self.model_endpoint_name())
 
     def pki_config(self, name: str) -> PkiConfig:
         host, settings = self.host(name), self.settings[name]["pki"]

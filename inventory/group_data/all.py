@@ -28,3 +28,12 @@ pki_ca_days = 3650  # days the site CA is valid
 pki_cert_days = 365  # days a host certificate is valid
 pki_renew_before_days = 30  # a deploy reissues certificates this many days before they expire
 site_cache_dir = "~/.cache/clawlan"  # control machine: llama-cpp-python wheelhouse (costs a rebuild if lost)
+
+# --- mtls: the TLS path between the boxes (site-wide: both ends must agree) ----------------------
+mtls_port = 8443  # the backend's LAN port for the model; TLS 1.3, frontend client certificates only
+mtls_read_timeout_s = 600  # seconds nginx waits for the model server (a cold 13k-token prompt takes ~25 s)
+mtls_max_body_mib = 16  # MiB, largest request body
+mtls_upstream_keepalive = 8  # idle connections kept open to the model server
+mtls_egress_port = 18080  # frontend loopback port of the egress proxy the gateway talks to
+mtls_connect_timeout_s = 30  # seconds to connect to the backend (the seeds' timeout)
+mtls_connect_retries = 3  # failed connections retried by the egress proxy (the seeds' retries)

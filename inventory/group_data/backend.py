@@ -18,9 +18,3 @@ model_server_mlock = True  # keep the weights in RAM, never in swap
 model_server_chat_format = ""  # empty: the chat template inside the GGUF
 model_server_prompt_cache_mib = 2048  # MiB of RAM prompt cache; warm TTFT depends on it
 model_server_port = 8000  # loopback port; only the local TLS proxy connects
-
-# --- mtls: nginx in front of the model server ---------------------------------------------------
-mtls_port = 8443  # the backend's LAN port for the model; TLS 1.3, frontend client certificates only
-mtls_read_timeout_s = 600  # seconds nginx waits for the model server (a cold 13k-token prompt takes ~25 s)
-mtls_max_body_mib = 16  # MiB, largest request body
-mtls_upstream_keepalive = 8  # idle connections kept open to the model server

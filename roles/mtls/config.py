@@ -8,6 +8,7 @@ from roles.mtls.settings import MtlsSettings
 from roles.pki.config import CA_CERT, HOST_CERT, HOST_KEY
 
 CONF = "/etc/nginx/conf.d/clawlan-llm.conf"
+EGRESS_CONF = "/etc/nginx/conf.d/clawlan-egress.conf"
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,32 @@ class IngressConfig:
     cert: str = HOST_CERT
     key: str = HOST_KEY
     ca: str = CA_CERT
+
+
+@dataclass(frozen=True)
+class EgressConfig:
+    port: int  # on 127.0.0.1
+    upstream_name: str  # the backend's pinned name; its certificate must carry it
+    upstream_port: int
+    connect_timeout_s: int
+    connect_retries: int
+    read_timeout_s: int
+    upstream_keepalive: int
+    cert: str = HOST_CERT
+    key: str = HOST_KEY
+    ca: str = CA_CERT
+
+
+def build_egress_config(settings: MtlsSettings, upstream_name: str) -> EgressConfig:
+    return EgressConfig(
+        port=settings.egress_port,
+        upstream_name=upstream_name,
+        upstream_port=settings.port,
+        connect_timeout_s=settings.connect_timeout_s,
+        connect_retries=settings.connect_retries,
+        read_timeout_s=settings.read_timeout_s,
+        upstream_keepalive=settings.upstream_keepalive,
+    )
 
 
 def build_ingress_config(settings: MtlsSettings, address: str, upstream_port: int, frontend_dns: tuple[str, ...]):

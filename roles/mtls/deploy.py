@@ -1,4 +1,9 @@
-"""Role mtls: nginx on the backend's LAN address, TLS 1.3 with client certificates, in front of the model."""
+"""Role mtls: the TLS path between the boxes, both ends nginx.
+
+On the backend, ``ingress`` listens on the LAN address for frontend client certificates and proxies to
+the model server on loopback. On the frontend, ``egress`` listens on loopback and carries local
+requests to the backend over mutual TLS, holding the frontend's key so the gateway never does.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
-from roles.mtls.config import CONF, IngressConfig
+from roles.mtls.config import CONF, EGRESS_CONF, EgressConfig, IngressConfig
 from roles.packages import install_packages
 from roles.templates import rendered
 
@@ -14,6 +19,16 @@ from roles.templates import rendered
 @deploy("mTLS ingress")
 def ingress(config: IngressConfig, tls_changes=(), installed_packages: frozenset[str] = frozenset()):
     """``tls_changes``: the pki operations whose change (a new certificate or CA) needs a reload."""
+    _nginx_site(CONF, "mtls/ingress.conf.j2", config, tls_changes, installed_packages)
+
+
+@deploy("mTLS egress")
+def egress(config: EgressConfig, tls_changes=(), installed_packages: frozenset[str] = frozenset()):
+    """``tls_changes``: the pki operations whose change (a new certificate or CA) needs a reload."""
+    _nginx_site(EGRESS_CONF, "mtls/egress.conf.j2", config, tls_changes, installed_packages)
+
+
+def _nginx_site(path: str, template: str, config, tls_changes, installed_packages: frozenset[str]):
     install_packages("Install nginx", ["nginx"], installed_packages)
     default_site = files.link(
         name="Remove nginx's default site (it listens on every address)",
@@ -21,9 +36,9 @@ def ingress(config: IngressConfig, tls_changes=(), installed_packages: frozenset
         present=False,
     )
     conf = files.put(
-        name=f"Write {CONF}",
-        src=rendered("mtls/ingress.conf.j2", **config.__dict__),
-        dest=CONF,
+        name=f"Write {path}",
+        src=rendered(template, **config.__dict__),
+        dest=path,
         mode="644",
         create_remote_dir=False,  # nginx's package made it
     )

@@ -18,6 +18,18 @@ class MtlsSettings:
     max_body_mib: int = setting(16, "Largest request: gateway prompts carry ~13k tokens and tool definitions.",
                                 between(1, 1024))  # fmt: skip
     upstream_keepalive: int = setting(
-        8, "Idle connections nginx keeps open to the model server, so a request never waits for a handshake.",
+        8, "Idle connections nginx keeps open upstream, so a request never waits for a TLS handshake.",
         between(0, 1024),
+    )  # fmt: skip
+    egress_port: int = setting(
+        18080, "Loopback port of the frontend's egress proxy, the gateway's only way to the model.",
+        between(1, 65535),
+    )  # fmt: skip
+    connect_timeout_s: int = setting(
+        30, "The seeds' 30 s timeout, applied where it is safe: connecting to the backend, not generating.",
+        between(1, 600),
+    )  # fmt: skip
+    connect_retries: int = setting(
+        3, "The seeds' 3 retries: the egress proxy retries a failed connection (never a sent request).",
+        between(0, 10),
     )  # fmt: skip

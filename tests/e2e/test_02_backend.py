@@ -246,22 +246,3 @@ def test_an_interrupted_download_resumes(hosts, lab, site, front, endpoint):
     deploy()
     assert f"MODEL={config.model_path}" in backend.file(CONFIG_FILE).content_string
     backend.run(f"rm -f {path} {path}.sha256")
-
-
-def test_a_rebuilt_backend_installs_llama_cpp_from_the_wheelhouse(lab, site):
-    """A hardware swap: the backend comes back blank; the deploy must not compile again."""
-    lab.recreate(BACKEND)
-    started = time.monotonic()
-    result = deploy()
-    elapsed = time.monotonic() - started
-    print(f"full deploy onto a blank backend, llama-cpp-python from the wheelhouse: {elapsed:.1f} s")
-    assert "Model server | Install llama-cpp-python" in " ".join(result.changed_ops(BACKEND))
-    # The build tools are installed only for a build: their absence proves the wheelhouse was used.
-    probe = subprocess.run(
-        lab.ssh_command(BACKEND, "dpkg-query -W -f='${Status}' cmake 2>/dev/null || true"),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert "install ok installed" not in probe.stdout
-    assert deploy().changed == set()

@@ -1,6 +1,6 @@
 """The backend's nginx: TLS 1.3, client certificates of frontends only, streaming untouched."""
 
-from roles.mtls.config import build_ingress_config
+from roles.mtls.config import build_egress_config, build_ingress_config
 from roles.mtls.settings import MtlsSettings
 from roles.templates import render
 
@@ -39,3 +39,31 @@ def test_streams_without_buffering_to_a_kept_alive_upstream():
         "proxy_read_timeout 120s;",
     ):
         assert line in text, line
+
+
+def egress(**settings):
+    config = build_egress_config(MtlsSettings(**settings), "llm.home.arpa")
+    return render("mtls/egress.conf.j2", **config.__dict__)
+
+
+def test_egress_listens_on_loopback_and_verifies_the_backend_by_name():
+    text = egress(egress_port=18181)
+    assert "listen 127.0.0.1:18181;" in text
+    for line in (
+        "proxy_ssl_certificate /etc/clawlan/pki/host.crt;",
+        "proxy_ssl_trusted_certificate /etc/clawlan/pki/ca.crt;",
+        "proxy_ssl_verify on;",
+        "proxy_ssl_name llm.home.arpa;",
+        "proxy_ssl_protocols TLSv1.3;",
+        "proxy_buffering off;",
+        "tcp_nodelay on;",
+    ):
+        assert line in text, line
+
+
+def test_egress_retries_connections_not_requests():
+    text = egress(connect_retries=2, connect_timeout_s=7)
+    assert text.count("server llm.home.arpa:8443 max_fails=0;") == 3
+    assert "proxy_next_upstream_tries 3;" in text
+    assert "proxy_connect_timeout 7s;" in text
+    assert "non_idempotent" not in text

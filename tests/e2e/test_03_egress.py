@@ -1,0 +1,64 @@
+"""The frontend's egress proxy: plain HTTP on loopback in, mutual TLS to the backend out.
+
+This is the path the gateway will use: it never holds the frontend's private key.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.support.remote import curl, put_text
+
+FRONTEND, BACKEND = "lab-front", "lab-back"
+HEADERS = "/root/.clawlan-egress-headers"
+
+
+@pytest.fixture(scope="module")
+def front(hosts, site):
+    host = hosts[FRONTEND]
+    key = site.model_server_api_key_file.read_text().strip()
+    put_text(host, HEADERS, f'header = "Authorization: Bearer {key}"\n')
+    return host
+
+
+@pytest.fixture(scope="module")
+def egress_url(site):
+    return f"http://127.0.0.1:{site.egress_config(FRONTEND).port}/v1/chat/completions"
+
+
+def ask(front, url, stream=False, config=HEADERS):
+    body = {"messages": [{"role": "user", "content": "hello"}], "max_tokens": 6, "stream": stream}
+    return curl(front, url, "--no-buffer", body=body, config=config)
+
+
+def test_a_chat_through_the_egress_proxy_reaches_the_model(front, egress_url):
+    code, text, _ = ask(front, egress_url)
+    assert code == 200, text
+    assert json.loads(text)["usage"]["completion_tokens"] == 6
+
+
+def test_a_stream_through_the_egress_proxy_arrives_token_by_token(front, egress_url):
+    code, text, _ = ask(front, egress_url, stream=True)
+    assert code == 200, text
+    chunks = [json.loads(line[6:]) for line in text.splitlines() if line.startswith("data: {")]
+    assert sum(1 for c in chunks if c["choices"][0]["delta"].get("content")) == 6
+
+
+def test_the_backend_saw_the_frontends_certificate(front, egress_url, hosts, site):
+    ask(front, egress_url)
+    log = hosts[BACKEND].check_output("tail -n 1 /var/log/nginx/clawlan-llm.access.log")
+    assert f'"{site.pki_config(FRONTEND).spec.subject_dn()}"' in log and " 200 " in log
+
+
+def test_the_api_key_is_still_required(front, egress_url):
+    code, _, _ = ask(front, egress_url, config=None)
+    assert code == 401
+
+
+def test_the_egress_proxy_listens_on_loopback_only(hosts, site):
+    listening = hosts[FRONTEND].check_output("ss -Hltn | awk '{print $4}'").split()
+    assert f"127.0.0.1:{site.egress_config(FRONTEND).port}" in listening
+    exposed = sorted(a for a in listening if not a.startswith(("127.", "[::1]")))
+    assert exposed == ["0.0.0.0:22", "[::]:22"]
