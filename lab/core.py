@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab.image import ensure_image
-from lab.paths import CACHE_DIR, REPO, STATE_DIR, TINY_MODEL, TINY_MODEL_SHA256
+from lab.paths import CACHE_DIR, MACHINE_DIR, REPO, STATE_DIR, TINY_MODEL, TINY_MODEL_SHA256
 
 INVENTORY = REPO / "inventory" / "lab.py"
 NETWORK = "clawlan-lab"
@@ -103,13 +103,14 @@ class Lab:
 
     @property
     def _kernel_originals(self) -> Path:
-        return self.state_dir / "kernel-originals.json"
+        return MACHINE_DIR / "kernel-originals.json"
 
     @contextmanager
     def locked(self) -> Iterator[None]:
         """One process drives the lab at a time: a test session holds this for its whole run."""
         self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with open(self.state_dir.parent / ".lab.lock", "a+") as lock:
+        MACHINE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with open(MACHINE_DIR / "lock", "a+") as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -161,6 +162,7 @@ class Lab:
         # A leftover file from a killed run holds the true originals: keep it.
         if self._kernel_originals.exists():
             return
+        MACHINE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
         originals = {path: _read_kernel_value(path) for path in KERNEL_GLOBALS if Path(path).exists()}
         self._kernel_originals.write_text(json.dumps(originals, indent=1))
 

@@ -6,6 +6,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 STATE_DIR = Path(os.environ.get("CLAWLAN_LAB_STATE", REPO / ".lab"))
 CACHE_DIR = Path(os.environ.get("CLAWLAN_CACHE_DIR", "/var/cache/clawlan"))
+# The containers, their network and the kernel values they change belong to the machine, not to one
+# clone: the lock and the recorded kernel values live here, shared by every clone.
+MACHINE_DIR = Path(os.environ.get("CLAWLAN_LAB_MACHINE_DIR", "/var/lib/clawlan-lab"))
 TINY_MODEL = CACHE_DIR / "models" / "clawlan-tiny.gguf"
 # lab/tiny_model.py writes these bytes; tests/unit/test_tiny_model.py proves it still does.
 TINY_MODEL_SHA256 = "a6aa77a2074a4c55c39715aed8eb76a08e58d9a48e2eb231d66f841ebbe7450c"
