@@ -273,12 +273,17 @@ class Lab:
         return result.stdout.split()
 
     def _swapoff_lab_volumes(self) -> None:
-        """A swapfile stays active in the shared kernel after its container is gone."""
+        """A swapfile stays active in the shared kernel after its container is gone (a killed run).
+
+        /proc/swaps names it by its path inside the container, which means nothing here, so every
+        file of the volume is offered to swapoff by this machine's path (the same inode); files that
+        are not active swap are refused harmlessly.
+        """
         for volume in self._labelled("volume"):
-            mountpoint = _podman("volume", "inspect", "--format", "{{.Mountpoint}}", volume).stdout.strip()
-            for device in _active_swaps():
-                if device.startswith(mountpoint + "/"):
-                    _run("swapoff", device, check=False)
+            mountpoint = Path(_podman("volume", "inspect", "--format", "{{.Mountpoint}}", volume).stdout.strip())
+            for candidate in mountpoint.glob("*"):
+                if candidate.is_file():
+                    _run("swapoff", str(candidate), check=False)
 
     def _restore_kernel_originals(self, forget: bool) -> None:
         if not self._kernel_originals.exists():
@@ -359,11 +364,6 @@ def _read_kernel_value(path: str) -> str:
     if "[" in text:
         return text.split("[", 1)[1].split("]", 1)[0]
     return text
-
-
-def _active_swaps() -> list[str]:
-    lines = Path("/proc/swaps").read_text().splitlines()[1:]
-    return [line.split()[0].replace("\\040", " ") for line in lines if line.strip()]
 
 
 def _port_open(address: str, port: int) -> bool:
