@@ -21,16 +21,6 @@ class BuildTarget(FactBase):
         return "-".join(line.strip() for line in output)
 
 
-class FileText(FactBase):
-    """The first line of a small text file, or None."""
-
-    def command(self, path: str) -> str:
-        return f"if [ -f {shlex.quote(path)} ]; then head -n1 {shlex.quote(path)}; fi"
-
-    def process(self, output):
-        return output[0].strip() if output else None
-
-
 class ModelFile(FactBase):
     """``{"sha256": ..., "recorded": bool}`` for the model at ``path``, or None when there is none.
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from pyinfra import host
 from pyinfra.api import FunctionCommand, OperationError, operation
-from pyinfra.facts.files import File
+from pyinfra.facts.files import File, FileContents
 from pyinfra.operations import files
 
-from roles.model_server.facts import BuildTarget, FileText, FreeMiB, ModelFile
+from roles.model_server.facts import BuildTarget, FreeMiB, ModelFile
 
 REMOTE_WHEELHOUSE = "/var/cache/clawlan/wheelhouse"
 # pip trusts the host's CA store, like apt and curl do, not the bundle it ships: a site behind a
@@ -42,7 +42,7 @@ def llama_cpp_python(venv: str, version: str, cmake_args: str, build_packages: t
     """
     key = build_key(version, cmake_args, host.get_fact(BuildTarget, native=is_native(cmake_args)))
     key_file = f"{venv}/.clawlan-build-key"
-    if host.get_fact(FileText, path=key_file) == key:
+    if (host.get_fact(FileContents, path=key_file) or [""])[0].strip() == key:
         host.noop(f"llama-cpp-python {version} installed (build {key})")
         return
 

@@ -1,20 +1,10 @@
-"""Facts the pki role reads: public material only (a certificate, a public key), never a private key."""
+"""Facts the pki role reads: public material only (a public key), never a private key."""
 
 from __future__ import annotations
 
 import shlex
 
 from pyinfra.api import FactBase
-
-
-class PemFile(FactBase):
-    """The text of a PEM file, or None when it does not exist."""
-
-    def command(self, path: str) -> str:
-        return f"if [ -f {shlex.quote(path)} ]; then cat {shlex.quote(path)}; fi"
-
-    def process(self, output):
-        return "\n".join(output) + "\n" if output else None
 
 
 class PublicKeyPem(FactBase):

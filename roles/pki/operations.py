@@ -8,10 +8,10 @@ from pathlib import Path
 
 from pyinfra import host
 from pyinfra.api import FunctionCommand, operation
-from pyinfra.facts.files import File
+from pyinfra.facts.files import File, FileContents
 
 from roles.pki.ca import CertSpec, load_or_create_ca, not_after, reissue_reason, sign_csr
-from roles.pki.facts import PemFile, PublicKeyPem
+from roles.pki.facts import PublicKeyPem
 
 
 @operation()
@@ -42,7 +42,8 @@ def host_certificate(
     ``renew_before_days`` of expiry; otherwise left alone.
     """
     ca = load_or_create_ca(Path(ca_dir), organization, ca_days)
-    cert_pem = host.get_fact(PemFile, path=cert_path)
+    cert_lines = host.get_fact(FileContents, path=cert_path)
+    cert_pem = "\n".join(cert_lines) + "\n" if cert_lines else None
     reason = reissue_reason(
         cert_pem,
         ca.cert,
