@@ -4,6 +4,7 @@ from pyinfra import host
 
 from deploys._site import installed_packages, this_site
 from roles.base.deploy import base
+from roles.gateway.deploy import gateway
 from roles.model_server.deploy import model_server
 from roles.mtls.deploy import egress, ingress
 from roles.pki.deploy import pki
@@ -19,3 +20,4 @@ if role == "backend":
     ingress(site.ingress_config(host.name), tls_changes=tls_changes, installed_packages=installed)
 else:
     egress(site.egress_config(host.name), tls_changes=tls_changes, installed_packages=installed)
+    gateway(site.gateway_config(host.name), installed_packages=installed)

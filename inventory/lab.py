@@ -48,6 +48,8 @@ backend = [
             "model_server_model_size_gib": 0.001,
             "model_server_model_alias": "clawlan-tiny",
             "model_server_prompt_cache_mib": 256,
+            # The tiny model never stops on its own: short answers keep each lab chat to a second or two.
+            "model_server_max_answer_tokens": 64,
             **_LAB,
         },
     ),

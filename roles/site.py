@@ -16,6 +16,9 @@ from typing import Any
 
 from roles.base.config import BaseConfig, HostSpec, build_base_config, fqdn, preflight
 from roles.base.settings import BaseSettings
+from roles.gateway.config import GatewayConfig, build_gateway_config
+from roles.gateway.config import preflight as gateway_preflight
+from roles.gateway.settings import GatewaySettings
 from roles.model_server.config import ModelServerConfig, build_model_server_config
 from roles.model_server.config import preflight as model_server_preflight
 from roles.model_server.settings import ModelServerSettings
@@ -34,6 +37,7 @@ SETTINGS = {
     "pki": PkiSettings,
     "model_server": ModelServerSettings,
     "mtls": MtlsSettings,
+    "gateway": GatewaySettings,
 }
 # Keys whose value must be the same on every host.
 SITE_WIDE = ("site_state_dir", "site_cache_dir", "base_dns_domain", "pki_organization", "mtls_port")
@@ -100,6 +104,26 @@ class Site:
     def egress_config(self, name: str) -> EgressConfig:
         return build_egress_config(self.settings[name]["mtls"], self.model_endpoint_name())
 
+    @property
+    def gateway_token_file(self) -> Path:
+        return self.state_dir / "secrets" / "gateway-token"
+
+    def gateway_config(self, name: str) -> GatewayConfig:
+        """The model's id, context and answer length come from the backend's settings: one source of truth."""
+        backend = next(h for h in self.hosts if h.role == "backend")
+        model = self.settings[backend.name]["model_server"]
+        return build_gateway_config(
+            self.settings[name]["gateway"],
+            self.host(name).address,
+            self.names_of(name),
+            egress_port=self.settings[name]["mtls"].egress_port,
+            model_id=model.model_alias,
+            context_tokens=model.context_tokens,
+            max_tokens=model.max_answer_tokens,
+            token_file=str(self.gateway_token_file),
+            model_api_key_file=str(self.model_server_api_key_file),
+        )
+
     def pki_config(self, name: str) -> PkiConfig:
         host, settings = self.host(name), self.settings[name]["pki"]
         return build_pki_config(settings, self.state_dir, host.role, self.names_of(name), host.address)
@@ -149,6 +173,8 @@ def build_site(hosts: Mapping[str, tuple[tuple[str, ...], Mapping[str, Any]]]) -
             problems += preflight(settings[spec.name]["base"], spec, specs, model_gib)
             if spec.role == "backend":
                 problems += model_server_preflight(model, spec)
+            else:
+                problems += gateway_preflight(settings[spec.name]["gateway"], spec.name, spec.address)
 
     if problems:
         raise InventoryError(problems)

@@ -131,6 +131,30 @@ CASES = {
         lambda h: h["back"][1].update(site_state_dir="/elsewhere"),
         ("*", "site_state_dir"),
     ),
+    "Node.js older than openclaw needs": (
+        lambda h: h["front"][1].update(gateway_node_version="22.11.0"),
+        ("front", "gateway_node_version"),
+    ),
+    "Node.js as a range": (
+        lambda h: h["front"][1].update(gateway_node_version="24"),
+        ("front", "gateway_node_version"),
+    ),
+    "openclaw as a tag, not a pin": (
+        lambda h: h["front"][1].update(gateway_openclaw_version="latest"),
+        ("front", "gateway_openclaw_version"),
+    ),
+    "gateway networks without the frontend": (
+        lambda h: h["front"][1].update(gateway_client_networks=["192.168.0.0/16"]),
+        ("front", "gateway_client_networks"),
+    ),
+    "gateway network that is not one": (
+        lambda h: h["front"][1].update(gateway_client_networks=["lan"]),
+        ("front", "gateway_client_networks"),
+    ),
+    "registry that is not a URL": (
+        lambda h: h["front"][1].update(gateway_npm_registry="registry.npmjs.org"),
+        ("front", "gateway_npm_registry"),
+    ),
     "keepalive of zero seconds": (
         lambda h: h["back"][1].update(base_tcp_keepalive_time_s=0),
         ("back", "base_tcp_keepalive_time_s"),

