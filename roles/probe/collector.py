@@ -1,0 +1,450 @@
+"""Latency probe of the model's OpenAI-compatible API, exposed as a Prometheus custom collector.
+
+The probe runs on its own clock, not on each scrape: the model server has a single slot, so scrape-triggered
+probing would multiply its load by the number of scrapers and let a slow scrape queue behind real users.
+Scrapes only read what the last probes recorded.
+
+Run as ``python -m roles.probe.collector CONFIG.json``.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import math
+import signal
+import socket
+import ssl
+import sys
+import threading
+import time
+from bisect import bisect_left
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
+
+log = logging.getLogger(__name__)
+
+# TTFT spans queueing behind a user's request and prompt processing: tens of ms on a cached prompt up to a minute
+# behind a long answer; 0.7 s is where a chat starts to feel sluggish.
+TTFT_BUCKETS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 0.7, 1, 2, 5, 10, 30, 60, math.inf)
+# 40 ms between tokens (25 tokens/s) is the target, hence a bucket edge there.
+INTER_TOKEN_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 1, math.inf)
+
+# Asks for more tokens than max_tokens allows, so every probe yields max_tokens gaps to measure; a fixed prompt
+# keeps probes comparable (and lets the server reuse its prompt cache, so TTFT tracks queueing, not prefill).
+PROMPT = "Count from 1 to 100, separated by spaces."
+# An SSE line longer than this is not a token chunk; bounds memory against a misbehaving server.
+MAX_LINE_BYTES = 1 << 20
+# Reasons that exist before they first happen, so rate() and increase() see the first error as a step from 0.
+KNOWN_ERROR_REASONS = ("timeout", "connection", "protocol")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One endpoint to probe; ``name`` becomes the ``path`` label (e.g. "gateway", "backend")."""
+
+    name: str
+    url: str  # the chat completions endpoint, e.g. https://front.lan:18789/v1/chat/completions
+    model: str
+    # repr=False: the Authorization header carries the bearer token, which must never reach a log.
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    ssl_context: ssl.SSLContext | None = field(default=None, repr=False)
+    max_tokens: int = 16
+    timeout_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        # Fail at start, not on every probe, when the configuration cannot work.
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"target {self.name!r}: url must be http(s)://host[:port]/path, got {self.url!r}")
+        if self.ssl_context is not None and parts.scheme != "https":
+            raise ValueError(f"target {self.name!r}: TLS settings given for a plain http url")
+        if self.max_tokens < 1 or not self.timeout_s > 0:
+            raise ValueError(f"target {self.name!r}: max_tokens and timeout_s must be positive")
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """What one streamed completion looked like from the client's side."""
+
+    ttft_s: float
+    inter_token_s: tuple[float, ...]
+    tokens: int  # content chunks; llama.cpp-style servers stream one token per chunk
+    duration_s: float
+
+    @property
+    def tokens_per_second(self) -> float | None:
+        """Decode speed only: the first token's wait is TTFT's business, so it is left out."""
+        span = sum(self.inter_token_s)
+        if self.tokens < 2 or span <= 0:  # chunks read in one go have no measurable span
+            return None
+        return (self.tokens - 1) / span
+
+
+class ProbeError(Exception):
+    """A failed probe; ``reason`` is a short, bounded label value ("timeout", "http_503", ...)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.message = message
+
+
+def stream_chat(target: Target, clock: Callable[[], float] = time.monotonic) -> ProbeResult:
+    """Send one streamed chat completion and time its chunks as a client sees them.
+
+    A new connection per probe, so a half-dead kept-alive connection never makes one probe fail for the last one.
+    TTFT starts when the request is sent (after connect and TLS handshake): it is the server's answer time, what a
+    client with a warm connection waits. ``duration_s`` covers everything, connection included.
+    """
+    parts = urlsplit(target.url)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    body = json.dumps(
+        {
+            "model": target.model,
+            "messages": [{"role": "user", "content": PROMPT}],
+            "max_tokens": target.max_tokens,
+            "temperature": 0,
+            "stream": True,
+        }
+    ).encode()
+    headers = {"Content-Type": "application/json", "Accept": "text/event-stream", **target.headers}
+
+    start = clock()
+    deadline = start + target.timeout_s
+    conn: http.client.HTTPConnection
+    if parts.scheme == "https":
+        conn = http.client.HTTPSConnection(
+            parts.hostname, parts.port, timeout=target.timeout_s, context=target.ssl_context
+        )
+    else:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=target.timeout_s)
+    try:
+        conn.connect()
+        # Our own reference: http.client drops conn.sock once the response owns the connection.
+        sock = conn.sock
+        # Nagle would hold the request back waiting for an ACK and add its delay to TTFT. http.client sets this
+        # itself on current Pythons; the measurement should not depend on that.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        _set_deadline_timeout(sock, deadline, clock)
+        sent = clock()
+        conn.request("POST", path, body, headers)
+        _set_deadline_timeout(sock, deadline, clock)
+        response = conn.getresponse()
+        if response.status != 200:
+            raise ProbeError(f"http_{response.status}", f"{response.status} {response.reason}")
+        stamps = _content_chunk_times(response, sock, deadline, clock)
+        end = clock()
+    except ProbeError:
+        raise
+    except TimeoutError as error:  # socket.timeout, also raised by a TLS handshake that takes too long
+        raise ProbeError("timeout", f"no answer within {target.timeout_s:g}s") from error
+    except http.client.IncompleteRead as error:  # a chunked stream cut off mid-chunk
+        raise ProbeError("protocol", f"stream cut off: {error!r}") from error
+    except OSError as error:  # refused, reset, unreachable, name resolution, certificate rejected
+        raise ProbeError("connection", str(error) or type(error).__name__) from error
+    except http.client.HTTPException as error:  # a malformed status line or headers
+        raise ProbeError("protocol", repr(error)) from error
+    finally:
+        conn.close()
+    return ProbeResult(
+        ttft_s=stamps[0] - sent,
+        inter_token_s=tuple(later - earlier for earlier, later in pairwise(stamps)),
+        tokens=len(stamps),
+        duration_s=end - start,
+    )
+
+
+def _set_deadline_timeout(sock: socket.socket, deadline: float, clock: Callable[[], float]) -> None:
+    """Shrink the socket timeout to what is left, so a server trickling lines cannot stretch the overall deadline.
+
+    The deadline is re-checked between lines; one line's reads can each wait the remaining time, which is what a
+    pathological server could still abuse -- acceptable for a probe of our own servers.
+    """
+    remaining = deadline - clock()
+    if remaining <= 0:
+        raise ProbeError("timeout", "deadline passed")
+    sock.settimeout(remaining)
+
+
+def _content_chunk_times(
+    response: http.client.HTTPResponse, sock: socket.socket, deadline: float, clock: Callable[[], float]
+) -> list[float]:
+    """Arrival time of each SSE chunk that carries content.
+
+    Role-only and empty deltas (the first chunk of an OpenAI stream, the final finish_reason chunk) are not tokens,
+    so they neither start TTFT nor count. Each ``data:`` line is taken as one event: OpenAI-compatible servers never
+    split an event over several lines.
+    """
+    stamps: list[float] = []
+    while True:
+        _set_deadline_timeout(sock, deadline, clock)
+        line = response.readline(MAX_LINE_BYTES)
+        now = clock()
+        if not line:
+            raise ProbeError("protocol", f"stream ended without 'data: [DONE]' after {len(stamps)} content chunks")
+        if len(line) >= MAX_LINE_BYTES and not line.endswith(b"\n"):
+            raise ProbeError("protocol", f"SSE line longer than {MAX_LINE_BYTES} bytes")
+        line = line.rstrip(b"\r\n")
+        if not line.startswith(b"data:"):
+            continue  # blank separators, ": keep-alive" comments, event: and id: fields
+        data = line[5:].strip()
+        if data == b"[DONE]":
+            break
+        if _delta_content(data):
+            stamps.append(now)
+    if not stamps:
+        raise ProbeError("protocol", "no content chunk before 'data: [DONE]'")
+    return stamps
+
+
+def _delta_content(data: bytes) -> str:
+    """The content of one streamed chunk, or "" for chunks without text."""
+    try:
+        event: Any = json.loads(data)
+    except ValueError as error:
+        raise ProbeError("protocol", f"chunk is not JSON: {data[:80]!r}") from error
+    if not isinstance(event, dict):
+        raise ProbeError("protocol", f"chunk is not a JSON object: {data[:80]!r}")
+    if "error" in event:  # servers report failures mid-stream this way, after the 200 is already sent
+        raise ProbeError("protocol", f"error event in stream: {str(event['error'])[:200]}")
+    choices = event.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return ""
+    delta = choices[0].get("delta")
+    content = delta.get("content") if isinstance(delta, dict) else None
+    return content if isinstance(content, str) else ""
+
+
+class _Histogram:
+    """Bucket counts kept per bucket (not cumulative), so one observation touches one counter."""
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * len(bounds)
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1  # first bound >= value: Prometheus' le is inclusive
+        self.total += value
+
+    def buckets(self) -> list[tuple[str, float]]:
+        cumulative, result = 0, []
+        for bound, count in zip(self.bounds, self.counts, strict=True):
+            cumulative += count
+            result.append((floatToGoString(bound), cumulative))  # "1.0", "+Inf": as prometheus_client's Histogram
+        return result
+
+
+@dataclass
+class _PathState:
+    ttft: _Histogram = field(default_factory=lambda: _Histogram(TTFT_BUCKETS))
+    inter_token: _Histogram = field(default_factory=lambda: _Histogram(INTER_TOKEN_BUCKETS))
+    requests: dict[str, int] = field(default_factory=lambda: {"success": 0, "error": 0})
+    errors: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KNOWN_ERROR_REASONS, 0))
+    # None until known: an absent gauge says "no data" where a 0 would claim a measurement.
+    success: int | None = None
+    duration_s: float | None = None
+    tokens_per_second: float | None = None
+    last_success_s: float | None = None
+
+
+class LatencyProbeCollector:
+    """Probes on demand (``probe_once``) and hands the recorded state to Prometheus on scrape (``collect``).
+
+    Two locks: one serialises probes, because the model server has one slot and two probes would measure each
+    other; the other guards the recorded state only briefly, so a scrape never waits for a probe in flight.
+    """
+
+    def __init__(
+        self,
+        targets: Sequence[Target],
+        probe: Callable[[Target], ProbeResult] = stream_chat,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        names = [target.name for target in targets]
+        if not names or len(set(names)) != len(names):
+            raise ValueError(f"need at least one target and unique names, got {names}")
+        self._targets = tuple(targets)
+        self._probe = probe
+        self._clock = clock
+        self._probe_lock = threading.Lock()
+        self._state_lock = threading.Lock()
+        # Every path exists from the start, so alert rules see zero-valued series before the first probe.
+        self._state = {name: _PathState() for name in names}
+
+    def probe_once(self) -> None:
+        """Probe each target in turn, never two at once, even when called from several threads."""
+        with self._probe_lock:
+            for target in self._targets:
+                self._probe_target(target)
+
+    def _probe_target(self, target: Target) -> None:
+        started = self._clock()
+        try:
+            result = self._probe(target)
+        except ProbeError as error:
+            self._record_error(target.name, error.reason, self._clock() - started)
+            log.warning("probe of %s failed: %s", target.name, error)
+        except Exception:
+            # A bug must cost one sample, not the probe loop; "internal" keeps it visible on the dashboards.
+            self._record_error(target.name, "internal", self._clock() - started)
+            log.exception("probe of %s crashed", target.name)
+        else:
+            self._record_success(target.name, result, self._clock())
+
+    def _record_success(self, name: str, result: ProbeResult, now: float) -> None:
+        with self._state_lock:
+            state = self._state[name]
+            state.ttft.observe(result.ttft_s)
+            for gap in result.inter_token_s:
+                state.inter_token.observe(gap)
+            state.requests["success"] += 1
+            state.success = 1
+            state.duration_s = result.duration_s
+            # Kept from the last success: a failed probe says nothing about decode speed.
+            state.tokens_per_second = result.tokens_per_second
+            state.last_success_s = now
+
+    def _record_error(self, name: str, reason: str, duration_s: float) -> None:
+        with self._state_lock:
+            state = self._state[name]
+            state.requests["error"] += 1
+            state.errors[reason] = state.errors.get(reason, 0) + 1
+            state.success = 0
+            state.duration_s = max(duration_s, 0.0)  # the wall clock may step back between the two readings
+
+    def describe(self) -> Iterator[Metric]:
+        """Sample-free families, so the registry can reject a name clash at registration, not at a scrape."""
+        yield from _families().values()
+
+    def collect(self) -> Iterator[Metric]:
+        """Families built from the recorded state; cheap, never probes."""
+        families = _families()
+        with self._state_lock:
+            for path, state in self._state.items():
+                families["ttft"].add_metric([path], state.ttft.buckets(), state.ttft.total)
+                families["inter_token"].add_metric([path], state.inter_token.buckets(), state.inter_token.total)
+                for result, count in state.requests.items():
+                    families["requests"].add_metric([path, result], count)
+                for reason, count in sorted(state.errors.items()):
+                    families["errors"].add_metric([path, reason], count)
+                for key, value in (
+                    ("tokens_per_second", state.tokens_per_second),
+                    ("duration", state.duration_s),
+                    ("success", state.success),
+                    ("last_success", state.last_success_s),
+                ):
+                    if value is not None:
+                        families[key].add_metric([path], value)
+        yield from families.values()
+
+
+def _families() -> dict[str, Metric]:
+    path = ["path"]
+    return {
+        "ttft": HistogramMetricFamily(
+            "clawlan_probe_time_to_first_token_seconds",
+            "Time from sending a streamed chat completion to its first content chunk.",
+            labels=path,
+        ),
+        "inter_token": HistogramMetricFamily(
+            "clawlan_probe_inter_token_seconds",
+            "Time between successive content chunks of a streamed chat completion.",
+            labels=path,
+        ),
+        "tokens_per_second": GaugeMetricFamily(
+            "clawlan_probe_tokens_per_second",
+            "Decode speed of the last successful probe: (chunks - 1) / (last chunk - first chunk).",
+            labels=path,
+        ),
+        "duration": GaugeMetricFamily(
+            "clawlan_probe_duration_seconds", "Duration of the last probe, connection included.", labels=path
+        ),
+        "success": GaugeMetricFamily("clawlan_probe_success", "1 if the last probe succeeded, else 0.", labels=path),
+        "last_success": GaugeMetricFamily(
+            "clawlan_probe_last_success_timestamp_seconds",
+            "Unix time of the last successful probe.",
+            labels=path,
+        ),
+        "requests": CounterMetricFamily(
+            "clawlan_probe_requests_total", "Probe requests by result.", labels=["path", "result"]
+        ),
+        "errors": CounterMetricFamily(
+            "clawlan_probe_errors_total", "Failed probe requests by reason.", labels=["path", "reason"]
+        ),
+    }
+
+
+def run_forever(collector: LatencyProbeCollector, interval_s: float, stop_event: threading.Event) -> None:
+    """Probe every ``interval_s``, start to start, until ``stop_event`` is set.
+
+    A round that overruns skips the ticks it missed instead of starting the next one at once: a slow or hanging
+    server would otherwise get probes back to back, just when it can least afford them.
+    """
+    if not interval_s > 0:
+        raise ValueError(f"interval_s must be positive, got {interval_s}")
+    next_start = time.monotonic()
+    while not stop_event.is_set():
+        collector.probe_once()
+        now = time.monotonic()
+        next_start += interval_s
+        if next_start < now:
+            next_start += math.ceil((now - next_start) / interval_s) * interval_s
+        if stop_event.wait(next_start - now):
+            return
+
+
+def target_from_config(entry: Mapping[str, Any]) -> Target:
+    """A target from one entry of the config's ``targets``; reads the secrets so nothing else has to."""
+    headers = {}
+    if key_file := entry.get("api_key_file"):
+        token = Path(key_file).read_text().strip()
+        if not token:
+            raise ValueError(f"target {entry['name']!r}: api_key_file {key_file} is empty")
+        headers["Authorization"] = f"Bearer {token}"
+    context = None
+    if urlsplit(entry["url"]).scheme == "https" or entry.get("ca_file") or entry.get("cert_file"):
+        context = ssl.create_default_context(cafile=entry.get("ca_file"))
+        if entry.get("cert_file"):
+            context.load_cert_chain(entry["cert_file"], entry.get("key_file"))
+    return Target(
+        name=entry["name"],
+        url=entry["url"],
+        model=entry["model"],
+        headers=headers,
+        ssl_context=context,
+        max_tokens=int(entry.get("max_tokens", 16)),
+        timeout_s=float(entry.get("timeout_s", 30.0)),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Serve /metrics and probe until SIGTERM (systemd's stop) or SIGINT."""
+    argv = sys.argv if argv is None else argv
+    if len(argv) != 2:
+        raise SystemExit(f"usage: {argv[0]} CONFIG.json")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    config = json.loads(Path(argv[1]).read_text())
+    collector = LatencyProbeCollector([target_from_config(entry) for entry in config["targets"]])
+    # A fresh registry: /metrics shows the probe only, not this process' own Python and process metrics.
+    registry = CollectorRegistry()
+    registry.register(collector)
+    start_http_server(int(config["port"]), config["listen_address"], registry=registry)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    run_forever(collector, float(config["interval_s"]), stop)
+
+
+if __name__ == "__main__":
+    main()
