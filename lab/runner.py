@@ -18,6 +18,7 @@ class DeployResult:
     errors: frozenset[tuple[str, str]]
     log: str  # what pyinfra printed for people (stderr)
     output: str  # its JSON report (stdout)
+    returncode: int = 0
 
     def changed_ops(self, host: str | None = None) -> set[str]:
         return {op for op, h in self.changed if host in (None, h)}
@@ -46,4 +47,5 @@ def run_pyinfra(inventory: str, deploy: str, *args: str, check: bool = True, tim
         errors=frozenset((op["name"], host) for op in results for host in op["error"]),
         log=process.stderr,
         output=process.stdout,
+        returncode=process.returncode,
     )

@@ -7,10 +7,11 @@ restarted on the new one.
 
 from __future__ import annotations
 
+import re
 import shlex
 
 from pyinfra import host
-from pyinfra.api import operation
+from pyinfra.api import FactBase, OperationError, operation
 from pyinfra.facts.files import File
 
 from roles.model_server.operations import PIP
@@ -44,12 +45,40 @@ def node_runtime(path: str, version: str):
     )
 
 
+class InstalledVersions(FactBase):
+    """The completely installed versions under ``root`` (directories holding the completion marker)."""
+
+    def command(self, root: str) -> str:
+        markers = f"{shlex.quote(root)}/*/{COMPLETE}"
+        return f'for marker in {markers}; do [ -e "$marker" ] && basename "$(dirname "$marker")"; done; true'
+
+    def process(self, output):
+        return [line.strip() for line in output if line.strip()]
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", version.split("-")[0]))
+
+
 @operation()
 def openclaw_package(path: str, version: str, node_dir: str, registry: str):
-    """openclaw ``version`` under ``path/node_modules``, installed with the npm bundled in ``node_dir``."""
+    """openclaw ``version`` under ``path/node_modules``, installed with the npm bundled in ``node_dir``.
+
+    A downgrade is refused before anything changes: openclaw will not start on state that a newer
+    version has migrated, so the gateway would stop serving.
+    """
     if host.get_fact(File, path=f"{path}/{COMPLETE}"):
         host.noop(f"openclaw {version} installed")
         return
+    root = path.rsplit("/", 1)[0]
+    installed = host.get_fact(InstalledVersions, root=root) or []  # no output: nothing installed
+    newer = [v for v in installed if version_key(v) > version_key(version)]
+    if newer:
+        raise OperationError(
+            f"gateway_openclaw_version {version} is older than the installed {max(newer, key=version_key)}: openclaw "
+            "refuses state a newer version migrated, so the gateway keeps its version. Pin the newer one, or remove "
+            f"{root} and /var/lib/openclaw on the host to start over without history."
+        )
     quoted, node = shlex.quote(path), shlex.quote(f"{node_dir}/bin/node")
     npm_cli = f"$(dirname $(readlink -f {node}))/../lib/node_modules/npm/bin/npm-cli.js"
     yield f"rm -rf {quoted} && mkdir -p {quoted}"

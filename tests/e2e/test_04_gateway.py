@@ -173,17 +173,31 @@ def test_a_version_that_fails_to_install_leaves_the_gateway_serving(hosts, gatew
     front = hosts[FRONTEND]
     pid = main_pid(front, UNIT)
     result = deploy("--data", "gateway_openclaw_version=2099.1.1", check=False)
-    assert result.errors, result.log
+    assert result.returncode != 0 and ("Gateway | Install the pinned openclaw", FRONTEND) in result.errors
     assert main_pid(front, UNIT) == pid
     assert not front.file(f"{OPENCLAW_ROOT}/2099.1.1").exists
     assert chat(gateway_url, token)[0] == 200
     assert deploy().changed == set()
 
 
+def test_a_downgrade_is_refused_and_the_gateway_keeps_serving(hosts, gateway_url, token):
+    front = hosts[FRONTEND]
+    pid = main_pid(front, UNIT)
+    result = deploy("--data", "gateway_openclaw_version=2026.9.5", check=False)
+    # Refused while planning, before any operation ran.
+    assert result.returncode != 0 and "older than the installed" in result.log
+    assert result.changed == set()
+    assert main_pid(front, UNIT) == pid
+    assert not front.file(f"{OPENCLAW_ROOT}/2026.9.5").exists
+    assert chat(gateway_url, token)[0] == 200
+
+
 def test_upgrading_the_pinned_versions_is_one_inventory_change(hosts, gateway_url, token, site):
-    """Deploy older pins, then the inventory's: the second deploy is the upgrade a user makes."""
+    """A site deployed with older pins, then the inventory's: the second deploy is the upgrade a user makes."""
     front = hosts[FRONTEND]
     current = site.gateway_config(FRONTEND)
+    # The older site: nothing of today's versions or state on the host.
+    front.check_output(f"systemctl stop {UNIT} && rm -rf {NODE_ROOT} {OPENCLAW_ROOT} {STATE_DIR}")
     older = {"gateway_node_version": "24.16.0", "gateway_openclaw_version": "2026.9.5"}
     deploy(*(arg for key, value in older.items() for arg in ("--data", f"{key}={value}")))
     assert front.check_output(f"ls {NODE_ROOT}").split() == ["24.16.0"]
@@ -196,8 +210,8 @@ def test_upgrading_the_pinned_versions_is_one_inventory_change(hosts, gateway_ur
     assert main_pid(front, UNIT) != pid
     assert front.check_output(f"ls {NODE_ROOT}").split() == [current.node_version]
     assert front.check_output(f"ls {OPENCLAW_ROOT}").split() == [current.openclaw_version]
-    running = front.check_output(f"cat /proc/{main_pid(front, UNIT)}/cmdline | tr '\\0' ' '")
-    assert current.node in running or current.openclaw in running
+    running = front.check_output(f"tr '\\0' ' ' < /proc/{main_pid(front, UNIT)}/cmdline")
+    assert running.split()[:2] == [current.node, current.openclaw]
     assert (
         front.check_output("systemctl list-units --all --plain --no-legend 'clawlan-gateway*'").count(".service") == 1
     )

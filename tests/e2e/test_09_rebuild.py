@@ -6,6 +6,7 @@ import subprocess
 import time
 
 from tests.e2e.conftest import deploy
+from tests.e2e.test_04_gateway import chat
 
 BACKEND = "lab-back"
 
@@ -27,3 +28,10 @@ def test_a_rebuilt_backend_installs_llama_cpp_from_the_wheelhouse(first_deploy, 
     )
     assert "install ok installed" not in probe.stdout
     assert deploy().changed == set()
+
+
+def test_the_gateway_answers_through_the_rebuilt_backend(first_deploy, site):
+    """The frontend was not touched: its egress proxy finds the new backend by its pinned name and CA."""
+    config = site.gateway_config("lab-front")
+    status, text = chat(f"http://{config.listen_address}:{config.port}", site.gateway_token_file.read_text().strip())
+    assert status == 200, text

@@ -121,3 +121,13 @@ def test_preflight_requires_the_frontend_inside_its_client_networks():
     assert preflight(settings, "front", "192.168.1.10") == []
     (problem,) = preflight(settings, "front", "10.0.0.10")
     assert problem.key == "gateway_client_networks" and "10.0.0.10" in problem.message
+
+
+@pytest.mark.parametrize(
+    "older, newer",
+    [("2026.9.5", "2026.9.6"), ("2026.9.6", "2026.10.1"), ("2026.9.1-beta.1", "2026.9.2"), ("2025.12.30", "2026.1.1")],
+)
+def test_openclaw_versions_compare_as_numbers(older, newer):
+    from roles.gateway.operations import version_key
+
+    assert version_key(older) < version_key(newer)
