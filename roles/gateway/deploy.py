@@ -67,6 +67,8 @@ def gateway(config: GatewayConfig, installed_packages: frozenset[str] = frozense
         mode="644",
     )
 
+    context = _unit_context(config)
+    openclaw_json = config.openclaw_json()  # staged, validated, then written: one rendering for both
     files.directory(name="Create /etc/clawlan", path="/etc/clawlan", mode="755")
     # Both secrets are made on the control machine; on the host they live in a root-only EnvironmentFile.
     token = site_secret(config.token_file)
@@ -82,7 +84,7 @@ def gateway(config: GatewayConfig, installed_packages: frozenset[str] = frozense
     )
     files.put(
         name=f"Install {CLI}, the openclaw CLI as the gateway's user",
-        src=StringIO(render("gateway/openclaw.sh.j2", **_unit_context(config))),
+        src=StringIO(render("gateway/openclaw.sh.j2", **context)),
         dest=CLI,
         mode="755",
     )
@@ -90,7 +92,7 @@ def gateway(config: GatewayConfig, installed_packages: frozenset[str] = frozense
     # The new configuration is validated by openclaw itself before it replaces the one in service.
     candidate = files.put(
         name="Stage the gateway configuration",
-        src=StringIO(config.openclaw_json()),
+        src=StringIO(openclaw_json),
         dest=CANDIDATE,
         user=USER,
         group=USER,
@@ -108,7 +110,7 @@ def gateway(config: GatewayConfig, installed_packages: frozenset[str] = frozense
     )
     settings = files.put(
         name=f"Write the gateway configuration {CONFIG_FILE} (0600)",
-        src=StringIO(config.openclaw_json()),
+        src=StringIO(openclaw_json),
         dest=CONFIG_FILE,
         user=USER,
         group=USER,
@@ -117,7 +119,7 @@ def gateway(config: GatewayConfig, installed_packages: frozenset[str] = frozense
     )
     unit = files.put(
         name=f"Install {UNIT}",
-        src=StringIO(render("gateway/clawlan-gateway.service.j2", **_unit_context(config))),
+        src=StringIO(render("gateway/clawlan-gateway.service.j2", **context)),
         dest=f"/etc/systemd/system/{UNIT}",
         mode="644",
         create_remote_dir=False,
