@@ -51,6 +51,18 @@ def one_of(*choices: str) -> Callable[[Any], str | None]:
     return lambda value: None if value in choices else f"must be one of {', '.join(choices)}; got {value!r}"
 
 
+def networks(value: tuple[str, ...]) -> str | None:
+    """A non-empty list of IP networks (CIDR)."""
+    import ipaddress
+
+    for network in value:
+        try:
+            ipaddress.ip_network(network)
+        except ValueError:
+            return f"{network!r} is not a network (like 192.168.0.0/16)"
+    return None if value else "must name at least one network, or nobody can reach the service"
+
+
 def prefixed_keys(settings_cls: type, prefix: str) -> dict[str, dataclasses.Field]:
     return {f"{prefix}_{field.name}": field for field in dataclasses.fields(settings_cls)}
 

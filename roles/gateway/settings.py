@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from roles.settings import between, setting
+from roles.settings import between, networks, setting
 
 # openclaw's package.json: "node": ">=24.16.0 <25 || >=26.1.0"
 _NODE_SUPPORTED = "Node.js >=24.16 <25 or >=26.1 (what openclaw declares)"
@@ -30,17 +30,6 @@ def _registry(value: str) -> str | None:
     return None if re.fullmatch(r"https?://\S+", value) else f"must be an http(s) URL, got {value!r}"
 
 
-def _networks(value: tuple[str, ...]) -> str | None:
-    import ipaddress
-
-    for network in value:
-        try:
-            ipaddress.ip_network(network)
-        except ValueError:
-            return f"{network!r} is not a network (like 192.168.0.0/16)"
-    return None if value else "must name at least one network, or nobody can reach the gateway"
-
-
 @dataclass(frozen=True)
 class GatewaySettings:
     node_version: str = setting(
@@ -56,7 +45,7 @@ class GatewaySettings:
     client_networks: tuple[str, ...] = setting(
         ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"),
         "The only networks the gateway talks to besides loopback (systemd IP filter): the LAN, never the internet.",
-        _networks,
+        networks,
     )  # fmt: skip
     request_timeout_s: int = setting(
         600, "Longest model request; a cold 13k-token prompt takes ~25 s on the reference box before any token.",
