@@ -12,6 +12,8 @@ PKI_DIR = "/etc/clawlan/pki"
 HOST_KEY = f"{PKI_DIR}/host.key"
 HOST_CERT = f"{PKI_DIR}/host.crt"
 CA_CERT = f"{PKI_DIR}/ca.crt"
+METRICS_SCRIPT = "/usr/local/lib/clawlan/certificate-expiry-metrics"
+METRICS_UNIT = "clawlan-certificate-metrics"  # .service writes the metric, .timer runs it hourly
 
 
 @dataclass(frozen=True)
@@ -22,9 +24,12 @@ class PkiConfig:
     cert_days: int
     renew_before_days: int
     spec: CertSpec
+    metrics_dir: str  # the node exporter's textfile directory: certificate expiry is written there
 
 
-def build_pki_config(settings: PkiSettings, state_dir: Path, role: str, names: tuple[str, ...], address: str):
+def build_pki_config(
+    settings: PkiSettings, state_dir: Path, role: str, names: tuple[str, ...], address: str, metrics_dir: str
+):
     """``names`` are the host's names as /etc/hosts pins them, FQDN first."""
     return PkiConfig(
         ca_dir=str(state_dir / "pki"),
@@ -41,4 +46,5 @@ def build_pki_config(settings: PkiSettings, state_dir: Path, role: str, names: t
             client=role == "frontend",
             server=True,
         ),
+        metrics_dir=metrics_dir,
     )

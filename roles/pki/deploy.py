@@ -6,12 +6,13 @@ from io import StringIO
 from pathlib import Path
 
 from pyinfra.api import deploy
-from pyinfra.operations import files
+from pyinfra.operations import files, server, systemd
 
 from roles.packages import install_packages
 from roles.pki.ca import load_or_create_ca
-from roles.pki.config import CA_CERT, HOST_CERT, HOST_KEY, PKI_DIR, PkiConfig
+from roles.pki.config import CA_CERT, HOST_CERT, HOST_KEY, METRICS_SCRIPT, METRICS_UNIT, PKI_DIR, PkiConfig
 from roles.pki.operations import host_certificate, private_key
+from roles.templates import TEMPLATES, rendered
 
 
 @deploy("Site PKI")
@@ -39,4 +40,45 @@ def pki(config: PkiConfig, installed_packages: frozenset[str] = frozenset()):
         cert_days=config.cert_days,
         renew_before_days=config.renew_before_days,
     )
+    _expiry_metrics(config, tls_changes=(ca_cert, certificate))
     return ca_cert, certificate
+
+
+def _expiry_metrics(config: PkiConfig, tls_changes):
+    """Certificate expiry as a node exporter textfile metric, so an alert fires inside the renewal window."""
+    files.directory(name=f"Create the textfile metrics directory {config.metrics_dir}", path=config.metrics_dir)
+    script = files.put(
+        name="Install the certificate expiry metrics script",
+        src=str(TEMPLATES / "pki" / "certificate-expiry-metrics.sh"),
+        dest=METRICS_SCRIPT,
+        mode="755",
+    )
+    service = files.put(
+        name=f"Install {METRICS_UNIT}.service",
+        src=rendered(
+            "pki/clawlan-certificate-metrics.service.j2",
+            script=METRICS_SCRIPT,
+            metrics_dir=config.metrics_dir,
+            pki_dir=PKI_DIR,
+        ),
+        dest=f"/etc/systemd/system/{METRICS_UNIT}.service",
+        mode="644",
+    )
+    timer = files.put(
+        name=f"Install {METRICS_UNIT}.timer",
+        src=str(TEMPLATES / "pki" / "clawlan-certificate-metrics.timer"),
+        dest=f"/etc/systemd/system/{METRICS_UNIT}.timer",
+        mode="644",
+    )
+    systemd.service(
+        name=f"Run {METRICS_UNIT}.timer",
+        service=f"{METRICS_UNIT}.timer",
+        running=True,
+        enabled=True,
+        daemon_reload=service.will_change or timer.will_change,
+    )
+    server.shell(
+        name="Write the certificate expiry metric now (a certificate or the script changed)",
+        commands=[f"systemctl start {METRICS_UNIT}.service"],
+        _if=lambda: any(op.did_change() for op in (*tls_changes, script, service)),
+    )

@@ -15,19 +15,20 @@ from roles.pki.facts import PublicKeyPem
 
 
 @operation()
-def private_key(path: str):
-    """Generate an EC P-256 private key on the host (0600 root), once. It never leaves the host."""
+def private_key(path: str, owner: str = "root"):
+    """Generate an EC P-256 private key on the host (0600, ``owner``'s), once. It never leaves the host."""
     existing = host.get_fact(File, path=path)
+    owned = f"{shlex.quote(owner)}:{shlex.quote(owner)}"
     if existing:
-        if existing["mode"] != 600 or existing["user"] != "root":
-            yield f"chown root:root {shlex.quote(path)} && chmod 600 {shlex.quote(path)}"
+        if existing["mode"] != 600 or existing["user"] != owner:
+            yield f"chown {owned} {shlex.quote(path)} && chmod 600 {shlex.quote(path)}"
         else:
-            host.noop(f"{path} exists, 0600 root")
+            host.noop(f"{path} exists, 0600 {owner}")
         return
     quoted, partial = shlex.quote(path), shlex.quote(f"{path}.partial")
     yield (
         f"umask 077 && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out {partial} "
-        f"&& mv {partial} {quoted}"
+        f"&& chown {owned} {partial} && mv {partial} {quoted}"
     )
 
 
