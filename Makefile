@@ -44,12 +44,24 @@ system-deps: ## Debian packages the lab needs, installed only when missing
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-venv: $(BIN)/.installed
+venv: $(BIN)/.installed $(BIN)/promtool
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
 	touch $@
+
+# promtool checks and unit-tests the alert rules (make unit). Debian's prometheus package (2.42, as on the monitor)
+# carries it, but installing that package would set up a Prometheus service on this control machine: take the .deb
+# and extract the one binary. apt-get download needs package lists, so refresh them once if it fails; the sandbox
+# user is root because _apt cannot write into mktemp's private directory.
+$(BIN)/promtool: | $(BIN)/.installed
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && cd "$$tmp" && \
+	get() { apt-get download -qq -o APT::Sandbox::User=root prometheus; } && \
+	{ get 2>/dev/null || { apt-get update -qq && get; }; } && \
+	dpkg-deb --fsys-tarfile prometheus_*.deb | tar -xO ./usr/bin/promtool > "$(abspath $@).tmp" && \
+	chmod 755 "$(abspath $@).tmp" && mv "$(abspath $@).tmp" "$(abspath $@)"
+	$@ --version | head -1
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,643 @@
+"""The alert rules, rendered from the inventory's thresholds, checked and unit-tested by promtool.
+
+Every alert has a case where it fires (labels and annotations compared word for word) and one where it stays quiet:
+just on the good side of its threshold, or bad for less than its for:. Inputs derive from the thresholds, so a
+changed default moves the inputs with it. promtool's test files are written as JSON, which is YAML too.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from prometheus_client.utils import floatToGoString
+
+from roles.base.config import HostSpec
+from roles.monitor.config import AlertThresholds, build_prometheus_config
+from roles.monitor.rules import gib_to_bytes, number, prometheus_duration, render_rules, ttft_window_s
+from roles.monitor.settings import MonitorSettings
+from roles.pki.settings import PkiSettings
+from roles.probe.collector import TTFT_BUCKETS
+
+HOSTS = [
+    HostSpec("lab-front", "10.0.0.10", "frontend", 16, 4),
+    HostSpec("lab-back", "10.0.0.20", "backend", 64, 16),
+]
+FRONT, BACK = HOSTS[0].name, HOSTS[1].name
+DEPLOY = "`pyinfra inventory/site.py deploys/full.py`"
+GIB = 2**30
+MIB = 2**20
+STEP_S = 60  # promtool's input interval and rule evaluation interval: one sample and one evaluation a minute
+# for: of the rules whose duration is no inventory setting
+FIXED_FOR_S = {
+    "ClawlanMemoryAvailableLow": 60,
+    "ClawlanPacketLoss": 300,
+    "ClawlanTcpRetransmits": 300,
+    "ClawlanDiskFilling": 600,
+    "ClawlanCertificateExpiring": 600,
+}
+ALERTS = (
+    "ClawlanMemoryHigh",
+    "ClawlanMemoryAvailableLow",
+    "ClawlanSwapGrowing",
+    "ClawlanPacketLoss",
+    "ClawlanTcpRetransmits",
+    "ClawlanProbeTtftHigh",
+    "ClawlanTokensPerSecondLow",
+    "ClawlanProbeFailing",
+    "ClawlanExporterDown",
+    "ClawlanUnitDown",
+    "ClawlanDiskFilling",
+    "ClawlanCertificateExpiring",
+)
+
+
+def thresholds(**monitor_settings) -> AlertThresholds:
+    """Thresholds as the deploy builds them from the inventory (here: the defaults, plus any given setting)."""
+    settings = MonitorSettings(**monitor_settings)
+    return build_prometheus_config(settings, HOSTS, HOSTS[0], PkiSettings().renew_before_days).thresholds
+
+
+DEFAULTS = thresholds()
+
+
+def promtool() -> Path:
+    candidate = Path(sys.prefix) / "bin" / "promtool"
+    if candidate.is_file():
+        return candidate
+    found = shutil.which("promtool")
+    if found is None:
+        pytest.fail(
+            f"promtool not found in {candidate.parent} or on PATH: `make venv` installs it (from Debian's .deb)"
+        )
+    return Path(found)
+
+
+def run_promtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([promtool(), *map(str, args)], capture_output=True, text=True, timeout=120, check=False)
+
+
+# --- What promtool is given and expects -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    """Input series from time 0, the evaluation time, and the alerts expected firing then (none: quiet)."""
+
+    series: dict[str, str]  # series selector -> promtool's values notation, one sample per STEP_S
+    eval_s: int
+    alerts: list[dict] = field(default_factory=list)  # exp_alerts: exp_labels and exp_annotations
+
+
+def selector(metric: str, /, **labels: str) -> str:
+    return metric + "{" + ",".join(f'{key}="{value}"' for key, value in sorted(labels.items())) + "}"
+
+
+def samples(eval_s: int) -> int:
+    """Sample count reaching past the evaluation time (a series that ends goes stale)."""
+    return eval_s // STEP_S + 5
+
+
+def constant(value: float, eval_s: int) -> str:
+    return f"{value!r}x{samples(eval_s)}"
+
+
+def counter(per_minute: float, eval_s: int, start: float = 0) -> str:
+    """A series that grows by ``per_minute`` each sample (negative: shrinks)."""
+    sign = "+" if per_minute >= 0 else "-"
+    return f"{start!r}{sign}{abs(per_minute)!r}x{samples(eval_s)}"
+
+
+def alert(annotations: tuple[str, str], /, **labels: str) -> dict:
+    summary, description = annotations
+    return {"exp_labels": labels, "exp_annotations": {"summary": summary, "description": description}}
+
+
+def firing_eval_s(alertname: str, t: AlertThresholds) -> int:
+    """Well past the for: (rates need a minute of samples first)."""
+    return for_s(alertname, t) + 300
+
+
+def for_s(alertname: str, t: AlertThresholds) -> int:
+    settings = {
+        "ClawlanMemoryHigh": t.memory_for_s,
+        "ClawlanSwapGrowing": t.swap_growth_for_s,
+        "ClawlanProbeTtftHigh": t.latency_for_s,
+        "ClawlanTokensPerSecondLow": t.latency_for_s,
+        "ClawlanProbeFailing": t.probe_failing_for_s,
+        "ClawlanExporterDown": t.down_for_s,
+        "ClawlanUnitDown": t.down_for_s,
+    }
+    return settings[alertname] if alertname in settings else FIXED_FOR_S[alertname]
+
+
+def before_for_s(alertname: str, t: AlertThresholds) -> int:
+    """An evaluation time a minute short of the for: of a condition true from the first sample."""
+    assert for_s(alertname, t) >= 2 * STEP_S, f"{alertname}: a for: under 2m leaves no room to stay pending"
+    return for_s(alertname, t) - STEP_S
+
+
+# --- Prometheus' template functions, for the values expected in summaries -----------------------------------------
+
+
+def humanize1024(value: float) -> str:
+    if abs(value) <= 1:
+        return f"{value:.4g}"
+    prefix = ""
+    for unit in ("ki", "Mi", "Gi", "Ti", "Pi", "Ei", "Zi", "Yi"):
+        if abs(value) < 1024:
+            break
+        prefix, value = unit, value / 1024
+    return f"{value:.4g}{prefix}"
+
+
+def humanize_duration(seconds: int) -> str:
+    assert seconds >= 60, "only the whole-minute formats are mirrored here"
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h {minutes}m {secs}s"
+    if hours:
+        return f"{hours}h {minutes}m {secs}s"
+    return f"{minutes}m {secs}s"
+
+
+# --- Expected annotations, word for word as the operator reads them ---------------------------------------------
+
+
+def memory_high_text(t: AlertThresholds, instance: str, used: float) -> tuple[str, str]:
+    return (
+        f"Memory {used:.1f} % in use on {instance}, above {number(t.memory_used_percent)} % for "
+        f"{prometheus_duration(t.memory_for_s)}",
+        f"Find what holds it: on {instance} run `ps -eo pid,rss,cmd --sort=-rss | head` and `systemd-cgtop -m`. On "
+        "the backend the model server should be the bulk (weights and context); if it grew, lower "
+        "`model_server_context_tokens` or `model_server_prompt_cache_mib` in the inventory (or choose a smaller "
+        f"model) and rerun {DEPLOY}. Stop anything that does not belong on the appliance.",
+    )
+
+
+def memory_available_text(t: AlertThresholds, instance: str, available: float) -> tuple[str, str]:
+    return (
+        f"Only {humanize1024(available)}B of memory available on {instance}, below the "
+        f"{number(t.memory_available_floor_gib)} GiB floor",
+        f"Free memory now, before the OOM killer picks a process: on {instance} find the biggest with "
+        "`ps -eo pid,rss,cmd --sort=-rss | head` and stop what does not belong on the appliance; "
+        "`journalctl -k | grep -i oom` shows earlier kills. If the model server is the consumer, lower "
+        f"`model_server_context_tokens` in the inventory and rerun {DEPLOY}.",
+    )
+
+
+def swap_text(t: AlertThresholds, instance: str, used: float) -> tuple[str, str]:
+    return (
+        f"Swap use on {instance} is {humanize1024(used)}B and has kept growing for "
+        f"{prometheus_duration(t.swap_growth_for_s)}",
+        f"Memory is being paged out. On {instance} check `free -h`, `vmstat 5` (columns si and so) and who holds "
+        "swap: `grep VmSwap /proc/*/status | sort -k2 -n | tail`. Keep `model_server_mlock` on so the weights cannot "
+        f"be swapped, free memory (see ClawlanMemoryHigh), and rerun {DEPLOY} after changing the inventory.",
+    )
+
+
+def packet_loss_text(t: AlertThresholds, instance: str, device: str, percent: float) -> tuple[str, str]:
+    return (
+        f"{percent:.2f} % of packets dropped on {instance} {device} over 5m, above {number(t.packet_loss_percent)} %",
+        f"On {instance} run `ip -s link show {device}` and `ethtool -S {device} | grep -i -e drop -e err`. Errors "
+        f"point at the cable, the switch port or a duplex mismatch (`ethtool {device}`); drops without errors at a "
+        f"saturated link or full receive rings (`ethtool -g {device}`). Chats through this link will stall.",
+    )
+
+
+def retransmits_text(t: AlertThresholds, instance: str, percent: float) -> tuple[str, str]:
+    return (
+        f"{percent:.2f} % of TCP segments retransmitted by {instance} over 5m, above {number(t.packet_loss_percent)} %",
+        f"Packets get lost between {instance} and its peers. There, `ss -ti` shows retransmits per connection (which "
+        "peer) and `nstat -az | grep -i retrans` the totals; a ClawlanPacketLoss alert on either host names the "
+        "interface. Check cables, the switch and the link's speed and duplex with `ethtool`.",
+    )
+
+
+def ttft_text(t: AlertThresholds, instance: str, path: str, p99: float) -> tuple[str, str]:
+    return (
+        f"Time to first token p99 {p99:.2f} s via the {path} path probed from {instance}, above "
+        f"{number(t.ttft_p99_s)} s for {prometheus_duration(t.latency_for_s)}",
+        "Chats start slowly. If only the gateway path is slow, check `systemctl status clawlan-gateway` and "
+        f"`journalctl -u clawlan-gateway -n 100` on {instance}. If the backend path is slow too, the model server is "
+        "queueing or prefilling: read `journalctl -u clawlan-model-server -n 100` on the backend (long prompts, many "
+        "users at once) and look for ClawlanMemoryHigh or ClawlanSwapGrowing there. If it stays slow, lower "
+        f"`model_server_context_tokens` or choose a smaller model in the inventory and rerun {DEPLOY}.",
+    )
+
+
+def tokens_text(t: AlertThresholds, instance: str, rate: float) -> tuple[str, str]:
+    return (
+        f"The backend decodes {rate:.1f} tokens/s as probed from {instance}, below "
+        f"{number(t.tokens_per_second_floor)} for {prometheus_duration(t.latency_for_s)}",
+        "Answers stream slowly. On the backend look for what takes the model server's cores or memory: `top` (other "
+        "busy processes), `vmstat 5` (swapping: si and so), CPU clock and heat (`grep MHz /proc/cpuinfo`, "
+        "`sensors`), and `journalctl -u clawlan-model-server -n 100`. `model_server_threads` should match the "
+        f"physical cores; after changing the inventory rerun {DEPLOY}.",
+    )
+
+
+def probe_failing_text(t: AlertThresholds, instance: str, path: str) -> tuple[str, str]:
+    if path == "backend":
+        advice = (
+            "The model server does not answer over mTLS: on the backend run `systemctl status clawlan-model-server "
+            "nginx` and `journalctl -u clawlan-model-server -n 100`."
+        )
+    else:
+        advice = (
+            f"The gateway does not answer: on {instance} run `systemctl status clawlan-gateway` and "
+            "`journalctl -u clawlan-gateway -n 100`; if the backend path fails too, start with the backend."
+        )
+    return (
+        f"The probe on {instance} gets no answer through the {path} path for "
+        f"{prometheus_duration(t.probe_failing_for_s)}",
+        f"{advice} `journalctl -u clawlan-probe -n 50` on {instance} gives the probe's error (timeout, connection, "
+        f"http_NNN). Rerun {DEPLOY} to restore units and configuration.",
+    )
+
+
+def exporter_down_text(t: AlertThresholds, instance: str, job: str) -> tuple[str, str]:
+    check = {
+        "node": f"Check `systemctl status prometheus-node-exporter` on {instance}",
+        "probe": f"Check `systemctl status clawlan-probe` and `journalctl -u clawlan-probe -n 50` on {instance}",
+        "prometheus": f"Check `systemctl status prometheus` on {instance}",
+    }[job]
+    return (
+        f"Prometheus cannot scrape the {job} target on {instance} for {prometheus_duration(t.down_for_s)}",
+        f"{check}. If it runs, the host or the network is down, or an IP filter blocks the monitor: Prometheus' "
+        f"Targets page shows the scrape error. Rerun {DEPLOY} to restore units and filters. Alerts that read this "
+        "target are blind meanwhile.",
+    )
+
+
+def unit_down_text(t: AlertThresholds, instance: str, unit: str) -> tuple[str, str]:
+    return (
+        f"{unit} is not active on {instance} for {prometheus_duration(t.down_for_s)}",
+        f"Run `systemctl status {unit}` and `journalctl -u {unit} -n 100` on {instance} to see why it stopped or "
+        f"failed. Fix the cause, then rerun {DEPLOY}, which starts it again.",
+    )
+
+
+def disk_text(t: AlertThresholds, instance: str, device: str, mountpoint: str, free: float) -> tuple[str, str]:
+    return (
+        f"Only {free:.1f} % free on {mountpoint} ({device}) on {instance}, below {number(t.disk_free_percent)} %",
+        f"Find what grew: `du -xh --max-depth=2 {mountpoint} | sort -h | tail` on {instance}. Usual suspects: model "
+        "files no longer used in /var/lib/clawlan/models, Prometheus' data in /var/lib/prometheus (lower "
+        "`monitor_retention_days`), the journal (`journalctl --vacuum-size=500M`). A full disk stops Prometheus, "
+        "logging and model downloads.",
+    )
+
+
+def certificate_text(t: AlertThresholds, instance: str, file: str, left_s: int) -> tuple[str, str]:
+    when = f"expires in {humanize_duration(left_s)}" if left_s >= 0 else "has expired"
+    return (
+        f"Certificate {file} on {instance} {when}",
+        f"A deploy reissues certificates that expire within {t.certificate_renew_before_days} days, so this one was "
+        "missed: run `pyinfra inventory/site.py deploys/pki.py` (or deploys/full.py), then check the new date with "
+        f"`openssl x509 -noout -enddate -in {file}` on {instance}. At expiry mTLS between the boxes fails and the "
+        "backend stops answering.",
+    )
+
+
+# --- Inputs per alert --------------------------------------------------------------------------------------------
+
+
+def memory(t: AlertThresholds, used_percent: float, eval_s: int, *, fires: bool) -> Case:
+    total = 64 * GIB
+    available = total * (100 - used_percent) / 100
+    node = {"job": "node", "instance": BACK}
+    series = {
+        selector("node_memory_MemTotal_bytes", **node): constant(total, eval_s),
+        selector("node_memory_MemAvailable_bytes", **node): constant(available, eval_s),
+    }
+    alerts = [alert(memory_high_text(t, BACK, used_percent), severity="warning", **node)] if fires else []
+    return Case(series, eval_s, alerts)
+
+
+def memory_available(t: AlertThresholds, available: float, eval_s: int, *, fires: bool) -> Case:
+    node = {"job": "node", "instance": BACK}
+    series = {selector("node_memory_MemAvailable_bytes", **node): constant(available, eval_s)}
+    alerts = [alert(memory_available_text(t, BACK, available), severity="critical", **node)] if fires else []
+    return Case(series, eval_s, alerts)
+
+
+def swap(t: AlertThresholds, mib_per_minute: float, eval_s: int, *, fires: bool) -> Case:
+    """Swap total 4 GiB, all free at time 0, then ``mib_per_minute`` more in use each minute."""
+    node = {"job": "node", "instance": BACK}
+    series = {
+        selector("node_memory_SwapTotal_bytes", **node): constant(4 * GIB, eval_s),
+        selector("node_memory_SwapFree_bytes", **node): counter(-mib_per_minute * MIB, eval_s, start=4 * GIB),
+    }
+    used = mib_per_minute * MIB * eval_s / STEP_S
+    alerts = [alert(swap_text(t, BACK, used), severity="warning", **node)] if fires else []
+    return Case(series, eval_s, alerts)
+
+
+def packet_loss(t: AlertThresholds, percent: float, packets_per_s: float, *, fires: bool) -> Case:
+    """Packets both ways at ``packets_per_s`` each; drops on receive, ``percent`` of all packets."""
+    eval_s = firing_eval_s("ClawlanPacketLoss", t)
+    link = {"job": "node", "instance": BACK, "device": "eth0"}
+    per_minute = packets_per_s * 60
+    series = {
+        selector("node_network_receive_packets_total", **link): counter(per_minute, eval_s),
+        selector("node_network_transmit_packets_total", **link): counter(per_minute, eval_s),
+        selector("node_network_receive_drop_total", **link): counter(2 * per_minute * percent / 100, eval_s),
+        selector("node_network_transmit_drop_total", **link): counter(0, eval_s),
+    }
+    alerts = [alert(packet_loss_text(t, BACK, "eth0", percent), severity="warning", **link)] if fires else []
+    return Case(series, eval_s, alerts)
+
+
+def retransmits(t: AlertThresholds, percent: float, *, fires: bool) -> Case:
+    eval_s = firing_eval_s("ClawlanTcpRetransmits", t)
+    node = {"job": "node", "instance": BACK}
+    out_per_minute = 100 * 60
+    series = {
+        selector("node_netstat_Tcp_OutSegs", **node): counter(out_per_minute, eval_s),
+        selector("node_netstat_Tcp_RetransSegs", **node): counter(out_per_minute * percent / 100, eval_s),
+    }
+    alerts = [alert(retransmits_text(t, BACK, percent), severity="warning", **node)] if fires else []
+    return Case(series, eval_s, alerts)
+
+
+def ttft(t: AlertThresholds, *, fires: bool) -> Case:
+    """One probe a minute, each landing in the probe's bucket just above the threshold (fires) or at it (quiet).
+
+    Every probe in one bucket: histogram_quantile puts the p99 99 % of the way through that bucket.
+    """
+    edges = [edge for edge in TTFT_BUCKETS if edge != float("inf")]
+    at_or_below = [edge for edge in edges if edge <= t.ttft_p99_s]
+    above = [edge for edge in edges if edge > t.ttft_p99_s]
+    assert at_or_below and above, f"ttft_p99_s {t.ttft_p99_s} lies outside the probe's buckets {edges}"
+    observation = above[0] if fires else at_or_below[-1]
+    lower = max((edge for edge in edges if edge < observation), default=0.0)
+    p99 = lower + (observation - lower) * 0.99
+    eval_s = firing_eval_s("ClawlanProbeTtftHigh", t)
+    probe = {"job": "probe", "instance": FRONT, "path": "backend"}
+    series = {
+        selector("clawlan_probe_time_to_first_token_seconds_bucket", le=floatToGoString(edge), **probe): counter(
+            1 if observation <= edge else 0, eval_s
+        )
+        for edge in TTFT_BUCKETS
+    }
+    alerts = [alert(ttft_text(t, FRONT, "backend", p99), severity="warning", **probe)] if fires else []
+    return Case(series, eval_s, alerts)
+
+
+def tokens(t: AlertThresholds, rate: float, path: str, *, fires: bool) -> Case:
+    eval_s = firing_eval_s("ClawlanTokensPerSecondLow", t)
+    probe = {"job": "probe", "instance": FRONT, "path": path}
+    series = {selector("clawlan_probe_tokens_per_second", **probe): constant(rate, eval_s)}
+    alerts = [alert(tokens_text(t, FRONT, rate), severity="warning", **probe)] if fires else []
+    return Case(series, eval_s, alerts)
+
+
+def probe_failing(t: AlertThresholds, path: str, eval_s: int, *, fires: bool) -> Case:
+    probe = {"job": "probe", "instance": FRONT, "path": path}
+    series = {selector("clawlan_probe_success", **probe): constant(0, eval_s)}
+    alerts = [alert(probe_failing_text(t, FRONT, path), severity="critical", **probe)] if fires else []
+    return Case(series, eval_s, alerts)
+
+
+def exporter_down(t: AlertThresholds, job: str, instance: str, eval_s: int, *, fires: bool) -> Case:
+    target = {"job": job, "instance": instance}
+    series = {selector("up", **target): constant(0, eval_s)}
+    alerts = [alert(exporter_down_text(t, instance, job), severity="critical", **target)] if fires else []
+    return Case(series, eval_s, alerts)
+
+
+def unit_down(t: AlertThresholds, unit: str, eval_s: int, *, fires: bool) -> Case:
+    labels = {"job": "node", "instance": BACK, "name": unit, "state": "active", "type": "simple"}
+    series = {selector("node_systemd_unit_state", **labels): constant(0, eval_s)}
+    alerts = [alert(unit_down_text(t, BACK, unit), severity="critical", **labels)] if fires else []
+    return Case(series, eval_s, alerts)
+
+
+def disk(t: AlertThresholds, free_percent: float, *, fstype: str = "ext4", readonly: int = 0, fires: bool) -> Case:
+    eval_s = firing_eval_s("ClawlanDiskFilling", t)
+    device, mountpoint = ("/dev/sda2", "/") if fstype != "tmpfs" else ("tmpfs", "/run")
+    fs = {"job": "node", "instance": BACK, "device": device, "fstype": fstype, "mountpoint": mountpoint}
+    size = 100 * GIB
+    series = {
+        selector("node_filesystem_size_bytes", **fs): constant(size, eval_s),
+        selector("node_filesystem_avail_bytes", **fs): constant(size * free_percent / 100, eval_s),
+        selector("node_filesystem_readonly", **fs): constant(readonly, eval_s),
+    }
+    text = disk_text(t, BACK, device, mountpoint, free_percent)
+    alerts = [alert(text, severity="warning", **fs)] if fires else []
+    return Case(series, eval_s, alerts)
+
+
+def certificate(t: AlertThresholds, left_at_eval_s: int, *, fires: bool) -> Case:
+    """A certificate with ``left_at_eval_s`` seconds of validity left at the evaluation time (time 0 = 1970)."""
+    eval_s = firing_eval_s("ClawlanCertificateExpiring", t)
+    labels = {"job": "node", "instance": BACK, "file": "/etc/clawlan/pki/host.crt"}
+    series = {
+        selector("clawlan_certificate_expiry_timestamp_seconds", **labels): constant(eval_s + left_at_eval_s, eval_s)
+    }
+    text = certificate_text(t, BACK, labels["file"], left_at_eval_s)
+    alerts = [alert(text, severity="warning", **labels)] if fires else []
+    return Case(series, eval_s, alerts)
+
+
+def renew_before_s(t: AlertThresholds) -> int:
+    return t.certificate_renew_before_days * 86400
+
+
+# Alert name -> a case where it fires: just on the bad side of its threshold, for longer than its for:.
+FIRING: dict[str, Callable[[AlertThresholds], Case]] = {
+    "ClawlanMemoryHigh": lambda t: memory(
+        t, t.memory_used_percent + 0.5, firing_eval_s("ClawlanMemoryHigh", t), fires=True
+    ),
+    "ClawlanMemoryAvailableLow": lambda t: memory_available(
+        t, gib_to_bytes(t.memory_available_floor_gib) - MIB, firing_eval_s("ClawlanMemoryAvailableLow", t), fires=True
+    ),
+    "ClawlanSwapGrowing": lambda t: swap(t, 1, firing_eval_s("ClawlanSwapGrowing", t), fires=True),
+    "ClawlanPacketLoss": lambda t: packet_loss(t, t.packet_loss_percent * 1.1, 100, fires=True),
+    "ClawlanTcpRetransmits": lambda t: retransmits(t, t.packet_loss_percent * 1.1, fires=True),
+    "ClawlanProbeTtftHigh": lambda t: ttft(t, fires=True),
+    "ClawlanTokensPerSecondLow": lambda t: tokens(t, t.tokens_per_second_floor * 0.9, "backend", fires=True),
+    "ClawlanProbeFailing": lambda t: probe_failing(t, "backend", firing_eval_s("ClawlanProbeFailing", t), fires=True),
+    "ClawlanExporterDown": lambda t: exporter_down(
+        t, "node", BACK, firing_eval_s("ClawlanExporterDown", t), fires=True
+    ),
+    "ClawlanUnitDown": lambda t: unit_down(t, t.watched_units[0], firing_eval_s("ClawlanUnitDown", t), fires=True),
+    "ClawlanDiskFilling": lambda t: disk(t, t.disk_free_percent - 0.5, fires=True),
+    "ClawlanCertificateExpiring": lambda t: certificate(t, renew_before_s(t) - 3600, fires=True),
+}
+
+# Alert name -> a case where it stays quiet: just on the good side of its threshold, or bad for less than its for:.
+QUIET: dict[str, Callable[[AlertThresholds], Case]] = {
+    "ClawlanMemoryHigh": lambda t: memory(
+        t, t.memory_used_percent - 0.5, firing_eval_s("ClawlanMemoryHigh", t), fires=False
+    ),
+    "ClawlanMemoryAvailableLow": lambda t: memory_available(
+        t, gib_to_bytes(t.memory_available_floor_gib), firing_eval_s("ClawlanMemoryAvailableLow", t), fires=False
+    ),
+    # Growing since the first minute, evaluated when the for: is not yet over.
+    "ClawlanSwapGrowing": lambda t: swap(t, 1, t.swap_growth_for_s, fires=False),
+    "ClawlanPacketLoss": lambda t: packet_loss(t, t.packet_loss_percent * 0.9, 100, fires=False),
+    "ClawlanTcpRetransmits": lambda t: retransmits(t, t.packet_loss_percent * 0.9, fires=False),
+    "ClawlanProbeTtftHigh": lambda t: ttft(t, fires=False),
+    "ClawlanTokensPerSecondLow": lambda t: tokens(t, t.tokens_per_second_floor, "backend", fires=False),
+    "ClawlanProbeFailing": lambda t: probe_failing(t, "backend", before_for_s("ClawlanProbeFailing", t), fires=False),
+    "ClawlanExporterDown": lambda t: exporter_down(
+        t, "node", BACK, before_for_s("ClawlanExporterDown", t), fires=False
+    ),
+    "ClawlanUnitDown": lambda t: unit_down(t, t.watched_units[0], before_for_s("ClawlanUnitDown", t), fires=False),
+    "ClawlanDiskFilling": lambda t: disk(t, t.disk_free_percent + 0.5, fires=False),
+    "ClawlanCertificateExpiring": lambda t: certificate(t, renew_before_s(t) + 60, fires=False),
+}
+
+
+def promtool_test(tmp_path: Path, rules: str, alertname: str, case: Case) -> None:
+    """Run one promtool rule test; fail with promtool's own report (it prints expected and got alerts)."""
+    (tmp_path / "clawlan.rules.yml").write_text(rules)
+    test = {
+        "rule_files": ["clawlan.rules.yml"],
+        "evaluation_interval": f"{STEP_S}s",
+        "tests": [
+            {
+                "interval": f"{STEP_S}s",
+                "input_series": [{"series": name, "values": values} for name, values in case.series.items()],
+                "alert_rule_test": [
+                    {"eval_time": f"{case.eval_s}s", "alertname": alertname, "exp_alerts": case.alerts}
+                ],
+            }
+        ],
+    }
+    test_file = tmp_path / "clawlan.rules.test.yml"
+    test_file.write_text(json.dumps(test, indent=2))
+    result = run_promtool("test", "rules", test_file)
+    assert result.returncode == 0, f"promtool test rules failed:\n{result.stdout}{result.stderr}"
+
+
+# --- The tests ----------------------------------------------------------------------------------------------------
+
+
+def test_rules_pass_promtool_check(tmp_path):
+    rules = tmp_path / "clawlan.rules.yml"
+    rules.write_text(render_rules(DEFAULTS))
+    result = run_promtool("check", "rules", rules)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"SUCCESS: {len(ALERTS)} rules found" in result.stdout
+
+
+def test_rules_hold_every_alert_once_each_with_for_and_severity():
+    text = render_rules(DEFAULTS)
+    assert re.findall(r"^ {6}- alert: (\w+)$", text, re.MULTILINE) == list(ALERTS)
+    assert len(re.findall(r"^ {8}for: \d+[smhd]$", text, re.MULTILINE)) == len(ALERTS)
+    assert len(re.findall(r"^ {10}severity: (?:warning|critical)$", text, re.MULTILINE)) == len(ALERTS)
+
+
+@pytest.mark.parametrize("alertname", ALERTS)
+def test_alert_fires_past_its_threshold_and_for(tmp_path, alertname):
+    promtool_test(tmp_path, render_rules(DEFAULTS), alertname, FIRING[alertname](DEFAULTS))
+
+
+@pytest.mark.parametrize("alertname", ALERTS)
+def test_alert_stays_quiet_on_the_good_side_or_before_its_for(tmp_path, alertname):
+    promtool_test(tmp_path, render_rules(DEFAULTS), alertname, QUIET[alertname](DEFAULTS))
+
+
+@pytest.mark.parametrize(
+    ("alertname", "case"),
+    [
+        pytest.param(
+            "ClawlanSwapGrowing",
+            swap(DEFAULTS, 0, firing_eval_s("ClawlanSwapGrowing", DEFAULTS), fires=False),
+            id="swap-in-use-but-flat",
+        ),
+        pytest.param(
+            "ClawlanPacketLoss",
+            packet_loss(DEFAULTS, 50, 0.4, fires=False),
+            id="idle-link-under-one-packet-a-second",
+        ),
+        pytest.param(
+            "ClawlanTokensPerSecondLow",
+            tokens(DEFAULTS, DEFAULTS.tokens_per_second_floor / 2, "gateway", fires=False),
+            id="gateway-path-is-not-judged",
+        ),
+        pytest.param(
+            "ClawlanUnitDown",
+            unit_down(DEFAULTS, "ssh.service", firing_eval_s("ClawlanUnitDown", DEFAULTS), fires=False),
+            id="unwatched-unit",
+        ),
+        pytest.param("ClawlanDiskFilling", disk(DEFAULTS, 1, fstype="tmpfs", fires=False), id="tmpfs"),
+        pytest.param("ClawlanDiskFilling", disk(DEFAULTS, 1, readonly=1, fires=False), id="read-only"),
+    ],
+)
+def test_alert_ignores_what_it_does_not_judge(tmp_path, alertname, case):
+    promtool_test(tmp_path, render_rules(DEFAULTS), alertname, case)
+
+
+@pytest.mark.parametrize(
+    ("alertname", "case"),
+    [
+        pytest.param(
+            "ClawlanProbeFailing",
+            probe_failing(DEFAULTS, "gateway", firing_eval_s("ClawlanProbeFailing", DEFAULTS), fires=True),
+            id="probe-failing-gateway",
+        ),
+        pytest.param(
+            "ClawlanExporterDown",
+            exporter_down(DEFAULTS, "probe", FRONT, firing_eval_s("ClawlanExporterDown", DEFAULTS), fires=True),
+            id="exporter-down-probe",
+        ),
+        pytest.param(
+            "ClawlanExporterDown",
+            exporter_down(DEFAULTS, "prometheus", FRONT, firing_eval_s("ClawlanExporterDown", DEFAULTS), fires=True),
+            id="exporter-down-prometheus",
+        ),
+        pytest.param("ClawlanCertificateExpiring", certificate(DEFAULTS, -3600, fires=True), id="certificate-expired"),
+    ],
+)
+def test_alert_advice_fits_what_failed(tmp_path, alertname, case):
+    """The annotations' if/else branches each expand to their own advice."""
+    promtool_test(tmp_path, render_rules(DEFAULTS), alertname, case)
+
+
+LOWER_MEMORY_PERCENT = 70.0
+
+
+@pytest.mark.parametrize(("threshold", "fires"), [(LOWER_MEMORY_PERCENT, True), (DEFAULTS.memory_used_percent, False)])
+def test_memory_threshold_comes_from_the_inventory(tmp_path, threshold, fires):
+    """The same memory use, between 70 % and the default, fires only under an inventory setting of 70 %."""
+    used = (LOWER_MEMORY_PERCENT + DEFAULTS.memory_used_percent) / 2
+    t = thresholds(alert_memory_used_percent=threshold)
+    case = memory(t, used, firing_eval_s("ClawlanMemoryHigh", t), fires=fires)
+    promtool_test(tmp_path, render_rules(t), "ClawlanMemoryHigh", case)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "duration"),
+    [(0, "0s"), (90, "90s"), (120, "2m"), (300, "5m"), (5400, "90m"), (3600, "1h"), (86400, "1d"), (90000, "25h")],
+)
+def test_seconds_become_prometheus_durations(seconds, duration):
+    assert prometheus_duration(seconds) == duration
+
+
+def test_memory_floor_gib_becomes_bytes_in_the_rule():
+    t = thresholds(alert_memory_available_floor_gib=1.5)
+    assert 'node_memory_MemAvailable_bytes{job="node"} < 1610612736\n' in render_rules(t)
+
+
+def test_unit_regex_escapes_dots_of_the_watched_units():
+    text = render_rules(DEFAULTS)
+    regex = re.search(r"name=~`([^`]*)`", text).group(1)
+    assert regex.split("|") == [unit.replace(".", "\\.") for unit in DEFAULTS.watched_units]
+
+
+def test_ttft_window_is_never_shorter_than_the_latency_for():
+    assert ttft_window_s(thresholds(alert_latency_for_s=60)) == 600
+    assert ttft_window_s(thresholds(alert_latency_for_s=1800)) == 1800
+    assert "[30m]" in render_rules(thresholds(alert_latency_for_s=1800))
