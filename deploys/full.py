@@ -6,6 +6,7 @@ from deploys._site import installed_packages, this_site
 from roles.base.deploy import base
 from roles.gateway.deploy import gateway
 from roles.model_server.deploy import model_server
+from roles.monitor.deploy import node_exporter, probe, prometheus
 from roles.mtls.deploy import egress, ingress
 from roles.pki.deploy import pki
 
@@ -14,10 +15,14 @@ installed = installed_packages()
 role = site.host(host.name).role
 
 base(site.base_config(host.name), installed_packages=installed)
+node_exporter(site.node_exporter_config(host.name), installed_packages=installed)
 tls_changes = pki(site.pki_config(host.name), installed_packages=installed)
 if role == "backend":
     model_server(site.model_server_config(host.name), installed_packages=installed)
     ingress(site.ingress_config(host.name), tls_changes=tls_changes, installed_packages=installed)
 else:
     egress(site.egress_config(host.name), tls_changes=tls_changes, installed_packages=installed)
-    gateway(site.gateway_config(host.name), installed_packages=installed)
+    secrets_changes = gateway(site.gateway_config(host.name), installed_packages=installed)
+    probe(site.probe_config(host.name), secrets_changes, tls_changes, installed_packages=installed)
+if host.name == site.monitor_host().name:
+    prometheus(site.prometheus_config(), monitor_name=host.name, installed_packages=installed)

@@ -19,6 +19,13 @@ _LAB = {
     "ssh_key": str(_STATE / "id_ed25519"),  # made by `python -m lab up`, removed by `down`
     "ssh_known_hosts_file": str(_STATE / "known_hosts"),  # host keys read from the containers
     "ssh_strict_host_key_checking": "yes",
+    # Monitoring at test pace: alerts the e2e tests wait for fire within seconds, not minutes.
+    "monitor_scrape_interval_s": 5,
+    "monitor_retention_days": 1,
+    "monitor_probe_interval_s": 10,
+    "monitor_probe_timeout_s": 30,
+    "monitor_alert_probe_failing_for_s": 20,
+    "monitor_alert_down_for_s": 20,
 }
 
 frontend = [

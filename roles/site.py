@@ -22,6 +22,18 @@ from roles.gateway.settings import GatewaySettings
 from roles.model_server.config import ModelServerConfig, build_model_server_config
 from roles.model_server.config import preflight as model_server_preflight
 from roles.model_server.settings import ModelServerSettings
+from roles.monitor.config import (
+    TEXTFILE_DIR,
+    NodeExporterConfig,
+    ProbeConfig,
+    PrometheusConfig,
+    build_node_exporter_config,
+    build_probe_config,
+    build_prometheus_config,
+    monitor_host,
+)
+from roles.monitor.config import preflight as monitor_preflight
+from roles.monitor.settings import MonitorSettings
 from roles.mtls.config import EgressConfig, IngressConfig, build_egress_config, build_ingress_config
 from roles.mtls.settings import MtlsSettings
 from roles.pki.config import PkiConfig, build_pki_config
@@ -38,9 +50,11 @@ SETTINGS = {
     "model_server": ModelServerSettings,
     "mtls": MtlsSettings,
     "gateway": GatewaySettings,
+    "monitor": MonitorSettings,
 }
 # Keys whose value must be the same on every host.
 SITE_WIDE = ("site_state_dir", "site_cache_dir", "base_dns_domain", "pki_organization", "mtls_port")
+SITE_WIDE_PREFIXES = ("monitor_",)  # one Prometheus, one set of rules for the whole site
 # Per-host keys besides role settings: the address and the hardware the sizing rules use.
 HOST_KEYS = {
     "ssh_hostname": "the host's LAN address (an IP address: it is what /etc/hosts pins)",
@@ -124,9 +138,40 @@ class Site:
             model_api_key_file=str(self.model_server_api_key_file),
         )
 
+    @property
+    def monitor(self) -> MonitorSettings:
+        return self.settings[self.hosts[0].name]["monitor"]
+
+    def monitor_host(self) -> HostSpec:
+        return monitor_host(self.monitor, self.hosts)
+
+    def node_exporter_config(self, name: str) -> NodeExporterConfig:
+        return build_node_exporter_config(self.monitor, self.host(name), self.monitor_host())
+
+    def probe_config(self, name: str) -> ProbeConfig:
+        backend = next(h for h in self.hosts if h.role == "backend")
+        return build_probe_config(
+            self.monitor,
+            self.host(name),
+            self.monitor_host(),
+            backend,
+            gateway_port=self.settings[name]["gateway"].port,
+            backend_name=self.model_endpoint_name(),
+            mtls_port=self.settings[name]["mtls"].port,
+            backend_model=self.settings[backend.name]["model_server"].model_alias,
+            pki=self.pki_config(name),
+        )
+
+    def prometheus_config(self) -> PrometheusConfig:
+        monitor = self.monitor_host()
+        renew = self.settings[monitor.name]["pki"].renew_before_days
+        return build_prometheus_config(self.monitor, self.hosts, monitor, renew)
+
     def pki_config(self, name: str) -> PkiConfig:
         host, settings = self.host(name), self.settings[name]["pki"]
-        return build_pki_config(settings, self.state_dir, host.role, self.names_of(name), host.address)
+        return build_pki_config(
+            settings, self.state_dir, host.role, self.names_of(name), host.address, metrics_dir=TEXTFILE_DIR
+        )
 
 
 def merged_data(inventory, host) -> dict[str, Any]:
@@ -175,6 +220,7 @@ def build_site(hosts: Mapping[str, tuple[tuple[str, ...], Mapping[str, Any]]]) -
                 problems += model_server_preflight(model, spec)
             else:
                 problems += gateway_preflight(settings[spec.name]["gateway"], spec.name, spec.address)
+        problems += monitor_preflight(settings[specs[0].name]["monitor"], specs)
 
     if problems:
         raise InventoryError(problems)
@@ -212,7 +258,8 @@ def _host_spec(name: str, groups: tuple[str, ...], data: Mapping[str, Any], prob
 
 
 def _check_site_wide(hosts: Mapping[str, tuple[tuple[str, ...], Mapping[str, Any]]], problems: list[Problem]):
-    for key in SITE_WIDE:
+    prefixed = {key for _, data in hosts.values() for key in data if key.startswith(SITE_WIDE_PREFIXES)}
+    for key in (*SITE_WIDE, *sorted(prefixed)):
         values = {name: data.get(key) for name, (_, data) in hosts.items()}
         if len(set(map(repr, values.values()))) > 1:
             differing = ", ".join(f"{name}={value!r}" for name, value in values.items())

@@ -37,3 +37,26 @@ mtls_upstream_keepalive = 8  # idle connections kept open to the model server
 mtls_egress_port = 18080  # frontend loopback port of the egress proxy the gateway talks to
 mtls_connect_timeout_s = 30  # seconds to connect to the backend (the seeds' timeout)
 mtls_connect_retries = 3  # failed connections retried by the egress proxy (the seeds' retries)
+
+# --- monitor: node exporters, the latency probe, Prometheus and its alerts (site-wide) ------------
+monitor_host = ""  # inventory name of the Prometheus host; "" = the first frontend (the box that is always on)
+monitor_prometheus_port = 9090  # Prometheus UI/API on the monitor's LAN address
+monitor_node_exporter_port = 9100  # node exporter on every host's LAN address; only the monitor may connect
+monitor_probe_port = 9464  # the probe's /metrics on each frontend's LAN address; only the monitor may connect
+monitor_client_networks = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]  # who may open the Prometheus UI
+monitor_scrape_interval_s = 15  # seconds between scrapes and rule evaluations
+monitor_retention_days = 30  # days of history: compare a month before and after a change
+monitor_probe_interval_s = 60  # seconds between probe rounds: ~1 % of a single-slot server's time
+monitor_probe_timeout_s = 60  # seconds before a probe counts as failed (a cold prompt takes ~25 s)
+monitor_probe_max_tokens = 16  # tokens per probe: enough gaps to measure, cheap to generate
+monitor_alert_memory_used_percent = 85.0  # % memory in use that alerts (the seeds' threshold) ...
+monitor_alert_memory_for_s = 300  # ... for this long (the seeds' 5 minutes)
+monitor_alert_memory_available_floor_gib = 2.0  # GiB available below which the OOM killer is near: alert in 1 min
+monitor_alert_swap_growth_for_s = 900  # seconds of growing swap use before alerting: the model is paged out
+monitor_alert_packet_loss_percent = 1.0  # % of dropped packets or TCP retransmits that alerts (the seeds' 1 %)
+monitor_alert_ttft_p99_s = 1.0  # seconds, probe time to first token p99 that alerts (the seeds' P99 > 1 s)
+monitor_alert_tokens_per_second_floor = 20.0  # decode speed below which to alert (reference box: ~28-32)
+monitor_alert_latency_for_s = 600  # seconds latency or speed must miss before alerting: no alert for one slow chat
+monitor_alert_probe_failing_for_s = 120  # seconds of failing probes before alerting (two rounds)
+monitor_alert_down_for_s = 120  # seconds an exporter or a clawlan unit may be down before alerting
+monitor_alert_disk_free_percent = 10.0  # % free space under which a disk (the model's) alerts

@@ -34,6 +34,7 @@ CANDIDATE = f"{STATE_DIR}/openclaw.next.json"
 
 @deploy("Gateway")
 def gateway(config: GatewayConfig, installed_packages: frozenset[str] = frozenset()):
+    """Returns the operations that change the secrets in ENV_FILE, for other readers of that file (the probe)."""
     install_packages("Install Python venv support (Node.js comes as a Python wheel)", ["python3-venv"],
                      installed_packages)  # fmt: skip
     server.user(
@@ -141,6 +142,7 @@ def gateway(config: GatewayConfig, installed_packages: frozenset[str] = frozense
         ],
         _if=lambda: node.did_change() or package.did_change(),
     )
+    return (secrets,)
 
 
 def _unit_context(config: GatewayConfig) -> dict:

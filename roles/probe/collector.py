@@ -13,6 +13,7 @@ import http.client
 import json
 import logging
 import math
+import os
 import signal
 import socket
 import ssl
@@ -407,10 +408,17 @@ def run_forever(collector: LatencyProbeCollector, interval_s: float, stop_event:
 def target_from_config(entry: Mapping[str, Any]) -> Target:
     """A target from one entry of the config's ``targets``; reads the secrets so nothing else has to."""
     headers = {}
+    token = None
     if key_file := entry.get("api_key_file"):
         token = Path(key_file).read_text().strip()
         if not token:
             raise ValueError(f"target {entry['name']!r}: api_key_file {key_file} is empty")
+    elif key_env := entry.get("api_key_env"):
+        # From the unit's EnvironmentFile: the secret is in neither the config file nor the command line.
+        token = os.environ.get(key_env, "").strip()
+        if not token:
+            raise ValueError(f"target {entry['name']!r}: environment variable {key_env} is not set")
+    if token:
         headers["Authorization"] = f"Bearer {token}"
     context = None
     if urlsplit(entry["url"]).scheme == "https" or entry.get("ca_file") or entry.get("cert_file"):

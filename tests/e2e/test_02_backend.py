@@ -144,8 +144,8 @@ def test_refused_without_the_api_key(front, endpoint, key):
 def test_nothing_else_listens_on_the_backends_lan_address(hosts, site):
     listening = hosts[BACKEND].check_output("ss -Hltn | awk '{print $4}'").split()
     exposed = sorted(a for a in listening if not a.startswith(("127.", "[::1]")))
-    port = site.ingress_config(BACKEND).port
-    assert exposed == sorted(["0.0.0.0:22", "[::]:22", f"{site.host(BACKEND).address}:{port}"])
+    address, ports = site.host(BACKEND).address, (site.ingress_config(BACKEND).port, site.monitor.node_exporter_port)
+    assert exposed == sorted(["0.0.0.0:22", "[::]:22", *(f"{address}:{port}" for port in ports)])
 
 
 def test_model_server_runs_as_its_own_user_with_the_key_in_a_root_only_file(hosts, api_key):

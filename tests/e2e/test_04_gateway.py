@@ -134,11 +134,14 @@ def test_gateway_hardening_score(hosts):
     assert exposure <= 4.0, report
 
 
-def test_on_the_lan_the_frontend_exposes_only_the_gateway_and_ssh(hosts, site):
+def test_on_the_lan_the_frontend_exposes_only_the_gateway_ssh_and_monitoring(hosts, site):
     listening = hosts[FRONTEND].check_output("ss -Hltn | awk '{print $4}'").split()
-    config = site.gateway_config(FRONTEND)
+    config, monitor = site.gateway_config(FRONTEND), site.monitor
+    # The frontend is the lab's monitor host: node exporter, probe and Prometheus on its LAN address.
     exposed = sorted(a for a in listening if not a.startswith(("127.", "[::1]")))
-    assert exposed == sorted(["0.0.0.0:22", "[::]:22", f"{config.listen_address}:{config.port}"])
+    monitoring = [monitor.node_exporter_port, monitor.probe_port, monitor.prometheus_port]
+    lan = [f"{config.listen_address}:{port}" for port in (config.port, *monitoring)]
+    assert exposed == sorted(["0.0.0.0:22", "[::]:22", *lan])
 
 
 def test_changing_a_gateway_setting_restarts_only_the_gateway(hosts, gateway_url, token):

@@ -155,6 +155,30 @@ CASES = {
         lambda h: h["front"][1].update(gateway_npm_registry="registry.npmjs.org"),
         ("front", "gateway_npm_registry"),
     ),
+    "monitor host that is not in the inventory": (
+        lambda h: [d.update(monitor_host="nas") for _, d in h.values()],
+        ("*", "monitor_host"),
+    ),
+    "monitor setting on one host only": (
+        lambda h: h["back"][1].update(monitor_scrape_interval_s=5),
+        ("*", "monitor_scrape_interval_s"),
+    ),
+    "two monitoring services on one port": (
+        lambda h: [d.update(monitor_probe_port=9100) for _, d in h.values()],
+        ("*", "monitor_*_port"),
+    ),
+    "Prometheus UI networks without the monitor": (
+        lambda h: [d.update(monitor_client_networks=["192.168.0.0/16"]) for _, d in h.values()],
+        ("front", "monitor_client_networks"),
+    ),
+    "probe interval of one second": (
+        lambda h: [d.update(monitor_probe_interval_s=1) for _, d in h.values()],
+        ("front", "monitor_probe_interval_s"),
+    ),
+    "memory alert above 100 %": (
+        lambda h: [d.update(monitor_alert_memory_used_percent=185) for _, d in h.values()],
+        ("back", "monitor_alert_memory_used_percent"),
+    ),
     "keepalive of zero seconds": (
         lambda h: h["back"][1].update(base_tcp_keepalive_time_s=0),
         ("back", "base_tcp_keepalive_time_s"),

@@ -470,3 +470,14 @@ def test_target_from_config(tmp_path):
 def test_tls_settings_on_a_plain_url_are_refused():
     with pytest.raises(ValueError, match="plain http"):
         Target("backend", "http://back.lan:8080/v1/chat/completions", "m", ssl_context=ssl.create_default_context())
+
+
+def test_target_from_config_reads_the_token_from_the_named_environment_variable(monkeypatch):
+    entry = {"name": "gateway", "url": "http://front.lan:18789/v1/chat/completions", "model": "m"}
+    monkeypatch.setenv("CLAWLAN_TEST_TOKEN", f"{API_KEY}\n")
+    target = target_from_config({**entry, "api_key_env": "CLAWLAN_TEST_TOKEN"})
+    assert target.headers == {"Authorization": f"Bearer {API_KEY}"}
+
+    monkeypatch.delenv("CLAWLAN_TEST_TOKEN")
+    with pytest.raises(ValueError, match="CLAWLAN_TEST_TOKEN is not set"):
+        target_from_config({**entry, "api_key_env": "CLAWLAN_TEST_TOKEN"})

@@ -1,0 +1,255 @@
+"""What the monitoring stack deploys: node exporters everywhere, the probe on frontends, Prometheus on the monitor."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from roles.base.config import HostSpec
+from roles.monitor.settings import MonitorSettings
+from roles.pki.config import CA_CERT, PKI_DIR, PkiConfig
+from roles.settings import Problem
+
+# Debian's node exporter reads this directory (its package creates it); the pki role writes certificate expiry here.
+TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"
+NODE_EXPORTER_UNIT = "prometheus-node-exporter.service"
+PROMETHEUS_UNIT = "prometheus.service"
+PROBE_UNIT = "clawlan-probe.service"
+PROBE_USER = "clawlan-probe"
+PROBE_PROGRAM = "/opt/clawlan/probe/clawlan_probe.py"
+PROBE_CONFIG = "/etc/clawlan/probe.json"
+# The probe's own TLS identity: a key made on the frontend for the probe's user (the host key stays root's), with
+# a certificate for the frontend's identity, which the backend admits.
+PROBE_KEY = f"{PKI_DIR}/probe.key"
+PROBE_CERT = f"{PKI_DIR}/probe.crt"
+PROMETHEUS_DIR = "/etc/clawlan/prometheus"  # ours, beside Debian's /etc/prometheus, which stays untouched
+PROMETHEUS_STAGING = f"{PROMETHEUS_DIR}/staged"  # checked by promtool before it replaces the live copy
+# Long-running units whose state the node exporter reports and the unit-down alert watches; oneshots are left out:
+# between runs they are inactive by design.
+WATCHED_UNITS = (
+    "clawlan-model-server.service",
+    "clawlan-gateway.service",
+    PROBE_UNIT,
+    "nginx.service",
+    PROMETHEUS_UNIT,
+    NODE_EXPORTER_UNIT,
+)
+
+
+@dataclass(frozen=True)
+class NodeExporterConfig:
+    listen_address: str
+    port: int
+    monitor_address: str  # the one LAN address allowed to scrape
+    textfile_dir: str = TEXTFILE_DIR
+    watched_units: tuple[str, ...] = WATCHED_UNITS
+
+    def arguments(self) -> tuple[str, ...]:
+        """Command-line flags: defaults plus the systemd collector for our units and the textfile collector."""
+        # "[.]", not "\\.": systemd's ExecStart= would take the backslash for an escape of its own.
+        unit_regex = "|".join(unit.replace(".", "[.]") for unit in self.watched_units)
+        return (
+            f"--web.listen-address={self.listen_address}:{self.port}",
+            f"--collector.textfile.directory={self.textfile_dir}",
+            "--collector.systemd",
+            f"--collector.systemd.unit-include=({unit_regex})",
+            # Restarts show a unit that flaps while 'active' looks fine at every scrape.
+            "--collector.systemd.enable-restarts-metrics",
+        )
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    listen_address: str
+    port: int
+    interval_s: int
+    timeout_s: int
+    max_tokens: int
+    gateway_url: str
+    backend_url: str
+    backend_model: str
+    pki: PkiConfig  # the frontend's: the probe's certificate carries the same identity
+    allowed_addresses: tuple[str, ...]  # the probe's IP filter: whom it scrapes for and whom it probes
+
+    def probe_json(self) -> str:
+        """The probe's configuration; secrets are names of environment variables, never values."""
+        common = {"max_tokens": self.max_tokens, "timeout_s": self.timeout_s}
+        return json.dumps(
+            {
+                "listen_address": self.listen_address,
+                "port": self.port,
+                "interval_s": self.interval_s,
+                "targets": [
+                    {
+                        "name": "gateway",
+                        "url": self.gateway_url,
+                        "model": "openclaw",
+                        "api_key_env": "OPENCLAW_GATEWAY_TOKEN",
+                        **common,
+                    },
+                    {
+                        "name": "backend",
+                        "url": self.backend_url,
+                        "model": self.backend_model,
+                        "api_key_env": "CLAWLAN_MODEL_API_KEY",
+                        "ca_file": CA_CERT,
+                        "cert_file": PROBE_CERT,
+                        "key_file": PROBE_KEY,
+                        **common,
+                    },
+                ],
+            },
+            indent=2,
+            sort_keys=True,
+        )
+
+
+@dataclass(frozen=True)
+class AlertThresholds:
+    """Everything the alert rules read from the inventory; ``*_for_s`` become the rules' ``for:``."""
+
+    memory_used_percent: float
+    memory_for_s: int
+    memory_available_floor_gib: float
+    swap_growth_for_s: int
+    packet_loss_percent: float
+    ttft_p99_s: float
+    tokens_per_second_floor: float
+    latency_for_s: int
+    probe_failing_for_s: int
+    down_for_s: int
+    disk_free_percent: float
+    certificate_renew_before_days: int
+    watched_units: tuple[str, ...] = WATCHED_UNITS
+
+
+@dataclass(frozen=True)
+class ScrapeTarget:
+    host: str  # the inventory name, shown as the instance label
+    address: str  # host:port
+
+
+@dataclass(frozen=True)
+class PrometheusConfig:
+    listen_address: str
+    port: int
+    scrape_interval_s: int
+    retention_days: int
+    client_networks: tuple[str, ...]
+    node_targets: tuple[ScrapeTarget, ...]
+    probe_targets: tuple[ScrapeTarget, ...]
+    thresholds: AlertThresholds
+
+    def arguments(self) -> tuple[str, ...]:
+        return (
+            f"--config.file={PROMETHEUS_DIR}/prometheus.yml",
+            "--storage.tsdb.path=/var/lib/prometheus/metrics2/",
+            f"--storage.tsdb.retention.time={self.retention_days}d",
+            f"--web.listen-address={self.listen_address}:{self.port}",
+            f"--web.external-url=http://{self.listen_address}:{self.port}/",
+        )
+
+    @property
+    def allowed_networks(self) -> tuple[str, ...]:
+        """Prometheus' IP filter: the UI's clients and every scrape target (they may sit outside those networks)."""
+        targets = {target.address.rsplit(":", 1)[0] for target in (*self.node_targets, *self.probe_targets)}
+        return (*self.client_networks, *sorted(targets - set(self.client_networks)))
+
+
+def monitor_host(settings: MonitorSettings, hosts: Sequence[HostSpec]) -> HostSpec:
+    if settings.host:
+        return next(h for h in hosts if h.name == settings.host)
+    return next(h for h in hosts if h.role == "frontend")
+
+
+def build_node_exporter_config(settings: MonitorSettings, host: HostSpec, monitor: HostSpec) -> NodeExporterConfig:
+    return NodeExporterConfig(
+        listen_address=host.address, port=settings.node_exporter_port, monitor_address=monitor.address
+    )
+
+
+def build_probe_config(
+    settings: MonitorSettings,
+    host: HostSpec,
+    monitor: HostSpec,
+    backend: HostSpec,
+    *,
+    gateway_port: int,
+    backend_name: str,
+    mtls_port: int,
+    backend_model: str,
+    pki: PkiConfig,
+) -> ProbeConfig:
+    return ProbeConfig(
+        listen_address=host.address,
+        port=settings.probe_port,
+        interval_s=settings.probe_interval_s,
+        timeout_s=settings.probe_timeout_s,
+        max_tokens=settings.probe_max_tokens,
+        # The LAN address, as a user's browser reaches the gateway, not its loopback listener.
+        gateway_url=f"http://{host.address}:{gateway_port}/v1/chat/completions",
+        backend_url=f"https://{backend_name}:{mtls_port}/v1/chat/completions",
+        backend_model=backend_model,
+        pki=pki,
+        allowed_addresses=tuple(sorted({host.address, monitor.address, backend.address})),
+    )
+
+
+def build_prometheus_config(
+    settings: MonitorSettings, hosts: Sequence[HostSpec], monitor: HostSpec, renew_before_days: int
+) -> PrometheusConfig:
+    return PrometheusConfig(
+        listen_address=monitor.address,
+        port=settings.prometheus_port,
+        scrape_interval_s=settings.scrape_interval_s,
+        retention_days=settings.retention_days,
+        client_networks=settings.client_networks,
+        node_targets=tuple(ScrapeTarget(h.name, f"{h.address}:{settings.node_exporter_port}") for h in hosts),
+        probe_targets=tuple(
+            ScrapeTarget(h.name, f"{h.address}:{settings.probe_port}") for h in hosts if h.role == "frontend"
+        ),
+        thresholds=AlertThresholds(
+            memory_used_percent=settings.alert_memory_used_percent,
+            memory_for_s=settings.alert_memory_for_s,
+            memory_available_floor_gib=settings.alert_memory_available_floor_gib,
+            swap_growth_for_s=settings.alert_swap_growth_for_s,
+            packet_loss_percent=settings.alert_packet_loss_percent,
+            ttft_p99_s=settings.alert_ttft_p99_s,
+            tokens_per_second_floor=settings.alert_tokens_per_second_floor,
+            latency_for_s=settings.alert_latency_for_s,
+            probe_failing_for_s=settings.alert_probe_failing_for_s,
+            down_for_s=settings.alert_down_for_s,
+            disk_free_percent=settings.alert_disk_free_percent,
+            certificate_renew_before_days=renew_before_days,
+        ),
+    )
+
+
+def preflight(settings: MonitorSettings, hosts: Sequence[HostSpec]) -> list[Problem]:
+    """Rules across settings and hosts; ``settings`` are the same on every host (site-wide keys)."""
+    problems = []
+    names = [h.name for h in hosts]
+    if settings.host and settings.host not in names:
+        problems.append(Problem("*", "monitor_host", f"names no inventory host; hosts are {', '.join(names)}"))
+    ports = {
+        "monitor_prometheus_port": settings.prometheus_port,
+        "monitor_node_exporter_port": settings.node_exporter_port,
+        "monitor_probe_port": settings.probe_port,
+    }
+    if len(set(ports.values())) != len(ports):
+        problems.append(Problem("*", "monitor_*_port", f"the monitoring ports must differ, got {ports}"))
+    if problems:
+        return problems
+    monitor = monitor_host(settings, hosts)
+    address = ipaddress.ip_address(monitor.address)
+    if not any(address in ipaddress.ip_network(network) for network in settings.client_networks):
+        problems.append(
+            Problem(
+                monitor.name,
+                "monitor_client_networks",
+                f"none of them holds the monitor's own address {monitor.address}: nobody beside it could open the UI",
+            )
+        )
+    return problems

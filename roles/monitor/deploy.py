@@ -1,0 +1,193 @@
+"""Role monitor: Debian's node exporter on every host, the latency probe on frontends, Prometheus on the monitor.
+
+Debian's units are kept and extended with drop-ins (flags, hardening, an IP filter); Debian's own files under
+/etc/default and /etc/prometheus stay untouched, so package upgrades never stop on a changed conffile.
+"""
+
+from __future__ import annotations
+
+from io import StringIO
+from pathlib import Path
+
+from pyinfra.api import deploy
+from pyinfra.operations import files, server, systemd
+
+from roles.gateway.config import ENV_FILE
+from roles.monitor.config import (
+    NODE_EXPORTER_UNIT,
+    PROBE_CERT,
+    PROBE_CONFIG,
+    PROBE_KEY,
+    PROBE_PROGRAM,
+    PROBE_UNIT,
+    PROBE_USER,
+    PROMETHEUS_DIR,
+    PROMETHEUS_STAGING,
+    PROMETHEUS_UNIT,
+    NodeExporterConfig,
+    ProbeConfig,
+    PrometheusConfig,
+)
+from roles.monitor.rules import render_rules
+from roles.packages import install_packages
+from roles.pki.config import METRICS_UNIT
+from roles.pki.operations import host_certificate, private_key
+from roles.templates import render, rendered
+
+# The probe program is this repository's module, run by the host's Python 3 with Debian's prometheus-client.
+COLLECTOR_SOURCE = Path(__file__).resolve().parent.parent / "probe" / "collector.py"
+
+
+def _dropin(unit: str) -> str:
+    return f"/etc/systemd/system/{unit}.d/clawlan.conf"
+
+
+@deploy("Node exporter")
+def node_exporter(config: NodeExporterConfig, installed_packages: frozenset[str] = frozenset()):
+    # Written before the package is installed: its first start already listens where, and for whom, it should.
+    dropin = files.put(
+        name="Configure the node exporter: LAN listener for the monitor only, unit states, textfiles",
+        src=rendered(
+            "monitor/node-exporter.conf.j2", arguments=config.arguments(), monitor_address=config.monitor_address
+        ),  # fmt: skip
+        dest=_dropin(NODE_EXPORTER_UNIT),
+        mode="644",
+    )
+    # No recommends: Debian's extra collectors add timers for smartctl, ipmitool and apt we do not alert on.
+    install_packages("Install Debian's node exporter (and D-Bus, which it asks for unit states)",
+                     ["prometheus-node-exporter", "dbus"], installed_packages, no_recommends=True)  # fmt: skip
+    systemd.service(
+        name=f"Run {NODE_EXPORTER_UNIT} (restarted only when its drop-in changed)",
+        service=NODE_EXPORTER_UNIT,
+        running=True,
+        enabled=True,
+        daemon_reload=dropin.will_change,
+        restarted=dropin.will_change,
+    )
+
+
+@deploy("Latency probe")
+def probe(config: ProbeConfig, secrets_changes=(), tls_changes=(), installed_packages: frozenset[str] = frozenset()):
+    """``secrets_changes`` and ``tls_changes`` are the operations that change what the probe reads at start."""
+    install_packages("Install Python and Debian's prometheus-client for the probe",
+                     ["python3", "python3-prometheus-client"], installed_packages)  # fmt: skip
+    server.user(
+        name=f"Create the {PROBE_USER} system user",
+        user=PROBE_USER,
+        system=True,
+        shell="/usr/sbin/nologin",
+        home="/nonexistent",
+        create_home=False,
+    )
+    program = files.put(
+        name=f"Install the probe program {PROBE_PROGRAM}",
+        src=str(COLLECTOR_SOURCE),
+        dest=PROBE_PROGRAM,
+        mode="644",
+    )
+    settings = files.put(
+        name=f"Write the probe configuration {PROBE_CONFIG} (no secrets in it)",
+        src=StringIO(config.probe_json() + "\n"),
+        dest=PROBE_CONFIG,
+        mode="644",
+    )
+    unit = files.put(
+        name=f"Install {PROBE_UNIT}",
+        src=rendered(
+            "monitor/clawlan-probe.service.j2",
+            user=PROBE_USER,
+            program=PROBE_PROGRAM,
+            config_file=PROBE_CONFIG,
+            env_file=ENV_FILE,
+            allowed_addresses=config.allowed_addresses,
+        ),
+        dest=f"/etc/systemd/system/{PROBE_UNIT}",
+        mode="644",
+    )
+    # Made here, for the probe's user; the host's own key stays root's.
+    key = private_key(name=f"Generate the probe's own TLS key on the host ({PROBE_KEY}, 0600 {PROBE_USER})",
+                      path=PROBE_KEY, owner=PROBE_USER)  # fmt: skip
+    pki = config.pki
+    certificate = host_certificate(
+        name="Keep the probe's client certificate issued by the site CA",
+        key_path=PROBE_KEY,
+        cert_path=PROBE_CERT,
+        ca_dir=pki.ca_dir,
+        spec=pki.spec,
+        organization=pki.organization,
+        ca_days=pki.ca_days,
+        cert_days=pki.cert_days,
+        renew_before_days=pki.renew_before_days,
+    )
+    server.shell(
+        name="Write the certificate expiry metric now (the probe's certificate changed)",
+        commands=[f"systemctl start {METRICS_UNIT}.service"],
+        _if=certificate.did_change,
+    )
+    changed = (program, settings, unit, key, certificate, *secrets_changes, *tls_changes)
+    systemd.service(
+        name=f"Run {PROBE_UNIT} (restarted only when its program, configuration, unit, secrets or key changed)",
+        service=PROBE_UNIT,
+        running=True,
+        enabled=True,
+        daemon_reload=unit.will_change,
+        restarted=any(op.will_change for op in changed),
+    )
+
+
+@deploy("Prometheus")
+def prometheus(config: PrometheusConfig, monitor_name: str, installed_packages: frozenset[str] = frozenset()):
+    """Configuration and rules are checked by promtool in a staging directory before they replace the live ones."""
+    files.directory(name=f"Create {PROMETHEUS_STAGING}", path=PROMETHEUS_STAGING, mode="755")
+    dropin = files.put(
+        name="Configure Prometheus: our configuration, retention, LAN listener, IP filter",
+        src=rendered(
+            "monitor/prometheus.conf.j2",
+            arguments=config.arguments(),
+            allowed_networks=config.allowed_networks,
+            config_file=f"{PROMETHEUS_DIR}/prometheus.yml",
+        ),
+        dest=_dropin(PROMETHEUS_UNIT),
+        mode="644",
+    )
+    install_packages("Install Debian's Prometheus", ["prometheus"], installed_packages, no_recommends=True)
+
+    prometheus_yml = render(
+        "monitor/prometheus.yml.j2",
+        scrape_interval_s=config.scrape_interval_s,
+        listen_address=config.listen_address,
+        port=config.port,
+        monitor_name=monitor_name,
+        node_targets=config.node_targets,
+        probe_targets=config.probe_targets,
+    )
+    rules = render_rules(config.thresholds)
+    texts = {"prometheus.yml": prometheus_yml, "clawlan.rules.yml": rules}
+    staged = [
+        files.put(name=f"Stage {name}", src=StringIO(text), dest=f"{PROMETHEUS_STAGING}/{name}", mode="644")
+        for name, text in texts.items()
+    ]
+    server.shell(
+        name="Check the staged configuration and rules with promtool",
+        commands=[
+            f"promtool check config {PROMETHEUS_STAGING}/prometheus.yml > /dev/null"
+            f" || {{ rm -f {PROMETHEUS_STAGING}/*; echo 'promtool rejected the configuration; Prometheus keeps its"
+            " own' >&2; exit 1; }"
+        ],
+        _if=lambda: any(op.did_change() for op in staged),
+    )
+    live = [
+        files.put(
+            name=f"Write {PROMETHEUS_DIR}/{name}", src=StringIO(text), dest=f"{PROMETHEUS_DIR}/{name}", mode="644"
+        )
+        for name, text in (("prometheus.yml", prometheus_yml), ("clawlan.rules.yml", rules))
+    ]
+    systemd.service(
+        name=f"Run {PROMETHEUS_UNIT} (restarted when its flags changed, reloaded when its configuration did)",
+        service=PROMETHEUS_UNIT,
+        running=True,
+        enabled=True,
+        daemon_reload=dropin.will_change,
+        restarted=dropin.will_change,
+        reloaded=not dropin.will_change and any(op.will_change for op in live),
+    )

@@ -1,0 +1,198 @@
+"""Monitoring end to end: a person on the LAN (this machine) opens Prometheus on the monitor host.
+
+Prometheus scrapes both node exporters and the probe, whose streamed chats cross the real paths; stopping the
+model server raises ClawlanProbeFailing within its ``for:``, starting it resolves the alert.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import time
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from roles.model_server.config import UNIT as MODEL_UNIT
+from roles.monitor.config import PROBE_UNIT
+from roles.monitor.rules import render_rules
+from tests.support.remote import curl
+
+FRONTEND, BACKEND = "lab-front", "lab-back"
+PATHS = ("gateway", "backend")
+
+
+@pytest.fixture(scope="module")
+def prometheus(first_deploy, site):
+    config = site.prometheus_config()
+    return f"http://{config.listen_address}:{config.port}"
+
+
+def api(prometheus, path, **params):
+    url = f"{prometheus}/api/v1/{path}" + (f"?{urllib.parse.urlencode(params)}" if params else "")
+    with urllib.request.urlopen(url, timeout=10) as response:
+        body = json.load(response)
+    assert body["status"] == "success", body
+    return body["data"]
+
+
+def query(prometheus, expr) -> dict[tuple, float]:
+    """An instant query's result as {sorted label pairs (without __name__): value}."""
+    return {
+        tuple(sorted((k, v) for k, v in sample["metric"].items() if k != "__name__")): float(sample["value"][1])
+        for sample in api(prometheus, "query", query=expr)["result"]
+    }
+
+
+def wait_for(condition, timeout_s, what):
+    """Poll ``condition`` (returns a true value when met) once a second; fail naming ``what``."""
+    deadline, last = time.monotonic() + timeout_s, None
+    while time.monotonic() < deadline:
+        last = condition()
+        if last:
+            return last
+        time.sleep(1)
+    pytest.fail(f"{what}: not within {timeout_s} s (last: {last!r})")
+
+
+def alert_states(prometheus, name) -> dict[str, str]:
+    """path (or instance) label -> state of every active alert called ``name``."""
+    return {
+        alert["labels"].get("path", alert["labels"].get("instance", "")): alert["state"]
+        for alert in api(prometheus, "alerts")["alerts"]
+        if alert["labels"]["alertname"] == name
+    }
+
+
+def test_the_prometheus_ui_answers_on_the_monitors_lan_address(prometheus):
+    for page in ("/graph", "/targets", "/alerts"):
+        with urllib.request.urlopen(prometheus + page, timeout=10) as response:
+            assert response.status == 200
+            assert "Prometheus" in response.read().decode()
+
+
+def test_every_exporter_and_the_probe_are_scraped_and_up(prometheus, site):
+    expected = {("node", h.name) for h in site.hosts} | {("probe", FRONTEND), ("prometheus", FRONTEND)}
+
+    def targets():
+        active = api(prometheus, "targets")["activeTargets"]
+        health = {(t["labels"]["job"], t["labels"]["instance"]): t["health"] for t in active}
+        return health if set(health) == expected and set(health.values()) == {"up"} else None
+
+    wait_for(targets, 60, "every target up")
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_the_probe_measures_real_chats_on_each_path(prometheus, path):
+    def measured():
+        values = {
+            name: query(prometheus, f'{name}{{path="{path}"}}')
+            for name in (
+                "clawlan_probe_success",
+                "clawlan_probe_time_to_first_token_seconds_count",
+                "clawlan_probe_time_to_first_token_seconds_sum",
+                "clawlan_probe_inter_token_seconds_count",
+                "clawlan_probe_tokens_per_second",
+            )
+        }
+        flat = {name: next(iter(samples.values()), 0.0) for name, samples in values.items()}
+        return flat if flat["clawlan_probe_success"] == 1 and all(flat.values()) else None
+
+    values = wait_for(measured, 180, f"a successful probe of the {path} path")
+    print(f"probe {path}: {values}")
+    assert values["clawlan_probe_time_to_first_token_seconds_sum"] > 0
+    assert values["clawlan_probe_tokens_per_second"] > 0
+
+
+def test_every_alert_rule_is_loaded(prometheus, site):
+    rendered = set(re.findall(r"^\s*- alert: (\w+)", render_rules(site.prometheus_config().thresholds), re.M))
+    groups = api(prometheus, "rules", type="alert")["groups"]
+    loaded = {rule["name"] for group in groups for rule in group["rules"]}
+    assert len(rendered) == 12
+    assert loaded == rendered
+
+
+@pytest.mark.parametrize(
+    "expr",
+    [
+        "node_memory_HugePages_Total",
+        "node_memory_SwapTotal_bytes",
+        "node_netstat_Tcp_RetransSegs",
+        'node_systemd_unit_state{state="active", name="prometheus-node-exporter.service"} == 1',
+        "clawlan_certificate_expiry_timestamp_seconds > time()",
+    ],
+)
+def test_each_host_reports(prometheus, site, expr):
+    def instances():
+        found = {dict(labels)["instance"] for labels in query(prometheus, expr)}
+        return found if found == {h.name for h in site.hosts} else None
+
+    wait_for(instances, 30, f"{expr} from every host")
+
+
+def test_our_units_states_are_reported(prometheus):
+    active = query(prometheus, 'node_systemd_unit_state{state="active"} == 1')
+    units = {(dict(labels)["instance"], dict(labels)["name"]) for labels in active}
+    assert {
+        (BACKEND, MODEL_UNIT),
+        (BACKEND, "nginx.service"),
+        (FRONTEND, "clawlan-gateway.service"),
+        (FRONTEND, PROBE_UNIT),
+        (FRONTEND, "prometheus.service"),
+    } <= units
+
+
+def connects(address: str, port: int) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=3) as sock:
+            sock.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+            return sock.recv(12).startswith(b"HTTP/1.")
+    except OSError:
+        return False
+
+
+def test_the_exporters_answer_the_monitor_host_only(hosts, site):
+    monitor = site.monitor
+    targets = [
+        (site.host(BACKEND).address, monitor.node_exporter_port),
+        (site.host(FRONTEND).address, monitor.probe_port),
+    ]
+    for address, port in targets:
+        assert not connects(address, port), f"{address}:{port} answers this machine, which is not the monitor"
+        code, text, _ = curl(hosts[FRONTEND], f"http://{address}:{port}/metrics")
+        assert code == 200 and "# TYPE" in text, (address, port, code)
+
+
+def test_stopping_the_model_server_raises_the_probe_alert_and_starting_it_resolves_it(prometheus, hosts, site):
+    backend = hosts[BACKEND]
+    monitor = site.monitor
+    # Time for the failure to be seen: a probe round (its interval, plus a gateway probe that may run to its
+    # timeout), a scrape and an evaluation.
+    noticed_s = monitor.probe_interval_s + 2 * monitor.probe_timeout_s + 2 * monitor.scrape_interval_s
+    wait_for(lambda: not alert_states(prometheus, "ClawlanProbeFailing"), 120, "no probe alert before the test")
+
+    backend.check_output(f"systemctl stop {MODEL_UNIT}")
+    try:
+        stopped = time.monotonic()
+        wait_for(
+            lambda: alert_states(prometheus, "ClawlanProbeFailing").get("backend") in ("pending", "firing"),
+            noticed_s,
+            "ClawlanProbeFailing pending for the backend path",
+        )
+        wait_for(
+            lambda: alert_states(prometheus, "ClawlanProbeFailing").get("backend") == "firing",
+            noticed_s + monitor.alert_probe_failing_for_s,
+            "ClawlanProbeFailing firing after its for:",
+        )
+        print(f"ClawlanProbeFailing firing {time.monotonic() - stopped:.0f} s after the model server stopped")
+        assert alert_states(prometheus, "ClawlanUnitDown").get(BACKEND) in ("pending", "firing")
+    finally:
+        backend.check_output(f"systemctl start {MODEL_UNIT}")
+
+    wait_for(
+        lambda: "backend" not in alert_states(prometheus, "ClawlanProbeFailing"),
+        noticed_s + 60,
+        "ClawlanProbeFailing resolved after the model server started",
+    )

@@ -1,0 +1,126 @@
+"""The monitoring stack's configs and rendered files: who may connect, what is scraped, where secrets live."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from roles.monitor.config import NODE_EXPORTER_UNIT, PROBE_CERT, PROBE_KEY, WATCHED_UNITS
+from roles.monitor.rules import render_rules
+from roles.site import build_site
+from roles.templates import render
+from tests.unit.test_inventory_validation import good_hosts, with_change
+
+FRONT, BACK = "10.0.0.10", "10.0.0.20"
+
+
+@pytest.fixture
+def site():
+    return build_site(good_hosts())
+
+
+def promtool() -> str:
+    found = Path(sys.prefix) / "bin" / "promtool"
+    path = str(found) if found.exists() else shutil.which("promtool")
+    assert path, "promtool is missing: `make venv` installs it from Debian's prometheus package"
+    return path
+
+
+def test_the_monitor_defaults_to_the_first_frontend(site):
+    assert site.monitor_host().name == "front"
+    assert site.prometheus_config().listen_address == FRONT
+
+
+def test_the_monitor_host_is_settable(site):
+    moved = build_site(with_change(lambda h: [d.update(monitor_host="back") for _, d in h.values()]))
+    assert moved.monitor_host().name == "back"
+    assert moved.node_exporter_config("front").monitor_address == BACK
+    assert BACK in moved.probe_config("front").allowed_addresses
+
+
+def test_node_exporter_listens_on_the_lan_address_for_the_monitor_only(site):
+    config = site.node_exporter_config("back")
+    dropin = render("monitor/node-exporter.conf.j2", arguments=config.arguments(),
+                    monitor_address=config.monitor_address)  # fmt: skip
+    assert f"--web.listen-address={BACK}:9100" in dropin
+    assert re.search(r"^IPAddressDeny=any$", dropin, re.M)
+    assert re.search(rf"^IPAddressAllow=localhost {FRONT}$", dropin, re.M)
+    assert "ExecStart=\nExecStart=/usr/bin/prometheus-node-exporter " in dropin
+
+
+def test_the_systemd_collector_reports_exactly_our_long_running_units(site):
+    (include,) = [a for a in site.node_exporter_config("back").arguments() if "unit-include" in a]
+    assert "\\" not in include, "systemd's ExecStart= would eat the backslash"
+    pattern = re.compile(include.split("=", 1)[1])
+    for unit in WATCHED_UNITS:
+        assert pattern.fullmatch(unit)
+    for other in ("clawlan-swapon.service", "clawlan-certificate-metrics.service", "nginxXservice", "ssh.service"):
+        assert not pattern.fullmatch(other), other
+    assert NODE_EXPORTER_UNIT in WATCHED_UNITS
+
+
+def test_the_probe_configuration_holds_no_secret_and_names_both_paths(site):
+    probe = json.loads(site.probe_config("front").probe_json())
+    targets = {t["name"]: t for t in probe["targets"]}
+    assert set(targets) == {"gateway", "backend"}
+    assert targets["gateway"]["url"] == f"http://{FRONT}:18789/v1/chat/completions"
+    assert targets["backend"]["url"] == "https://llm.home.arpa:8443/v1/chat/completions"
+    assert (targets["backend"]["cert_file"], targets["backend"]["key_file"]) == (PROBE_CERT, PROBE_KEY)
+    assert {t["api_key_env"] for t in targets.values()} == {"OPENCLAW_GATEWAY_TOKEN", "CLAWLAN_MODEL_API_KEY"}
+    assert not any("api_key_file" in t or "token" in t for t in targets.values())
+    assert (probe["listen_address"], probe["port"], probe["interval_s"]) == (FRONT, 9464, 60)
+
+
+def test_the_probe_unit_reads_its_secrets_from_the_environment_file_and_talks_only_to_its_peers(site):
+    config = site.probe_config("front")
+    unit = render("monitor/clawlan-probe.service.j2", user="clawlan-probe", program="/opt/p.py",
+                  config_file="/etc/clawlan/probe.json", env_file="/etc/clawlan/gateway.env",
+                  allowed_addresses=config.allowed_addresses)  # fmt: skip
+    assert "EnvironmentFile=/etc/clawlan/gateway.env" in unit
+    assert re.search(rf"^IPAddressAllow=localhost {FRONT} {BACK}$", unit, re.M)
+    assert "User=clawlan-probe" in unit
+
+
+def test_the_probes_certificate_carries_the_frontends_identity(site):
+    assert site.probe_config("front").pki.spec == site.pki_config("front").spec
+    assert site.probe_config("front").pki.spec.subject_dn() in site.ingress_config("back").allowed_client_dns
+
+
+def test_prometheus_scrapes_every_exporter_and_probe_by_inventory_name(site):
+    config = site.prometheus_config()
+    assert [(t.host, t.address) for t in config.node_targets] == [("front", f"{FRONT}:9100"), ("back", f"{BACK}:9100")]
+    assert [(t.host, t.address) for t in config.probe_targets] == [("front", f"{FRONT}:9464")]
+    assert "--storage.tsdb.retention.time=30d" in config.arguments()
+    assert f"--web.listen-address={FRONT}:9090" in config.arguments()
+
+
+def test_prometheus_may_reach_a_scrape_target_outside_the_ui_networks():
+    hosts = with_change(lambda h: h["back"][1].update(ssh_hostname="100.64.0.20"))
+    config = build_site(hosts).prometheus_config()
+    assert config.allowed_networks[-1] == "100.64.0.20"
+
+
+def test_the_rendered_prometheus_configuration_passes_promtool(site, tmp_path):
+    config = site.prometheus_config()
+    (tmp_path / "prometheus.yml").write_text(
+        render(
+            "monitor/prometheus.yml.j2",
+            scrape_interval_s=config.scrape_interval_s,
+            listen_address=config.listen_address,
+            port=config.port,
+            monitor_name="front",
+            node_targets=config.node_targets,
+            probe_targets=config.probe_targets,
+        )  # fmt: skip
+    )
+    (tmp_path / "clawlan.rules.yml").write_text(render_rules(config.thresholds))
+    result = subprocess.run([promtool(), "check", "config", str(tmp_path / "prometheus.yml")],
+                            capture_output=True, text=True)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 1 rule files found" in result.stdout + result.stderr
