@@ -2,6 +2,8 @@
 
 The suite owns the lab while it runs (a `python -m lab` command meanwhile says it is busy), and it
 starts from bare hosts: a demo lab left running is replaced. CLAWLAN_KEEP_LAB=1 leaves it up after.
+CLAWLAN_REUSE_LAB=1 (for working on one suite) keeps a running lab instead of rebuilding it; a suite that
+assumes bare hosts may then fail, and CI never sets it.
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ def pytest_collection_modifyitems(items):
 def lab():
     lab = Lab(log=lambda message: print(message, file=sys.stderr, flush=True))
     with lab.locked():
-        lab.down()
-        lab.up()
+        running = all(row["ssh"] == "open" for row in lab.status())
+        if not (os.environ.get("CLAWLAN_REUSE_LAB") and running):
+            lab.down()
+            lab.up()
         try:
             yield lab
         finally:

@@ -16,8 +16,9 @@ import urllib.request
 import pytest
 
 from roles.model_server.config import UNIT as MODEL_UNIT
-from roles.monitor.config import PROBE_UNIT
+from roles.monitor.config import PROBE_KEY, PROBE_UNIT, PROBE_USER
 from roles.monitor.rules import render_rules
+from roles.pki.config import HOST_KEY
 from tests.support.remote import curl
 
 FRONTEND, BACKEND = "lab-front", "lab-back"
@@ -66,11 +67,15 @@ def alert_states(prometheus, name) -> dict[str, str]:
     }
 
 
-def test_the_prometheus_ui_answers_on_the_monitors_lan_address(prometheus):
-    for page in ("/graph", "/targets", "/alerts"):
-        with urllib.request.urlopen(prometheus + page, timeout=10) as response:
-            assert response.status == 200
-            assert "Prometheus" in response.read().decode()
+@pytest.mark.parametrize(
+    "page, shows",
+    [("/", "Prometheus"), ("/classic/targets", "lab-back"), ("/classic/alerts", "ClawlanProbeFailing")],
+)
+def test_the_prometheus_ui_answers_on_the_monitors_lan_address(prometheus, page, shows):
+    """Debian's package serves Prometheus' classic UI (under /classic/; / leads there)."""
+    with urllib.request.urlopen(prometheus + page, timeout=10) as response:
+        assert response.status == 200
+        assert shows in response.read().decode()
 
 
 def test_every_exporter_and_the_probe_are_scraped_and_up(prometheus, site):
@@ -196,3 +201,27 @@ def test_stopping_the_model_server_raises_the_probe_alert_and_starting_it_resolv
         noticed_s + 60,
         "ClawlanProbeFailing resolved after the model server started",
     )
+
+
+@pytest.mark.parametrize(
+    "host_name, unit",
+    [
+        (FRONTEND, PROBE_UNIT),
+        (FRONTEND, "prometheus.service"),
+        (BACKEND, "prometheus-node-exporter.service"),
+        (BACKEND, "clawlan-certificate-metrics.service"),
+    ],
+)
+def test_monitoring_units_are_hardened(hosts, host_name, unit):
+    report = hosts[host_name].check_output(f"systemd-analyze security --no-pager {unit}")
+    exposure = float(report.splitlines()[-1].split(f"{unit}:")[1].split()[0])
+    print(f"systemd-analyze security {unit}: {exposure}")
+    assert exposure <= 4.0, report
+
+
+def test_the_probe_has_its_own_key_and_the_host_key_stays_roots(hosts):
+    front = hosts[FRONTEND]
+    probe_key, host_key = front.file(PROBE_KEY), front.file(HOST_KEY)
+    assert (probe_key.user, probe_key.mode) == (PROBE_USER, 0o600)
+    assert (host_key.user, host_key.mode) == ("root", 0o600)
+    assert front.run(f"runuser -u {PROBE_USER} -- cat {HOST_KEY}").rc != 0
