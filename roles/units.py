@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import shlex
+from collections.abc import Sequence
 
-from pyinfra import host
+from pyinfra import host, state
 from pyinfra.api import FactBase, operation
 
 
@@ -28,3 +29,62 @@ def unit_enabled(unit: str, daemon_reload: bool = False):
         yield f"systemctl enable {shlex.quote(unit)}"
     elif not daemon_reload:
         host.noop(f"{unit} is enabled")
+
+
+class UnitState(FactBase):
+    """``ActiveState`` and ``UnitFileState`` of one unit, from one ``systemctl show`` of that unit.
+
+    pyinfra's systemd.service reads every unit on the host, twice (``systemctl show --all`` and
+    ``list-unit-files``): the slowest facts of a no-op re-run.
+    """
+
+    def command(self, unit: str) -> str:
+        return f"systemctl show --property ActiveState --property UnitFileState {shlex.quote(unit)}"
+
+    def process(self, output):
+        return dict(line.split("=", 1) for line in output if "=" in line)
+
+
+RUNNING_STATES = ("active", "activating", "reloading")
+ENABLED_STATES = ("enabled", "enabled-runtime", "static", "alias", "indirect", "generated")
+
+
+def _changed(ops: Sequence) -> bool:
+    """Whether any of ``ops`` changed the host: known for certain at execution; when pyinfra plans and shows a
+    diff (runs without -y), what they will do. Asking only at execution keeps a no-op run from reading every
+    upstream operation's facts twice."""
+    if state.is_executing:
+        return any(op.did_change() for op in ops)
+    return any(op.will_change for op in ops)
+
+
+@operation()
+def service(
+    unit: str, running: bool = True, enabled: bool = True, restart_on: Sequence = (), reload_on: Sequence = (),
+    daemon_reload_on: Sequence = (),
+):  # fmt: skip
+    """Keep ``unit`` running and enabled; restart it when an operation in ``restart_on`` changed the host, reload
+    it when one in ``reload_on`` did (restart wins), reload systemd first when one in ``daemon_reload_on`` did.
+
+    A unit that was stopped is started, not restarted.
+    """
+    daemon_reload = _changed(daemon_reload_on)
+    if daemon_reload:
+        yield "systemctl daemon-reload"
+    state_ = host.get_fact(UnitState, unit=unit)  # read after the daemon-reload: a new unit is known by then
+    quoted = shlex.quote(unit)
+    commands = []
+    if enabled and state_.get("UnitFileState") not in ENABLED_STATES:
+        commands.append(f"systemctl enable {quoted}")
+    is_running = state_.get("ActiveState") in RUNNING_STATES
+    if running and not is_running:
+        commands.append(f"systemctl start {quoted}")
+    elif running and _changed(restart_on):
+        commands.append(f"systemctl restart {quoted}")
+    elif running and _changed(reload_on):
+        commands.append(f"systemctl reload {quoted}")
+    elif not running and is_running:
+        commands.append(f"systemctl stop {quoted}")
+    yield from commands
+    if not commands and not daemon_reload:
+        host.noop(f"{unit} is {'running' if is_running else 'stopped'}{' and enabled' if enabled else ''}")

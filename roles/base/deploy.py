@@ -9,6 +9,7 @@ from pyinfra.operations import files, systemd
 
 from roles.base.config import BaseConfig
 from roles.base.operations import nsswitch_files_first, swapfile, sysctl_values, transparent_hugepages
+from roles.files import host_files
 from roles.packages import install_packages
 from roles.templates import TEMPLATES, render, rendered
 from roles.units import unit_enabled
@@ -30,6 +31,8 @@ HOSTS_MARKER = "# {mark} clawlan managed hosts"
 @deploy("Base system")
 def base(config: BaseConfig, installed_packages: frozenset[str] = frozenset()):
     install_packages("Install the packages every appliance box needs", list(PACKAGES), installed_packages)
+    swapon_path = "/etc/systemd/system/clawlan-swapon.service"
+    known = host_files(SYSCTL_FILE, THP_TMPFILES, swapon_path, TIMESYNCD_DROPIN)
 
     files.block(
         name="Pin inventory hosts and service aliases in /etc/hosts",
@@ -39,7 +42,7 @@ def base(config: BaseConfig, installed_packages: frozenset[str] = frozenset()):
     )
     nsswitch_files_first(name="Resolve host names from /etc/hosts before DNS")
 
-    files.put(
+    known.put(
         name=f"Persist kernel settings in {SYSCTL_FILE}",
         src=rendered("base/sysctl.conf.j2", sysctls=config.sysctls),
         dest=SYSCTL_FILE,
@@ -48,7 +51,7 @@ def base(config: BaseConfig, installed_packages: frozenset[str] = frozenset()):
     )
     sysctl_values(name="Apply the kernel settings now", values={s.key: s.value for s in config.sysctls})
 
-    files.put(
+    known.put(
         name="Persist transparent huge pages modes across reboots",
         src=rendered("base/thp.tmpfiles.conf.j2", enabled=config.thp_enabled, defrag=config.thp_defrag),
         dest=THP_TMPFILES,
@@ -74,10 +77,10 @@ def base(config: BaseConfig, installed_packages: frozenset[str] = frozenset()):
         present=config.swap_size_mib > 0,
     )
 
-    swapon_unit = files.put(
+    swapon_unit = known.put(
         name="Install clawlan-swapon.service for boxes that are containers",
         src=str(TEMPLATES / "base" / "clawlan-swapon.service"),
-        dest="/etc/systemd/system/clawlan-swapon.service",
+        dest=swapon_path,
         mode="644",
         create_remote_dir=False,
     )
@@ -88,7 +91,7 @@ def base(config: BaseConfig, installed_packages: frozenset[str] = frozenset()):
     )
 
     if config.ntp_servers:
-        timesyncd = files.put(
+        timesyncd = known.put(
             name="Configure systemd-timesyncd's time servers",
             src=rendered("base/timesyncd.conf.j2", servers=config.ntp_servers),
             dest=TIMESYNCD_DROPIN,
@@ -96,7 +99,7 @@ def base(config: BaseConfig, installed_packages: frozenset[str] = frozenset()):
             create_remote_dir=True,
         )
     else:
-        timesyncd = files.file(name="Configure systemd-timesyncd's time servers", path=TIMESYNCD_DROPIN, present=False)
+        timesyncd = known.absent(name="Configure systemd-timesyncd's time servers", path=TIMESYNCD_DROPIN)
     # Debian starts timesyncd on install and it declines to run in a container (whose host owns the
     # clock): enable it, restart it when its servers change, never demand "running".
     unit_enabled(name="Enable systemd-timesyncd", unit="systemd-timesyncd.service")

@@ -10,8 +10,10 @@ from __future__ import annotations
 from io import StringIO
 
 from pyinfra.api import deploy
-from pyinfra.operations import files, server, systemd
+from pyinfra.operations import server
 
+from roles.accounts import system_user
+from roles.files import host_files
 from roles.gateway.config import (
     CONFIG_FILE,
     ENV_FILE,
@@ -26,6 +28,7 @@ from roles.gateway.operations import node_runtime, openclaw_package, remove_othe
 from roles.packages import install_packages
 from roles.secrets import site_secret
 from roles.templates import TEMPLATES, render
+from roles.units import service
 
 AWAIT_READY = "/opt/clawlan/bin/await-gateway-ready.mjs"
 CLI = "/usr/local/bin/openclaw"
@@ -37,15 +40,10 @@ def gateway(config: GatewayConfig, installed_packages: frozenset[str] = frozense
     """Returns the operations that change the secrets in ENV_FILE, for other readers of that file (the probe)."""
     install_packages("Install Python venv support (Node.js comes as a Python wheel)", ["python3-venv"],
                      installed_packages)  # fmt: skip
-    server.user(
-        name=f"Create the {USER} system user",
-        user=USER,
-        system=True,
-        shell="/usr/sbin/nologin",
-        home=STATE_DIR,
-        create_home=False,
-    )
-    files.directory(
+    unit_path = f"/etc/systemd/system/{UNIT}"
+    known = host_files(STATE_DIR, AWAIT_READY, "/etc/clawlan", ENV_FILE, CLI, CANDIDATE, CONFIG_FILE, unit_path)
+    system_user(name=f"Create the {USER} system user", user=USER, home=STATE_DIR)
+    known.directory(
         name=f"Create the gateway's state directory {STATE_DIR} (0700)",
         path=STATE_DIR,
         user=USER,
@@ -61,7 +59,7 @@ def gateway(config: GatewayConfig, installed_packages: frozenset[str] = frozense
         node_dir=config.node_dir,
         registry=config.npm_registry,
     )
-    files.put(
+    known.put(
         name="Install the gateway's readiness check",
         src=str(TEMPLATES / "gateway" / "await-ready.mjs"),
         dest=AWAIT_READY,
@@ -70,11 +68,11 @@ def gateway(config: GatewayConfig, installed_packages: frozenset[str] = frozense
 
     context = _unit_context(config)
     openclaw_json = config.openclaw_json()  # staged, validated, then written: one rendering for both
-    files.directory(name="Create /etc/clawlan", path="/etc/clawlan", mode="755")
+    known.directory(name="Create /etc/clawlan", path="/etc/clawlan", mode="755")
     # Both secrets are made on the control machine; on the host they live in a root-only EnvironmentFile.
     token = site_secret(config.token_file)
     model_key = site_secret(config.model_api_key_file)
-    secrets = files.put(
+    secrets = known.put(
         name=f"Write the gateway token and the model API key to {ENV_FILE} (root only)",
         src=StringIO(f"OPENCLAW_GATEWAY_TOKEN={token}\nCLAWLAN_MODEL_API_KEY={model_key}\n"),
         dest=ENV_FILE,
@@ -83,7 +81,7 @@ def gateway(config: GatewayConfig, installed_packages: frozenset[str] = frozense
         group="root",
         create_remote_dir=False,
     )
-    files.put(
+    known.put(
         name=f"Install {CLI}, the openclaw CLI as the gateway's user",
         src=StringIO(render("gateway/openclaw.sh.j2", **context)),
         dest=CLI,
@@ -91,7 +89,7 @@ def gateway(config: GatewayConfig, installed_packages: frozenset[str] = frozense
     )
 
     # The new configuration is validated by openclaw itself before it replaces the one in service.
-    candidate = files.put(
+    candidate = known.put(
         name="Stage the gateway configuration",
         src=StringIO(openclaw_json),
         dest=CANDIDATE,
@@ -109,7 +107,7 @@ def gateway(config: GatewayConfig, installed_packages: frozenset[str] = frozense
         ],
         _if=candidate.did_change,
     )
-    settings = files.put(
+    settings = known.put(
         name=f"Write the gateway configuration {CONFIG_FILE} (0600)",
         src=StringIO(openclaw_json),
         dest=CONFIG_FILE,
@@ -118,21 +116,19 @@ def gateway(config: GatewayConfig, installed_packages: frozenset[str] = frozense
         mode="600",
         create_remote_dir=False,
     )
-    unit = files.put(
+    unit = known.put(
         name=f"Install {UNIT}",
         src=StringIO(render("gateway/clawlan-gateway.service.j2", **context)),
-        dest=f"/etc/systemd/system/{UNIT}",
+        dest=unit_path,
         mode="644",
         create_remote_dir=False,
     )
     changed = (node, package, secrets, settings, unit)
-    systemd.service(
+    service(
         name=f"Run {UNIT} (restarted only when its versions, configuration, secrets or unit changed)",
-        service=UNIT,
-        running=True,
-        enabled=True,
-        daemon_reload=unit.will_change,
-        restarted=any(op.will_change for op in changed),
+        unit=UNIT,
+        daemon_reload_on=(unit,),
+        restart_on=changed,
     )
     server.shell(
         name="Remove Node.js and openclaw versions the gateway no longer uses",

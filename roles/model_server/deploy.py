@@ -5,13 +5,15 @@ from __future__ import annotations
 from io import StringIO
 
 from pyinfra.api import deploy
-from pyinfra.operations import files, server, systemd
 
+from roles.accounts import system_user
+from roles.files import host_files
 from roles.model_server.config import CONFIG_FILE, SECRETS_FILE, UNIT, USER, VENV, ModelServerConfig
 from roles.model_server.operations import llama_cpp_python, model_file, virtualenv
 from roles.packages import install_packages
 from roles.secrets import site_secret
 from roles.templates import TEMPLATES, render, rendered
+from roles.units import service
 
 AWAIT_READY = f"{VENV}/clawlan-await-ready.py"
 
@@ -19,15 +21,10 @@ AWAIT_READY = f"{VENV}/clawlan-await-ready.py"
 @deploy("Model server")
 def model_server(config: ModelServerConfig, installed_packages: frozenset[str] = frozenset()):
     install_packages("Install Python venv support", ["python3-venv"], installed_packages)
-    server.user(
-        name=f"Create the {USER} system user",
-        user=USER,
-        system=True,
-        shell="/usr/sbin/nologin",
-        home="/nonexistent",
-        create_home=False,
-    )
+    system_user(name=f"Create the {USER} system user", user=USER, home="/nonexistent")
 
+    unit_path = f"/etc/systemd/system/{UNIT}"
+    known = host_files(AWAIT_READY, "/etc/clawlan", CONFIG_FILE, SECRETS_FILE, unit_path)
     venv = virtualenv(name=f"Create the virtualenv {VENV}", path=VENV)
     build = llama_cpp_python(
         name=f"Install llama-cpp-python {config.version} from the wheelhouse (built once per version and flags)",
@@ -37,7 +34,7 @@ def model_server(config: ModelServerConfig, installed_packages: frozenset[str] =
         build_packages=config.build_packages,
         wheelhouse_dir=config.wheelhouse_dir,
     )
-    ready_check = files.put(
+    ready_check = known.put(
         name="Install the readiness check",
         src=str(TEMPLATES / "model_server" / "await-ready.py"),
         dest=AWAIT_READY,
@@ -53,8 +50,8 @@ def model_server(config: ModelServerConfig, installed_packages: frozenset[str] =
         size_gib=config.model_size_gib,
     )
 
-    files.directory(name="Create /etc/clawlan", path="/etc/clawlan", mode="755")
-    settings = files.put(
+    known.directory(name="Create /etc/clawlan", path="/etc/clawlan", mode="755")
+    settings = known.put(
         name=f"Write the model server's settings to {CONFIG_FILE}",
         src=rendered("model_server/model-server.conf.j2", environment=config.environment()),
         dest=CONFIG_FILE,
@@ -63,7 +60,7 @@ def model_server(config: ModelServerConfig, installed_packages: frozenset[str] =
     )
     # The key is made on the control machine and lives on the host in a root-only EnvironmentFile.
     api_key = site_secret(config.api_key_file)
-    secrets = files.put(
+    secrets = known.put(
         name=f"Write the API key to {SECRETS_FILE} (root only)",
         src=StringIO(f"API_KEY={api_key}\n"),
         dest=SECRETS_FILE,
@@ -72,7 +69,7 @@ def model_server(config: ModelServerConfig, installed_packages: frozenset[str] =
         user="root",
         group="root",
     )
-    unit = files.put(
+    unit = known.put(
         name=f"Install {UNIT}",
         src=StringIO(
             render(
@@ -86,16 +83,14 @@ def model_server(config: ModelServerConfig, installed_packages: frozenset[str] =
                 gpu=config.gpu_layers != 0,
             )
         ),
-        dest=f"/etc/systemd/system/{UNIT}",
+        dest=unit_path,
         mode="644",
         create_remote_dir=False,
     )
     changed = (venv, build, ready_check, model, settings, secrets, unit)
-    systemd.service(
+    service(
         name=f"Run {UNIT} (restarted only when its build, model, settings or unit changed)",
-        service=UNIT,
-        running=True,
-        enabled=True,
-        daemon_reload=unit.will_change,
-        restarted=any(op.will_change for op in changed),
+        unit=UNIT,
+        daemon_reload_on=(unit,),
+        restart_on=changed,
     )

@@ -10,8 +10,10 @@ from io import StringIO
 from pathlib import Path
 
 from pyinfra.api import deploy
-from pyinfra.operations import files, server, systemd
+from pyinfra.operations import server
 
+from roles.accounts import system_user
+from roles.files import host_files
 from roles.gateway.config import ENV_FILE
 from roles.monitor.config import (
     NODE_EXPORTER_UNIT,
@@ -33,6 +35,7 @@ from roles.packages import install_packages
 from roles.pki.config import METRICS_UNIT
 from roles.pki.operations import host_certificate, private_key
 from roles.templates import render, rendered
+from roles.units import service
 
 # The probe program is this repository's module, run by the host's Python 3 with Debian's prometheus-client.
 COLLECTOR_SOURCE = Path(__file__).resolve().parent.parent / "probe" / "collector.py"
@@ -45,7 +48,7 @@ def _dropin(unit: str) -> str:
 @deploy("Node exporter")
 def node_exporter(config: NodeExporterConfig, installed_packages: frozenset[str] = frozenset()):
     # Written before the package is installed: its first start already listens where, and for whom, it should.
-    dropin = files.put(
+    dropin = host_files(_dropin(NODE_EXPORTER_UNIT)).put(
         name="Configure the node exporter: LAN listener for the monitor only, unit states, textfiles",
         src=rendered(
             "monitor/node-exporter.conf.j2", arguments=config.arguments(), monitor_address=config.monitor_address
@@ -56,13 +59,11 @@ def node_exporter(config: NodeExporterConfig, installed_packages: frozenset[str]
     # No recommends: Debian's extra collectors add timers for smartctl, ipmitool and apt we do not alert on.
     install_packages("Install Debian's node exporter (and D-Bus, which it asks for unit states)",
                      ["prometheus-node-exporter", "dbus"], installed_packages, no_recommends=True)  # fmt: skip
-    systemd.service(
+    service(
         name=f"Run {NODE_EXPORTER_UNIT} (restarted only when its drop-in changed)",
-        service=NODE_EXPORTER_UNIT,
-        running=True,
-        enabled=True,
-        daemon_reload=dropin.will_change,
-        restarted=dropin.will_change,
+        unit=NODE_EXPORTER_UNIT,
+        daemon_reload_on=(dropin,),
+        restart_on=(dropin,),
     )
 
 
@@ -71,27 +72,22 @@ def probe(config: ProbeConfig, secrets_changes=(), tls_changes=(), installed_pac
     """``secrets_changes`` and ``tls_changes`` are the operations that change what the probe reads at start."""
     install_packages("Install Python and Debian's prometheus-client for the probe",
                      ["python3", "python3-prometheus-client"], installed_packages)  # fmt: skip
-    server.user(
-        name=f"Create the {PROBE_USER} system user",
-        user=PROBE_USER,
-        system=True,
-        shell="/usr/sbin/nologin",
-        home="/nonexistent",
-        create_home=False,
-    )
-    program = files.put(
+    system_user(name=f"Create the {PROBE_USER} system user", user=PROBE_USER, home="/nonexistent")
+    unit_path = f"/etc/systemd/system/{PROBE_UNIT}"
+    known = host_files(PROBE_PROGRAM, PROBE_CONFIG, unit_path)
+    program = known.put(
         name=f"Install the probe program {PROBE_PROGRAM}",
         src=str(COLLECTOR_SOURCE),
         dest=PROBE_PROGRAM,
         mode="644",
     )
-    settings = files.put(
+    settings = known.put(
         name=f"Write the probe configuration {PROBE_CONFIG} (no secrets in it)",
         src=StringIO(config.probe_json() + "\n"),
         dest=PROBE_CONFIG,
         mode="644",
     )
-    unit = files.put(
+    unit = known.put(
         name=f"Install {PROBE_UNIT}",
         src=rendered(
             "monitor/clawlan-probe.service.j2",
@@ -101,7 +97,7 @@ def probe(config: ProbeConfig, secrets_changes=(), tls_changes=(), installed_pac
             env_file=ENV_FILE,
             allowed_addresses=config.allowed_addresses,
         ),
-        dest=f"/etc/systemd/system/{PROBE_UNIT}",
+        dest=unit_path,
         mode="644",
     )
     # Made here, for the probe's user; the host's own key stays root's.
@@ -125,21 +121,25 @@ def probe(config: ProbeConfig, secrets_changes=(), tls_changes=(), installed_pac
         _if=certificate.did_change,
     )
     changed = (program, settings, unit, key, certificate, *secrets_changes, *tls_changes)
-    systemd.service(
+    service(
         name=f"Run {PROBE_UNIT} (restarted only when its program, configuration, unit, secrets or key changed)",
-        service=PROBE_UNIT,
-        running=True,
-        enabled=True,
-        daemon_reload=unit.will_change,
-        restarted=any(op.will_change for op in changed),
+        unit=PROBE_UNIT,
+        daemon_reload_on=(unit,),
+        restart_on=changed,
     )
 
 
 @deploy("Prometheus")
 def prometheus(config: PrometheusConfig, monitor_name: str, installed_packages: frozenset[str] = frozenset()):
     """Configuration and rules are checked by promtool in a staging directory before they replace the live ones."""
-    files.directory(name=f"Create {PROMETHEUS_STAGING}", path=PROMETHEUS_STAGING, mode="755")
-    dropin = files.put(
+    names = ("prometheus.yml", "clawlan.rules.yml")
+    known = host_files(
+        PROMETHEUS_STAGING,
+        _dropin(PROMETHEUS_UNIT),
+        *(f"{directory}/{name}" for directory in (PROMETHEUS_STAGING, PROMETHEUS_DIR) for name in names),
+    )
+    known.directory(name=f"Create {PROMETHEUS_STAGING}", path=PROMETHEUS_STAGING, mode="755")
+    dropin = known.put(
         name="Configure Prometheus: our configuration, retention, LAN listener, IP filter",
         src=rendered(
             "monitor/prometheus.conf.j2",
@@ -162,9 +162,9 @@ def prometheus(config: PrometheusConfig, monitor_name: str, installed_packages: 
         probe_targets=config.probe_targets,
     )
     rules = render_rules(config.thresholds)
-    texts = {"prometheus.yml": prometheus_yml, "clawlan.rules.yml": rules}
+    texts = dict(zip(names, (prometheus_yml, rules), strict=True))
     staged = [
-        files.put(name=f"Stage {name}", src=StringIO(text), dest=f"{PROMETHEUS_STAGING}/{name}", mode="644")
+        known.put(name=f"Stage {name}", src=StringIO(text), dest=f"{PROMETHEUS_STAGING}/{name}", mode="644")
         for name, text in texts.items()
     ]
     server.shell(
@@ -177,17 +177,15 @@ def prometheus(config: PrometheusConfig, monitor_name: str, installed_packages: 
         _if=lambda: any(op.did_change() for op in staged),
     )
     live = [
-        files.put(
+        known.put(
             name=f"Write {PROMETHEUS_DIR}/{name}", src=StringIO(text), dest=f"{PROMETHEUS_DIR}/{name}", mode="644"
         )
-        for name, text in (("prometheus.yml", prometheus_yml), ("clawlan.rules.yml", rules))
+        for name, text in texts.items()
     ]
-    systemd.service(
+    service(
         name=f"Run {PROMETHEUS_UNIT} (restarted when its flags changed, reloaded when its configuration did)",
-        service=PROMETHEUS_UNIT,
-        running=True,
-        enabled=True,
-        daemon_reload=dropin.will_change,
-        restarted=dropin.will_change,
-        reloaded=not dropin.will_change and any(op.will_change for op in live),
+        unit=PROMETHEUS_UNIT,
+        daemon_reload_on=(dropin,),
+        restart_on=(dropin,),
+        reload_on=live,
     )

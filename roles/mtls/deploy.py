@@ -8,12 +8,14 @@ requests to the backend over mutual TLS, holding the frontend's key so the gatew
 from __future__ import annotations
 
 from pyinfra.api import deploy
-from pyinfra.operations import files, server, systemd
+from pyinfra.operations import files, server
 from pyinfra.operations.util import any_changed
 
+from roles.files import host_files
 from roles.mtls.config import CONF, EGRESS_CONF, EgressConfig, IngressConfig
 from roles.packages import install_packages
 from roles.templates import rendered
+from roles.units import service
 
 
 @deploy("mTLS ingress")
@@ -35,7 +37,7 @@ def _nginx_site(path: str, template: str, config, tls_changes, installed_package
         path="/etc/nginx/sites-enabled/default",
         present=False,
     )
-    conf = files.put(
+    conf = host_files(path).put(
         name=f"Write {path}",
         src=rendered(template, **config.__dict__),
         dest=path,
@@ -45,10 +47,8 @@ def _nginx_site(path: str, template: str, config, tls_changes, installed_package
     changes = (default_site, conf, *tls_changes)
     # A broken configuration stops the deploy here, while the running nginx keeps its old one.
     server.shell(name="Check the nginx configuration", commands=["nginx -t -q"], _if=any_changed(*changes))
-    systemd.service(
+    service(
         name="Run nginx (reloaded when its configuration or certificates changed)",
-        service="nginx.service",
-        running=True,
-        enabled=True,
-        reloaded=any(op.will_change for op in changes),
+        unit="nginx.service",
+        reload_on=changes,
     )

@@ -6,13 +6,17 @@ from io import StringIO
 from pathlib import Path
 
 from pyinfra.api import deploy
-from pyinfra.operations import files, server, systemd
+from pyinfra.operations import server
 
+from roles.files import HostFiles, host_files
 from roles.packages import install_packages
 from roles.pki.ca import load_or_create_ca
 from roles.pki.config import CA_CERT, HOST_CERT, HOST_KEY, METRICS_SCRIPT, METRICS_UNIT, PKI_DIR, PkiConfig
 from roles.pki.operations import host_certificate, private_key
 from roles.templates import TEMPLATES, rendered
+from roles.units import service
+
+_METRICS_UNITS = (f"/etc/systemd/system/{METRICS_UNIT}.service", f"/etc/systemd/system/{METRICS_UNIT}.timer")
 
 
 @deploy("Site PKI")
@@ -20,9 +24,10 @@ def pki(config: PkiConfig, installed_packages: frozenset[str] = frozenset()):
     """Returns the operations that change TLS material, for the services that must reload on them."""
     ca = load_or_create_ca(Path(config.ca_dir), config.organization, config.ca_days)
     install_packages("Install openssl", ["openssl"], installed_packages)
-    files.directory(name=f"Create {PKI_DIR}", path=PKI_DIR, mode="755", user="root", group="root")
+    known = host_files(PKI_DIR, CA_CERT, config.metrics_dir, METRICS_SCRIPT, *_METRICS_UNITS)
+    known.directory(name=f"Create {PKI_DIR}", path=PKI_DIR, mode="755", user="root", group="root")
     private_key(name="Generate this host's private key on the host", path=HOST_KEY)
-    ca_cert = files.put(
+    ca_cert = known.put(
         name="Install the site CA certificate",
         src=StringIO(ca.cert_pem),
         dest=CA_CERT,
@@ -40,20 +45,20 @@ def pki(config: PkiConfig, installed_packages: frozenset[str] = frozenset()):
         cert_days=config.cert_days,
         renew_before_days=config.renew_before_days,
     )
-    _expiry_metrics(config, tls_changes=(ca_cert, certificate))
+    _expiry_metrics(config, known, tls_changes=(ca_cert, certificate))
     return ca_cert, certificate
 
 
-def _expiry_metrics(config: PkiConfig, tls_changes):
+def _expiry_metrics(config: PkiConfig, known: HostFiles, tls_changes):
     """Certificate expiry as a node exporter textfile metric, so an alert fires inside the renewal window."""
-    files.directory(name=f"Create the textfile metrics directory {config.metrics_dir}", path=config.metrics_dir)
-    script = files.put(
+    known.directory(name=f"Create the textfile metrics directory {config.metrics_dir}", path=config.metrics_dir)
+    script = known.put(
         name="Install the certificate expiry metrics script",
         src=str(TEMPLATES / "pki" / "certificate-expiry-metrics.sh"),
         dest=METRICS_SCRIPT,
         mode="755",
     )
-    service = files.put(
+    unit = known.put(
         name=f"Install {METRICS_UNIT}.service",
         src=rendered(
             "pki/clawlan-certificate-metrics.service.j2",
@@ -61,24 +66,22 @@ def _expiry_metrics(config: PkiConfig, tls_changes):
             metrics_dir=config.metrics_dir,
             pki_dir=PKI_DIR,
         ),
-        dest=f"/etc/systemd/system/{METRICS_UNIT}.service",
+        dest=_METRICS_UNITS[0],
         mode="644",
     )
-    timer = files.put(
+    timer = known.put(
         name=f"Install {METRICS_UNIT}.timer",
         src=str(TEMPLATES / "pki" / "clawlan-certificate-metrics.timer"),
-        dest=f"/etc/systemd/system/{METRICS_UNIT}.timer",
+        dest=_METRICS_UNITS[1],
         mode="644",
     )
-    systemd.service(
+    service(
         name=f"Run {METRICS_UNIT}.timer",
-        service=f"{METRICS_UNIT}.timer",
-        running=True,
-        enabled=True,
-        daemon_reload=service.will_change or timer.will_change,
+        unit=f"{METRICS_UNIT}.timer",
+        daemon_reload_on=(unit, timer),
     )
     server.shell(
         name="Write the certificate expiry metric now (a certificate or the script changed)",
         commands=[f"systemctl start {METRICS_UNIT}.service"],
-        _if=lambda: any(op.did_change() for op in (*tls_changes, script, service)),
+        _if=lambda: any(op.did_change() for op in (*tls_changes, script, unit)),
     )

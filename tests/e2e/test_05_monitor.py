@@ -19,10 +19,14 @@ from roles.model_server.config import UNIT as MODEL_UNIT
 from roles.monitor.config import PROBE_KEY, PROBE_UNIT, PROBE_USER
 from roles.monitor.rules import render_rules
 from roles.pki.config import HOST_KEY
+from tests.e2e.conftest import deploy
 from tests.support.remote import curl
 
 FRONTEND, BACKEND = "lab-front", "lab-back"
 PATHS = ("gateway", "backend")
+RUN_PROMETHEUS = (
+    "Prometheus | Run prometheus.service (restarted when its flags changed, reloaded when its configuration did)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -225,3 +229,21 @@ def test_the_probe_has_its_own_key_and_the_host_key_stays_roots(hosts):
     assert (probe_key.user, probe_key.mode) == (PROBE_USER, 0o600)
     assert (host_key.user, host_key.mode) == ("root", 0o600)
     assert front.run(f"runuser -u {PROBE_USER} -- cat {HOST_KEY}").rc != 0
+
+
+def test_a_changed_threshold_reloads_prometheus_and_changes_nothing_else(hosts, prometheus):
+    front = hosts[FRONTEND]
+    pid = front.check_output("systemctl show --property MainPID --value prometheus.service")
+    result = deploy("--data", "monitor_alert_disk_free_percent=12.5")
+    assert result.changed == {
+        ("Prometheus | Stage clawlan.rules.yml", FRONTEND),
+        ("Prometheus | Check the staged configuration and rules with promtool", FRONTEND),
+        ("Prometheus | Write /etc/clawlan/prometheus/clawlan.rules.yml", FRONTEND),
+        (RUN_PROMETHEUS, FRONTEND),
+    }
+    assert front.check_output("systemctl show --property MainPID --value prometheus.service") == pid
+    rules = api(prometheus, "rules", type="alert")["groups"]
+    disk = next(rule for group in rules for rule in group["rules"] if rule["name"] == "ClawlanDiskFilling")
+    assert "< 12.5" in disk["query"]
+    assert deploy().changed == result.changed  # back to the inventory's value: the same steps
+    assert deploy().changed == set()
