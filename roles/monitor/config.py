@@ -18,7 +18,8 @@ NODE_EXPORTER_UNIT = "prometheus-node-exporter.service"
 PROMETHEUS_UNIT = "prometheus.service"
 PROBE_UNIT = "clawlan-probe.service"
 PROBE_USER = "clawlan-probe"
-PROBE_PROGRAM = "/opt/clawlan/probe/clawlan_probe.py"
+PROBE_DIR = "/opt/clawlan/probe"  # collector.py and the stream.py it imports
+PROBE_PROGRAM = f"{PROBE_DIR}/collector.py"
 PROBE_CONFIG = "/etc/clawlan/probe.json"
 # The probe's own TLS identity: a key made on the frontend for the probe's user (the host key stays root's), with
 # a certificate for the frontend's identity, which the backend admits.

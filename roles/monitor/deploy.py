@@ -19,6 +19,7 @@ from roles.monitor.config import (
     NODE_EXPORTER_UNIT,
     PROBE_CERT,
     PROBE_CONFIG,
+    PROBE_DIR,
     PROBE_KEY,
     PROBE_PROGRAM,
     PROBE_UNIT,
@@ -37,8 +38,8 @@ from roles.pki.operations import host_certificate, private_key
 from roles.templates import render, rendered
 from roles.units import service
 
-# The probe program is this repository's module, run by the host's Python 3 with Debian's prometheus-client.
-COLLECTOR_SOURCE = Path(__file__).resolve().parent.parent / "probe" / "collector.py"
+# The probe program is this repository's modules, run by the host's Python 3 with Debian's prometheus-client.
+PROBE_SOURCES = Path(__file__).resolve().parent.parent / "probe"
 
 
 def _dropin(unit: str) -> str:
@@ -74,13 +75,13 @@ def probe(config: ProbeConfig, secrets_changes=(), tls_changes=(), installed_pac
                      ["python3", "python3-prometheus-client"], installed_packages)  # fmt: skip
     system_user(name=f"Create the {PROBE_USER} system user", user=PROBE_USER, home="/nonexistent")
     unit_path = f"/etc/systemd/system/{PROBE_UNIT}"
-    known = host_files(PROBE_PROGRAM, PROBE_CONFIG, unit_path)
-    program = known.put(
-        name=f"Install the probe program {PROBE_PROGRAM}",
-        src=str(COLLECTOR_SOURCE),
-        dest=PROBE_PROGRAM,
-        mode="644",
-    )
+    modules = ("collector.py", "stream.py")
+    known = host_files(*(f"{PROBE_DIR}/{module}" for module in modules), PROBE_CONFIG, unit_path)
+    programs = [
+        known.put(name=f"Install the probe's {module}", src=str(PROBE_SOURCES / module), dest=f"{PROBE_DIR}/{module}",
+                  mode="644")
+        for module in modules
+    ]  # fmt: skip
     settings = known.put(
         name=f"Write the probe configuration {PROBE_CONFIG} (no secrets in it)",
         src=StringIO(config.probe_json() + "\n"),
@@ -120,7 +121,7 @@ def probe(config: ProbeConfig, secrets_changes=(), tls_changes=(), installed_pac
         commands=[f"systemctl start {METRICS_UNIT}.service"],
         _if=certificate.did_change,
     )
-    changed = (program, settings, unit, key, certificate, *secrets_changes, *tls_changes)
+    changed = (*programs, settings, unit, key, certificate, *secrets_changes, *tls_changes)
     service(
         name=f"Run {PROBE_UNIT} (restarted only when its program, configuration, unit, secrets or key changed)",
         unit=PROBE_UNIT,

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,6 +31,7 @@ from roles.probe.collector import (
 )
 
 API_KEY = "s3cret"
+REPO = Path(__file__).resolve().parents[2]
 TTFT = "clawlan_probe_time_to_first_token_seconds"
 ITL = "clawlan_probe_inter_token_seconds"
 
@@ -481,3 +485,13 @@ def test_target_from_config_reads_the_token_from_the_named_environment_variable(
     monkeypatch.delenv("CLAWLAN_TEST_TOKEN")
     with pytest.raises(ValueError, match="CLAWLAN_TEST_TOKEN is not set"):
         target_from_config({**entry, "api_key_env": "CLAWLAN_TEST_TOKEN"})
+
+
+def test_the_probe_runs_from_its_two_files_as_installed_on_a_host(tmp_path):
+    """On the frontend the modules sit in /opt/clawlan/probe, outside this repository's packages."""
+    for module in ("collector.py", "stream.py"):
+        (tmp_path / module).write_text((REPO / "roles" / "probe" / module).read_text())
+    result = subprocess.run([sys.executable, str(tmp_path / "collector.py")], capture_output=True, text=True,
+                            cwd="/", env={"PATH": "/usr/bin:/bin"})  # fmt: skip
+    assert result.returncode != 0
+    assert "usage:" in result.stderr and "Traceback" not in result.stderr, result.stderr
