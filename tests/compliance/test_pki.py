@@ -1,0 +1,91 @@
+"""PKI: each host's key and certificate from the site CA (role pki; the probe's own pair from role monitor)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from roles.monitor.config import PROBE_CERT, PROBE_KEY, PROBE_USER
+from roles.pki.config import CA_CERT, HOST_CERT, HOST_KEY
+from tests.compliance.conftest import control
+
+PAIRS = {"host": (HOST_KEY, HOST_CERT, "root"), "probe": (PROBE_KEY, PROBE_CERT, PROBE_USER)}
+
+
+@pytest.fixture(scope="session")
+def site_ca(site) -> x509.Certificate:
+    """The CA on the control machine: the one the hosts must trust, not whatever sits on them."""
+    return x509.load_pem_x509_certificate((Path(site.state_dir) / "pki" / "ca.crt").read_bytes())
+
+
+def certificate(host, path) -> x509.Certificate:
+    pem = host.file(path)
+    assert pem.exists, f"{path} is missing"
+    return x509.load_pem_x509_certificate(pem.content)
+
+
+def skip_probe_on_backends(pair, spec):
+    if pair == "probe" and spec.role != "frontend":
+        pytest.skip("n/a: the probe runs on frontends")
+
+
+@pytest.mark.parametrize("pair", PAIRS)
+@control("PKI-01", "Private keys are 0600 and owned by their one user", impact=1.0)
+def test_PKI_01_private_key_mode(host, spec, pair):
+    """A key readable by anyone else lets them impersonate this box to the others."""
+    skip_probe_on_backends(pair, spec)
+    key_path, _, owner = PAIRS[pair]
+    key = host.file(key_path)
+    assert key.exists, f"{key_path} is missing"
+    assert (key.user, key.mode) == (owner, 0o600), f"{key_path}: {key.user} {oct(key.mode)}"
+
+
+@pytest.mark.parametrize("pair", PAIRS)
+@control("PKI-02", "Certificates are issued by the site CA", impact=1.0)
+def test_PKI_02_issued_by_the_site_ca(host, spec, site_ca, pair):
+    """A certificate from another CA is either refused by the peers (an outage) or a sign of tampering."""
+    skip_probe_on_backends(pair, spec)
+    cert = certificate(host, PAIRS[pair][1])
+    try:
+        cert.verify_directly_issued_by(site_ca)
+    except Exception as error:  # cryptography raises several types for "not this issuer"
+        pytest.fail(f"{PAIRS[pair][1]} is not signed by the site CA ({cert.issuer.rfc4514_string()}): {error!r}")
+
+
+@control("PKI-03", "The trusted CA on the host is the site CA", impact=0.9)
+def test_PKI_03_trusted_ca(host, site_ca):
+    """Peers are verified against this file: another CA here would admit certificates the site never issued."""
+    assert certificate(host, CA_CERT) == site_ca
+
+
+@control("PKI-04", "The certificate names the host's inventory names and address", impact=0.8)
+def test_PKI_04_subject_alternative_names(host, site, host_name):
+    """TLS checks the name a peer connects to: a host renamed or readdressed needs a new certificate."""
+    spec = site.pki_config(host_name).spec
+    names = certificate(host, HOST_CERT).extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    have = (set(names.get_values_for_type(x509.DNSName)), {str(a) for a in names.get_values_for_type(x509.IPAddress)})
+    assert have == (set(spec.dns_names), set(spec.ip_addresses))
+
+
+@pytest.mark.parametrize("pair", PAIRS)
+@control("PKI-05", "Certificates are outside their renewal window", impact=0.6)
+def test_PKI_05_not_expiring(host, site, host_name, spec, pair):
+    """Inside the window a deploy would reissue it; a certificate there means no deploy has run for too long."""
+    skip_probe_on_backends(pair, spec)
+    window = dt.timedelta(days=site.pki_config(host_name).renew_before_days)
+    not_after = certificate(host, PAIRS[pair][1]).not_valid_after_utc
+    assert not_after - dt.datetime.now(dt.UTC) > window, f"expires {not_after:%Y-%m-%d}, within {window.days} days"
+
+
+@pytest.mark.parametrize("pair", PAIRS)
+@control("PKI-06", "Each certificate matches its private key", impact=0.9)
+def test_PKI_06_certificate_matches_key(host, spec, pair):
+    """A certificate for another key makes every TLS handshake from this box fail."""
+    skip_probe_on_backends(pair, spec)
+    key_path, cert_path, _ = PAIRS[pair]
+    public = host.check_output(f"openssl pkey -in {key_path} -pubout")
+    assert serialization.load_pem_public_key(public.encode()) == certificate(host, cert_path).public_key()

@@ -1,0 +1,269 @@
+"""LLM, GW, NET, MON: the services on the boxes, what they expose and how they are watched."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import socket
+import time
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from roles.gateway.config import CONFIG_FILE as GATEWAY_CONFIG
+from roles.gateway.config import ENV_FILE as GATEWAY_ENV
+from roles.gateway.config import STATE_DIR as GATEWAY_STATE
+from roles.gateway.config import UNIT as GATEWAY_UNIT
+from roles.gateway.config import USER as GATEWAY_USER
+from roles.model_server.config import SECRETS_FILE as MODEL_ENV
+from roles.model_server.config import UNIT as MODEL_UNIT
+from roles.monitor.config import NODE_EXPORTER_UNIT, PROBE_UNIT, PROMETHEUS_UNIT
+from roles.monitor.rules import render_rules
+from roles.pki.config import CA_CERT
+from tests.compliance.conftest import control
+
+HARDENING_LIMIT = 4.0  # systemd-analyze security: "OK" ends at 4.9; the roles aim lower
+
+
+def unit_state(host, unit) -> dict[str, str]:
+    output = host.check_output(f"systemctl show --property ActiveState --property UnitFileState {unit}")
+    return dict(line.split("=", 1) for line in output.splitlines())
+
+
+def check_unit_running_and_enabled(host, unit):
+    state = unit_state(host, unit)
+    assert state == {"ActiveState": "active", "UnitFileState": "enabled"}, f"{unit}: {state}"
+
+
+def exposure(host, unit) -> float:
+    report = host.check_output(f"systemd-analyze security --no-pager {unit}")
+    return float(report.splitlines()[-1].split(f"{unit}:")[1].split()[0])
+
+
+def file_mode(host, path) -> tuple[str, str, int]:
+    item = host.file(path)
+    assert item.exists, f"{path} is missing"
+    return item.user, item.group, item.mode
+
+
+# --- LLM: the model server on the backend ---------------------------------------------------------------------
+
+
+@control("LLM-01", "The model server runs and starts at boot", impact=1.0, roles=("backend",))
+def test_LLM_01_model_server_running(host):
+    """Without it the appliance answers nothing."""
+    check_unit_running_and_enabled(host, MODEL_UNIT)
+
+
+@control("LLM-02", "The model server listens on loopback only", impact=0.9, roles=("backend",))
+def test_LLM_02_model_server_on_loopback(host, site, host_name):
+    """Only nginx, which checks the frontend's certificate, may reach it: on the LAN it would bypass mutual TLS."""
+    port = site.model_server_config(host_name).port
+    listening = {line.split()[3] for line in host.check_output("ss -Hltn").splitlines()}
+    assert {a for a in listening if a.rsplit(":", 1)[1] == str(port)} == {f"127.0.0.1:{port}"}
+
+
+@control("LLM-03", "The model server's API key file is 0600 root", impact=0.9, roles=("backend",))
+def test_LLM_03_api_key_file_mode(host):
+    """The key is the second factor behind mutual TLS; a readable copy is a leaked key."""
+    assert file_mode(host, MODEL_ENV) == ("root", "root", 0o600), MODEL_ENV
+
+
+@control("LLM-04", "The model server refuses requests without the API key", impact=0.8, roles=("backend",))
+def test_LLM_04_api_key_required(host, site, host_name):
+    """The key must be checked even on loopback: any local process could otherwise use the model."""
+    url = f"http://127.0.0.1:{site.model_server_config(host_name).port}/v1/models"
+    without = host.check_output(f"curl -s -o /dev/null -w '%{{http_code}}' {url}")
+    # The header comes from the file on stdin: the key is never on a command line.
+    header = f"sed -n 's/^API_KEY=/Authorization: Bearer /p' {MODEL_ENV}"
+    with_key = host.check_output(f"{header} | curl -s -o /dev/null -w '%{{http_code}}' -H @- {url}")
+    assert (without, with_key) == ("401", "200")
+
+
+@control("LLM-05", "The pinned model file is in place", impact=1.0, roles=("backend",))
+def test_LLM_05_model_file(host, site, host_name):
+    """The unit names this file; it must be there and readable (its checksum was checked when it arrived)."""
+    model = host.file(site.model_server_config(host_name).model_path)
+    assert model.exists and model.size > 0, f"{model.path} missing or empty"
+
+
+@control("LLM-06", "The model server's unit is hardened", impact=0.5, roles=("backend",))
+def test_LLM_06_model_server_hardening(host):
+    """A compromised model server should reach nothing but its model and its socket."""
+    assert exposure(host, MODEL_UNIT) <= HARDENING_LIMIT
+
+
+# --- GW: the gateway on the frontends ---------------------------------------------------------------------------
+
+
+@control("GW-01", "The gateway runs and starts at boot", impact=1.0, roles=("frontend",))
+def test_GW_01_gateway_running(host):
+    """It is the appliance's web UI and API."""
+    check_unit_running_and_enabled(host, GATEWAY_UNIT)
+
+
+@control("GW-02", "The gateway's configuration and state are private to it", impact=0.9, roles=("frontend",))
+def test_GW_02_gateway_config_mode(host):
+    """openclaw's own audit calls a readable config critical: it holds the agent's settings and sessions."""
+    assert file_mode(host, GATEWAY_CONFIG) == (GATEWAY_USER, GATEWAY_USER, 0o600)
+    assert file_mode(host, GATEWAY_STATE) == (GATEWAY_USER, GATEWAY_USER, 0o700)
+
+
+@control("GW-03", "The gateway's token file is 0600 root", impact=0.9, roles=("frontend",))
+def test_GW_03_gateway_env_mode(host):
+    """The token opens the gateway to anyone holding it, the model key the backend."""
+    assert file_mode(host, GATEWAY_ENV) == ("root", "root", 0o600)
+
+
+@pytest.fixture
+def gateway_checks(_gateway_checks_started, host_name):
+    """(openclaw accepted its configuration, the security audit's report) for this frontend."""
+    status, _, audit = _gateway_checks_started[host_name].result(timeout=120).partition("\n")
+    return status == "validate=0", json.loads(audit[audit.index("{") :])
+
+
+@control("GW-04", "openclaw accepts the gateway's configuration", impact=0.8, roles=("frontend",))
+def test_GW_04_gateway_config_valid(gateway_checks):
+    """A configuration openclaw rejects means the next restart leaves the gateway down."""
+    assert gateway_checks[0], "openclaw config validate failed"
+
+
+@control("GW-05", "openclaw's security audit finds nothing critical", impact=0.7, roles=("frontend",))
+def test_GW_05_gateway_security_audit(gateway_checks):
+    """The vendor's own list of dangerous settings (open binds, readable secrets, missing auth)."""
+    findings = gateway_checks[1].get("findings", [])
+    critical = [f.get("checkId", f) for f in findings if f.get("severity") == "critical"]
+    assert critical == [], f"critical findings: {critical}"
+
+
+@control("GW-06", "The gateway's unit is hardened", impact=0.5, roles=("frontend",))
+def test_GW_06_gateway_hardening(host):
+    """The gateway parses what LAN clients send: its unit limits what a compromise could reach."""
+    assert exposure(host, GATEWAY_UNIT) <= HARDENING_LIMIT
+
+
+@control("GW-07", "The gateway is ready on the LAN", impact=0.9, roles=("frontend",))
+def test_GW_07_gateway_ready(site, host_name):
+    """What a person's browser reaches: the gateway's LAN address, from this machine."""
+    config = site.gateway_config(host_name)
+    with urllib.request.urlopen(f"http://{config.listen_address}:{config.port}/readyz", timeout=10) as response:
+        assert response.status == 200
+
+
+# --- NET: what each box exposes ------------------------------------------------------------------------------
+
+
+def expected_lan_listeners(site, host_name) -> set[str]:
+    spec, monitor = site.host(host_name), site.monitor
+    ports = [monitor.node_exporter_port]
+    if spec.role == "backend":
+        ports.append(site.ingress_config(host_name).port)
+    else:
+        ports += [site.gateway_config(host_name).port, monitor.probe_port]
+    if site.monitor_host().name == host_name:
+        ports.append(monitor.prometheus_port)
+    return {"0.0.0.0:22", "[::]:22"} | {f"{spec.address}:{port}" for port in ports}
+
+
+@control("NET-01", "Nothing but the appliance's services listens on the LAN", impact=0.9)
+def test_NET_01_lan_listeners(host, site, host_name):
+    """Every extra listener is attack surface nobody reviewed; loopback listeners are the box's own business."""
+    listening = {line.split()[3] for line in host.check_output("ss -Hltn").splitlines()}
+    exposed = {a for a in listening if not a.startswith(("127.", "[::1]"))}
+    wanted = expected_lan_listeners(site, host_name)
+    assert exposed == wanted, f"extra: {sorted(exposed - wanted)}, missing: {sorted(wanted - exposed)}"
+
+
+@control("NET-02", "The backend refuses TLS clients without a frontend certificate", impact=1.0, roles=("frontend",))
+def test_NET_02_mtls_requires_a_client_certificate(host, site, host_name):
+    """Mutual TLS is what keeps the rest of the LAN away from the model."""
+    url = f"https://{site.model_endpoint_name()}:{site.settings[host_name]['mtls'].port}/v1/models"
+    code = host.check_output(f"curl -s -o /dev/null -w '%{{http_code}}' --cacert {CA_CERT} {shlex.quote(url)}")
+    assert code == "400", f"without a client certificate the backend answered {code}"
+
+
+@control("NET-03", "The egress proxy listens on loopback only", impact=0.9, roles=("frontend",))
+def test_NET_03_egress_on_loopback(host, site, host_name):
+    """It holds the frontend's client certificate: on the LAN it would lend that identity to anyone."""
+    port = site.egress_config(host_name).port
+    listening = {line.split()[3] for line in host.check_output("ss -Hltn").splitlines()}
+    assert {a for a in listening if a.rsplit(":", 1)[1] == str(port)} == {f"127.0.0.1:{port}"}
+
+
+def connects(address: str, port: int) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@control("NET-04", "Exporters answer the monitor host only", impact=0.6)
+def test_NET_04_exporters_refuse_others(site, host_name):
+    """Metrics tell an attacker what runs where and when it is busy: only Prometheus may read them."""
+    spec = site.host(host_name)
+    if site.monitor_host().address == spec.address:
+        pytest.skip("n/a: the monitor host may reach its own exporters")
+    assert not connects(spec.address, site.monitor.node_exporter_port), "this machine reached the node exporter"
+
+
+# --- MON: exporters, the probe and Prometheus ------------------------------------------------------------------
+
+
+@control("MON-01", "The node exporter runs and starts at boot", impact=0.6)
+def test_MON_01_node_exporter_running(host):
+    """Without it the box is invisible to monitoring."""
+    check_unit_running_and_enabled(host, NODE_EXPORTER_UNIT)
+
+
+@control("MON-02", "The latency probe runs and starts at boot", impact=0.6, roles=("frontend",))
+def test_MON_02_probe_running(host):
+    """The probe is what shows latency continuously, between runs of the latency suite."""
+    check_unit_running_and_enabled(host, PROBE_UNIT)
+
+
+def prometheus_api(site, path, **params):
+    monitor = site.monitor_host()
+    query = f"?{urllib.parse.urlencode(params)}" if params else ""
+    url = f"http://{monitor.address}:{site.monitor.prometheus_port}/api/v1/{path}{query}"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.load(response)["data"]
+
+
+def only_on_the_monitor(site, host_name):
+    if site.monitor_host().name != host_name:
+        pytest.skip(f"n/a: Prometheus runs on {site.monitor_host().name}")
+
+
+@control("MON-03", "Prometheus runs and every scrape target is up", impact=0.7)
+def test_MON_03_targets_up(host, site, host_name):
+    """A target down is a box or an exporter nobody watches any more."""
+    only_on_the_monitor(site, host_name)
+    check_unit_running_and_enabled(host, PROMETHEUS_UNIT)
+    targets = prometheus_api(site, "targets")["activeTargets"]
+    down = [(t["labels"]["job"], t["labels"]["instance"], t["lastError"]) for t in targets if t["health"] != "up"]
+    expected = len(site.hosts) + sum(1 for h in site.hosts if h.role == "frontend") + 1
+    assert not down and len(targets) == expected, f"down: {down}, {len(targets)} targets (want {expected})"
+
+
+@control("MON-04", "Every alert rule is loaded", impact=0.6)
+def test_MON_04_alert_rules_loaded(site, host_name):
+    """The rules are what turns metrics into someone being told."""
+    only_on_the_monitor(site, host_name)
+    groups = prometheus_api(site, "rules", type="alert")["groups"]
+    loaded = {rule["name"] for group in groups for rule in group["rules"]}
+    rendered = {line.split(":")[1].strip() for line in render_rules(site.prometheus_config().thresholds).splitlines()
+                if line.strip().startswith("- alert:")}  # fmt: skip
+    assert loaded == rendered, f"missing {sorted(rendered - loaded)}"
+
+
+@control("MON-05", "The probe succeeded recently on every path", impact=0.8)
+def test_MON_05_probe_succeeds(site, host_name):
+    """A probe that keeps failing means users' chats fail too, on that path."""
+    only_on_the_monitor(site, host_name)
+    samples = prometheus_api(site, "query", query="clawlan_probe_last_success_timestamp_seconds")["result"]
+    ages = {(s["metric"]["instance"], s["metric"]["path"]): time.time() - float(s["value"][1]) for s in samples}
+    limit = 3 * site.monitor.probe_interval_s + site.monitor.probe_timeout_s
+    stale = {key: round(age) for key, age in ages.items() if age > limit}
+    assert len(ages) == 2 * sum(1 for h in site.hosts if h.role == "frontend") and not stale, f"stale: {stale or ages}"
