@@ -26,6 +26,11 @@ _LAB = {
     "monitor_probe_timeout_s": 30,
     "monitor_alert_probe_failing_for_s": 20,
     "monitor_alert_down_for_s": 20,
+    # Latency suite targets for the lab: one shared CPU, a tiny model, and OpenClaw's ~27k-character prompt
+    # (a token per character with the tiny vocabulary) in front of every gateway chat.
+    "monitor_target_ttft_p99_s": 3.0,
+    "monitor_target_inter_token_p99_s": 0.04,  # the 40 ms: above it a hop stalls (Nagle, delayed ACK)
+    "monitor_target_tokens_per_second": 25.0,
 }
 
 frontend = [

@@ -60,3 +60,6 @@ monitor_alert_latency_for_s = 600  # seconds latency or speed must miss before a
 monitor_alert_probe_failing_for_s = 120  # seconds of failing probes before alerting (two rounds)
 monitor_alert_down_for_s = 120  # seconds an exporter or a clawlan unit may be down before alerting
 monitor_alert_disk_free_percent = 10.0  # % free space under which a disk (the model's) alerts
+monitor_target_ttft_p99_s = 0.7  # latency suite: warm TTFT p99 per path, seconds (reference box; lab.py sets its own)
+monitor_target_inter_token_p99_s = 0.04  # latency suite: inter-token p99, seconds: more means a stalled hop
+monitor_target_tokens_per_second = 25.0  # latency suite: decode speed floor (Qwen3-Next-80B-A3B Q4_K_M on Strix Halo)

@@ -1,0 +1,171 @@
+"""The latency suite: streamed chats through both paths of a running site, held to the inventory's targets.
+
+    pytest tests/latency [--inventory inventory/site.py] [--chats 20] [--concurrency 1]
+
+It needs a deployed, running site and never deploys one, so plain ``pytest`` leaves this directory out
+(``--ignore=tests/latency`` in pyproject.toml's addopts); naming it on the command line, as tools/check.py and the
+e2e suite do, collects it all the same, since pytest never ignores a path it was given.
+
+Both paths start on the first frontend, where the probe runs: "gateway" is OpenClaw on the frontend's LAN address,
+"backend" the backend's mutual TLS listener with the probe's certificate. Per path, one warm-up chat that is not
+counted (the targets describe a warm site, not the first chat after a restart), then --chats chats, --concurrency
+at a time. llama-cpp-python serves one chat at a time: above 1, chats queue and their TTFT includes the wait, and
+the suite shows that queued streams are neither dropped nor cut short.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from roles.site import load_inventory, site_from_inventory
+from tests.support.chats import path_targets, run_chats
+from tests.support.hosts import remote_host
+from tests.support.stats import summarize
+
+REPO = Path(__file__).resolve().parents[2]
+PATHS = ("gateway", "backend")
+SUMMARIES = pytest.StashKey[dict[str, dict[str, Any]]]()  # path -> summary, for the table at the end
+TARGETS = pytest.StashKey[Any]()  # the site's MonitorSettings, whose target_* the tests hold the paths to
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One path's chats, measured once per session and shared by every test of that path."""
+
+    path: str
+    target: dict[str, Any]
+    chats: list[dict[str, Any]]
+    expected_tokens: int
+    summary: dict[str, Any]
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+def pytest_addoption(parser):
+    # The compliance suite's conftest adds the same --inventory; in a run of both, the first one loaded wins.
+    with contextlib.suppress(ValueError):
+        parser.addoption(
+            "--inventory",
+            default=os.environ.get("CLAWLAN_INVENTORY", "inventory/lab.py"),
+            help="the pyinfra inventory file of the site to check (default: the lab)",
+        )
+    parser.addoption("--chats", type=_positive, default=20, help="latency suite: chats per path (default 20)")
+    parser.addoption(
+        "--concurrency", type=_positive, default=1, help="latency suite: chats in flight at once (default 1)"
+    )
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "latency: the latency suite, against a running site (tests/latency)")
+    config.stash[SUMMARIES] = {}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "/tests/latency/" in str(item.path):
+            item.add_marker(pytest.mark.latency)
+
+
+@pytest.fixture(scope="session")
+def inventory(request):
+    path = (REPO / request.config.getoption("--inventory")).resolve()
+    if not path.is_file():  # pyinfra would take a missing file for a host name
+        pytest.fail(f"no inventory file {path}", pytrace=False)
+    return load_inventory(str(path), cwd=str(REPO))
+
+
+@pytest.fixture(scope="session")
+def site(inventory):
+    return site_from_inventory(inventory)
+
+
+@pytest.fixture(scope="session")
+def frontend(site) -> str:
+    return next(h.name for h in site.hosts if h.role == "frontend")
+
+
+@pytest.fixture(scope="session")
+def frontend_host(inventory, frontend):
+    return remote_host(next(h for h in inventory if h.name == frontend))
+
+
+def expected_tokens(path: str, target: dict[str, Any]) -> int:
+    """Content chunks a whole answer streams on ``path``; fewer means the stream was cut short.
+
+    The backend is llama-cpp-python: one token per chunk, and the probe's counting prompt outlasts max_tokens
+    (the lab's model never stops at all), so a whole answer is max_tokens chunks; a chat interrupted by the next
+    one (INTERRUPT_REQUESTS) ends with [DONE] but fewer. The gateway runs an agent with its own answer limit and
+    chunking, so there a whole answer is one that streamed: at least two chunks, one gap between them. A stream
+    without [DONE] or without any content fails in stream_chat and counts as an error instead.
+    """
+    return target["max_tokens"] if path == "backend" else 2
+
+
+@pytest.fixture(scope="session", params=PATHS)
+def measured(request, site, frontend, frontend_host) -> Measured:
+    path = request.param
+    target = path_targets(site, frontend)[path]
+    run_chats(frontend_host, target, count=1)  # warm-up: prompt cache, TLS session, OpenClaw's first agent run
+    chats = run_chats(
+        frontend_host,
+        target,
+        count=request.config.getoption("--chats"),
+        concurrency=request.config.getoption("--concurrency"),
+    )
+    expected = expected_tokens(path, target)
+    summary = summarize(chats, expected_tokens=expected)
+    request.config.stash[SUMMARIES][path] = summary
+    request.config.stash[TARGETS] = site.monitor
+    return Measured(path=path, target=target, chats=chats, expected_tokens=expected, summary=summary)
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.1f}"
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    summaries = config.stash.get(SUMMARIES, {})
+    if not summaries:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section("latency")
+    write(f"concurrency {config.getoption('--concurrency')}; times in ms")
+    header = ("path", "chats", "errors", "short", "TTFT p50", "TTFT p99", "ITL p50", "ITL p99", "tokens/s median")
+    rows = [header]
+    for path, s in summaries.items():
+        rate = s["tokens_per_second_median"]
+        rows.append(
+            (
+                path,
+                str(s["count"]),
+                str(s["errors"]),
+                str(s["short"]),
+                _ms(s["ttft_p50_s"]),
+                _ms(s["ttft_p99_s"]),
+                _ms(s["inter_token_p50_s"]),
+                _ms(s["inter_token_p99_s"]),
+                "-" if rate is None else f"{rate:.1f}",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    for row in rows:
+        path, *figures = row
+        write("  ".join([path.ljust(widths[0]), *(f.rjust(w) for f, w in zip(figures, widths[1:], strict=True))]))
+    targets = config.stash.get(TARGETS, None)
+    if targets is not None:
+        write(
+            f"targets: TTFT p99 <= {_ms(targets.target_ttft_p99_s)}, ITL p99 <= {_ms(targets.target_inter_token_p99_s)}"
+            f", tokens/s median >= {targets.target_tokens_per_second:g}"
+        )

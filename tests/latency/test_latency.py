@@ -1,0 +1,49 @@
+"""Each path's chats, measured once per session (conftest.py), against the site's targets (``monitor_target_*``).
+
+Every test runs once per path ("gateway", "backend"); a figure that could not be computed (every chat failed)
+fails the test that needs it rather than passing unseen.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+
+def _first_failures(measured, limit: int = 3) -> str:
+    messages = Counter(f"{c['error']}: {c['message']}" for c in measured.chats if "error" in c)
+    return "; ".join(f"{message} (x{n})" for message, n in messages.most_common(limit))
+
+
+def test_no_chat_fails(measured):
+    """Every stream answered 200, carried content and ended with [DONE], within the probe's timeout."""
+    s = measured.summary
+    assert s["errors"] == 0, f"{s['errors']} of {s['count']} chats failed: {_first_failures(measured)}"
+
+
+def test_no_chat_is_cut_short(measured):
+    s = measured.summary
+    counts = sorted(c["tokens"] for c in measured.chats if "error" not in c)
+    assert s["short"] == 0, (
+        f"{s['short']} chats streamed fewer than {measured.expected_tokens} content chunks (chunk counts: {counts})"
+    )
+
+
+def test_ttft_p99_meets_the_target(measured, site):
+    target = site.monitor.target_ttft_p99_s
+    p99 = measured.summary["ttft_p99_s"]
+    assert p99 is not None, f"no chat answered: {_first_failures(measured)}"
+    assert p99 <= target, f"TTFT p99 {p99 * 1000:.1f} ms > target {target * 1000:.1f} ms"
+
+
+def test_inter_token_p99_meets_the_target(measured, site):
+    target = site.monitor.target_inter_token_p99_s
+    p99 = measured.summary["inter_token_p99_s"]
+    assert p99 is not None, "no chat streamed two chunks: no gap to measure"
+    assert p99 <= target, f"inter-token p99 {p99 * 1000:.1f} ms > target {target * 1000:.1f} ms"
+
+
+def test_decode_speed_meets_the_target(measured, site):
+    target = site.monitor.target_tokens_per_second
+    median = measured.summary["tokens_per_second_median"]
+    assert median is not None, "no chat streamed two chunks: no decode speed to measure"
+    assert median >= target, f"median decode speed {median:.1f} tokens/s < target {target:g}"

@@ -1,0 +1,91 @@
+"""Streamed chats run on an appliance host, one JSON line per chat on stdout (uploaded there by chats.py).
+
+    python3 chat_runner.py SPEC.json COUNT CONCURRENCY
+
+Standard library only, beside roles/probe/stream.py: it runs on the hosts' Debian python3. It runs as root and
+reads the bearer token itself from the EnvironmentFile the spec names, so the secret is in neither the spec nor
+a command line, and never in what it prints.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import stream  # uploaded beside this file
+
+
+def env_value(path: str, name: str) -> str:
+    """``name``'s value in a systemd EnvironmentFile (KEY=VALUE lines, as the deploys write them)."""
+    for line in Path(path).read_text().splitlines():
+        key, sep, value = line.strip().partition("=")
+        if sep and key.strip() == name:
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+                value = value[1:-1]
+            if value:
+                return value
+    # The message names the variable and the file, never a value.
+    raise SystemExit(f"{name} is not set in {path}")
+
+
+def build_target(spec: dict) -> stream.Target:
+    headers = {}
+    if spec.get("env_var"):
+        headers["Authorization"] = f"Bearer {env_value(spec['env_file'], spec['env_var'])}"
+    context = None
+    if spec["url"].startswith("https://") or spec.get("ca_file") or spec.get("cert_file"):
+        context = ssl.create_default_context(cafile=spec.get("ca_file"))
+        if spec.get("cert_file"):
+            context.load_cert_chain(spec["cert_file"], spec.get("key_file"))
+    return stream.Target(
+        name=spec.get("name", "chat"),
+        url=spec["url"],
+        model=spec["model"],
+        headers=headers,
+        ssl_context=context,
+        max_tokens=int(spec.get("max_tokens", 16)),
+        timeout_s=float(spec.get("timeout_s", 60)),
+    )
+
+
+def chat(target: stream.Target) -> dict:
+    try:
+        result = stream.stream_chat(target)
+    except stream.ProbeError as error:
+        return {"error": error.reason, "message": error.message}
+    except Exception as error:  # one chat's surprise must not cost the other chats their results
+        return {"error": "exception", "message": f"{type(error).__name__}: {error}"}
+    return {
+        "ttft_s": result.ttft_s,
+        "inter_token_s": list(result.inter_token_s),
+        "tokens": result.tokens,
+        "duration_s": result.duration_s,
+    }
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 4:
+        raise SystemExit(f"usage: {argv[0]} SPEC.json COUNT CONCURRENCY")
+    spec = json.loads(Path(argv[1]).read_text())
+    count, concurrency = int(argv[2]), int(argv[3])
+    target = build_target(spec)
+    printing = threading.Lock()
+
+    def run_one(_: int) -> None:
+        record = chat(target)
+        with printing:  # whole lines only, however the threads interleave
+            print(json.dumps(record), flush=True)
+
+    # Each chat opens its own connection (stream_chat does), so concurrent chats are concurrent clients.
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        list(pool.map(run_one, range(count)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

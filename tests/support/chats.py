@@ -1,0 +1,132 @@
+"""Streamed chats run on an appliance host, their timings brought back: the latency suite's and the benchmark's client.
+
+The chats start on the host itself (a frontend for the users' paths, the backend for the direct baseline), so what
+is measured is the appliance's path, not this machine's link to it. Each chat is roles/probe/stream.py's
+``stream_chat``, the probe's own client, driven by chat_runner.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import shlex
+import stat
+import weakref
+from pathlib import Path
+from typing import Any
+
+from roles.gateway.config import ENV_FILE as GATEWAY_ENV_FILE
+from roles.monitor.config import PROBE_CERT, PROBE_KEY
+from roles.pki.config import CA_CERT
+from tests.support.remote import put_text
+
+REMOTE_DIR = "/tmp/clawlan-chats"
+STREAM_SOURCE = Path(__file__).resolve().parents[2] / "roles" / "probe" / "stream.py"
+RUNNER_SOURCE = Path(__file__).with_name("chat_runner.py")
+RUNNER = f"{REMOTE_DIR}/chat_runner.py"
+# What a spec may hold: where the secret is, never the secret; anything else is refused before it is uploaded.
+SPEC_KEYS = frozenset(
+    {"name", "url", "model", "env_file", "env_var", "ca_file", "cert_file", "key_file", "max_tokens", "timeout_s"}
+)
+
+# host -> names of the specs already uploaded there. The runner and stream.py go up once per host and run, so a
+# benchmark's hundred single chats cost one SSH command each, not three uploads.
+_uploaded: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+
+
+def run_chats(host, target: dict[str, Any], count: int, concurrency: int = 1) -> list[dict[str, Any]]:
+    """Run ``count`` streamed chats to ``target`` on ``host``, ``concurrency`` at a time; one record per chat.
+
+    A record is ``{"ttft_s", "inter_token_s", "tokens", "duration_s"}`` or ``{"error", "message"}``, in the order
+    the chats finished. ``target`` names the EnvironmentFile and variable holding the bearer token; the runner
+    reads it as root on the host.
+    """
+    if count < 1 or concurrency < 1:
+        raise ValueError(f"count and concurrency must be positive, got {count} and {concurrency}")
+    unknown = set(target) - SPEC_KEYS
+    if unknown:
+        raise ValueError(f"unknown target keys {sorted(unknown)} (secrets never go into a spec)")
+    spec_path = _upload(host, json.dumps(target, indent=2, sort_keys=True) + "\n")
+    command = " ".join(shlex.quote(arg) for arg in ("python3", "-B", RUNNER, spec_path, str(count), str(concurrency)))
+    result = host.run(command)
+    name = host.backend.get_hostname()
+    if result.rc != 0:
+        raise RuntimeError(f"chat runner on {name} exited {result.rc}: {result.stderr.strip()[-2000:]}")
+    records = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    if len(records) != count:
+        raise RuntimeError(f"chat runner on {name} reported {len(records)} chats, not {count}")
+    return records
+
+
+def path_targets(site, frontend_name: str, max_tokens: int | None = None) -> dict[str, dict[str, Any]]:
+    """The latency suite's two paths, both run from ``frontend_name``, as the probe there sees them.
+
+    "gateway": OpenClaw on the frontend's LAN address, as a user's browser reaches it. "backend": the backend's
+    mutual TLS listener, with the probe's client certificate (root reads its key).
+    """
+    gateway = site.gateway_config(frontend_name)
+    backend = next(h for h in site.hosts if h.role == "backend")
+    common = {
+        "max_tokens": site.monitor.probe_max_tokens if max_tokens is None else max_tokens,
+        "timeout_s": site.monitor.probe_timeout_s,
+        "env_file": GATEWAY_ENV_FILE,
+    }
+    return {
+        "gateway": {
+            "name": "gateway",
+            "url": f"http://{gateway.listen_address}:{gateway.port}/v1/chat/completions",
+            "model": "openclaw",
+            "env_var": "OPENCLAW_GATEWAY_TOKEN",
+            **common,
+        },
+        "backend": {
+            "name": "backend",
+            "url": f"https://{site.model_endpoint_name()}:{site.settings[frontend_name]['mtls'].port}"
+            "/v1/chat/completions",
+            "model": site.settings[backend.name]["model_server"].model_alias,
+            "env_var": "CLAWLAN_MODEL_API_KEY",
+            "ca_file": CA_CERT,
+            "cert_file": PROBE_CERT,
+            "key_file": PROBE_KEY,
+            **common,
+        },
+    }
+
+
+def _upload(host, spec: str) -> str:
+    """The spec's path on ``host``, uploading the runner first if this process has not yet."""
+    uploaded = _uploaded.get(host)
+    if uploaded is None:
+        _upload_runner(host)
+        uploaded = _uploaded[host] = set()
+    # Named by content: a spec already there is the same spec.
+    path = f"{REMOTE_DIR}/spec-{hashlib.sha256(spec.encode()).hexdigest()[:16]}.json"
+    if path not in uploaded:
+        put_text(host, path, spec, 0o644)
+        uploaded.add(path)
+    return path
+
+
+def _upload_runner(host) -> None:
+    """Put stream.py and the runner into REMOTE_DIR, refusing a directory someone else could have planted.
+
+    Root runs what is there, and /tmp is everybody's: before anything is written (a planted symlink inside would
+    redirect the write), the directory must be the SSH login's own, a real directory, writable by nobody else. The
+    login's uid is its home directory's owner, where SFTP sessions start.
+    """
+    sftp = host.backend.client.open_sftp()
+    try:
+        login_uid = sftp.stat(sftp.normalize(".")).st_uid
+        with contextlib.suppress(OSError):  # already there: judged below
+            sftp.mkdir(REMOTE_DIR, 0o700)
+        directory = sftp.lstat(REMOTE_DIR)
+        if not stat.S_ISDIR(directory.st_mode) or directory.st_uid != login_uid or directory.st_mode & 0o022:
+            raise RuntimeError(
+                f"{REMOTE_DIR} on {host.backend.get_hostname()} is not the SSH login's private directory: "
+                "refusing to run code from it as root (remove it and retry)"
+            )
+    finally:
+        sftp.close()
+    put_text(host, f"{REMOTE_DIR}/stream.py", STREAM_SOURCE.read_text(), 0o644)
+    put_text(host, RUNNER, RUNNER_SOURCE.read_text(), 0o644)

@@ -1,0 +1,57 @@
+"""Latency figures of streamed chats, as the latency suite and the path benchmark report them.
+
+A chat is one record as tests/support/chats.py returns it: ``{"ttft_s", "inter_token_s", "tokens", "duration_s"}``,
+or ``{"error", "message"}`` for a chat that failed.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+
+def percentile(values: Iterable[float], q: float) -> float:
+    """Nearest-rank percentile: always one of ``values``, so the p99 of 20 chats is the slowest one, not a blend."""
+    ordered = sorted(values)
+    if not ordered:
+        raise ValueError("percentile of no values")
+    if not 0 <= q <= 100:  # also refuses NaN
+        raise ValueError(f"percentile must be within 0-100, got {q!r}")
+    # Rounded first: 0.29 * 100 is 28.999999999999996 in floating point, and the rank must not move with that.
+    rank = math.ceil(round(q * len(ordered) / 100, 9))
+    return ordered[max(rank, 1) - 1]
+
+
+def tokens_per_second(chat: Mapping[str, Any]) -> float | None:
+    """Decode speed of one chat, as the probe reports it: the first token's wait is TTFT's business."""
+    span = sum(chat["inter_token_s"])
+    if chat["tokens"] < 2 or span <= 0:
+        return None
+    return (chat["tokens"] - 1) / span
+
+
+def summarize(results: Sequence[Mapping[str, Any]], expected_tokens: int | None = None) -> dict[str, Any]:
+    """Counts and latency figures of a batch of chats; a figure with nothing to compute it from is None.
+
+    Inter-token figures pool every gap of every chat: one stall anywhere must show in the p99. ``short`` counts the
+    chats that streamed fewer than ``expected_tokens`` content chunks (None when nothing was expected).
+    """
+    chats = [r for r in results if "error" not in r]
+    failed = [r for r in results if "error" in r]
+    ttfts = [r["ttft_s"] for r in chats]
+    gaps = [gap for r in chats for gap in r["inter_token_s"]]
+    rates = [rate for r in chats if (rate := tokens_per_second(r)) is not None]
+    return {
+        "count": len(results),
+        "errors": len(failed),
+        "error_reasons": dict(Counter(r["error"] for r in failed)),
+        "ttft_p50_s": percentile(ttfts, 50) if ttfts else None,
+        "ttft_p99_s": percentile(ttfts, 99) if ttfts else None,
+        "inter_token_p50_s": percentile(gaps, 50) if gaps else None,
+        "inter_token_p99_s": percentile(gaps, 99) if gaps else None,
+        "tokens_per_second_median": statistics.median(rates) if rates else None,
+        "short": None if expected_tokens is None else sum(1 for r in chats if r["tokens"] < expected_tokens),
+    }

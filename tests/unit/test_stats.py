@@ -1,0 +1,134 @@
+"""The latency suite's and the path benchmark's figures: nearest-rank percentiles and batch summaries."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from tests.support.stats import percentile, summarize, tokens_per_second
+
+
+def chat(ttft_s: float, gaps: list[float]) -> dict:
+    return {"ttft_s": ttft_s, "inter_token_s": gaps, "tokens": len(gaps) + 1, "duration_s": ttft_s + sum(gaps)}
+
+
+def failure(reason: str) -> dict:
+    return {"error": reason, "message": f"{reason} happened"}
+
+
+@pytest.mark.parametrize(
+    "q, expected",
+    [(0, 1), (1, 1), (10, 1), (10.1, 2), (50, 5), (51, 6), (90, 9), (99, 10), (100, 10)],
+)
+def test_percentile_is_the_nearest_rank(q, expected):
+    assert percentile(range(1, 11), q) == expected
+
+
+def test_percentile_does_not_care_about_input_order():
+    assert percentile([5.0, 1.0, 4.0, 2.0, 3.0], 50) == 3.0
+
+
+def test_percentile_is_always_one_of_the_values():
+    values = [0.1, 0.2, 0.4]
+    assert {percentile(values, q) for q in range(101)} <= set(values)
+
+
+def test_the_p99_of_a_hundred_values_is_the_99th_not_the_worst():
+    values = list(range(1, 101))
+    assert percentile(values, 99) == 99
+    assert percentile(values, 29) == 29  # 0.29 * 100 is 28.999999999999996 in floating point
+
+
+def test_the_p99_of_twenty_values_is_the_worst():
+    assert percentile(range(20), 99) == 19
+
+
+def test_percentile_of_one_value_is_that_value():
+    assert percentile([0.25], 0) == percentile([0.25], 50) == percentile([0.25], 100) == 0.25
+
+
+def test_percentile_of_nothing_is_an_error():
+    with pytest.raises(ValueError, match="no values"):
+        percentile([], 50)
+
+
+@pytest.mark.parametrize("q", [-1, 100.5, math.nan])
+def test_percentile_outside_0_to_100_is_an_error(q):
+    with pytest.raises(ValueError, match="0-100"):
+        percentile([1.0], q)
+
+
+def test_percentile_takes_any_iterable():
+    assert percentile((x / 10 for x in range(10)), 100) == 0.9
+
+
+def test_tokens_per_second_leaves_the_first_token_out():
+    assert tokens_per_second(chat(5.0, [0.1, 0.1, 0.2, 0.1])) == pytest.approx(4 / 0.5)
+
+
+@pytest.mark.parametrize("gaps", [[], [0.0, 0.0]])
+def test_tokens_per_second_needs_a_measurable_span(gaps):
+    assert tokens_per_second(chat(0.1, gaps)) is None
+
+
+def test_summary_of_known_chats():
+    chats = [chat(0.1 * i, [0.01 * i, 0.02 * i]) for i in range(1, 11)]
+    summary = summarize(chats, expected_tokens=3)
+    assert summary["count"] == 10
+    assert summary["errors"] == 0
+    assert summary["error_reasons"] == {}
+    assert summary["ttft_p50_s"] == pytest.approx(0.5)
+    assert summary["ttft_p99_s"] == pytest.approx(1.0)
+    # 20 gaps: 0.01..0.10 and 0.02..0.20; the 10th smallest is 0.07, the 20th the largest.
+    assert summary["inter_token_p50_s"] == pytest.approx(0.07)
+    assert summary["inter_token_p99_s"] == pytest.approx(0.2)
+    # Chat i decodes 2 tokens in 0.03 * i s: the median of 2/(0.03 i) over i = 1..10 lies between i = 5 and 6.
+    assert summary["tokens_per_second_median"] == pytest.approx((2 / 0.15 + 2 / 0.18) / 2)
+    assert summary["short"] == 0
+
+
+def test_inter_token_figures_pool_every_gap_of_every_chat():
+    """Stalls in one chat of ten still reach the p99: 10 of 990 gaps are over 1 %."""
+    chats = [chat(0.1, [0.01] * 99) for _ in range(9)] + [chat(0.1, [0.01] * 89 + [2.0] * 10)]
+    summary = summarize(chats)
+    assert summary["inter_token_p50_s"] == 0.01
+    assert summary["inter_token_p99_s"] == 2.0
+
+
+def test_failed_chats_are_counted_by_reason_and_left_out_of_the_figures():
+    summary = summarize([chat(0.2, [0.05]), failure("timeout"), failure("http_503"), failure("timeout")])
+    assert summary["count"] == 4
+    assert summary["errors"] == 3
+    assert summary["error_reasons"] == {"timeout": 2, "http_503": 1}
+    assert summary["ttft_p50_s"] == summary["ttft_p99_s"] == 0.2
+    assert summary["inter_token_p99_s"] == 0.05
+
+
+def test_a_batch_of_failures_has_no_figures():
+    summary = summarize([failure("connection")] * 3, expected_tokens=16)
+    assert summary["errors"] == 3
+    for key in ("ttft_p50_s", "ttft_p99_s", "inter_token_p50_s", "inter_token_p99_s", "tokens_per_second_median"):
+        assert summary[key] is None
+    assert summary["short"] == 0  # a failed chat is an error, not a short one
+
+
+def test_an_empty_batch_summarizes_to_nothing():
+    summary = summarize([])
+    assert summary["count"] == summary["errors"] == 0
+    assert summary["ttft_p99_s"] is None
+    assert summary["short"] is None
+
+
+def test_short_counts_chats_with_fewer_chunks_than_expected():
+    chats = [chat(0.1, [0.01] * 15), chat(0.1, [0.01] * 9), chat(0.1, [0.01] * 16), chat(0.1, [])]
+    assert summarize(chats, expected_tokens=16)["short"] == 2
+    assert summarize(chats, expected_tokens=2)["short"] == 1
+    assert summarize(chats)["short"] is None
+
+
+def test_single_token_chats_have_a_ttft_but_no_speed():
+    summary = summarize([chat(0.3, []), chat(0.4, [])])
+    assert summary["ttft_p99_s"] == 0.4
+    assert summary["inter_token_p99_s"] is None
+    assert summary["tokens_per_second_median"] is None
