@@ -1,0 +1,114 @@
+"""The compliance suite and the check command, run the way a person runs them, against the deployed lab.
+
+The suite passes on the lab as deployed and, after each deliberate breakage, fails naming the control that
+covers it; the check command exits non-zero after a manual change and zero after a re-deploy.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from lab.core import INVENTORY
+from lab.runner import REPO
+from roles.model_server.config import SECRETS_FILE
+from tests.e2e.conftest import deploy
+
+FRONTEND, BACKEND = "lab-front", "lab-back"
+BIN = Path(sys.executable).parent
+LAB_INVENTORY = str(INVENTORY.relative_to(REPO))
+
+
+def compliance(tmp_path) -> tuple[int, set[tuple[str, str]], set[tuple[str, str]], float]:
+    """Run the suite; (exit code, failed (control, host), passed (control, host), seconds)."""
+    report = tmp_path / f"compliance-{time.monotonic_ns()}.xml"
+    started = time.perf_counter()
+    process = subprocess.run(
+        [str(BIN / "pytest"), "tests/compliance", "--inventory", LAB_INVENTORY, f"--junitxml={report}", "-q",
+         "-p", "no:cacheprovider"],
+        cwd=REPO, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300,
+    )  # fmt: skip
+    seconds = time.perf_counter() - started
+    print(process.stdout[-4000:])
+    failed, passed = set(), set()
+    for case in ET.parse(report).iter("testcase"):
+        properties = {p.get("name"): p.get("value") for p in case.iter("property")}
+        outcome = failed if case.find("failure") is not None or case.find("error") is not None else passed
+        if case.find("skipped") is None:
+            outcome.add((properties.get("control"), properties.get("host", "*")))
+    return process.returncode, failed, passed, seconds
+
+
+def test_the_suite_passes_on_the_deployed_lab(first_deploy, tmp_path):
+    code, failed, passed, seconds = compliance(tmp_path)
+    print(f"compliance suite: {len(passed)} controls passed in {seconds:.1f} s")
+    assert (code, failed) == (0, set())
+    assert {control for control, _ in passed} >= {"BASE-01", "PKI-02", "LLM-01", "GW-04", "NET-01", "MON-03"}
+
+
+BREAKAGES = {
+    "swap off": (BACKEND, "swapoff /var/lib/swap/swapfile", ("BASE-05", BACKEND)),
+    "a hosts line removed": (FRONTEND, "sed -i '/^10\\.242\\.17\\.20\\s/d' /etc/hosts", ("BASE-06", FRONTEND)),
+    "a unit stopped": (FRONTEND, "systemctl stop clawlan-probe.service", ("MON-02", FRONTEND)),
+    "a config file mode changed": (BACKEND, f"chmod 644 {SECRETS_FILE}", ("LLM-03", BACKEND)),
+    "a certificate from another CA": (
+        BACKEND,
+        "openssl req -x509 -key /etc/clawlan/pki/host.key -subj /CN=intruder -days 30"
+        " -out /etc/clawlan/pki/host.crt 2>/dev/null",
+        ("PKI-02", BACKEND),
+    ),
+    "an extra listener on the LAN": (
+        BACKEND,
+        "systemd-run --unit clawlan-test-listener python3 -m http.server --bind 10.242.17.20 9999",
+        ("NET-01", BACKEND),
+    ),
+}
+
+
+@pytest.mark.parametrize("breakage", BREAKAGES)
+def test_a_breakage_fails_the_control_that_covers_it(first_deploy, hosts, tmp_path, breakage):
+    host_name, command, (control, expected_host) = BREAKAGES[breakage]
+    hosts[host_name].check_output(command)
+    try:
+        if "listener" in breakage:
+            time.sleep(1)  # the listener binds after systemd-run returns
+        code, failed, _, _ = compliance(tmp_path)
+        assert code != 0
+        assert (control, expected_host) in failed, f"{control} not among the failures: {sorted(failed)}"
+    finally:
+        if "listener" in breakage:
+            hosts[host_name].run("systemctl stop clawlan-test-listener")
+        deploy()  # puts every other breakage right
+    code, failed, _, _ = compliance(tmp_path)
+    assert (code, failed) == (0, set()), f"still failing after the repair: {sorted(failed)}"
+
+
+def check(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(BIN / "python"), "tools/check.py", "--inventory", LAB_INVENTORY, "--reports", ".check-e2e", *args],
+        cwd=REPO, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=900,
+    )  # fmt: skip
+
+
+def test_the_check_command_passes_on_the_deployed_lab(first_deploy):
+    result = check()
+    print(result.stdout[-6000:])
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    summary = result.stdout.rsplit("\n== ", 1)[1]
+    assert all(f"ok    {step}:" in summary for step in ("drift", "compliance", "latency")), summary
+
+
+def test_the_check_command_reports_drift_and_is_clean_after_a_redeploy(first_deploy, hosts):
+    hosts[BACKEND].check_output(f"chmod 640 {SECRETS_FILE}")
+    result = check("--no-latency")
+    assert result.returncode != 0
+    assert "FAIL  drift:" in result.stdout and f"lab-back: Model server | Write the API key to {SECRETS_FILE}" in (
+        result.stdout
+    ), result.stdout[-3000:]
+    deploy()
+    assert check("--no-latency").returncode == 0
