@@ -31,8 +31,10 @@ def drift(inventory: str) -> tuple[bool, str]:
     )  # fmt: skip
     if process.returncode != 0:
         return False, f"pyinfra failed (exit {process.returncode}): {process.stderr.strip().splitlines()[-1:]}"
-    operations = json.loads(process.stdout)["results"]["operations"]
-    changes = sorted((host, op["name"]) for op in operations for host in op["success"])
+    # The plan: "hosts_with_change" is certain; "..._conditional_change" depends on an earlier change (a restart
+    # after a config write), so with no certain change there is none of those either.
+    plan = json.loads(process.stdout)["plan"]
+    changes = sorted((host, op["name"]) for op in plan for host in op["hosts_with_change"])
     if not changes:
         return True, "no drift: a deploy would change nothing"
     listed = "\n".join(f"      {host}: {name}" for host, name in changes)
@@ -41,8 +43,8 @@ def drift(inventory: str) -> tuple[bool, str]:
 
 def suite(path: str, inventory: str, report: Path, *extra: str) -> tuple[bool, str]:
     process = subprocess.run(
-        [str(BIN / "pytest"), path, "--inventory", inventory, f"--junitxml={report}", "-q", "-p", "no:cacheprovider",
-         *extra],
+        [str(BIN / "pytest"), path, "--inventory", inventory, f"--junitxml={report}", "-q", "-rfE",
+         "-p", "no:cacheprovider", *extra],
         cwd=REPO, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     return process.returncode == 0, "passed" if process.returncode == 0 else f"failed (see above and {report})"
