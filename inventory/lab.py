@@ -23,7 +23,7 @@ _LAB = {
     "monitor_scrape_interval_s": 5,
     "monitor_retention_days": 1,
     "monitor_probe_interval_s": 10,
-    "monitor_probe_timeout_s": 30,
+    "monitor_probe_timeout_s": 60,  # a cold gateway prompt (after a model server restart) takes ~20-30 s here
     "monitor_alert_probe_failing_for_s": 20,
     "monitor_alert_down_for_s": 20,
     # Latency suite targets for the lab: one shared CPU, a tiny model, and OpenClaw's ~27k-character prompt

@@ -18,6 +18,7 @@ from roles.gateway.config import UNIT as GATEWAY_UNIT
 from roles.gateway.config import USER as GATEWAY_USER
 from roles.model_server.config import SECRETS_FILE as MODEL_ENV
 from roles.model_server.config import UNIT as MODEL_UNIT
+from roles.model_server.config import VENV
 from roles.monitor.config import NODE_EXPORTER_UNIT, PROBE_UNIT, PROMETHEUS_UNIT
 from roles.monitor.rules import render_rules
 from roles.pki.config import CA_CERT
@@ -88,6 +89,15 @@ def test_LLM_05_model_file(host, site, host_name):
     assert model.exists and model.size > 0, f"{model.path} missing or empty"
 
 
+@control("LLM-07", "The model server runs the pinned llama-cpp-python", impact=0.6, roles=("backend",))
+def test_LLM_07_pinned_llama_cpp_python(host, site, host_name):
+    """The version is what the site tested; another one (a hand-made upgrade) changes behaviour unseen."""
+    wanted = site.model_server_config(host_name).version
+    found = host.check_output(f"ls -d {VENV}/lib/python3*/site-packages/llama_cpp_python-*.dist-info || true")
+    versions = {path.rsplit("llama_cpp_python-", 1)[1].removesuffix(".dist-info") for path in found.split()}
+    assert versions == {wanted}, f"installed: {sorted(versions) or 'none'}, pinned: {wanted}"
+
+
 @control("LLM-06", "The model server's unit is hardened", impact=0.5, roles=("backend",))
 def test_LLM_06_model_server_hardening(host):
     """A compromised model server should reach nothing but its model and its socket."""
@@ -141,6 +151,18 @@ def test_GW_05_gateway_security_audit(gateway_checks):
 def test_GW_06_gateway_hardening(host):
     """The gateway parses what LAN clients send: its unit limits what a compromise could reach."""
     assert exposure(host, GATEWAY_UNIT) <= HARDENING_LIMIT
+
+
+@control("GW-08", "The gateway runs the pinned Node.js and openclaw", impact=0.6, roles=("frontend",))
+def test_GW_08_pinned_versions(host, site, host_name):
+    """The running process, not only the files: a restart that never happened leaves an old version serving."""
+    config = site.gateway_config(host_name)
+    pid = host.check_output(f"systemctl show --property MainPID --value {GATEWAY_UNIT}")
+    assert host.check_output(f"readlink /proc/{pid}/exe").startswith(config.node_dir + "/")
+    assert host.check_output(f"{config.node} --version") == f"v{config.node_version}"
+    package = json.loads(host.file(f"{config.openclaw_dir}/node_modules/openclaw/package.json").content_string)
+    assert package["version"] == config.openclaw_version
+    assert config.openclaw in host.check_output(f"systemctl show --property ExecStart --value {GATEWAY_UNIT}")
 
 
 @control("GW-07", "The gateway is ready on the LAN", impact=0.9, roles=("frontend",))
