@@ -71,12 +71,12 @@ def service(
     daemon_reload = _changed(daemon_reload_on)
     if daemon_reload:
         yield "systemctl daemon-reload"
-    state_ = host.get_fact(UnitState, unit=unit)  # read after the daemon-reload: a new unit is known by then
+    unit_state = host.get_fact(UnitState, unit=unit)  # read after the daemon-reload: a new unit is known by then
     quoted = shlex.quote(unit)
     commands = []
-    if enabled and state_.get("UnitFileState") not in ENABLED_STATES:
+    if enabled and unit_state.get("UnitFileState") not in ENABLED_STATES:
         commands.append(f"systemctl enable {quoted}")
-    is_running = state_.get("ActiveState") in RUNNING_STATES
+    is_running = unit_state.get("ActiveState") in RUNNING_STATES
     if running and not is_running:
         commands.append(f"systemctl start {quoted}")
     elif running and _changed(restart_on):
