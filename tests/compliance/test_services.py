@@ -22,24 +22,17 @@ from roles.model_server.config import VENV
 from roles.monitor.config import NODE_EXPORTER_UNIT, PROBE_UNIT, PROMETHEUS_UNIT
 from roles.monitor.rules import render_rules
 from roles.pki.config import CA_CERT
+from roles.units import UnitState
 from tests.compliance.conftest import control
+from tests.support.prometheus import api, prometheus_url
+from tests.support.remote import hardening_exposure, listening_addresses
 
 HARDENING_LIMIT = 4.0  # systemd-analyze security: "OK" ends at 4.9; the roles aim lower
 
 
-def unit_state(host, unit) -> dict[str, str]:
-    output = host.check_output(f"systemctl show --property ActiveState --property UnitFileState {unit}")
-    return dict(line.split("=", 1) for line in output.splitlines())
-
-
 def check_unit_running_and_enabled(host, unit):
-    state = unit_state(host, unit)
+    state = UnitState().process(host.check_output(UnitState().command(unit)).splitlines())
     assert state == {"ActiveState": "active", "UnitFileState": "enabled"}, f"{unit}: {state}"
-
-
-def exposure(host, unit) -> float:
-    report = host.check_output(f"systemd-analyze security --no-pager {unit}")
-    return float(report.splitlines()[-1].split(f"{unit}:")[1].split()[0])
 
 
 def file_mode(host, path) -> tuple[str, str, int]:
@@ -61,7 +54,7 @@ def test_LLM_01_model_server_running(host):
 def test_LLM_02_model_server_on_loopback(host, site, host_name):
     """Only nginx, which checks the frontend's certificate, may reach it: on the LAN it would bypass mutual TLS."""
     port = site.model_server_config(host_name).port
-    listening = {line.split()[3] for line in host.check_output("ss -Hltn").splitlines()}
+    listening = set(listening_addresses(host))
     assert {a for a in listening if a.rsplit(":", 1)[1] == str(port)} == {f"127.0.0.1:{port}"}
 
 
@@ -101,7 +94,7 @@ def test_LLM_07_pinned_llama_cpp_python(host, site, host_name):
 @control("LLM-06", "The model server's unit is hardened", impact=0.5, roles=("backend",))
 def test_LLM_06_model_server_hardening(host):
     """A compromised model server should reach nothing but its model and its socket."""
-    assert exposure(host, MODEL_UNIT) <= HARDENING_LIMIT
+    assert hardening_exposure(host, MODEL_UNIT)[0] <= HARDENING_LIMIT
 
 
 # --- GW: the gateway on the frontends ---------------------------------------------------------------------------
@@ -150,7 +143,7 @@ def test_GW_05_gateway_security_audit(gateway_checks):
 @control("GW-06", "The gateway's unit is hardened", impact=0.5, roles=("frontend",))
 def test_GW_06_gateway_hardening(host):
     """The gateway parses what LAN clients send: its unit limits what a compromise could reach."""
-    assert exposure(host, GATEWAY_UNIT) <= HARDENING_LIMIT
+    assert hardening_exposure(host, GATEWAY_UNIT)[0] <= HARDENING_LIMIT
 
 
 @control("GW-08", "The gateway runs the pinned Node.js and openclaw", impact=0.6, roles=("frontend",))
@@ -191,7 +184,7 @@ def expected_lan_listeners(site, host_name) -> set[str]:
 @control("NET-01", "Nothing but the appliance's services listens on the LAN", impact=0.9)
 def test_NET_01_lan_listeners(host, site, host_name):
     """Every extra listener is attack surface nobody reviewed; loopback listeners are the box's own business."""
-    listening = {line.split()[3] for line in host.check_output("ss -Hltn").splitlines()}
+    listening = set(listening_addresses(host))
     exposed = {a for a in listening if not a.startswith(("127.", "[::1]"))}
     wanted = expected_lan_listeners(site, host_name)
     assert exposed == wanted, f"extra: {sorted(exposed - wanted)}, missing: {sorted(wanted - exposed)}"
@@ -209,7 +202,7 @@ def test_NET_02_mtls_requires_a_client_certificate(host, site, host_name):
 def test_NET_03_egress_on_loopback(host, site, host_name):
     """It holds the frontend's client certificate: on the LAN it would lend that identity to anyone."""
     port = site.egress_config(host_name).port
-    listening = {line.split()[3] for line in host.check_output("ss -Hltn").splitlines()}
+    listening = set(listening_addresses(host))
     assert {a for a in listening if a.rsplit(":", 1)[1] == str(port)} == {f"127.0.0.1:{port}"}
 
 
@@ -246,11 +239,7 @@ def test_MON_02_probe_running(host):
 
 
 def prometheus_api(site, path, **params):
-    monitor = site.monitor_host()
-    query = f"?{urllib.parse.urlencode(params)}" if params else ""
-    url = f"http://{monitor.address}:{site.monitor.prometheus_port}/api/v1/{path}{query}"
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return json.load(response)["data"]
+    return api(prometheus_url(site), path, **params)
 
 
 def only_on_the_monitor(site, host_name):

@@ -22,7 +22,7 @@ from roles.pki.ca import CertSpec, load_or_create_ca, sign_csr
 from roles.pki.config import CA_CERT, HOST_CERT, HOST_KEY
 from tests.e2e.conftest import LAB_INVENTORY, deploy
 from tests.support.file_server import FileServer
-from tests.support.remote import curl, put_text, unit_property
+from tests.support.remote import curl, hardening_exposure, listening_addresses, put_text, unit_property
 
 BACKEND, FRONTEND = "lab-back", "lab-front"
 HEADERS = "/root/.clawlan-test-headers"  # curl config with the API key, written over SFTP
@@ -142,7 +142,7 @@ def test_refused_without_the_api_key(front, endpoint, key):
 
 
 def test_nothing_else_listens_on_the_backends_lan_address(hosts, site):
-    listening = hosts[BACKEND].check_output("ss -Hltn | awk '{print $4}'").split()
+    listening = listening_addresses(hosts[BACKEND])
     exposed = sorted(a for a in listening if not a.startswith(("127.", "[::1]")))
     address, ports = site.host(BACKEND).address, (site.ingress_config(BACKEND).port, site.monitor.node_exporter_port)
     assert exposed == sorted(["0.0.0.0:22", "[::]:22", *(f"{address}:{port}" for port in ports)])
@@ -166,9 +166,7 @@ def test_the_api_key_never_appears_in_pyinfra_output(first_deploy, api_key):
 
 def test_model_server_hardening_score(hosts):
     """systemd-analyze security: the issue's target is an exposure of 4.0 or less."""
-    report = hosts[BACKEND].check_output(f"systemd-analyze security --no-pager {UNIT}")
-    overall = next(line for line in report.splitlines() if "Overall exposure level" in line)
-    exposure = float(overall.split(f"{UNIT}:")[1].split()[0])
+    exposure, report = hardening_exposure(hosts[BACKEND], UNIT)
     print(f"systemd-analyze security {UNIT}: {exposure}")
     assert exposure <= 4.0, report
 

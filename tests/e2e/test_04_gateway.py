@@ -15,7 +15,7 @@ import pytest
 from roles.gateway.config import CONFIG_FILE, ENV_FILE, NODE_ROOT, OPENCLAW_ROOT, STATE_DIR, UNIT, USER
 from roles.model_server.config import UNIT as MODEL_UNIT
 from tests.e2e.conftest import deploy
-from tests.support.remote import unit_property
+from tests.support.remote import hardening_exposure, listening_addresses, unit_property
 
 FRONTEND, BACKEND = "lab-front", "lab-back"
 BACKEND_LOG = "/var/log/nginx/clawlan-llm.access.log"
@@ -127,15 +127,13 @@ def test_openclaws_security_audit_finds_nothing_critical(hosts):
 
 
 def test_gateway_hardening_score(hosts):
-    report = hosts[FRONTEND].check_output(f"systemd-analyze security --no-pager {UNIT}")
-    overall = next(line for line in report.splitlines() if "Overall exposure level" in line)
-    exposure = float(overall.split(f"{UNIT}:")[1].split()[0])
+    exposure, report = hardening_exposure(hosts[FRONTEND], UNIT)
     print(f"systemd-analyze security {UNIT}: {exposure}")
     assert exposure <= 4.0, report
 
 
 def test_on_the_lan_the_frontend_exposes_only_the_gateway_ssh_and_monitoring(hosts, site):
-    listening = hosts[FRONTEND].check_output("ss -Hltn | awk '{print $4}'").split()
+    listening = listening_addresses(hosts[FRONTEND])
     config, monitor = site.gateway_config(FRONTEND), site.monitor
     # The frontend is the lab's monitor host: node exporter, probe and Prometheus on its LAN address.
     exposed = sorted(a for a in listening if not a.startswith(("127.", "[::1]")))

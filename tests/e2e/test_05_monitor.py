@@ -6,7 +6,6 @@ model server raises ClawlanProbeFailing within its ``for:``, starting it resolve
 
 from __future__ import annotations
 
-import json
 import re
 import socket
 import time
@@ -20,7 +19,8 @@ from roles.monitor.config import PROBE_KEY, PROBE_UNIT, PROBE_USER
 from roles.monitor.rules import render_rules
 from roles.pki.config import HOST_KEY
 from tests.e2e.conftest import deploy
-from tests.support.remote import curl
+from tests.support.prometheus import api, prometheus_url
+from tests.support.remote import curl, hardening_exposure
 
 FRONTEND, BACKEND = "lab-front", "lab-back"
 PATHS = ("gateway", "backend")
@@ -31,16 +31,7 @@ RUN_PROMETHEUS = (
 
 @pytest.fixture(scope="module")
 def prometheus(first_deploy, site):
-    config = site.prometheus_config()
-    return f"http://{config.listen_address}:{config.port}"
-
-
-def api(prometheus, path, **params):
-    url = f"{prometheus}/api/v1/{path}" + (f"?{urllib.parse.urlencode(params)}" if params else "")
-    with urllib.request.urlopen(url, timeout=10) as response:
-        body = json.load(response)
-    assert body["status"] == "success", body
-    return body["data"]
+    return prometheus_url(site)
 
 
 def query(prometheus, expr) -> dict[tuple, float]:
@@ -220,8 +211,7 @@ def test_stopping_the_model_server_raises_the_probe_alert_and_starting_it_resolv
     ],
 )
 def test_monitoring_units_are_hardened(hosts, host_name, unit):
-    report = hosts[host_name].check_output(f"systemd-analyze security --no-pager {unit}")
-    exposure = float(report.splitlines()[-1].split(f"{unit}:")[1].split()[0])
+    exposure, report = hardening_exposure(hosts[host_name], unit)
     print(f"systemd-analyze security {unit}: {exposure}")
     assert exposure <= 4.0, report
 

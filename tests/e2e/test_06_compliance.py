@@ -6,12 +6,9 @@ covers it; the check command exits non-zero after a manual change and zero after
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
-import urllib.parse
-import urllib.request
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -21,6 +18,7 @@ from lab.core import INVENTORY
 from lab.runner import REPO
 from roles.model_server.config import SECRETS_FILE
 from tests.e2e.conftest import deploy
+from tests.support.prometheus import api, prometheus_url
 
 FRONTEND, BACKEND = "lab-front", "lab-back"
 BIN = Path(sys.executable).parent
@@ -49,11 +47,7 @@ def compliance(tmp_path) -> tuple[int, set[tuple[str, str]], set[tuple[str, str]
 
 def probe_healthy(site) -> bool:
     """Both probe paths succeeded in their last round, as Prometheus saw it."""
-    monitor = site.monitor_host()
-    query = urllib.parse.urlencode({"query": "min(clawlan_probe_success)"})
-    url = f"http://{monitor.address}:{site.monitor.prometheus_port}/api/v1/query?{query}"
-    with urllib.request.urlopen(url, timeout=10) as response:
-        result = json.load(response)["data"]["result"]
+    result = api(prometheus_url(site), "query", query="min(clawlan_probe_success)")["result"]
     return bool(result) and float(result[0]["value"][1]) == 1
 
 

@@ -34,3 +34,15 @@ def curl(host, url: str, *options: str, body: dict | None = None, config: str | 
 
 def unit_property(host, unit: str, prop: str) -> str:
     return host.check_output(f"systemctl show --property {prop} --value {unit}")
+
+
+def listening_addresses(host) -> list[str]:
+    """Local addresses of the host's listening TCP sockets, as ``ss`` prints them (``10.0.0.1:22``, ``[::]:22``)."""
+    return host.check_output("ss -Hltn | awk '{print $4}'").split()
+
+
+def hardening_exposure(host, unit: str) -> tuple[float, str]:
+    """``systemd-analyze security``'s overall exposure of ``unit`` (0 best, 10 worst) and the whole report."""
+    report = host.check_output(f"systemd-analyze security --no-pager {unit}")
+    overall = next(line for line in report.splitlines() if "Overall exposure level" in line)
+    return float(overall.split(f"{unit}:")[1].split()[0]), report
