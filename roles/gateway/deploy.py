@@ -15,6 +15,7 @@ from pyinfra.operations import server
 from roles.accounts import system_user
 from roles.files import host_files
 from roles.gateway.config import (
+    CACHE_DIR,
     CONFIG_FILE,
     ENV_FILE,
     NODE_ROOT,
@@ -147,6 +148,7 @@ def _unit_context(config: GatewayConfig) -> dict:
         "environment": config.environment(),
         "env_file": ENV_FILE,
         "state_dir": STATE_DIR,
+        "cache_directory": CACHE_DIR.removeprefix("/var/cache/"),  # systemd takes it relative to /var/cache
         "node": config.node,
         "openclaw": config.openclaw,
         "await_ready": AWAIT_READY,

@@ -120,23 +120,28 @@ def test_GW_03_gateway_env_mode(host):
 
 
 @pytest.fixture
-def gateway_checks(_gateway_checks_started, host_name):
-    """(openclaw accepted its configuration, the security audit's report) for this frontend."""
-    status, _, audit = _gateway_checks_started[host_name].result(timeout=120).partition("\n")
-    return status == "validate=0", json.loads(audit[audit.index("{") :])
+def gateway_audit(_gateway_audits_started, host_name) -> tuple[int, dict]:
+    """openclaw's security audit of this frontend: its exit status and its JSON report."""
+    result = _gateway_audits_started[host_name].result(timeout=120)
+    if "{" not in result.stdout:
+        pytest.fail(f"openclaw security audit printed no report (exit {result.rc})", pytrace=False)
+    return result.rc, json.loads(result.stdout[result.stdout.index("{") :])
 
 
 @control("GW-04", "openclaw accepts the gateway's configuration", impact=0.8, roles=("frontend",))
-def test_GW_04_gateway_config_valid(gateway_checks):
+def test_GW_04_gateway_config_valid(gateway_audit):
     """A configuration openclaw rejects means the next restart leaves the gateway down."""
-    assert gateway_checks[0], "openclaw config validate failed"
+    rc, report = gateway_audit
+    problems = [f"{i.get('path')}: {i.get('message')}" for i in report.get("issues", [])]
+    assert report.get("ok", True) and rc == 0, f"openclaw rejects its configuration: {problems or report}"
 
 
 @control("GW-05", "openclaw's security audit finds nothing critical", impact=0.7, roles=("frontend",))
-def test_GW_05_gateway_security_audit(gateway_checks):
+def test_GW_05_gateway_security_audit(gateway_audit):
     """The vendor's own list of dangerous settings (open binds, readable secrets, missing auth)."""
-    findings = gateway_checks[1].get("findings", [])
-    critical = [f.get("checkId", f) for f in findings if f.get("severity") == "critical"]
+    rc, report = gateway_audit
+    assert "findings" in report, f"the audit did not run (exit {rc}): {report.get('error', report)}"
+    critical = [f.get("checkId", f) for f in report["findings"] if f.get("severity") == "critical"]
     assert critical == [], f"critical findings: {critical}"
 
 

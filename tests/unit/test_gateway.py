@@ -92,6 +92,18 @@ def test_unit_runs_the_pinned_versions_as_the_gateway_user():
            "http://10.0.0.10:18789/readyz" in text  # fmt: skip
 
 
+def test_unit_and_cli_share_a_compile_cache_the_gateway_user_owns():
+    from roles.gateway.deploy import _unit_context
+
+    context = _unit_context(site_with().gateway_config("front"))
+    text = unit()
+    # systemd makes /var/cache/openclaw for User= and lets the sandbox write it; the CLI wrapper sets the same
+    # variable, so `openclaw security audit` (the compliance suite's) finds the service's compiled code.
+    assert "CacheDirectory=openclaw" in text and "CacheDirectoryMode=0700" in text
+    assert "Environment=NODE_COMPILE_CACHE=/var/cache/openclaw" in text
+    assert "NODE_COMPILE_CACHE=/var/cache/openclaw" in render("gateway/openclaw.sh.j2", **context)
+
+
 def test_unit_reaches_loopback_and_the_lan_only():
     text = unit({"gateway_client_networks": ["10.0.0.0/24"]})
     assert "IPAddressDeny=any" in text
