@@ -131,9 +131,10 @@ def gateway_audit(_gateway_audits_started, host_name) -> tuple[int, dict]:
 @control("GW-04", "openclaw accepts the gateway's configuration", impact=0.8, roles=("frontend",))
 def test_GW_04_gateway_config_valid(gateway_audit):
     """A configuration openclaw rejects means the next restart leaves the gateway down."""
-    rc, report = gateway_audit
+    _, report = gateway_audit
+    # Only a rejected configuration says "ok": false; the exit status may also speak of critical findings (GW-05).
     problems = [f"{i.get('path')}: {i.get('message')}" for i in report.get("issues", [])]
-    assert report.get("ok", True) and rc == 0, f"openclaw rejects its configuration: {problems or report}"
+    assert report.get("ok", True), f"openclaw rejects its configuration: {problems or report.get('error')}"
 
 
 @control("GW-05", "openclaw's security audit finds nothing critical", impact=0.7, roles=("frontend",))
