@@ -60,6 +60,10 @@ class ModelServerConfig:
             "N_GPU_LAYERS": str(self.gpu_layers),
             "USE_MLOCK": str(self.mlock).lower(),
             "INTERRUPT_REQUESTS": "false",
+            # The server's default (true) computes the output layer for every prompt token and keeps an
+            # n_ctx x n_vocab float array, copied into each prompt-cache entry uncounted by CACHE_SIZE: ~20 GB
+            # per entry at 32k context and Qwen3's 152k vocabulary. Chats need only the last token's logits.
+            "LOGITS_ALL": "false",
             "CACHE": str(self.prompt_cache_mib > 0).lower(),
             "CACHE_TYPE": "ram",
             "CACHE_SIZE": str(self.prompt_cache_mib * 1024 * 1024),

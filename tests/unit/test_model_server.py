@@ -55,6 +55,7 @@ def test_server_environment():
     env = config().environment()
     assert env["HOST"] == "127.0.0.1"  # loopback only: nginx is the LAN's way in
     assert env["INTERRUPT_REQUESTS"] == "false"  # one client must not cancel another's stream
+    assert env["LOGITS_ALL"] == "false"  # else every prompt token's logits, and a copy per prompt-cache entry
     assert env["N_THREADS"] == env["N_THREADS_BATCH"] == "16"  # 'auto' = physical cores
     assert env["CACHE"] == "true" and env["CACHE_SIZE"] == str(2048 * 1024 * 1024)
     assert env["N_CTX"] == "32768"
