@@ -11,4 +11,4 @@ CACHE_DIR = Path(os.environ.get("CLAWLAN_CACHE_DIR", "/var/cache/clawlan"))
 MACHINE_DIR = Path(os.environ.get("CLAWLAN_LAB_MACHINE_DIR", "/var/lib/clawlan-lab"))
 TINY_MODEL = CACHE_DIR / "models" / "clawlan-tiny.gguf"
 # lab/tiny_model.py writes these bytes; tests/unit/test_tiny_model.py proves it still does.
-TINY_MODEL_SHA256 = "a6aa77a2074a4c55c39715aed8eb76a08e58d9a48e2eb231d66f841ebbe7450c"
+TINY_MODEL_SHA256 = "56b88b39186935788a6d5a8fbe556c845bb82a067ab3d1c43f6ae3833fc8a5dc"

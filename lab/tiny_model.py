@@ -1,7 +1,8 @@
-"""The lab's stand-in for the real model: a ~0.6 MB llama-architecture GGUF with random weights.
+"""The lab's stand-in for the real model: a ~4 MB llama-architecture GGUF with random weights.
 
-It loads in milliseconds, takes a 64k context (the gateway sends ~13k-token prompts) and, because
-the output rows of control and byte tokens are zero, it emits printable text and never EOS: every
+It loads in milliseconds, takes a 64k context, and tokenizes like a real model: its vocabulary is an 8000-piece
+SentencePiece BPE (lab/train_vocab.py), so OpenClaw's system prompt is ~10k tokens, not a token per character.
+Because the output rows of control and byte tokens are zero, it emits printable text and never EOS: every
 request yields exactly max_tokens tokens, which makes token-rate checks exact. The bytes are
 reproducible (fixed seed, pinned gguf and numpy), so inventory/lab.py can pin its sha256.
 
@@ -10,7 +11,6 @@ reproducible (fixed seed, pinned gguf and numpy), so inventory/lab.py can pin it
 
 from __future__ import annotations
 
-import string
 import sys
 from pathlib import Path
 
@@ -22,6 +22,7 @@ HEADS = 4
 FEED_FORWARD = 128
 CONTEXT = 65536
 SEED = 20261121
+VOCABULARY = Path(__file__).with_name("tiny_vocab.txt")  # lab/train_vocab.py made it
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
@@ -32,19 +33,17 @@ CHAT_TEMPLATE = (
 
 
 def vocabulary() -> tuple[list[str], list[float], list[int]]:
+    """Llama's SentencePiece layout: <unk>, <s>, </s>, the 256 byte tokens (without them any input outside the
+    pieces crashes llama.cpp's SPM tokenizer), then lab/tiny_vocab.txt's BPE pieces, scored by their order."""
     from gguf import TokenType
 
-    tokens = ["<unk>", "<s>", "</s>"]
-    types = [TokenType.UNKNOWN, TokenType.CONTROL, TokenType.CONTROL]
-    # All 256 byte tokens: without them any non-ASCII input crashes llama.cpp's SPM tokenizer.
-    tokens += [f"<0x{byte:02X}>" for byte in range(256)]
-    types += [TokenType.BYTE] * 256
-    pieces = ["\u2581" + c for c in string.ascii_lowercase] + list(string.ascii_letters + string.digits)
-    pieces += list(".,;:!?'\"-()") + ["\u2581"]
-    pieces += ["\u2581" + word for word in ("the", "model", "local", "answer", "lan", "token", "ok")]
+    tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{byte:02X}>" for byte in range(256)]
+    types = [TokenType.UNKNOWN, TokenType.CONTROL, TokenType.CONTROL] + [TokenType.BYTE] * 256
+    # Bytes, not text mode: universal newlines would turn a piece's "\r" into a line break.
+    pieces = VOCABULARY.read_bytes().decode("utf-8").split("\n")[:-1]
     tokens += pieces
     types += [TokenType.NORMAL] * len(pieces)
-    scores = [0.0] * 259 + [-float(len(piece)) * 0.1 - i * 1e-4 for i, piece in enumerate(pieces)]
+    scores = [0.0] * (3 + 256) + [-float(rank) for rank in range(len(pieces))]
     return tokens, scores, [int(t) for t in types]
 
 
