@@ -15,7 +15,6 @@ import logging
 import math
 import os
 import signal
-import ssl
 import sys
 import threading
 import time
@@ -24,16 +23,15 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
 try:
-    from roles.probe.stream import ProbeError, ProbeResult, Target, stream_chat
+    from roles.probe.stream import ProbeError, ProbeResult, Target, client_tls_context, stream_chat
 except ImportError:  # on a host: installed beside stream.py, outside this repository's packages
-    from stream import ProbeError, ProbeResult, Target, stream_chat  # type: ignore[no-redef]
+    from stream import ProbeError, ProbeResult, Target, client_tls_context, stream_chat  # type: ignore[no-redef]
 
 log = logging.getLogger(__name__)
 
@@ -241,17 +239,14 @@ def target_from_config(entry: Mapping[str, Any]) -> Target:
             raise ValueError(f"target {entry['name']!r}: environment variable {key_env} is not set")
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    context = None
-    if urlsplit(entry["url"]).scheme == "https" or entry.get("ca_file") or entry.get("cert_file"):
-        context = ssl.create_default_context(cafile=entry.get("ca_file"))
-        if entry.get("cert_file"):
-            context.load_cert_chain(entry["cert_file"], entry.get("key_file"))
     return Target(
         name=entry["name"],
         url=entry["url"],
         model=entry["model"],
         headers=headers,
-        ssl_context=context,
+        ssl_context=client_tls_context(
+            entry["url"], entry.get("ca_file"), entry.get("cert_file"), entry.get("key_file")
+        ),
         max_tokens=int(entry.get("max_tokens", 16)),
         timeout_s=float(entry.get("timeout_s", 30.0)),
     )

@@ -65,6 +65,20 @@ class ProbeResult:
         return (self.tokens - 1) / span
 
 
+def client_tls_context(
+    url: str, ca_file: str | None = None, cert_file: str | None = None, key_file: str | None = None
+) -> ssl.SSLContext | None:
+    """The TLS client context for a target: ``None`` for plain http without TLS settings, else one that trusts
+    ``ca_file`` (the system's CAs without it) and, for mutual TLS, presents ``cert_file`` with ``key_file``.
+    TLS settings on an http url give a context all the same, for Target to refuse."""
+    if urlsplit(url).scheme != "https" and not ca_file and not cert_file:
+        return None
+    context = ssl.create_default_context(cafile=ca_file)
+    if cert_file:
+        context.load_cert_chain(cert_file, key_file)
+    return context
+
+
 class ProbeError(Exception):
     """A failed probe; ``reason`` is a short, bounded label value ("timeout", "http_503", ...)."""
 

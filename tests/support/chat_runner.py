@@ -10,7 +10,6 @@ a command line, and never in what it prints.
 from __future__ import annotations
 
 import json
-import ssl
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -37,17 +36,14 @@ def build_target(spec: dict) -> stream.Target:
     headers = {}
     if spec.get("env_var"):
         headers["Authorization"] = f"Bearer {env_value(spec['env_file'], spec['env_var'])}"
-    context = None
-    if spec["url"].startswith("https://") or spec.get("ca_file") or spec.get("cert_file"):
-        context = ssl.create_default_context(cafile=spec.get("ca_file"))
-        if spec.get("cert_file"):
-            context.load_cert_chain(spec["cert_file"], spec.get("key_file"))
     return stream.Target(
         name=spec.get("name", "chat"),
         url=spec["url"],
         model=spec["model"],
         headers=headers,
-        ssl_context=context,
+        ssl_context=stream.client_tls_context(
+            spec["url"], spec.get("ca_file"), spec.get("cert_file"), spec.get("key_file")
+        ),
         max_tokens=int(spec.get("max_tokens", 16)),
         timeout_s=float(spec.get("timeout_s", 60)),
     )

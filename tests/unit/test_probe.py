@@ -476,6 +476,34 @@ def test_tls_settings_on_a_plain_url_are_refused():
         Target("backend", "http://back.lan:8080/v1/chat/completions", "m", ssl_context=ssl.create_default_context())
 
 
+def test_target_from_config_builds_the_tls_context_its_url_and_files_ask_for(tmp_path):
+    def self_signed(name: str) -> tuple[str, str]:
+        key, cert = tmp_path / f"{name}.key", tmp_path / f"{name}.crt"
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+             "-subj", f"/CN={name}", "-days", "1", "-keyout", str(key), "-out", str(cert)],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        return str(cert), str(key)
+
+    ca, _ = self_signed("site-ca")
+    cert, key = self_signed("probe")
+    _, other_key = self_signed("other")
+    entry = {"name": "backend", "model": "m"}
+    plain = "http://back.lan:8443/v1/chat/completions"
+    mutual = "https://back.lan:8443/v1/chat/completions"
+
+    assert target_from_config({**entry, "url": plain}).ssl_context is None
+    with pytest.raises(ValueError, match="plain http"):
+        target_from_config({**entry, "url": plain, "ca_file": ca})
+    context = target_from_config(
+        {**entry, "url": mutual, "ca_file": ca, "cert_file": cert, "key_file": key}
+    ).ssl_context
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    with pytest.raises(ssl.SSLError):  # the client certificate is loaded with its key, not just named
+        target_from_config({**entry, "url": mutual, "ca_file": ca, "cert_file": cert, "key_file": other_key})
+
+
 def test_target_from_config_reads_the_token_from_the_named_environment_variable(monkeypatch):
     entry = {"name": "gateway", "url": "http://front.lan:18789/v1/chat/completions", "model": "m"}
     monkeypatch.setenv("CLAWLAN_TEST_TOKEN", f"{API_KEY}\n")
