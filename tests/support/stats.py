@@ -55,3 +55,19 @@ def summarize(results: Sequence[Mapping[str, Any]], expected_tokens: int | None 
         "tokens_per_second_median": statistics.median(rates) if rates else None,
         "short": None if expected_tokens is None else sum(1 for r in chats if r["tokens"] < expected_tokens),
     }
+
+
+def slowest_ttfts(chats: list[dict[str, Any]], limit: int = 3) -> str:
+    """The slowest chats by TTFT, numbered in the order they ran: one outlier reads differently from a slow path."""
+    ttfts = [(c["ttft_s"], n) for n, c in enumerate(chats, 1) if "error" not in c]
+    return ", ".join(f"#{n} {ttft * 1000:.0f} ms" for ttft, n in sorted(ttfts, reverse=True)[:limit])
+
+
+def chats_with_slow_gaps(chats: list[dict[str, Any]], threshold_s: float, limit: int = 5) -> str:
+    """Chats with gaps over ``threshold_s``, numbered in run order: the slowest gap and how many there were."""
+    slow = [
+        f"#{n} {max(c['inter_token_s']) * 1000:.0f} ms x{sum(gap > threshold_s for gap in c['inter_token_s'])}"
+        for n, c in enumerate(chats, 1)
+        if "error" not in c and c["inter_token_s"] and max(c["inter_token_s"]) > threshold_s
+    ]
+    return ", ".join(slow[:limit]) + (f" and {len(slow) - limit} more" if len(slow) > limit else "")

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from tests.support.stats import percentile, summarize, tokens_per_second
+from tests.support.stats import chats_with_slow_gaps, percentile, slowest_ttfts, summarize, tokens_per_second
 
 
 def chat(ttft_s: float, gaps: list[float]) -> dict:
@@ -132,3 +132,17 @@ def test_single_token_chats_have_a_ttft_but_no_speed():
     assert summary["ttft_p99_s"] == 0.4
     assert summary["inter_token_p99_s"] is None
     assert summary["tokens_per_second_median"] is None
+
+
+def test_failure_messages_name_the_slow_chats_in_run_order():
+    chats = [
+        {"ttft_s": 0.5, "inter_token_s": [0.005, 0.006], "tokens": 3, "duration_s": 0.6},
+        {"error": "timeout", "message": "no first token in 60 s"},
+        {"ttft_s": 2.7, "inter_token_s": [0.073, 0.005, 0.045], "tokens": 4, "duration_s": 2.9},
+        {"ttft_s": 0.9, "inter_token_s": [0.041], "tokens": 2, "duration_s": 1.0},
+        {"ttft_s": 0.6, "inter_token_s": [], "tokens": 1, "duration_s": 0.6},
+    ]
+    assert slowest_ttfts(chats, limit=2) == "#3 2700 ms, #4 900 ms"
+    assert chats_with_slow_gaps(chats, 0.04) == "#3 73 ms x2, #4 41 ms x1"
+    assert chats_with_slow_gaps(chats, 0.04, limit=1) == "#3 73 ms x2 and 1 more"
+    assert chats_with_slow_gaps(chats, 0.1) == ""
