@@ -27,8 +27,10 @@ _LAB = {
     "monitor_alert_probe_failing_for_s": 20,
     "monitor_alert_down_for_s": 20,
     # Latency suite targets for the lab: one shared CPU, a tiny model, and OpenClaw's ~27k-character prompt
-    # (~10k tokens with the tiny model's vocabulary) in front of every gateway chat.
-    "monitor_target_ttft_p99_s": 3.0,
+    # (~10k tokens with the tiny model's vocabulary) in front of every gateway chat. A gateway chat's TTFT is
+    # ~0.6 s, but OpenClaw now and then stalls for up to ~3 s on this machine (p99 of 20 chats: 0.6-3.0 s over
+    # 19 runs); a chat that misses the prompt cache takes 3.6-4.2 s, so 3.5 s still catches a broken cache.
+    "monitor_target_ttft_p99_s": 3.5,
     "monitor_target_inter_token_p99_s": 0.04,  # the 40 ms: above it a hop stalls (Nagle, delayed ACK)
     "monitor_target_tokens_per_second": 25.0,
 }
