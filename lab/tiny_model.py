@@ -1,4 +1,4 @@
-"""The lab's stand-in for the real model: a ~4 MB llama-architecture GGUF with random weights.
+"""The lab's stand-in for the real model: a ~4.6 MB llama-architecture GGUF with random weights.
 
 It loads in milliseconds, takes a 64k context, and tokenizes like a real model: its vocabulary is an 8000-piece
 SentencePiece BPE (lab/train_vocab.py), so OpenClaw's system prompt is ~10k tokens, not a token per character.

@@ -57,14 +57,15 @@ def summarize(results: Sequence[Mapping[str, Any]], expected_tokens: int | None 
     }
 
 
-def slowest_ttfts(chats: list[dict[str, Any]], limit: int = 3) -> str:
-    """The slowest chats by TTFT, numbered in the order they ran: one outlier reads differently from a slow path."""
+def slowest_ttfts(chats: Sequence[Mapping[str, Any]], limit: int = 3) -> str:
+    """The slowest chats by TTFT, numbered in the order they finished (with concurrency 1, the order they ran):
+    one outlier reads differently from a slow path."""
     ttfts = [(c["ttft_s"], n) for n, c in enumerate(chats, 1) if "error" not in c]
     return ", ".join(f"#{n} {ttft * 1000:.0f} ms" for ttft, n in sorted(ttfts, reverse=True)[:limit])
 
 
-def chats_with_slow_gaps(chats: list[dict[str, Any]], threshold_s: float, limit: int = 5) -> str:
-    """Chats with gaps over ``threshold_s``, numbered in run order: the slowest gap and how many there were."""
+def chats_with_slow_gaps(chats: Sequence[Mapping[str, Any]], threshold_s: float, limit: int = 5) -> str:
+    """Chats with gaps over ``threshold_s``, numbered as in slowest_ttfts: each one's slowest gap and how many."""
     slow = [
         f"#{n} {max(c['inter_token_s']) * 1000:.0f} ms x{sum(gap > threshold_s for gap in c['inter_token_s'])}"
         for n, c in enumerate(chats, 1)
