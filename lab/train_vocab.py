@@ -4,13 +4,13 @@
 
 A byte-level, character-per-token vocabulary made OpenClaw's 27k-character system prompt ~24k tokens: every
 gateway chat then evaluated its new tokens against that deep a context (~1.5 ms a token) and decoded at ~8 ms a
-token on the lab, three times the cost a real model's tokenizer implies. A SentencePiece BPE model (Llama's
+token on the lab, about three times the cost a real model's tokenizer implies. A SentencePiece BPE model (Llama's
 kind, which llama.cpp's SPM tokenizer reads as is) trained on English technical prose brings the prompt to ~10k
 tokens. The prose is the Python reference's pydoc topics, present wherever Python is; the output is committed,
 so the model's bytes do not depend on which Python ran this.
 
 The file holds the pieces after <unk>, <s>, </s> and the 256 byte tokens, in SentencePiece's order, one per line;
-a piece's score is minus its line number, as in SentencePiece's own BPE models.
+a piece's score is minus its position (0 for the first line), as in SentencePiece's own BPE models.
 """
 
 from __future__ import annotations
