@@ -34,7 +34,8 @@ REPO = Path(__file__).resolve().parents[2]
 PATHS = ("gateway", "backend")
 SUMMARIES = pytest.StashKey[dict[str, dict[str, Any]]]()  # path -> summary, for the table at the end
 TARGETS = pytest.StashKey[Any]()  # the site's MonitorSettings, whose target_* the tests hold the paths to
-INVENTORY = pytest.StashKey[Any]()  # loaded once, when the session's tests are known
+SITE = pytest.StashKey[Any]()  # the inventory's Site, loaded once, when the session's tests are known
+FRONTEND = pytest.StashKey[str]()  # the first frontend's name: where both paths' chats start
 WARMED_UP = pytest.StashKey[Future]()  # the frontend's connection, once the warm-up chats are done
 
 
@@ -109,9 +110,9 @@ def pytest_collection_finish(session):
     config = session.config
     if config.option.collectonly or not any("/tests/latency/" in str(item.path) for item in session.items):
         return
-    inventory = config.stash[INVENTORY] = _load_inventory(config)
-    site = site_from_inventory(inventory)
-    frontend = next(h.name for h in site.hosts if h.role == "frontend")
+    inventory = _load_inventory(config)
+    site = config.stash[SITE] = site_from_inventory(inventory)
+    frontend = config.stash[FRONTEND] = next(h.name for h in site.hosts if h.role == "frontend")
     host = remote_host(next(h for h in inventory if h.name == frontend))
     pool = ThreadPoolExecutor(max_workers=1)
     config.stash[WARMED_UP] = pool.submit(_warm_up, host, path_targets(site, frontend))
@@ -119,18 +120,13 @@ def pytest_collection_finish(session):
 
 
 @pytest.fixture(scope="session")
-def inventory(request):
-    return request.config.stash[INVENTORY]
+def site(request):
+    return request.config.stash[SITE]
 
 
 @pytest.fixture(scope="session")
-def site(inventory):
-    return site_from_inventory(inventory)
-
-
-@pytest.fixture(scope="session")
-def frontend(site) -> str:
-    return next(h.name for h in site.hosts if h.role == "frontend")
+def frontend(request) -> str:
+    return request.config.stash[FRONTEND]
 
 
 @pytest.fixture(scope="session")
