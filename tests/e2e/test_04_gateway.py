@@ -7,6 +7,7 @@ mutual TLS -> backend nginx -> model server, and the backend's access log proves
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 
@@ -14,6 +15,7 @@ import pytest
 
 from roles.gateway.config import CONFIG_FILE, ENV_FILE, NODE_ROOT, OPENCLAW_ROOT, STATE_DIR, UNIT, USER
 from roles.model_server.config import UNIT as MODEL_UNIT
+from roles.monitor.config import PROBE_UNIT
 from tests.e2e.conftest import deploy
 from tests.support.remote import hardening_exposure, listening_addresses, unit_property
 
@@ -55,6 +57,25 @@ def backend_requests(hosts) -> int:
     return int(hosts[BACKEND].check_output(f"wc -l < {BACKEND_LOG}"))
 
 
+@pytest.fixture
+def probe_paused(hosts):
+    """The frontend's probe stopped, and the backend idle: the probe chats with the backend on its own clock (on
+    both paths), so only with it paused is every request the backend logs the test's own."""
+    front = hosts[FRONTEND]
+    front.run_expect([0], f"systemctl stop {PROBE_UNIT}")
+    try:
+        # A probe chat OpenClaw was still running when the probe stopped may yet reach the backend.
+        count, quiet_since, deadline = backend_requests(hosts), time.monotonic(), time.monotonic() + 60
+        while time.monotonic() - quiet_since < 3:
+            assert time.monotonic() < deadline, "the backend kept serving requests with the probe stopped"
+            time.sleep(0.5)
+            if (now := backend_requests(hosts)) != count:
+                count, quiet_since = now, time.monotonic()
+        yield
+    finally:
+        front.run_expect([0], f"systemctl start {PROBE_UNIT}")
+
+
 def main_pid(host, unit):
     return int(unit_property(host, unit, "MainPID"))
 
@@ -83,7 +104,7 @@ def test_a_chat_through_the_gateway_is_answered_by_the_backends_model(gateway_ur
 
 
 @pytest.mark.parametrize("credential", [None, "not-the-token"], ids=["no token", "wrong token"])
-def test_a_chat_without_the_token_is_refused(gateway_url, hosts, credential):
+def test_a_chat_without_the_token_is_refused(gateway_url, hosts, credential, probe_paused):
     before = backend_requests(hosts)
     status, _ = chat(gateway_url, credential)
     assert status == 401
