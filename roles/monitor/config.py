@@ -21,6 +21,10 @@ PROBE_USER = "clawlan-probe"
 PROBE_DIR = "/opt/clawlan/probe"  # collector.py and the stream.py it imports
 PROBE_PROGRAM = f"{PROBE_DIR}/collector.py"
 PROBE_CONFIG = "/etc/clawlan/probe.json"
+# The probe's RuntimeDirectory (systemd makes it at start and removes it at stop); the file lock in it keeps probe
+# rounds and a latency check's chats off the single-slot model server at the same time.
+PROBE_RUNTIME_DIR = "clawlan-probe"
+PROBE_ROUND_LOCK = f"/run/{PROBE_RUNTIME_DIR}/round.lock"
 # The probe's own TLS identity: a key made on the frontend for the probe's user (the host key stays root's), with
 # a certificate for the frontend's identity, which the backend admits.
 PROBE_KEY = f"{PKI_DIR}/probe.key"
@@ -82,6 +86,7 @@ class ProbeConfig:
                 "listen_address": self.listen_address,
                 "port": self.port,
                 "interval_s": self.interval_s,
+                "round_lock_file": PROBE_ROUND_LOCK,
                 "targets": [
                     {
                         "name": "gateway",

@@ -29,9 +29,16 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.utils import floatToGoString
 
 try:
-    from roles.probe.stream import ProbeError, ProbeResult, Target, client_tls_context, stream_chat
+    from roles.probe.stream import ProbeError, ProbeResult, Target, client_tls_context, probe_round, stream_chat
 except ImportError:  # on a host: installed beside stream.py, outside this repository's packages
-    from stream import ProbeError, ProbeResult, Target, client_tls_context, stream_chat  # type: ignore[no-redef]
+    from stream import (  # type: ignore[no-redef]
+        ProbeError,
+        ProbeResult,
+        Target,
+        client_tls_context,
+        probe_round,
+        stream_chat,
+    )
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +90,8 @@ class LatencyProbeCollector:
 
     Two locks: one serialises probes, because the model server has one slot and two probes would measure each
     other; the other guards the recorded state only briefly, so a scrape never waits for a probe in flight.
+    ``round_lock_file``, when given, is the file lock a latency check on this host holds while it measures: a round
+    that finds it held is skipped, and counted, rather than queued beside the check's chats.
     """
 
     def __init__(
@@ -90,6 +99,7 @@ class LatencyProbeCollector:
         targets: Sequence[Target],
         probe: Callable[[Target], ProbeResult] = stream_chat,
         clock: Callable[[], float] = time.time,
+        round_lock_file: str | None = None,
     ) -> None:
         names = [target.name for target in targets]
         if not names or len(set(names)) != len(names):
@@ -97,16 +107,25 @@ class LatencyProbeCollector:
         self._targets = tuple(targets)
         self._probe = probe
         self._clock = clock
+        self._round_lock_file = round_lock_file
+        self._rounds_skipped = 0
         self._probe_lock = threading.Lock()
         self._state_lock = threading.Lock()
         # Every path exists from the start, so alert rules see zero-valued series before the first probe.
         self._state = {name: _PathState() for name in names}
 
-    def probe_once(self) -> None:
-        """Probe each target in turn, never two at once, even when called from several threads."""
-        with self._probe_lock:
+    def probe_once(self) -> bool:
+        """Probe each target in turn, never two at once, even when called from several threads; False when the
+        round was skipped for a latency check."""
+        with self._probe_lock, probe_round(self._round_lock_file) as ours:
+            if not ours:
+                with self._state_lock:
+                    self._rounds_skipped += 1
+                log.info("a latency check holds %s: round skipped", self._round_lock_file)
+                return False
             for target in self._targets:
                 self._probe_target(target)
+            return True
 
     def _probe_target(self, target: Target) -> None:
         started = self._clock()
@@ -151,6 +170,7 @@ class LatencyProbeCollector:
         """Families built from the recorded state; cheap, never probes."""
         families = _families()
         with self._state_lock:
+            families["rounds_skipped"].add_metric([], self._rounds_skipped)
             for path, state in self._state.items():
                 families["ttft"].add_metric([path], state.ttft.buckets(), state.ttft.total)
                 families["inter_token"].add_metric([path], state.inter_token.buckets(), state.inter_token.total)
@@ -201,6 +221,9 @@ def _families() -> dict[str, Metric]:
         ),
         "errors": CounterMetricFamily(
             "clawlan_probe_errors_total", "Failed probe requests by reason.", labels=["path", "reason"]
+        ),
+        "rounds_skipped": CounterMetricFamily(
+            "clawlan_probe_rounds_skipped_total", "Probe rounds skipped while a latency check held the round lock."
         ),
     }
 
@@ -259,7 +282,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(f"usage: {argv[0]} CONFIG.json")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     config = json.loads(Path(argv[1]).read_text())
-    collector = LatencyProbeCollector([target_from_config(entry) for entry in config["targets"]])
+    collector = LatencyProbeCollector(
+        [target_from_config(entry) for entry in config["targets"]], round_lock_file=config.get("round_lock_file")
+    )
     # A fresh registry: /metrics shows the probe only, not this process' own Python and process metrics.
     registry = CollectorRegistry()
     registry.register(collector)

@@ -5,12 +5,14 @@ Standard library only, so the latency suite and the benchmark can run it on any 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import http.client
 import json
 import socket
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
@@ -63,6 +65,39 @@ class ProbeResult:
         if self.tokens < 2 or span <= 0:  # chunks read in one go have no measurable span
             return None
         return (self.tokens - 1) / span
+
+
+@contextlib.contextmanager
+def probe_round(lock_file: str | None) -> Iterator[bool]:
+    """The probe's side of the round lock: True while this round holds ``lock_file``, False when a latency check
+    holds it (the probe then skips the round). The file is made on first use; closing it releases the lock."""
+    if lock_file is None:
+        yield True
+        return
+    with open(lock_file, "a") as file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            ours = False
+        else:
+            ours = True
+        yield ours
+
+
+@contextlib.contextmanager
+def probe_rounds_held(lock_file: str) -> Iterator[bool]:
+    """A latency check's side: waits for the probe's round in flight, then keeps the probe off the model until the
+    block ends. The model server serves one chat at a time, so a probe round beside measured chats would measure
+    the two queueing behind each other, not the path. The kernel drops the lock with its process, so a check that
+    dies cannot silence the probe. False when no probe runs on this host (no lock file)."""
+    with contextlib.ExitStack() as stack:
+        try:
+            file = stack.enter_context(open(lock_file))
+        except FileNotFoundError:
+            yield False
+            return
+        fcntl.flock(file, fcntl.LOCK_EX)
+        yield True
 
 
 def client_tls_context(

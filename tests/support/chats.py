@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from roles.gateway.config import ENV_FILE as GATEWAY_ENV_FILE
-from roles.monitor.config import PROBE_CERT, PROBE_KEY
+from roles.monitor.config import PROBE_CERT, PROBE_KEY, PROBE_ROUND_LOCK
 from roles.pki.config import CA_CERT
 from tests.support.remote import put_text
 
@@ -40,7 +40,8 @@ def run_chats(host, target: dict[str, Any], count: int, concurrency: int = 1) ->
 
     A record is ``{"ttft_s", "inter_token_s", "tokens", "duration_s"}`` or ``{"error", "message"}``, in the order
     the chats finished. ``target`` names the EnvironmentFile and variable holding the bearer token; the runner
-    reads it as root on the host.
+    reads it as root on the host. A probe on the host skips its rounds while the chats run, and a round in flight
+    finishes before they start.
     """
     if count < 1 or concurrency < 1:
         raise ValueError(f"count and concurrency must be positive, got {count} and {concurrency}")
@@ -48,7 +49,8 @@ def run_chats(host, target: dict[str, Any], count: int, concurrency: int = 1) ->
     if unknown:
         raise ValueError(f"unknown target keys {sorted(unknown)} (secrets never go into a spec)")
     spec_path = _upload(host, json.dumps(target, indent=2, sort_keys=True) + "\n")
-    command = " ".join(shlex.quote(arg) for arg in ("python3", "-B", RUNNER, spec_path, str(count), str(concurrency)))
+    arguments = ("python3", "-B", RUNNER, spec_path, str(count), str(concurrency), PROBE_ROUND_LOCK)
+    command = " ".join(shlex.quote(arg) for arg in arguments)
     result = host.run(command)
     name = host.backend.get_hostname()
     if result.rc != 0:

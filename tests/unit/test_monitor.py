@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from roles.monitor.config import NODE_EXPORTER_UNIT, PROBE_CERT, PROBE_KEY, WATCHED_UNITS
+from roles.monitor.config import (
+    NODE_EXPORTER_UNIT,
+    PROBE_CERT,
+    PROBE_KEY,
+    PROBE_ROUND_LOCK,
+    PROBE_RUNTIME_DIR,
+    WATCHED_UNITS,
+)
 from roles.monitor.rules import render_rules
 from roles.site import build_site
 from roles.templates import render
@@ -75,14 +82,18 @@ def test_the_probe_configuration_holds_no_secret_and_names_both_paths(site):
     assert {t["api_key_env"] for t in targets.values()} == {"OPENCLAW_GATEWAY_TOKEN", "CLAWLAN_MODEL_API_KEY"}
     assert not any("api_key_file" in t or "token" in t for t in targets.values())
     assert (probe["listen_address"], probe["port"], probe["interval_s"]) == (FRONT, 9464, 60)
+    assert probe["round_lock_file"] == PROBE_ROUND_LOCK
 
 
 def test_the_probe_unit_reads_its_secrets_from_the_environment_file_and_talks_only_to_its_peers(site):
     config = site.probe_config("front")
     unit = render("monitor/clawlan-probe.service.j2", user="clawlan-probe", program="/opt/p.py",
                   config_file="/etc/clawlan/probe.json", env_file="/etc/clawlan/gateway.env",
-                  allowed_addresses=config.allowed_addresses)  # fmt: skip
+                  runtime_directory=PROBE_RUNTIME_DIR, allowed_addresses=config.allowed_addresses)  # fmt: skip
     assert "EnvironmentFile=/etc/clawlan/gateway.env" in unit
+    # The round lock lives where systemd lets the sandboxed probe write (ProtectSystem=strict).
+    runtime_directory = re.search(r"^RuntimeDirectory=(\S+)$", unit, re.M)[1]
+    assert PROBE_ROUND_LOCK.startswith(f"/run/{runtime_directory}/")
     assert re.search(rf"^IPAddressAllow=localhost {FRONT} {BACK}$", unit, re.M)
     assert "User=clawlan-probe" in unit
 

@@ -29,6 +29,7 @@ from roles.probe.collector import (
     stream_chat,
     target_from_config,
 )
+from roles.probe.stream import probe_rounds_held
 
 API_KEY = "s3cret"
 REPO = Path(__file__).resolve().parents[2]
@@ -332,6 +333,45 @@ def test_one_probe_at_a_time(server):
     assert len(server.requests) == 4
     for path in ("gateway", "backend"):
         assert sample(registry, "clawlan_probe_requests_total", path, result="success") == 2
+
+
+def test_a_round_is_skipped_and_counted_while_a_latency_check_holds_the_round_lock(server, tmp_path):
+    lock = str(tmp_path / "round.lock")
+    collector = LatencyProbeCollector([target_of(server)], round_lock_file=lock)
+    registry = registry_of(collector)
+    assert collector.probe_once()  # the probe makes the lock file on its first round
+    assert registry.get_sample_value("clawlan_probe_rounds_skipped_total") == 0
+
+    with probe_rounds_held(lock) as held:
+        assert held
+        assert not collector.probe_once()
+    assert len(server.requests) == 1
+    assert registry.get_sample_value("clawlan_probe_rounds_skipped_total") == 1
+
+    assert collector.probe_once()  # the check's end frees the probe at once
+    assert len(server.requests) == 2
+
+
+def test_a_latency_check_waits_for_the_round_in_flight(server, tmp_path):
+    server.first_delay_s = 0.3
+    lock = str(tmp_path / "round.lock")
+    collector = LatencyProbeCollector([target_of(server)], round_lock_file=lock)
+    registry = registry_of(collector)
+    collector.probe_once()
+    round_in_flight = threading.Thread(target=collector.probe_once)
+    round_in_flight.start()
+    while len(server.requests) < 2:  # the second round's chat has reached the server
+        time.sleep(0.01)
+    with probe_rounds_held(lock):
+        answered_before_the_check = sample(registry, "clawlan_probe_requests_total", result="success")
+    round_in_flight.join()
+    assert answered_before_the_check == 2
+
+
+def test_a_latency_check_on_a_host_without_a_probe_holds_nothing(tmp_path):
+    with probe_rounds_held(str(tmp_path / "absent.lock")) as held:
+        assert not held
+    assert not (tmp_path / "absent.lock").exists()
 
 
 def run_together(*calls) -> None:
