@@ -1,16 +1,15 @@
 """Streamed chats run on an appliance host, one JSON line per chat on stdout (uploaded there by chats.py).
 
-    python3 chat_runner.py SPEC.json COUNT CONCURRENCY [ROUND_LOCK]
+    python3 chat_runner.py SPEC.json COUNT CONCURRENCY ROUND_LOCK
 
 Standard library only, beside roles/probe/stream.py: it runs on the hosts' Debian python3. It runs as root and
 reads the bearer token itself from the EnvironmentFile the spec names, so the secret is in neither the spec nor
-a command line, and never in what it prints. With ROUND_LOCK (the probe's round lock file), the probe on the host
-keeps off the model while the chats run: they measure the path, not the path queueing behind a probe round.
+a command line, and never in what it prints. ROUND_LOCK is the probe's round lock file: a probe on the host keeps
+off the model while the chats run, so they measure the path, not the path queueing behind a probe round.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 import threading
@@ -67,8 +66,8 @@ def chat(target: stream.Target) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) not in (4, 5):
-        raise SystemExit(f"usage: {argv[0]} SPEC.json COUNT CONCURRENCY [ROUND_LOCK]")
+    if len(argv) != 5:
+        raise SystemExit(f"usage: {argv[0]} SPEC.json COUNT CONCURRENCY ROUND_LOCK")
     spec = json.loads(Path(argv[1]).read_text())
     count, concurrency = int(argv[2]), int(argv[3])
     target = build_target(spec)
@@ -80,8 +79,7 @@ def main(argv: list[str]) -> int:
             print(json.dumps(record), flush=True)
 
     # Each chat opens its own connection (stream_chat does), so concurrent chats are concurrent clients.
-    held = stream.probe_rounds_held(argv[4]) if len(argv) == 5 else contextlib.nullcontext()
-    with held, ThreadPoolExecutor(max_workers=concurrency) as pool:
+    with stream.probe_rounds_held(argv[4]), ThreadPoolExecutor(max_workers=concurrency) as pool:
         list(pool.map(run_one, range(count)))
     return 0
 
