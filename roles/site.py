@@ -136,6 +136,7 @@ class Site:
             max_tokens=model.max_answer_tokens,
             token_file=str(self.gateway_token_file),
             model_api_key_file=str(self.model_server_api_key_file),
+            metrics_dir=TEXTFILE_DIR,
         )
 
     @property

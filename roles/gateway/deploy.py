@@ -8,6 +8,7 @@ new version and the old directories are removed.
 from __future__ import annotations
 
 from io import StringIO
+from pathlib import Path
 
 from pyinfra.api import deploy
 from pyinfra.operations import server
@@ -15,7 +16,13 @@ from pyinfra.operations import server
 from roles.accounts import system_user
 from roles.files import host_files
 from roles.gateway.config import (
+    AUDIT_COMMAND,
+    AUDIT_PROGRAM,
+    AUDIT_REPORT,
+    AUDIT_REPORT_DIR,
+    AUDIT_UNIT,
     CACHE_DIR,
+    CLI,
     CONFIG_FILE,
     ENV_FILE,
     NODE_ROOT,
@@ -28,12 +35,14 @@ from roles.gateway.config import (
 from roles.gateway.operations import node_runtime, openclaw_package, remove_other_versions
 from roles.packages import install_packages
 from roles.secrets import site_secret
-from roles.templates import TEMPLATES, render
+from roles.templates import TEMPLATES, render, rendered
 from roles.units import service
 
 AWAIT_READY = "/opt/clawlan/bin/await-gateway-ready.mjs"
-CLI = "/usr/local/bin/openclaw"
 CANDIDATE = f"{STATE_DIR}/openclaw.next.json"
+AUDIT_UNITS = (f"/etc/systemd/system/{AUDIT_UNIT}.service", f"/etc/systemd/system/{AUDIT_UNIT}.timer")
+# The audit program is this repository's module, run by the host's Python 3.
+AUDIT_SOURCE = Path(__file__).resolve().parent / "audit.py"
 
 
 @deploy("Gateway")
@@ -42,9 +51,10 @@ def gateway(config: GatewayConfig, installed_packages: frozenset[str] = frozense
     install_packages("Install Python venv support (Node.js comes as a Python wheel)", ["python3-venv"],
                      installed_packages)  # fmt: skip
     unit_path = f"/etc/systemd/system/{UNIT}"
-    known = host_files(STATE_DIR, AWAIT_READY, "/etc/clawlan", ENV_FILE, CLI, CANDIDATE, CONFIG_FILE, unit_path)
+    known = host_files(STATE_DIR, AWAIT_READY, "/etc/clawlan", ENV_FILE, CLI, CANDIDATE, CONFIG_FILE, unit_path,
+                       AUDIT_PROGRAM, *AUDIT_UNITS)  # fmt: skip
     system_user(name=f"Create the {USER} system user", user=USER, home=STATE_DIR)
-    known.directory(
+    state_dir = known.directory(
         name=f"Create the gateway's state directory {STATE_DIR} (0700)",
         path=STATE_DIR,
         user=USER,
@@ -82,7 +92,7 @@ def gateway(config: GatewayConfig, installed_packages: frozenset[str] = frozense
         group="root",
         create_remote_dir=False,
     )
-    known.put(
+    cli = known.put(
         name=f"Install {CLI}, the openclaw CLI as the gateway's user",
         src=StringIO(render("gateway/openclaw.sh.j2", **context)),
         dest=CLI,
@@ -139,7 +149,50 @@ def gateway(config: GatewayConfig, installed_packages: frozenset[str] = frozense
         ],
         _if=lambda: node.did_change() or package.did_change(),
     )
+    _security_audit(config, known, gateway_changes=(*changed, state_dir, cli))
     return (secrets,)
+
+
+def _security_audit(config: GatewayConfig, known, gateway_changes):
+    """openclaw's security audit as a unit: run now when the gateway changed, hourly by its timer."""
+    program = known.put(
+        name="Install the gateway's security audit program",
+        src=str(AUDIT_SOURCE),
+        dest=AUDIT_PROGRAM,
+        mode="755",
+    )
+    unit = known.put(
+        name=f"Install {AUDIT_UNIT}.service",
+        src=rendered(
+            "gateway/clawlan-gateway-audit.service.j2",
+            program=AUDIT_PROGRAM,
+            report=AUDIT_REPORT,
+            report_directory=AUDIT_REPORT_DIR.removeprefix("/var/lib/"),  # systemd takes it relative to /var/lib
+            metrics=config.audit_metrics,
+            metrics_dir=config.metrics_dir,
+            inputs=config.audit_inputs,
+            command=AUDIT_COMMAND,
+            state_dir=STATE_DIR,
+            cache_dir=CACHE_DIR,
+        ),
+        dest=AUDIT_UNITS[0],
+        mode="644",
+        create_remote_dir=False,
+    )
+    timer = known.put(
+        name=f"Install {AUDIT_UNIT}.timer",
+        src=str(TEMPLATES / "gateway" / f"{AUDIT_UNIT}.timer"),
+        dest=AUDIT_UNITS[1],
+        mode="644",
+        create_remote_dir=False,
+    )
+    service(name=f"Run {AUDIT_UNIT}.timer", unit=f"{AUDIT_UNIT}.timer", daemon_reload_on=(unit, timer))
+    # Waits for the audit (~10 s): the report is current when the deploy ends, and a check right after reads it.
+    server.shell(
+        name="Run the security audit now (the gateway or the audit changed)",
+        commands=[f"systemctl start {AUDIT_UNIT}.service"],
+        _if=lambda: any(op.did_change() for op in (*gateway_changes, program, unit)),
+    )
 
 
 def _unit_context(config: GatewayConfig) -> dict:

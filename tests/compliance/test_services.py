@@ -11,6 +11,7 @@ import urllib.request
 
 import pytest
 
+from roles.gateway.config import AUDIT_UNIT
 from roles.gateway.config import CONFIG_FILE as GATEWAY_CONFIG
 from roles.gateway.config import ENV_FILE as GATEWAY_ENV
 from roles.gateway.config import STATE_DIR as GATEWAY_STATE
@@ -121,11 +122,15 @@ def test_GW_03_gateway_env_mode(host):
 
 @pytest.fixture
 def gateway_audit(_gateway_audits_started, host_name) -> tuple[int, dict]:
-    """openclaw's security audit of this frontend: its exit status and its JSON report."""
+    """openclaw's security audit of this frontend, as the host keeps it: the audit's exit status and report."""
     result = _gateway_audits_started[host_name].result(timeout=120)
-    if "{" not in result.stdout:
-        pytest.fail(f"openclaw security audit printed no report (exit {result.rc})", pytrace=False)
-    return result.rc, json.loads(result.stdout[result.stdout.index("{") :])
+    try:
+        record = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        pytest.fail(f"no audit report on the host (exit {result.rc}): {AUDIT_UNIT}.service", pytrace=False)
+    if record.get("report") is None:
+        pytest.fail(f"openclaw security audit printed no report (exit {record.get('exit_status')})", pytrace=False)
+    return record["exit_status"], record["report"]
 
 
 @control("GW-04", "openclaw accepts the gateway's configuration", impact=0.8, roles=("frontend",))
@@ -170,6 +175,12 @@ def test_GW_07_gateway_ready(site, host_name):
     config = site.gateway_config(host_name)
     with urllib.request.urlopen(f"http://{config.listen_address}:{config.port}/readyz", timeout=10) as response:
         assert response.status == 200
+
+
+@control("GW-09", "openclaw's security audit runs hourly", impact=0.4, roles=("frontend",))
+def test_GW_09_security_audit_scheduled(host):
+    """Its report answers GW-04 and GW-05 and feeds the audit alerts; without the timer both go stale."""
+    check_unit_running_and_enabled(host, f"{AUDIT_UNIT}.timer")
 
 
 # --- NET: what each box exposes ------------------------------------------------------------------------------

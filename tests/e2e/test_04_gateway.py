@@ -13,7 +13,19 @@ import urllib.request
 
 import pytest
 
-from roles.gateway.config import CONFIG_FILE, ENV_FILE, NODE_ROOT, OPENCLAW_ROOT, STATE_DIR, UNIT, USER
+from roles.gateway.config import (
+    AUDIT_MAX_AGE_S,
+    AUDIT_PROGRAM,
+    AUDIT_REPORT,
+    AUDIT_UNIT,
+    CONFIG_FILE,
+    ENV_FILE,
+    NODE_ROOT,
+    OPENCLAW_ROOT,
+    STATE_DIR,
+    UNIT,
+    USER,
+)
 from roles.model_server.config import UNIT as MODEL_UNIT
 from roles.monitor.config import PROBE_UNIT
 from tests.e2e.conftest import deploy
@@ -22,6 +34,7 @@ from tests.support.remote import hardening_exposure, listening_addresses, unit_p
 FRONTEND, BACKEND = "lab-front", "lab-back"
 BACKEND_LOG = "/var/log/nginx/clawlan-llm.access.log"
 RUN_GATEWAY = f"Gateway | Run {UNIT} (restarted only when its versions, configuration, secrets or unit changed)"
+RUN_AUDIT = "Gateway | Run the security audit now (the gateway or the audit changed)"
 
 
 @pytest.fixture(scope="module")
@@ -139,12 +152,33 @@ def test_openclaw_accepts_its_configuration(hosts):
     assert result.rc == 0, result.stdout + result.stderr
 
 
-def test_openclaws_security_audit_finds_nothing_critical(hosts):
-    result = hosts[FRONTEND].run("openclaw security audit --json")
-    report = json.loads(result.stdout)
-    critical = [f["checkId"] for f in report["findings"] if f["severity"] == "critical"]
+def test_the_deploy_leaves_a_current_security_audit_that_finds_nothing_critical(hosts):
+    """The report the compliance suite reads instead of running the audit itself (GW-04, GW-05)."""
+    front = hosts[FRONTEND]
+    shown = front.run(f"python3 {AUDIT_PROGRAM} show {AUDIT_REPORT} --max-age {AUDIT_MAX_AGE_S}")
+    assert shown.rc == 0, shown.stderr
+    report = json.loads(shown.stdout)["report"]
     print("openclaw security audit:", report["summary"])
-    assert critical == []
+    assert [f["checkId"] for f in report["findings"] if f["severity"] == "critical"] == []
+    assert front.file(AUDIT_REPORT).mode == 0o600
+    assert hardening_exposure(front, f"{AUDIT_UNIT}.service")[0] <= 4.0
+
+
+def test_a_readable_configuration_stales_the_report_and_the_new_audit_finds_it(hosts):
+    front = hosts[FRONTEND]
+    show = f"python3 {AUDIT_PROGRAM} show {AUDIT_REPORT} --max-age {AUDIT_MAX_AGE_S}"
+    front.check_output(f"chmod 644 {CONFIG_FILE}")
+    try:
+        stale = front.run(show)
+        assert stale.rc == 1 and f"{CONFIG_FILE} changed since the audit ran" in stale.stderr
+        front.check_output(f"systemctl start {AUDIT_UNIT}.service")
+        report = json.loads(front.check_output(show))["report"]
+        assert "fs.config.perms_world_readable" in [f["checkId"] for f in report["findings"]]
+    finally:
+        front.check_output(f"chmod 600 {CONFIG_FILE}")
+    front.check_output(f"systemctl start {AUDIT_UNIT}.service")
+    report = json.loads(front.check_output(show))["report"]
+    assert [f["checkId"] for f in report["findings"] if f["severity"] == "critical"] == []
 
 
 def test_gateway_hardening_score(hosts):
@@ -174,6 +208,7 @@ def test_changing_a_gateway_setting_restarts_only_the_gateway(hosts, gateway_url
         ("Gateway | Validate the staged configuration with `openclaw config validate`", FRONTEND),
         (f"Gateway | Write the gateway configuration {CONFIG_FILE} (0600)", FRONTEND),
         (RUN_GATEWAY, FRONTEND),
+        (RUN_AUDIT, FRONTEND),
     }
     assert main_pid(front, UNIT) != gateway_pid
     assert (main_pid(front, "nginx.service"), main_pid(back, MODEL_UNIT), main_pid(back, "nginx.service")) == others

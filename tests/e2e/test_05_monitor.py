@@ -110,7 +110,7 @@ def test_every_alert_rule_is_loaded(prometheus, site):
     rendered = set(re.findall(r"^\s*- alert: (\w+)", render_rules(site.prometheus_config().thresholds), re.M))
     groups = api(prometheus, "rules", type="alert")["groups"]
     loaded = {rule["name"] for group in groups for rule in group["rules"]}
-    assert len(rendered) == 12
+    assert len(rendered) == 14
     assert loaded == rendered
 
 
@@ -130,6 +130,20 @@ def test_each_host_reports(prometheus, site, expr):
         return found if found == {h.name for h in site.hosts} else None
 
     wait_for(instances, 30, f"{expr} from every host")
+
+
+def test_the_gateway_audit_is_reported_by_each_frontend(prometheus, site):
+    """The deploy ran openclaw's security audit; its findings reach Prometheus through the textfile collector."""
+    frontends = {h.name for h in site.hosts if h.role == "frontend"}
+
+    def reported_clean():
+        audited = query(prometheus, "clawlan_gateway_audit_success == 1 and clawlan_gateway_config_valid == 1")
+        clean = query(prometheus, 'clawlan_gateway_audit_findings{severity="critical"} == 0')
+        instances = ({dict(labels)["instance"] for labels in audited}, {dict(labels)["instance"] for labels in clean})
+        return instances == (frontends, frontends)
+
+    # Up to a scrape interval behind the file, which an earlier test may just have rewritten.
+    wait_for(reported_clean, 60, "an audit without critical findings, as Prometheus sees it, from every frontend")
 
 
 def test_our_units_states_are_reported(prometheus):

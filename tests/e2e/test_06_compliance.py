@@ -16,6 +16,7 @@ import pytest
 
 from lab.core import INVENTORY
 from lab.runner import REPO
+from roles.gateway.config import CONFIG_FILE as GATEWAY_CONFIG
 from roles.model_server.config import SECRETS_FILE
 from tests.e2e.conftest import deploy
 from tests.support.prometheus import api, prometheus_url
@@ -73,6 +74,8 @@ BREAKAGES = {
     "a hosts line removed": (FRONTEND, "sed -i '/^10\\.242\\.17\\.20\\s/d' /etc/hosts", ("BASE-06", FRONTEND)),
     "a unit stopped": (FRONTEND, "systemctl stop clawlan-probe.service", ("MON-02", FRONTEND)),
     "a config file mode changed": (BACKEND, f"chmod 644 {SECRETS_FILE}", ("LLM-03", BACKEND)),
+    # The frontend's stored audit report goes stale with the chmod: the suite has the audit run again.
+    "the gateway's configuration made readable": (FRONTEND, f"chmod 644 {GATEWAY_CONFIG}", ("GW-05", FRONTEND)),
     "a certificate from another CA": (
         BACKEND,
         "openssl req -x509 -key /etc/clawlan/pki/host.key -subj /CN=intruder -days 30"

@@ -20,6 +20,7 @@ import pytest
 from prometheus_client.utils import floatToGoString
 
 from roles.base.config import HostSpec
+from roles.gateway.config import AUDIT_MAX_AGE_S
 from roles.monitor.config import AlertThresholds, build_prometheus_config
 from roles.monitor.rules import gib_to_bytes, number, prometheus_duration, render_rules, ttft_window_s
 from roles.monitor.settings import MonitorSettings
@@ -42,6 +43,8 @@ FIXED_FOR_S = {
     "ClawlanTcpRetransmits": 300,
     "ClawlanDiskFilling": 600,
     "ClawlanCertificateExpiring": 600,
+    "ClawlanGatewayAuditCritical": 600,
+    "ClawlanGatewayAuditFailing": 600,
 }
 ALERTS = (
     "ClawlanMemoryHigh",
@@ -56,6 +59,8 @@ ALERTS = (
     "ClawlanUnitDown",
     "ClawlanDiskFilling",
     "ClawlanCertificateExpiring",
+    "ClawlanGatewayAuditCritical",
+    "ClawlanGatewayAuditFailing",
 )
 
 
@@ -308,6 +313,25 @@ def certificate_text(t: AlertThresholds, instance: str, file: str, left_s: int) 
     )
 
 
+def audit_critical_text(instance: str, count: int) -> tuple[str, str]:
+    return (
+        f"openclaw's security audit finds {count} critical problems on {instance}",
+        f"Run `openclaw security audit` as root on {instance}: it names each finding and its fix. Settings the "
+        f"deploy manages come back with {DEPLOY}; anything else was changed by hand on the host. The audit runs "
+        "again hourly, or now with `systemctl start clawlan-gateway-audit.service`.",
+    )
+
+
+def audit_failing_text(instance: str) -> tuple[str, str]:
+    return (
+        f"openclaw's security audit on {instance} fails or no longer runs",
+        f"On {instance}: `systemctl status clawlan-gateway-audit.service clawlan-gateway-audit.timer` and "
+        "`journalctl -u clawlan-gateway-audit -n 50` show whether it ran and what it said; `openclaw config "
+        "validate` shows a configuration openclaw rejects (then the gateway does not survive its next restart). "
+        f"Rerun {DEPLOY} to put the timer and the configuration back.",
+    )
+
+
 # --- Inputs per alert --------------------------------------------------------------------------------------------
 
 
@@ -449,6 +473,27 @@ def certificate(t: AlertThresholds, left_at_eval_s: int, *, fires: bool) -> Case
     return Case(series, eval_s, alerts)
 
 
+def audit_critical(t: AlertThresholds, count: int, *, fires: bool) -> Case:
+    eval_s = firing_eval_s("ClawlanGatewayAuditCritical", t)
+    labels = {"job": "node", "instance": FRONT, "severity": "critical"}
+    series = {selector("clawlan_gateway_audit_findings", **labels): constant(count, eval_s)}
+    # The alert's own severity label replaces the metric's, which says the same.
+    alerts = [alert(audit_critical_text(FRONT, count), **labels)] if fires else []
+    return Case(series, eval_s, alerts)
+
+
+def audit_failing(t: AlertThresholds, *, success: int, age_s: int, fires: bool) -> Case:
+    """The last audit finished ``age_s`` seconds before the evaluation, with ``success``."""
+    eval_s = max(firing_eval_s("ClawlanGatewayAuditFailing", t), age_s + STEP_S)
+    labels = {"job": "node", "instance": FRONT}
+    series = {
+        selector("clawlan_gateway_audit_success", **labels): constant(success, eval_s),
+        selector("clawlan_gateway_audit_last_run_timestamp_seconds", **labels): constant(eval_s - age_s, eval_s),
+    }
+    alerts = [alert(audit_failing_text(FRONT), severity="warning", **labels)] if fires else []
+    return Case(series, eval_s, alerts)
+
+
 def renew_before_s(t: AlertThresholds) -> int:
     return t.certificate_renew_before_days * 86400
 
@@ -473,6 +518,8 @@ FIRING: dict[str, Callable[[AlertThresholds], Case]] = {
     "ClawlanUnitDown": lambda t: unit_down(t, t.watched_units[0], firing_eval_s("ClawlanUnitDown", t), fires=True),
     "ClawlanDiskFilling": lambda t: disk(t, t.disk_free_percent - 0.5, fires=True),
     "ClawlanCertificateExpiring": lambda t: certificate(t, renew_before_s(t) - 3600, fires=True),
+    "ClawlanGatewayAuditCritical": lambda t: audit_critical(t, 1, fires=True),
+    "ClawlanGatewayAuditFailing": lambda t: audit_failing(t, success=0, age_s=0, fires=True),
 }
 
 # Alert name -> a case where it stays quiet: just on the good side of its threshold, or bad for less than its for:.
@@ -496,6 +543,9 @@ QUIET: dict[str, Callable[[AlertThresholds], Case]] = {
     "ClawlanUnitDown": lambda t: unit_down(t, t.watched_units[0], before_for_s("ClawlanUnitDown", t), fires=False),
     "ClawlanDiskFilling": lambda t: disk(t, t.disk_free_percent + 0.5, fires=False),
     "ClawlanCertificateExpiring": lambda t: certificate(t, renew_before_s(t) + 60, fires=False),
+    "ClawlanGatewayAuditCritical": lambda t: audit_critical(t, 0, fires=False),
+    # A report as old as the compliance suite still trusts.
+    "ClawlanGatewayAuditFailing": lambda t: audit_failing(t, success=1, age_s=AUDIT_MAX_AGE_S, fires=False),
 }
 
 
@@ -599,6 +649,12 @@ def test_alert_ignores_what_it_does_not_judge(tmp_path, alertname, case):
             id="exporter-down-prometheus",
         ),
         pytest.param("ClawlanCertificateExpiring", certificate(DEFAULTS, -3600, fires=True), id="certificate-expired"),
+        # Succeeded, but long ago: older than the suite trusts for the whole for:.
+        pytest.param(
+            "ClawlanGatewayAuditFailing",
+            audit_failing(DEFAULTS, success=1, age_s=AUDIT_MAX_AGE_S + 900, fires=True),
+            id="gateway-audit-stale",
+        ),
     ],
 )
 def test_alert_advice_fits_what_failed(tmp_path, alertname, case):
