@@ -1,11 +1,11 @@
 """How long checking a running site takes (target: one command, under 20 s for two hosts).
 
-    python bench/check_time.py [--inventory inventory/lab.py] [--runs 5]
+    python bench/check_time.py [--inventory inventory/lab.py] [--runs 5] [--chats N]
 
 Times, --runs times each and as a person runs them (own processes, SSH connections included), against a site that
 is already deployed: the compliance suite alone, and `tools/check.py` (`make check`: drift, compliance, latency with
-its default chats). Prints median, min and max of both. Every run must pass: a failing control or a drifted host
-would time a different amount of work.
+its default chats, or --chats per path). Prints median, min and max of both. Every run must pass: a failing control
+or a drifted host would time a different amount of work.
 """
 
 from __future__ import annotations
@@ -35,12 +35,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--inventory", default="inventory/lab.py")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--chats", type=int, help="latency chats per path (default: make check's)")
     args = parser.parse_args()
+    chats = [f"--chats={args.chats}"] if args.chats else []
     bin_dir = Path(sys.executable).parent
     commands = {
         "compliance suite": [str(bin_dir / "pytest"), "tests/compliance", "--inventory", args.inventory, "-q",
                              "-p", "no:cacheprovider"],
-        "make check": [sys.executable, "tools/check.py", "--inventory", args.inventory],
+        "make check": [sys.executable, "tools/check.py", "--inventory", args.inventory, *chats],
     }  # fmt: skip
     durations: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(args.runs):  # interleaved: a slow minute of the machine weighs on both alike
