@@ -44,9 +44,9 @@ def drift(inventory: str) -> tuple[bool, str]:
 
 
 SUITES = {"compliance": "tests/compliance", "latency": "tests/latency"}
-# Per path. A gateway chat costs ~0.6 s of OpenClaw's own work on the lab, so 10 keep the whole check near 18 s
-# there; the TTFT p99 is the slowest chat either way (nearest rank), and ~350 gateway gaps still need 4 over the
-# target to fail the inter-token p99 (see BENCHMARKS.md).
+# Per path. A gateway chat takes ~0.6 s on the lab, so 10 keep the whole check near 18 s there. The TTFT p99 is the
+# slowest chat over 10 as over 20 (nearest rank); the inter-token p99 of 150 gateway gaps takes two stalled gaps
+# to fail, of 300 four (see BENCHMARKS.md).
 CHECK_CHATS = 10
 
 
