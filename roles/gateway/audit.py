@@ -110,8 +110,8 @@ def metrics(record: dict) -> str:
     if audited:
         counts = dict.fromkeys(SEVERITIES, 0)
         for finding in report["findings"]:
-            severity = finding.get("severity")
-            counts[severity] = counts.get(severity, 0) + 1
+            if finding.get("severity") in counts:  # a label value from openclaw's JSON only if it is one we know
+                counts[finding["severity"]] += 1
         lines += _metric(
             "clawlan_gateway_audit_findings",
             "Findings of the last audit, by severity.",

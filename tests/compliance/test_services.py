@@ -127,7 +127,8 @@ def gateway_audit(_gateway_audits_started, host_name) -> tuple[int, dict]:
     try:
         record = json.loads(result.stdout)
     except json.JSONDecodeError:
-        pytest.fail(f"no audit report on the host (exit {result.rc}): {AUDIT_UNIT}.service", pytrace=False)
+        reason = result.stderr.strip().splitlines()[-1:] or [f"exit {result.rc}"]
+        pytest.fail(f"no current security audit report ({AUDIT_UNIT}.service): {reason[0]}", pytrace=False)
     if record.get("report") is None:
         pytest.fail(f"openclaw security audit printed no report (exit {record.get('exit_status')})", pytrace=False)
     return record["exit_status"], record["report"]

@@ -89,12 +89,14 @@ def test_a_run_keeps_the_report_private_with_what_it_read(tmp_path):
 
 
 def test_metrics_count_findings_by_severity(tmp_path):
-    two_critical = {"findings": [*CRITICAL["findings"], *CRITICAL["findings"], *CLEAN["findings"]]}
+    odd = {"checkId": "x", "severity": 'fatal"\n'}  # no label value straight from openclaw's JSON
+    two_critical = {"findings": [*CRITICAL["findings"], *CRITICAL["findings"], *CLEAN["findings"], odd]}
     _, report, metrics = audited(tmp_path, json.dumps(two_critical))
     values = samples(metrics)
     assert values[("clawlan_gateway_audit_findings", (("severity", "critical"),))] == 2
     assert values[("clawlan_gateway_audit_findings", (("severity", "info"),))] == 1
     assert values[("clawlan_gateway_audit_findings", (("severity", "warn"),))] == 0
+    assert sum(1 for name, _ in values if name == "clawlan_gateway_audit_findings") == 3
     assert values[("clawlan_gateway_audit_success", ())] == 1
     assert values[("clawlan_gateway_config_valid", ())] == 1
     finished = json.loads(report.read_text())["finished"]
