@@ -270,8 +270,7 @@ def test_upgrading_the_pinned_versions_is_one_inventory_change(hosts, gateway_ur
     # openclaw renames its process, so its command line says little: its binary and its unit tell.
     assert front.check_output(f"readlink /proc/{main_pid(front, UNIT)}/exe").startswith(current.node_dir + "/")
     assert current.openclaw in unit_property(front, UNIT, "ExecStart")
-    assert (
-        front.check_output("systemctl list-units --all --plain --no-legend 'clawlan-gateway*'").count(".service") == 1
-    )
+    units = front.check_output("systemctl list-units --all --plain --no-legend 'clawlan-gateway*'").splitlines()
+    assert {line.split()[0] for line in units} == {UNIT, f"{AUDIT_UNIT}.service", f"{AUDIT_UNIT}.timer"}
     assert chat(gateway_url, token)[0] == 200
     assert deploy().changed == set()
