@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from pyinfra import host, state
 from pyinfra.api import FactBase, operation
+from pyinfra.operations import server
 
 
 class UnitFileState(FactBase):
@@ -88,3 +89,24 @@ def service(
     yield from commands
     if not commands and not daemon_reload:
         host.noop(f"{unit} is {'running' if is_running else 'stopped'}{' and enabled' if enabled else ''}")
+
+
+def timer_job_files(unit: str) -> tuple[str, str]:
+    """Where ``unit``.service and ``unit``.timer live: for host_files, which reads their state up front."""
+    return f"/etc/systemd/system/{unit}.service", f"/etc/systemd/system/{unit}.timer"
+
+
+def timer_job(known, *, unit: str, service_src, timer_src, run_now: str, run_now_on: Sequence):
+    """A oneshot ``unit``.service that its ``unit``.timer runs: both installed (``known`` being the role's
+    host_files, which holds timer_job_files), the timer kept running, and the service run at once when an
+    operation in ``run_now_on`` or the service file itself changed, so a deploy returns with its output current.
+    ``run_now`` names that last operation."""
+    service_file, timer_file = timer_job_files(unit)
+    service_op = known.put(name=f"Install {unit}.service", src=service_src, dest=service_file, mode="644")
+    timer_op = known.put(name=f"Install {unit}.timer", src=timer_src, dest=timer_file, mode="644")
+    service(name=f"Run {unit}.timer", unit=f"{unit}.timer", daemon_reload_on=(service_op, timer_op))
+    server.shell(
+        name=run_now,
+        commands=[f"systemctl start {unit}.service"],
+        _if=lambda: any(op.did_change() for op in (*run_now_on, service_op)),
+    )

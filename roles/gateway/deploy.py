@@ -36,11 +36,10 @@ from roles.gateway.operations import node_runtime, openclaw_package, remove_othe
 from roles.packages import install_packages
 from roles.secrets import site_secret
 from roles.templates import TEMPLATES, render, rendered
-from roles.units import service
+from roles.units import service, timer_job, timer_job_files
 
 AWAIT_READY = "/opt/clawlan/bin/await-gateway-ready.mjs"
 CANDIDATE = f"{STATE_DIR}/openclaw.next.json"
-AUDIT_UNITS = (f"/etc/systemd/system/{AUDIT_UNIT}.service", f"/etc/systemd/system/{AUDIT_UNIT}.timer")
 # The audit program is this repository's module, run by the host's Python 3.
 AUDIT_SOURCE = Path(__file__).resolve().parent / "audit.py"
 
@@ -52,7 +51,7 @@ def gateway(config: GatewayConfig, installed_packages: frozenset[str] = frozense
                      installed_packages)  # fmt: skip
     unit_path = f"/etc/systemd/system/{UNIT}"
     known = host_files(STATE_DIR, AWAIT_READY, "/etc/clawlan", ENV_FILE, CLI, CANDIDATE, CONFIG_FILE, unit_path,
-                       AUDIT_PROGRAM, *AUDIT_UNITS)  # fmt: skip
+                       AUDIT_PROGRAM, *timer_job_files(AUDIT_UNIT))  # fmt: skip
     system_user(name=f"Create the {USER} system user", user=USER, home=STATE_DIR)
     state_dir = known.directory(
         name=f"Create the gateway's state directory {STATE_DIR} (0700)",
@@ -161,9 +160,11 @@ def _security_audit(config: GatewayConfig, known, gateway_changes):
         dest=AUDIT_PROGRAM,
         mode="755",
     )
-    unit = known.put(
-        name=f"Install {AUDIT_UNIT}.service",
-        src=rendered(
+    # Waits for the audit (~10 s): the report is current when the deploy ends, and a check right after reads it.
+    timer_job(
+        known,
+        unit=AUDIT_UNIT,
+        service_src=rendered(
             "gateway/clawlan-gateway-audit.service.j2",
             program=AUDIT_PROGRAM,
             report=AUDIT_REPORT,
@@ -175,23 +176,9 @@ def _security_audit(config: GatewayConfig, known, gateway_changes):
             state_dir=STATE_DIR,
             cache_dir=CACHE_DIR,
         ),
-        dest=AUDIT_UNITS[0],
-        mode="644",
-        create_remote_dir=False,
-    )
-    timer = known.put(
-        name=f"Install {AUDIT_UNIT}.timer",
-        src=str(TEMPLATES / "gateway" / f"{AUDIT_UNIT}.timer"),
-        dest=AUDIT_UNITS[1],
-        mode="644",
-        create_remote_dir=False,
-    )
-    service(name=f"Run {AUDIT_UNIT}.timer", unit=f"{AUDIT_UNIT}.timer", daemon_reload_on=(unit, timer))
-    # Waits for the audit (~10 s): the report is current when the deploy ends, and a check right after reads it.
-    server.shell(
-        name="Run the security audit now (the gateway or the audit changed)",
-        commands=[f"systemctl start {AUDIT_UNIT}.service"],
-        _if=lambda: any(op.did_change() for op in (*gateway_changes, program, unit)),
+        timer_src=str(TEMPLATES / "gateway" / f"{AUDIT_UNIT}.timer"),
+        run_now="Run the security audit now (the gateway or the audit changed)",
+        run_now_on=(*gateway_changes, program),
     )
 
 

@@ -6,7 +6,6 @@ from io import StringIO
 from pathlib import Path
 
 from pyinfra.api import deploy
-from pyinfra.operations import server
 
 from roles.files import HostFiles, host_files
 from roles.packages import install_packages
@@ -14,9 +13,7 @@ from roles.pki.ca import load_or_create_ca
 from roles.pki.config import CA_CERT, HOST_CERT, HOST_KEY, METRICS_SCRIPT, METRICS_UNIT, PKI_DIR, PkiConfig
 from roles.pki.operations import host_certificate, private_key
 from roles.templates import TEMPLATES, rendered
-from roles.units import service
-
-_METRICS_UNITS = (f"/etc/systemd/system/{METRICS_UNIT}.service", f"/etc/systemd/system/{METRICS_UNIT}.timer")
+from roles.units import timer_job, timer_job_files
 
 
 @deploy("Site PKI")
@@ -24,7 +21,7 @@ def pki(config: PkiConfig, installed_packages: frozenset[str] = frozenset()):
     """Returns the operations that change TLS material, for the services that must reload on them."""
     ca = load_or_create_ca(Path(config.ca_dir), config.organization, config.ca_days)
     install_packages("Install openssl", ["openssl"], installed_packages)
-    known = host_files(PKI_DIR, CA_CERT, config.metrics_dir, METRICS_SCRIPT, *_METRICS_UNITS)
+    known = host_files(PKI_DIR, CA_CERT, config.metrics_dir, METRICS_SCRIPT, *timer_job_files(METRICS_UNIT))
     known.directory(name=f"Create {PKI_DIR}", path=PKI_DIR, mode="755", user="root", group="root")
     private_key(name="Generate this host's private key on the host", path=HOST_KEY)
     ca_cert = known.put(
@@ -58,30 +55,16 @@ def _expiry_metrics(config: PkiConfig, known: HostFiles, tls_changes):
         dest=METRICS_SCRIPT,
         mode="755",
     )
-    unit = known.put(
-        name=f"Install {METRICS_UNIT}.service",
-        src=rendered(
+    timer_job(
+        known,
+        unit=METRICS_UNIT,
+        service_src=rendered(
             "pki/clawlan-certificate-metrics.service.j2",
             script=METRICS_SCRIPT,
             metrics_dir=config.metrics_dir,
             pki_dir=PKI_DIR,
         ),
-        dest=_METRICS_UNITS[0],
-        mode="644",
-    )
-    timer = known.put(
-        name=f"Install {METRICS_UNIT}.timer",
-        src=str(TEMPLATES / "pki" / "clawlan-certificate-metrics.timer"),
-        dest=_METRICS_UNITS[1],
-        mode="644",
-    )
-    service(
-        name=f"Run {METRICS_UNIT}.timer",
-        unit=f"{METRICS_UNIT}.timer",
-        daemon_reload_on=(unit, timer),
-    )
-    server.shell(
-        name="Write the certificate expiry metric now (a certificate or the script changed)",
-        commands=[f"systemctl start {METRICS_UNIT}.service"],
-        _if=lambda: any(op.did_change() for op in (*tls_changes, script, unit)),
+        timer_src=str(TEMPLATES / "pki" / "clawlan-certificate-metrics.timer"),
+        run_now="Write the certificate expiry metric now (a certificate or the script changed)",
+        run_now_on=(*tls_changes, script),
     )
