@@ -35,6 +35,7 @@ FRONTEND, BACKEND = "lab-front", "lab-back"
 BACKEND_LOG = "/var/log/nginx/clawlan-llm.access.log"
 RUN_GATEWAY = f"Gateway | Run {UNIT} (restarted only when its versions, configuration, secrets or unit changed)"
 RUN_AUDIT = "Gateway | Run the security audit now (the gateway or the audit changed)"
+SHOW_AUDIT = f"python3 {AUDIT_PROGRAM} show {AUDIT_REPORT} --max-age {AUDIT_MAX_AGE_S}"  # the report, if current
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +156,7 @@ def test_openclaw_accepts_its_configuration(hosts):
 def test_the_deploy_leaves_a_current_security_audit_that_finds_nothing_critical(hosts):
     """The report the compliance suite reads instead of running the audit itself (GW-04, GW-05)."""
     front = hosts[FRONTEND]
-    shown = front.run(f"python3 {AUDIT_PROGRAM} show {AUDIT_REPORT} --max-age {AUDIT_MAX_AGE_S}")
+    shown = front.run(SHOW_AUDIT)
     assert shown.rc == 0, shown.stderr
     report = json.loads(shown.stdout)["report"]
     print("openclaw security audit:", report["summary"])
@@ -166,18 +167,17 @@ def test_the_deploy_leaves_a_current_security_audit_that_finds_nothing_critical(
 
 def test_a_readable_configuration_stales_the_report_and_the_new_audit_finds_it(hosts):
     front = hosts[FRONTEND]
-    show = f"python3 {AUDIT_PROGRAM} show {AUDIT_REPORT} --max-age {AUDIT_MAX_AGE_S}"
     front.check_output(f"chmod 644 {CONFIG_FILE}")
     try:
-        stale = front.run(show)
+        stale = front.run(SHOW_AUDIT)
         assert stale.rc == 1 and f"{CONFIG_FILE} changed since the audit ran" in stale.stderr
         front.check_output(f"systemctl start {AUDIT_UNIT}.service")
-        report = json.loads(front.check_output(show))["report"]
+        report = json.loads(front.check_output(SHOW_AUDIT))["report"]
         assert "fs.config.perms_world_readable" in [f["checkId"] for f in report["findings"]]
     finally:
         front.check_output(f"chmod 600 {CONFIG_FILE}")
     front.check_output(f"systemctl start {AUDIT_UNIT}.service")
-    report = json.loads(front.check_output(show))["report"]
+    report = json.loads(front.check_output(SHOW_AUDIT))["report"]
     assert [f["checkId"] for f in report["findings"] if f["severity"] == "critical"] == []
 
 
