@@ -24,9 +24,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from roles.gateway.config import ENV_FILE as GATEWAY_ENV_FILE  # noqa: E402
+from roles.inventory import load_inventory, site_from_inventory  # noqa: E402
 from roles.model_server.config import SECRETS_FILE  # noqa: E402
 from roles.monitor.config import PROBE_UNIT
-from roles.site import load_inventory, site_from_inventory  # noqa: E402
 from tests.support.chats import run_chats  # noqa: E402
 from tests.support.hosts import remote_host  # noqa: E402
 from tests.support.stats import percentile  # noqa: E402

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pyinfra import host, inventory
 from pyinfra.facts.deb import DebPackages
 
-from roles.site import Site, site_from_inventory
+from roles.inventory import site_from_inventory
+from roles.site import Site
 
 
 def this_site() -> Site:

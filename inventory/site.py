@@ -8,7 +8,7 @@ only what differs per host. The whole inventory is checked when pyinfra loads it
 is contacted; a problem is reported with the host and key it concerns.
 """
 
-from roles.site import check_inventory
+from roles.inventory import check_inventory
 
 frontend = [
     (

@@ -64,7 +64,7 @@ class LabHost:
 
 def lab_hosts() -> list[LabHost]:
     """The hosts, addresses and groups written in inventory/lab.py (validated on load)."""
-    from roles.site import load_inventory
+    from roles.inventory import load_inventory
 
     inventory = load_inventory(str(INVENTORY), cwd=str(REPO))
     return [LabHost(host.name, host.data.ssh_hostname, tuple(host.groups)) for host in inventory]

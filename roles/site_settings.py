@@ -1,10 +1,11 @@
-"""Site-wide settings that belong to no role: inventory keys ``site_*``."""
+"""Site-wide settings that belong to no role: inventory keys ``site_*`` (the control machine) and ``latency_*``
+(the latency suite's targets for a running site)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from roles.settings import setting
+from roles.common.settings import between, setting
 
 
 @dataclass(frozen=True)
@@ -17,3 +18,16 @@ class SiteSettings:
     cache_dir: str = setting(
         "~/.cache/clawlan", "Control-machine cache of built wheels; deleting it only costs a rebuild."
     )
+
+
+@dataclass(frozen=True)
+class LatencyTargets:
+    """What the latency suite (make check) holds each path of a running site to."""
+
+    ttft_p99_s: float = setting(0.7, "Warm time to first token p99 per path, seconds (reference box).",
+                                between(0.001, 600))  # fmt: skip
+    inter_token_p99_s: float = setting(
+        0.04, "Inter-token p99, seconds; above 40 ms a Nagle/delayed-ACK stall is likely.", between(0.001, 60)
+    )
+    tokens_per_second: float = setting(25.0, "Decode speed floor per path (Q4_K_M on the reference box).",
+                                       between(0, 100000))  # fmt: skip

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from roles.base import sizing
 from roles.base.settings import BaseSettings
-from roles.settings import Problem
+from roles.common.names import HostSpec
+from roles.common.settings import Problem
 
 
 @dataclass(frozen=True)
@@ -31,43 +32,16 @@ class BaseConfig:
         return next(s.value for s in self.sysctls if s.key == "vm.nr_hugepages")
 
 
-@dataclass(frozen=True)
-class HostSpec:
-    """One inventory host as the rules see it."""
-
-    name: str
-    address: str
-    role: str
-    memory_gib: float
-    cpu_cores: int
-
-
-def fqdn(name: str, domain: str) -> str:
-    return name if "." in name else f"{name}.{domain}"
-
-
-def hosts_entries(settings: BaseSettings, hosts: list[HostSpec]) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    entries = []
-    for spec in hosts:
-        names = [fqdn(spec.name, settings.dns_domain), spec.name]
-        for alias, group in settings.host_aliases.items():
-            members = [h for h in hosts if h.role == group]
-            if members and members[0].name == spec.name:
-                names += [fqdn(alias, settings.dns_domain), alias]
-        entries.append((spec.address, tuple(names)))
-    for name, address in settings.extra_hosts.items():
-        names = (fqdn(name, settings.dns_domain),) + ((name,) if "." not in name else ())
-        entries.append((address, names))
-    return tuple(entries)
-
-
 def swap_size_mib(settings: BaseSettings, spec: HostSpec) -> int:
     if settings.swap_size_mib == "auto":
         return sizing.auto_swap_mib(spec.memory_gib)
     return settings.swap_size_mib
 
 
-def build_base_config(settings: BaseSettings, spec: HostSpec, hosts: list[HostSpec]) -> BaseConfig:
+def build_base_config(
+    settings: BaseSettings, spec: HostSpec, hosts_entries: tuple[tuple[str, tuple[str, ...]], ...]
+) -> BaseConfig:
+    """``hosts_entries``: the site's names (roles.common.names), the /etc/hosts block on every host."""
     sysctls = (
         Sysctl("vm.swappiness", settings.swappiness, "swap is a buffer against the OOM killer, not for the model"),
         Sysctl(
@@ -89,7 +63,7 @@ def build_base_config(settings: BaseSettings, spec: HostSpec, hosts: list[HostSp
         ),
     )
     return BaseConfig(
-        hosts_entries=hosts_entries(settings, hosts),
+        hosts_entries=hosts_entries,
         thp_enabled=settings.thp_enabled,
         thp_defrag=settings.thp_defrag,
         swap_size_mib=swap_size_mib(settings, spec),
@@ -99,7 +73,7 @@ def build_base_config(settings: BaseSettings, spec: HostSpec, hosts: list[HostSp
     )
 
 
-def preflight(settings: BaseSettings, spec: HostSpec, hosts: list[HostSpec], model_gib: float) -> list[Problem]:
+def preflight(settings: BaseSettings, spec: HostSpec, model_gib: float) -> list[Problem]:
     """Rules across settings, checked for every host before any host is touched."""
     problems = []
     cap = sizing.swap_cap_mib(spec.memory_gib)
@@ -136,11 +110,4 @@ def preflight(settings: BaseSettings, spec: HostSpec, hosts: list[HostSpec], mod
             )
         )
 
-    roles = {h.role for h in hosts}
-    for alias, group in settings.host_aliases.items():
-        if group not in roles:
-            message = f"alias {alias!r} names group {group!r}, which has no host"
-            problems.append(Problem(spec.name, "base_host_aliases", message))
-        if alias in {h.name for h in hosts}:
-            problems.append(Problem(spec.name, "base_host_aliases", f"alias {alias!r} is also a host name"))
     return problems

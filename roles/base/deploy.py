@@ -9,10 +9,10 @@ from pyinfra.operations import files, systemd
 
 from roles.base.config import BaseConfig
 from roles.base.operations import nsswitch_files_first, swapfile, sysctl_values, transparent_hugepages
-from roles.files import host_files
-from roles.packages import install_packages
-from roles.templates import TEMPLATES, render, rendered
-from roles.units import unit_enabled
+from roles.common.files import host_files
+from roles.common.packages import install_packages
+from roles.common.templates import TEMPLATES, render, rendered
+from roles.common.units import unit_enabled
 
 PACKAGES = (
     "ca-certificates",  # TLS trust for apt and anything that fetches over https

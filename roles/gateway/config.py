@@ -6,8 +6,8 @@ import ipaddress
 import json
 from dataclasses import dataclass
 
+from roles.common.settings import Problem
 from roles.gateway.settings import GatewaySettings
-from roles.settings import Problem
 
 USER = "openclaw"
 STATE_DIR = "/var/lib/openclaw"  # OpenClaw's state and home; 0700, the gateway's own
@@ -22,7 +22,8 @@ OPENCLAW_ROOT = "/opt/clawlan/openclaw"  # one npm prefix per openclaw version
 UNIT = "clawlan-gateway.service"
 CLI = "/usr/local/bin/openclaw"  # the openclaw CLI as the gateway's user, for root on the frontend
 # openclaw's security audit runs on the frontend (after a deploy that changed the gateway, and hourly) and keeps
-# its report; the compliance suite reads it instead of spending ~10 s of Node on every check (roles/gateway/audit.py).
+# its report; the compliance suite reads it instead of spending ~10 s of Node on every check
+# (roles/gateway/programs/audit.py).
 AUDIT_UNIT = "clawlan-gateway-audit"  # .service runs the audit once, .timer hourly
 AUDIT_PROGRAM = "/usr/local/lib/clawlan/gateway-audit.py"
 AUDIT_REPORT_DIR = "/var/lib/clawlan-gateway-audit"  # the unit's StateDirectory=, root 0700

@@ -13,8 +13,12 @@ from pathlib import Path
 from pyinfra.api import deploy
 from pyinfra.operations import server
 
-from roles.accounts import system_user
-from roles.files import host_files
+from roles.common.accounts import system_user
+from roles.common.files import host_files
+from roles.common.packages import install_packages
+from roles.common.secrets import site_secret
+from roles.common.templates import TEMPLATES, render, rendered
+from roles.common.units import service, timer_job, timer_job_files
 from roles.gateway.config import (
     AUDIT_COMMAND,
     AUDIT_PROGRAM,
@@ -33,15 +37,11 @@ from roles.gateway.config import (
     GatewayConfig,
 )
 from roles.gateway.operations import node_runtime, openclaw_package, remove_other_versions
-from roles.packages import install_packages
-from roles.secrets import site_secret
-from roles.templates import TEMPLATES, render, rendered
-from roles.units import service, timer_job, timer_job_files
 
 AWAIT_READY = "/opt/clawlan/bin/await-gateway-ready.mjs"
 CANDIDATE = f"{STATE_DIR}/openclaw.next.json"
-# The audit program is this repository's module, run by the host's Python 3.
-AUDIT_SOURCE = Path(__file__).resolve().parent / "audit.py"
+# Programs run on the frontend: the audit by the host's Python 3, the readiness check by the gateway's Node.js.
+PROGRAMS = Path(__file__).resolve().parent / "programs"
 
 
 @deploy("Gateway")
@@ -71,7 +71,7 @@ def gateway(config: GatewayConfig, installed_packages: frozenset[str] = frozense
     )
     known.put(
         name="Install the gateway's readiness check",
-        src=str(TEMPLATES / "gateway" / "await-ready.mjs"),
+        src=str(PROGRAMS / "await-ready.mjs"),
         dest=AWAIT_READY,
         mode="644",
     )
@@ -156,7 +156,7 @@ def _security_audit(config: GatewayConfig, known, gateway_changes):
     """openclaw's security audit as a unit: run now when the gateway changed, hourly by its timer."""
     program = known.put(
         name="Install the gateway's security audit program",
-        src=str(AUDIT_SOURCE),
+        src=str(PROGRAMS / "audit.py"),
         dest=AUDIT_PROGRAM,
         mode="755",
     )

@@ -14,7 +14,7 @@ from pyinfra import host
 from pyinfra.api import FactBase, OperationError, operation
 from pyinfra.facts.files import File
 
-from roles.model_server.operations import PIP
+from roles.common.python import PIP
 
 COMPLETE = ".clawlan-complete"
 # npm, like pip and apt, trusts the host's CA store (a TLS-inspecting proxy's CA is added there once).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from roles.settings import between, networks, setting
+from roles.common.settings import between, networks, setting
 
 # openclaw's package.json: "node": ">=24.16.0 <25 || >=26.1.0"
 _NODE_SUPPORTED = "Node.js >=24.16 <25 or >=26.1 (what openclaw declares)"

@@ -6,9 +6,9 @@ import posixpath
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
-from roles.base.config import HostSpec
+from roles.common.names import HostSpec
+from roles.common.settings import Problem
 from roles.model_server.settings import ModelServerSettings
-from roles.settings import Problem
 
 VENV = "/opt/clawlan/llama-cpp"
 MODELS_DIR = "/var/lib/clawlan/models"
@@ -40,10 +40,6 @@ class ModelServerConfig:
     prompt_cache_mib: int
     port: int
     api_key_file: str  # on the control machine
-
-    @property
-    def model_is_remote(self) -> bool:
-        return self.model_source.startswith(("http://", "https://"))
 
     def environment(self) -> dict[str, str]:
         """The server's settings as llama-cpp-python reads them from its environment (pydantic settings)."""

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from io import StringIO
+from pathlib import Path
 
 from pyinfra.api import deploy
 
-from roles.accounts import system_user
-from roles.files import host_files
+from roles.common.accounts import system_user
+from roles.common.files import host_files
+from roles.common.packages import install_packages
+from roles.common.python import virtualenv
+from roles.common.secrets import site_secret
+from roles.common.templates import render, rendered
+from roles.common.units import service
 from roles.model_server.config import CONFIG_FILE, SECRETS_FILE, UNIT, USER, VENV, ModelServerConfig
-from roles.model_server.operations import llama_cpp_python, model_file, virtualenv
-from roles.packages import install_packages
-from roles.secrets import site_secret
-from roles.templates import TEMPLATES, render, rendered
-from roles.units import service
+from roles.model_server.operations import llama_cpp_python, model_file
 
 AWAIT_READY = f"{VENV}/clawlan-await-ready.py"
+PROGRAMS = Path(__file__).resolve().parent / "programs"  # run on the backend
 
 
 @deploy("Model server")
@@ -36,7 +39,7 @@ def model_server(config: ModelServerConfig, installed_packages: frozenset[str] =
     )
     ready_check = known.put(
         name="Install the readiness check",
-        src=str(TEMPLATES / "model_server" / "await-ready.py"),
+        src=str(PROGRAMS / "await-ready.py"),
         dest=AWAIT_READY,
         mode="644",
         create_remote_dir=False,

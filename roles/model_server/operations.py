@@ -10,15 +10,13 @@ from pathlib import Path
 
 from pyinfra import host
 from pyinfra.api import FunctionCommand, OperationError, operation
-from pyinfra.facts.files import File, FileContents
+from pyinfra.facts.files import FileContents
 from pyinfra.operations import files
 
+from roles.common.python import PIP
 from roles.model_server.facts import BuildTarget, FreeMiB, ModelFile
 
 REMOTE_WHEELHOUSE = "/var/cache/clawlan/wheelhouse"
-# pip trusts the host's CA store, like apt and curl do, not the bundle it ships: a site behind a
-# TLS-inspecting proxy then needs its CA in one place only.
-PIP = "PIP_CERT=/etc/ssl/certs/ca-certificates.crt PIP_DISABLE_PIP_VERSION_CHECK=1"
 BUILD_PACKAGES = ("build-essential", "cmake", "python3-dev")
 
 
@@ -147,13 +145,3 @@ def _sha256_file(path: str, size: int, mtime_ns: int) -> str:
         for chunk in iter(lambda: stream.read(1 << 22), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-@operation()
-def virtualenv(path: str):
-    """A Python virtualenv at ``path``, made once with the system python3."""
-    # bin/python3 is a symlink, which the File fact does not report: pyvenv.cfg is a plain file.
-    if host.get_fact(File, path=f"{path}/pyvenv.cfg"):
-        host.noop(f"{path} exists")
-        return
-    yield f"python3 -m venv {shlex.quote(path)}"

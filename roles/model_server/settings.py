@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from roles.settings import between, setting
+from roles.common.settings import between, setting
 
 PORTABLE_CPU = "-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF -DGGML_OPENMP=OFF"
 

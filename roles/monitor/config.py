@@ -7,10 +7,10 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from roles.base.config import HostSpec
+from roles.common.names import HostSpec
+from roles.common.settings import Problem
+from roles.common.tls import CA_CERT, PKI_DIR, Issuance
 from roles.monitor.settings import MonitorSettings
-from roles.pki.config import CA_CERT, PKI_DIR, PkiConfig
-from roles.settings import Problem
 
 # Debian's node exporter reads this directory (its package creates it); the pki role writes certificate expiry here.
 TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"
@@ -75,8 +75,10 @@ class ProbeConfig:
     gateway_url: str
     backend_url: str
     backend_model: str
-    pki: PkiConfig  # the frontend's: the probe's certificate carries the same identity
+    issuance: Issuance  # the frontend's: the probe's certificate carries the same identity
     allowed_addresses: tuple[str, ...]  # the probe's IP filter: whom it scrapes for and whom it probes
+    env_file: str  # the gateway's EnvironmentFile: the gateway token and the model API key the probe sends
+    certificate_metrics_unit: str  # the pki role's expiry metric job: run again when the probe's certificate changes
 
     def probe_json(self) -> str:
         """The probe's configuration; secrets are names of environment variables, never values."""
@@ -128,6 +130,7 @@ class AlertThresholds:
     down_for_s: int
     disk_free_percent: float
     certificate_renew_before_days: int
+    gateway_audit_max_age_s: int  # the gateway's security audit report counts as current this long
     watched_units: tuple[str, ...] = WATCHED_UNITS
 
 
@@ -186,7 +189,9 @@ def build_probe_config(
     backend_name: str,
     mtls_port: int,
     backend_model: str,
-    pki: PkiConfig,
+    issuance: Issuance,
+    env_file: str,
+    certificate_metrics_unit: str,
 ) -> ProbeConfig:
     return ProbeConfig(
         listen_address=host.address,
@@ -198,13 +203,19 @@ def build_probe_config(
         gateway_url=f"http://{host.address}:{gateway_port}/v1/chat/completions",
         backend_url=f"https://{backend_name}:{mtls_port}/v1/chat/completions",
         backend_model=backend_model,
-        pki=pki,
+        issuance=issuance,
         allowed_addresses=tuple(sorted({host.address, monitor.address, backend.address})),
+        env_file=env_file,
+        certificate_metrics_unit=certificate_metrics_unit,
     )
 
 
 def build_prometheus_config(
-    settings: MonitorSettings, hosts: Sequence[HostSpec], monitor: HostSpec, renew_before_days: int
+    settings: MonitorSettings,
+    hosts: Sequence[HostSpec],
+    monitor: HostSpec,
+    renew_before_days: int,
+    gateway_audit_max_age_s: int,
 ) -> PrometheusConfig:
     return PrometheusConfig(
         listen_address=monitor.address,
@@ -229,6 +240,7 @@ def build_prometheus_config(
             down_for_s=settings.alert_down_for_s,
             disk_free_percent=settings.alert_disk_free_percent,
             certificate_renew_before_days=renew_before_days,
+            gateway_audit_max_age_s=gateway_audit_max_age_s,
         ),
     )
 

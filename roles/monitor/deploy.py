@@ -12,9 +12,12 @@ from pathlib import Path
 from pyinfra.api import deploy
 from pyinfra.operations import server
 
-from roles.accounts import system_user
-from roles.files import host_files
-from roles.gateway.config import ENV_FILE
+from roles.common.accounts import system_user
+from roles.common.files import host_files
+from roles.common.packages import install_packages
+from roles.common.templates import render, rendered
+from roles.common.tls import host_certificate, private_key
+from roles.common.units import service
 from roles.monitor.config import (
     NODE_EXPORTER_UNIT,
     PROBE_CERT,
@@ -33,14 +36,10 @@ from roles.monitor.config import (
     PrometheusConfig,
 )
 from roles.monitor.rules import render_rules
-from roles.packages import install_packages
-from roles.pki.config import METRICS_UNIT
-from roles.pki.operations import host_certificate, private_key
-from roles.templates import render, rendered
-from roles.units import service
 
-# The probe program is this repository's modules, run by the host's Python 3 with Debian's prometheus-client.
-PROBE_SOURCES = Path(__file__).resolve().parent.parent / "probe"
+# The probe program is this role's programs/collector.py and stream.py, run by the host's Python 3 with Debian's
+# prometheus-client.
+PROBE_SOURCES = Path(__file__).resolve().parent / "programs"
 
 
 def _dropin(unit: str) -> str:
@@ -97,7 +96,7 @@ def probe(config: ProbeConfig, secrets_changes=(), tls_changes=(), installed_pac
             program=PROBE_PROGRAM,
             config_file=PROBE_CONFIG,
             runtime_directory=PROBE_RUNTIME_DIR,
-            env_file=ENV_FILE,
+            env_file=config.env_file,
             allowed_addresses=config.allowed_addresses,
         ),
         dest=unit_path,
@@ -106,21 +105,15 @@ def probe(config: ProbeConfig, secrets_changes=(), tls_changes=(), installed_pac
     # Made here, for the probe's user; the host's own key stays root's.
     key = private_key(name=f"Generate the probe's own TLS key on the host ({PROBE_KEY}, 0600 {PROBE_USER})",
                       path=PROBE_KEY, owner=PROBE_USER)  # fmt: skip
-    pki = config.pki
     certificate = host_certificate(
         name="Keep the probe's client certificate issued by the site CA",
         key_path=PROBE_KEY,
         cert_path=PROBE_CERT,
-        ca_dir=pki.ca_dir,
-        spec=pki.spec,
-        organization=pki.organization,
-        ca_days=pki.ca_days,
-        cert_days=pki.cert_days,
-        renew_before_days=pki.renew_before_days,
+        issuance=config.issuance,
     )
     server.shell(
         name="Write the certificate expiry metric now (the probe's certificate changed)",
-        commands=[f"systemctl start {METRICS_UNIT}.service"],
+        commands=[f"systemctl start {config.certificate_metrics_unit}.service"],
         _if=certificate.did_change,
     )
     changed = (*programs, settings, unit, key, certificate, *secrets_changes, *tls_changes)

@@ -6,9 +6,8 @@ Prometheus durations ("5m") and bytes. The conversions live here, so the templat
 
 from __future__ import annotations
 
-from roles.gateway.config import AUDIT_MAX_AGE_S
+from roles.common.templates import render
 from roles.monitor.config import AlertThresholds
-from roles.templates import render
 
 RULES_TEMPLATE = "monitor/clawlan.rules.yml.j2"
 # The TTFT p99 window never drops below this: at one probe a minute it still holds ~10 probe rounds (a p99 of
@@ -70,6 +69,6 @@ def render_rules(thresholds: AlertThresholds) -> str:
         certificate_renew_before_days=t.certificate_renew_before_days,
         certificate_renew_before_s=t.certificate_renew_before_days * 86400,
         watched_units_regex=unit_regex(t.watched_units),
-        gateway_audit_stale=prometheus_duration(AUDIT_MAX_AGE_S),
-        gateway_audit_stale_s=AUDIT_MAX_AGE_S,
+        gateway_audit_stale=prometheus_duration(t.gateway_audit_max_age_s),
+        gateway_audit_stale_s=t.gateway_audit_max_age_s,
     )

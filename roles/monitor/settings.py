@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from roles.settings import between, networks, setting
+from roles.common.settings import between, networks, setting
 
 
 @dataclass(frozen=True)
@@ -61,10 +61,3 @@ class MonitorSettings:
                                     between(0, 86400))  # fmt: skip
     alert_disk_free_percent: float = setting(10.0, "Free space below this % on any disk alerts (the model's volume).",
                                              between(0.1, 99))  # fmt: skip
-    target_ttft_p99_s: float = setting(0.7, "Latency suite: warm time to first token p99 per path (reference box).",
-                                       between(0.001, 600))  # fmt: skip
-    target_inter_token_p99_s: float = setting(
-        0.04, "Latency suite: inter-token p99; above 40 ms a Nagle/delayed-ACK stall is likely.", between(0.001, 60)
-    )
-    target_tokens_per_second: float = setting(25.0, "Latency suite: decode speed floor (Q4_K_M on the reference box).",
-                                              between(0, 100000))  # fmt: skip

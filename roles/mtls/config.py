@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from roles.common.tls import CA_CERT, HOST_CERT, HOST_KEY
 from roles.mtls.settings import MtlsSettings
-from roles.pki.config import CA_CERT, HOST_CERT, HOST_KEY
 
 CONF = "/etc/nginx/conf.d/clawlan-llm.conf"
 EGRESS_CONF = "/etc/nginx/conf.d/clawlan-egress.conf"

@@ -11,11 +11,11 @@ from pyinfra.api import deploy
 from pyinfra.operations import files, server
 from pyinfra.operations.util import any_changed
 
-from roles.files import host_files
+from roles.common.files import host_files
+from roles.common.packages import install_packages
+from roles.common.templates import rendered
+from roles.common.units import service
 from roles.mtls.config import CONF, EGRESS_CONF, EgressConfig, IngressConfig
-from roles.packages import install_packages
-from roles.templates import rendered
-from roles.units import service
 
 
 @deploy("mTLS ingress")

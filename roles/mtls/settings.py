@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from roles.settings import between, setting
+from roles.common.settings import between, setting
 
 
 @dataclass(frozen=True)

@@ -5,33 +5,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from roles.pki.ca import CertSpec
+from roles.common.ca import CertSpec
+from roles.common.tls import Issuance
 from roles.pki.settings import PkiSettings
 
-PKI_DIR = "/etc/clawlan/pki"
-HOST_KEY = f"{PKI_DIR}/host.key"
-HOST_CERT = f"{PKI_DIR}/host.crt"
-CA_CERT = f"{PKI_DIR}/ca.crt"
 METRICS_SCRIPT = "/usr/local/lib/clawlan/certificate-expiry-metrics"
 METRICS_UNIT = "clawlan-certificate-metrics"  # .service writes the metric, .timer runs it hourly
 
 
 @dataclass(frozen=True)
 class PkiConfig:
-    ca_dir: str  # on the control machine
-    organization: str
-    ca_days: int
-    cert_days: int
-    renew_before_days: int
-    spec: CertSpec
+    issuance: Issuance  # this host's own certificate
     metrics_dir: str  # the node exporter's textfile directory: certificate expiry is written there
 
 
-def build_pki_config(
-    settings: PkiSettings, state_dir: Path, role: str, names: tuple[str, ...], address: str, metrics_dir: str
-):
-    """``names`` are the host's names as /etc/hosts pins them, FQDN first."""
-    return PkiConfig(
+def issuance(settings: PkiSettings, state_dir: Path, role: str, names: tuple[str, ...], address: str) -> Issuance:
+    """The host's certificate; ``names`` are its names as the site pins them, FQDN first."""
+    return Issuance(
         ca_dir=str(state_dir / "pki"),
         organization=settings.organization,
         ca_days=settings.ca_days,
@@ -46,5 +36,4 @@ def build_pki_config(
             client=role == "frontend",
             server=True,
         ),
-        metrics_dir=metrics_dir,
     )

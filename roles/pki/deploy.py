@@ -7,19 +7,22 @@ from pathlib import Path
 
 from pyinfra.api import deploy
 
-from roles.files import HostFiles, host_files
-from roles.packages import install_packages
-from roles.pki.ca import load_or_create_ca
-from roles.pki.config import CA_CERT, HOST_CERT, HOST_KEY, METRICS_SCRIPT, METRICS_UNIT, PKI_DIR, PkiConfig
-from roles.pki.operations import host_certificate, private_key
-from roles.templates import TEMPLATES, rendered
-from roles.units import timer_job, timer_job_files
+from roles.common.ca import load_or_create_ca
+from roles.common.files import HostFiles, host_files
+from roles.common.packages import install_packages
+from roles.common.templates import TEMPLATES, rendered
+from roles.common.tls import CA_CERT, HOST_CERT, HOST_KEY, PKI_DIR, host_certificate, private_key
+from roles.common.units import timer_job, timer_job_files
+from roles.pki.config import METRICS_SCRIPT, METRICS_UNIT, PkiConfig
+
+PROGRAMS = Path(__file__).resolve().parent / "programs"  # run on the hosts
 
 
 @deploy("Site PKI")
 def pki(config: PkiConfig, installed_packages: frozenset[str] = frozenset()):
     """Returns the operations that change TLS material, for the services that must reload on them."""
-    ca = load_or_create_ca(Path(config.ca_dir), config.organization, config.ca_days)
+    issuance = config.issuance
+    ca = load_or_create_ca(Path(issuance.ca_dir), issuance.organization, issuance.ca_days)
     install_packages("Install openssl", ["openssl"], installed_packages)
     known = host_files(PKI_DIR, CA_CERT, config.metrics_dir, METRICS_SCRIPT, *timer_job_files(METRICS_UNIT))
     known.directory(name=f"Create {PKI_DIR}", path=PKI_DIR, mode="755", user="root", group="root")
@@ -35,12 +38,7 @@ def pki(config: PkiConfig, installed_packages: frozenset[str] = frozenset()):
         name="Keep this host's certificate issued by the site CA",
         key_path=HOST_KEY,
         cert_path=HOST_CERT,
-        ca_dir=config.ca_dir,
-        spec=config.spec,
-        organization=config.organization,
-        ca_days=config.ca_days,
-        cert_days=config.cert_days,
-        renew_before_days=config.renew_before_days,
+        issuance=issuance,
     )
     _expiry_metrics(config, known, tls_changes=(ca_cert, certificate))
     return ca_cert, certificate
@@ -51,7 +49,7 @@ def _expiry_metrics(config: PkiConfig, known: HostFiles, tls_changes):
     known.directory(name=f"Create the textfile metrics directory {config.metrics_dir}", path=config.metrics_dir)
     script = known.put(
         name="Install the certificate expiry metrics script",
-        src=str(TEMPLATES / "pki" / "certificate-expiry-metrics.sh"),
+        src=str(PROGRAMS / "certificate-expiry-metrics.sh"),
         dest=METRICS_SCRIPT,
         mode="755",
     )

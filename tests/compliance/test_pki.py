@@ -9,8 +9,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from roles.common.tls import CA_CERT, HOST_CERT, HOST_KEY
 from roles.monitor.config import PROBE_CERT, PROBE_KEY, PROBE_USER
-from roles.pki.config import CA_CERT, HOST_CERT, HOST_KEY
 from tests.compliance.conftest import control
 
 PAIRS = {"host": (HOST_KEY, HOST_CERT, "root"), "probe": (PROBE_KEY, PROBE_CERT, PROBE_USER)}
@@ -65,7 +65,7 @@ def test_PKI_03_trusted_ca(host, site_ca):
 @control("PKI-04", "The certificate names the host's inventory names and address", impact=0.8)
 def test_PKI_04_subject_alternative_names(host, site, host_name):
     """TLS checks the name a peer connects to: a host renamed or readdressed needs a new certificate."""
-    spec = site.pki_config(host_name).spec
+    spec = site.pki_config(host_name).issuance.spec
     names = certificate(host, HOST_CERT).extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     have = (set(names.get_values_for_type(x509.DNSName)), {str(a) for a in names.get_values_for_type(x509.IPAddress)})
     assert have == (set(spec.dns_names), set(spec.ip_addresses))
@@ -76,7 +76,7 @@ def test_PKI_04_subject_alternative_names(host, site, host_name):
 def test_PKI_05_not_expiring(host, site, host_name, spec, pair):
     """Inside the window a deploy would reissue it; a certificate there means no deploy has run for too long."""
     skip_probe_on_backends(pair, spec)
-    window = dt.timedelta(days=site.pki_config(host_name).renew_before_days)
+    window = dt.timedelta(days=site.pki_config(host_name).issuance.renew_before_days)
     not_after = certificate(host, PAIRS[pair][1]).not_valid_after_utc
     assert not_after - dt.datetime.now(dt.UTC) > window, f"expires {not_after:%Y-%m-%d}, within {window.days} days"
 

@@ -11,6 +11,8 @@ import urllib.request
 
 import pytest
 
+from roles.common.tls import CA_CERT
+from roles.common.units import UnitState
 from roles.gateway.config import AUDIT_UNIT
 from roles.gateway.config import CONFIG_FILE as GATEWAY_CONFIG
 from roles.gateway.config import ENV_FILE as GATEWAY_ENV
@@ -22,8 +24,6 @@ from roles.model_server.config import UNIT as MODEL_UNIT
 from roles.model_server.config import VENV
 from roles.monitor.config import NODE_EXPORTER_UNIT, PROBE_UNIT, PROMETHEUS_UNIT
 from roles.monitor.rules import render_rules
-from roles.pki.config import CA_CERT
-from roles.units import UnitState
 from tests.compliance.conftest import control
 from tests.support.prometheus import api, prometheus_url
 from tests.support.remote import hardening_exposure, listening_addresses

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from roles.base.config import BaseConfig, HostSpec
+from roles.base.config import BaseConfig
 from roles.base.deploy import PACKAGES, SYSCTL_FILE, THP_TMPFILES
+from roles.common.names import HostSpec
 
 BLOCK_BEGIN = "# BEGIN clawlan managed hosts\n"
 BLOCK_END = "# END clawlan managed hosts\n"

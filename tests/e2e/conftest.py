@@ -15,7 +15,7 @@ import pytest
 
 from lab.core import INVENTORY, Lab
 from lab.runner import REPO, run_pyinfra
-from roles.site import load_inventory, site_from_inventory
+from roles.inventory import load_inventory, site_from_inventory
 from tests.support.hosts import remote_host
 
 LAB_INVENTORY = str(INVENTORY.relative_to(REPO))

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from lab.core import INVENTORY
-from roles.site import load_inventory
+from roles.inventory import load_inventory
 from tests.e2e.base_checks import CHECKS, active_swaps, hosts_block
 from tests.e2e.conftest import deploy
 from tests.support.hosts import remote_host

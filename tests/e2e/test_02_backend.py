@@ -17,9 +17,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from lab.paths import TINY_MODEL
 from lab.runner import PYINFRA, REPO
+from roles.common.ca import CertSpec, load_or_create_ca, sign_csr
+from roles.common.tls import CA_CERT, HOST_CERT, HOST_KEY
 from roles.model_server.config import CONFIG_FILE, SECRETS_FILE, UNIT
-from roles.pki.ca import CertSpec, load_or_create_ca, sign_csr
-from roles.pki.config import CA_CERT, HOST_CERT, HOST_KEY
 from tests.e2e.conftest import LAB_INVENTORY, deploy
 from tests.support.file_server import FileServer
 from tests.support.remote import curl, hardening_exposure, listening_addresses, put_text, unit_property
@@ -86,7 +86,7 @@ def test_refused_without_a_client_certificate(front, endpoint):
 def foreign_client(front, tmp_path_factory, site):
     """A client certificate that carries the frontend's own identity but comes from another CA."""
     other = load_or_create_ca(tmp_path_factory.mktemp("other") / "pki", "clawlan", 30)
-    return _install_client(front, other, site.pki_config(FRONTEND).spec, "/root/foreign")
+    return _install_client(front, other, site.pki_config(FRONTEND).issuance.spec, "/root/foreign")
 
 
 @pytest.fixture(scope="module")

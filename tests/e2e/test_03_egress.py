@@ -49,7 +49,7 @@ def test_a_stream_through_the_egress_proxy_arrives_token_by_token(front, egress_
 def test_the_backend_saw_the_frontends_certificate(front, egress_url, hosts, site):
     ask(front, egress_url)
     log = hosts[BACKEND].check_output("tail -n 1 /var/log/nginx/clawlan-llm.access.log")
-    assert f'"{site.pki_config(FRONTEND).spec.subject_dn()}"' in log and " 200 " in log
+    assert f'"{site.pki_config(FRONTEND).issuance.spec.subject_dn()}"' in log and " 200 " in log
 
 
 def test_the_api_key_is_still_required(front, egress_url):

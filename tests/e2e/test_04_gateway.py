@@ -114,7 +114,7 @@ def test_a_chat_through_the_gateway_is_answered_by_the_backends_model(gateway_ur
     assert answer.strip()
     assert backend_requests(hosts) > before  # the answer came through the backend's mutual-TLS port
     last = hosts[BACKEND].check_output(f"tail -n 1 {BACKEND_LOG}")
-    assert f'"{site.pki_config(FRONTEND).spec.subject_dn()}"' in last and " 200 " in last
+    assert f'"{site.pki_config(FRONTEND).issuance.spec.subject_dn()}"' in last and " 200 " in last
 
 
 @pytest.mark.parametrize("credential", [None, "not-the-token"], ids=["no token", "wrong token"])

@@ -14,10 +14,10 @@ import urllib.request
 
 import pytest
 
+from roles.common.tls import HOST_KEY
 from roles.model_server.config import UNIT as MODEL_UNIT
 from roles.monitor.config import PROBE_KEY, PROBE_UNIT, PROBE_USER
 from roles.monitor.rules import render_rules
-from roles.pki.config import HOST_KEY
 from tests.e2e.conftest import deploy
 from tests.support.prometheus import api, prometheus_url
 from tests.support.remote import curl, hardening_exposure

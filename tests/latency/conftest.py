@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from roles.site import load_inventory, site_from_inventory
+from roles.inventory import load_inventory, site_from_inventory
 from tests.support.chats import path_targets, run_chats
 from tests.support.hosts import remote_host
 from tests.support.stats import summarize
@@ -33,7 +33,7 @@ from tests.support.stats import summarize
 REPO = Path(__file__).resolve().parents[2]
 PATHS = ("gateway", "backend")
 SUMMARIES = pytest.StashKey[dict[str, dict[str, Any]]]()  # path -> summary, for the table at the end
-TARGETS = pytest.StashKey[Any]()  # the site's MonitorSettings, whose target_* the tests hold the paths to
+TARGETS = pytest.StashKey[Any]()  # the site's LatencyTargets, which the tests hold the paths to
 SITE = pytest.StashKey[Any]()  # the inventory's Site, loaded once, when the session's tests are known
 FRONTEND = pytest.StashKey[str]()  # the first frontend's name: where both paths' chats start
 WARMED_UP = pytest.StashKey[Future]()  # the frontend's connection, once the warm-up chats are done
@@ -160,7 +160,7 @@ def measured(request, site, frontend, frontend_host) -> Measured:
     expected = expected_tokens(path, target)
     summary = summarize(chats, expected_tokens=expected)
     request.config.stash[SUMMARIES][path] = summary
-    request.config.stash[TARGETS] = site.monitor
+    request.config.stash[TARGETS] = site.latency
     return Measured(path=path, target=target, chats=chats, expected_tokens=expected, summary=summary)
 
 
@@ -199,6 +199,6 @@ def pytest_terminal_summary(terminalreporter, config):
     targets = config.stash.get(TARGETS, None)
     if targets is not None:
         write(
-            f"targets: TTFT p99 <= {_ms(targets.target_ttft_p99_s)}, ITL p99 <= {_ms(targets.target_inter_token_p99_s)}"
-            f", tokens/s median >= {targets.target_tokens_per_second:g}"
+            f"targets: TTFT p99 <= {_ms(targets.ttft_p99_s)}, ITL p99 <= {_ms(targets.inter_token_p99_s)}"
+            f", tokens/s median >= {targets.tokens_per_second:g}"
         )

@@ -1,4 +1,4 @@
-"""Each path's chats, measured once per session (conftest.py), against the site's targets (``monitor_target_*``).
+"""Each path's chats, measured once per session (conftest.py), against the site's targets (``latency_*``).
 
 Every test runs once per path ("gateway", "backend"); a figure that could not be computed (every chat failed)
 fails the test that needs it rather than passing unseen.
@@ -31,7 +31,7 @@ def test_no_chat_is_cut_short(measured):
 
 
 def test_ttft_p99_meets_the_target(measured, site):
-    target = site.monitor.target_ttft_p99_s
+    target = site.latency.ttft_p99_s
     p99 = measured.summary["ttft_p99_s"]
     assert p99 is not None, f"no chat answered: {_first_failures(measured)}"
     assert p99 <= target, (
@@ -41,7 +41,7 @@ def test_ttft_p99_meets_the_target(measured, site):
 
 
 def test_inter_token_p99_meets_the_target(measured, site):
-    target = site.monitor.target_inter_token_p99_s
+    target = site.latency.inter_token_p99_s
     p99 = measured.summary["inter_token_p99_s"]
     assert p99 is not None, "no chat streamed two chunks: no gap to measure"
     assert p99 <= target, (
@@ -52,7 +52,7 @@ def test_inter_token_p99_meets_the_target(measured, site):
 
 
 def test_decode_speed_meets_the_target(measured, site):
-    target = site.monitor.target_tokens_per_second
+    target = site.latency.tokens_per_second
     median = measured.summary["tokens_per_second_median"]
     assert median is not None, "no chat streamed two chunks: no decode speed to measure"
     assert median >= target, f"median decode speed {median:.1f} tokens/s < target {target:g}"

@@ -2,8 +2,8 @@
 
     python3 chat_runner.py SPEC.json COUNT CONCURRENCY ROUND_LOCK
 
-Standard library only, beside roles/probe/stream.py: it runs on the hosts' Debian python3. It runs as root and
-reads the bearer token itself from the EnvironmentFile the spec names, so the secret is in neither the spec nor
+Standard library only, beside roles/monitor/programs/stream.py: it runs on the hosts' Debian python3. It runs as root
+and reads the bearer token itself from the EnvironmentFile the spec names, so the secret is in neither the spec nor
 a command line, and never in what it prints. ROUND_LOCK is the probe's round lock file: a probe on the host keeps
 off the model while the chats run, so they measure the path, not the path queueing behind a probe round.
 """

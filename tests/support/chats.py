@@ -1,7 +1,7 @@
 """Streamed chats run on an appliance host, their timings brought back: the latency suite's and the benchmark's client.
 
 The chats start on the host itself (a frontend for the users' paths, the backend for the direct baseline), so what
-is measured is the appliance's path, not this machine's link to it. Each chat is roles/probe/stream.py's
+is measured is the appliance's path, not this machine's link to it. Each chat is roles/monitor/programs/stream.py's
 ``stream_chat``, the probe's own client, driven by chat_runner.py.
 """
 
@@ -16,13 +16,13 @@ import weakref
 from pathlib import Path
 from typing import Any
 
+from roles.common.tls import CA_CERT
 from roles.gateway.config import ENV_FILE as GATEWAY_ENV_FILE
 from roles.monitor.config import PROBE_CERT, PROBE_KEY, PROBE_ROUND_LOCK
-from roles.pki.config import CA_CERT
 from tests.support.remote import put_text
 
 REMOTE_DIR = "/tmp/clawlan-chats"
-STREAM_SOURCE = Path(__file__).resolve().parents[2] / "roles" / "probe" / "stream.py"
+STREAM_SOURCE = Path(__file__).resolve().parents[2] / "roles" / "monitor" / "programs" / "stream.py"
 RUNNER_SOURCE = Path(__file__).with_name("chat_runner.py")
 RUNNER = f"{REMOTE_DIR}/chat_runner.py"
 # What a spec may hold: where the secret is, never the secret; anything else is refused before it is uploaded.

@@ -19,13 +19,13 @@ from pathlib import Path
 import pytest
 from prometheus_client.utils import floatToGoString
 
-from roles.base.config import HostSpec
+from roles.common.names import HostSpec
 from roles.gateway.config import AUDIT_MAX_AGE_S
 from roles.monitor.config import AlertThresholds, build_prometheus_config
+from roles.monitor.programs.collector import TTFT_BUCKETS
 from roles.monitor.rules import gib_to_bytes, number, prometheus_duration, render_rules, ttft_window_s
 from roles.monitor.settings import MonitorSettings
 from roles.pki.settings import PkiSettings
-from roles.probe.collector import TTFT_BUCKETS
 
 HOSTS = [
     HostSpec("lab-front", "10.0.0.10", "frontend", 16, 4),
@@ -67,7 +67,9 @@ ALERTS = (
 def thresholds(**monitor_settings) -> AlertThresholds:
     """Thresholds as the deploy builds them from the inventory (here: the defaults, plus any given setting)."""
     settings = MonitorSettings(**monitor_settings)
-    return build_prometheus_config(settings, HOSTS, HOSTS[0], PkiSettings().renew_before_days).thresholds
+    return build_prometheus_config(
+        settings, HOSTS, HOSTS[0], PkiSettings().renew_before_days, AUDIT_MAX_AGE_S
+    ).thresholds
 
 
 DEFAULTS = thresholds()

@@ -10,9 +10,9 @@ from io import StringIO
 
 import pytest
 
-from roles.accounts import PasswdEntry
-from roles.files import UNCHANGED, FileStates, HostFiles, content_sha1, parse_states
-from roles.units import UnitState
+from roles.common.accounts import PasswdEntry
+from roles.common.files import UNCHANGED, FileStates, HostFiles, content_sha1, parse_states
+from roles.common.units import UnitState
 
 
 @pytest.fixture

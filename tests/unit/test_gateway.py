@@ -6,10 +6,10 @@ import json
 
 import pytest
 
+from roles.common.templates import render
 from roles.gateway.config import preflight
 from roles.gateway.settings import GatewaySettings, node_version_problem
-from roles.site import build_site
-from roles.templates import render
+from roles.inventory import build_site
 from tests.unit.test_inventory_validation import good_hosts
 
 

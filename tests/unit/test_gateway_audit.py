@@ -1,4 +1,4 @@
-"""The gateway's security audit program (roles/gateway/audit.py): its report, its staleness rule, its metrics.
+"""The gateway's security audit program (roles/gateway/programs/audit.py): its report, its staleness rule, its metrics.
 
 The audit itself is a stand-in script here; the real openclaw audit runs in the e2e suite.
 """
@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from roles.gateway import audit
+from roles.common.templates import render
 from roles.gateway.config import AUDIT_COMMAND, AUDIT_PROGRAM, AUDIT_REPORT, CONFIG_FILE, ENV_FILE, STATE_DIR
-from roles.site import load_inventory, site_from_inventory
-from roles.templates import render
+from roles.gateway.programs import audit
+from roles.inventory import load_inventory, site_from_inventory
 
 PROGRAM = Path(audit.__file__)
 REPO = Path(__file__).resolve().parents[2]

@@ -1,8 +1,8 @@
 """The backend's nginx: TLS 1.3, client certificates of frontends only, streaming untouched."""
 
+from roles.common.templates import render
 from roles.mtls.config import build_egress_config, build_ingress_config
 from roles.mtls.settings import MtlsSettings
-from roles.templates import render
 
 FRONTEND_DN = "CN=front.home.arpa,OU=frontend,O=clawlan"
 

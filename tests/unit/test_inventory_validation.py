@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from roles.settings import InventoryError
-from roles.site import build_site, load_inventory, site_from_inventory
+from roles.common.settings import InventoryError
+from roles.inventory import build_site, load_inventory, site_from_inventory
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -89,12 +89,24 @@ CASES = {
     ),
     "cores as a fraction": (lambda h: h["front"][1].update(hw_cpu_cores=3.5), ("front", "hw_cpu_cores")),
     "alias to a group with no host": (
-        lambda h: h["front"][1].update(base_host_aliases={"llm": "gpu"}),
-        ("front", "base_host_aliases"),
+        lambda h: [data.update(base_host_aliases={"llm": "gpu"}) for _, data in h.values()],
+        ("*", "base_host_aliases"),
     ),
     "alias that is a host name": (
-        lambda h: h["front"][1].update(base_host_aliases={"back": "backend"}),
-        ("front", "base_host_aliases"),
+        lambda h: [data.update(base_host_aliases={"back": "backend"}) for _, data in h.values()],
+        ("*", "base_host_aliases"),
+    ),
+    "aliases differ between hosts (the site's names are worked out once)": (
+        lambda h: h["front"][1].update(base_host_aliases={"model": "backend"}),
+        ("*", "base_host_aliases"),
+    ),
+    "extra hosts differ between hosts (every box pins the same block)": (
+        lambda h: h["front"][1].update(base_extra_hosts={"nas": "10.0.0.5"}),
+        ("*", "base_extra_hosts"),
+    ),
+    "a key renamed since (monitor_target_* are the latency suite's)": (
+        lambda h: h["front"][1].update(monitor_target_ttft_p99_s=0.7),
+        ("front", "monitor_target_ttft_p99_s"),
     ),
     "extra host without an address": (
         lambda h: h["front"][1].update(base_extra_hosts={"nas": "nas.lan"}),
@@ -221,7 +233,7 @@ def test_a_malformed_inventory_stops_pyinfra_before_it_connects(tmp_path):
     (tmp_path / "group_data").symlink_to(REPO / "inventory" / "group_data")
     inventory = tmp_path / "bad.py"
     inventory.write_text(
-        "from roles.site import check_inventory\n"
+        "from roles.inventory import check_inventory\n"
         "frontend = [('f', {'ssh_hostname': '127.0.0.2', 'hw_memory_gib': 4, 'hw_cpu_cores': 1})]\n"
         "backend = [('b', {'ssh_hostname': '127.0.0.3', 'hw_memory_gib': 4, 'hw_cpu_cores': 1,"
         " 'base_swap_size_mib': 2048})]\n"

@@ -6,11 +6,11 @@ import pytest
 
 from lab.paths import TINY_MODEL_SHA256
 from lab.tiny_model import generate
-from roles.base.config import HostSpec
+from roles.common.names import HostSpec
+from roles.common.templates import render
 from roles.model_server.config import build_model_server_config, model_file_name
 from roles.model_server.operations import build_key, is_native
 from roles.model_server.settings import PORTABLE_CPU, ModelServerSettings
-from roles.templates import render
 
 BACKEND = HostSpec("back", "10.0.0.20", "backend", 128, 16)
 SETTINGS = ModelServerSettings(model_source="https://nas/models/qwen.gguf", model_sha256="ab" * 32)

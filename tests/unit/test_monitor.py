@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from roles.common.templates import render
+from roles.inventory import build_site
 from roles.monitor.config import (
     NODE_EXPORTER_UNIT,
     PROBE_CERT,
@@ -20,8 +22,6 @@ from roles.monitor.config import (
     WATCHED_UNITS,
 )
 from roles.monitor.rules import render_rules
-from roles.site import build_site
-from roles.templates import render
 from tests.unit.test_inventory_validation import good_hosts, with_change
 
 FRONT, BACK = "10.0.0.10", "10.0.0.20"
@@ -99,8 +99,8 @@ def test_the_probe_unit_reads_its_secrets_from_the_environment_file_and_talks_on
 
 
 def test_the_probes_certificate_carries_the_frontends_identity(site):
-    assert site.probe_config("front").pki.spec == site.pki_config("front").spec
-    assert site.probe_config("front").pki.spec.subject_dn() in site.ingress_config("back").allowed_client_dns
+    assert site.probe_config("front").issuance.spec == site.pki_config("front").issuance.spec
+    assert site.probe_config("front").issuance.spec.subject_dn() in site.ingress_config("back").allowed_client_dns
 
 
 def test_prometheus_scrapes_every_exporter_and_probe_by_inventory_name(site):

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from roles.pki.ca import CertSpec, load_or_create_ca, reissue_reason, sign_csr
+from roles.common.ca import CertSpec, load_or_create_ca, reissue_reason, sign_csr
 
 NOW = dt.datetime(2026, 11, 21, tzinfo=dt.UTC)
 WINDOW = dt.timedelta(days=30)

@@ -18,7 +18,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
-from roles.probe.collector import (
+from roles.monitor.programs.collector import (
     INTER_TOKEN_BUCKETS,
     TTFT_BUCKETS,
     LatencyProbeCollector,
@@ -29,7 +29,7 @@ from roles.probe.collector import (
     stream_chat,
     target_from_config,
 )
-from roles.probe.stream import probe_rounds_held
+from roles.monitor.programs.stream import probe_rounds_held
 
 API_KEY = "s3cret"
 REPO = Path(__file__).resolve().parents[2]
@@ -356,7 +356,7 @@ def test_a_round_is_skipped_and_counted_while_a_latency_check_holds_the_round_lo
 # e2e suite shares the session) a blocking flock would stop this whole process, the probe's round with it.
 CHECK_SIDE = """
 import sys, time
-from roles.probe.stream import probe_rounds_held
+from roles.monitor.programs.stream import probe_rounds_held
 with probe_rounds_held(sys.argv[1]) as held:
     assert held
     print(time.time())
@@ -571,7 +571,7 @@ def test_target_from_config_reads_the_token_from_the_named_environment_variable(
 def test_the_probe_runs_from_its_two_files_as_installed_on_a_host(tmp_path):
     """On the frontend the modules sit in /opt/clawlan/probe, outside this repository's packages."""
     for module in ("collector.py", "stream.py"):
-        (tmp_path / module).write_text((REPO / "roles" / "probe" / module).read_text())
+        (tmp_path / module).write_text((REPO / "roles" / "monitor" / "programs" / module).read_text())
     result = subprocess.run([sys.executable, str(tmp_path / "collector.py")], capture_output=True, text=True,
                             cwd="/", env={"PATH": "/usr/bin:/bin"})  # fmt: skip
     assert result.returncode != 0

@@ -2,9 +2,10 @@
 
 import re
 
-from roles.base.config import HostSpec, build_base_config
+from roles.base.config import build_base_config
 from roles.base.settings import BaseSettings
-from roles.templates import render
+from roles.common.names import HostSpec, site_names
+from roles.common.templates import render
 
 HOSTS = [
     HostSpec("front", "10.0.0.10", "frontend", 16, 4),
@@ -13,7 +14,9 @@ HOSTS = [
 
 
 def config(**settings):
-    return build_base_config(BaseSettings(**settings), HOSTS[1], HOSTS)
+    base = BaseSettings(**settings)
+    names = site_names(HOSTS, base.dns_domain, base.host_aliases, base.extra_hosts)
+    return build_base_config(base, HOSTS[1], names.hosts_entries)
 
 
 def test_sysctl_file_gives_every_value_a_reason():

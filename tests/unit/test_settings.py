@@ -4,7 +4,7 @@ from typing import Literal
 
 import pytest
 
-from roles.settings import type_error
+from roles.common.settings import type_error
 
 
 @pytest.mark.parametrize(

@@ -3,8 +3,9 @@
 import pytest
 
 from roles.base import sizing
-from roles.base.config import HostSpec, swap_size_mib
+from roles.base.config import swap_size_mib
 from roles.base.settings import BaseSettings
+from roles.common.names import HostSpec
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,8 @@ The probe runs on its own clock, not on each scrape: the model server has a sing
 probing would multiply its load by the number of scrapers and let a slow scrape queue behind real users.
 Scrapes only read what the last probes recorded.
 
-Run as ``python -m roles.probe.collector CONFIG.json`` (on a host: ``python3 collector.py CONFIG.json`` beside
-stream.py).
+Run as ``python -m roles.monitor.programs.collector CONFIG.json`` (on a host: ``python3 collector.py CONFIG.json``
+beside stream.py).
 """
 
 from __future__ import annotations
@@ -29,7 +29,14 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.utils import floatToGoString
 
 try:
-    from roles.probe.stream import ProbeError, ProbeResult, Target, client_tls_context, probe_round, stream_chat
+    from roles.monitor.programs.stream import (
+        ProbeError,
+        ProbeResult,
+        Target,
+        client_tls_context,
+        probe_round,
+        stream_chat,
+    )
 except ImportError:  # on a host: installed beside stream.py, outside this repository's packages
     from stream import (  # type: ignore[no-redef]
         ProbeError,

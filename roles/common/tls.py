@@ -1,17 +1,39 @@
-"""Operations of the pki role: the host makes its key and CSR, the control machine signs."""
+"""The site's TLS material on a host: its paths, and the operations that keep a key (made on the host) and a
+certificate from the site CA (the host makes the CSR, the control machine signs).
+
+Shared by the pki role (each host's own identity) and the monitor role (the probe's own key).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import shlex
+from dataclasses import dataclass
 from pathlib import Path
 
 from pyinfra import host
 from pyinfra.api import FunctionCommand, operation
 from pyinfra.facts.files import File, FileContents
 
-from roles.pki.ca import CertSpec, load_or_create_ca, not_after, reissue_reason, sign_csr
-from roles.pki.facts import PublicKeyPem
+from roles.common.ca import CertSpec, load_or_create_ca, not_after, reissue_reason, sign_csr
+from roles.common.tls_facts import PublicKeyPem
+
+PKI_DIR = "/etc/clawlan/pki"
+HOST_KEY = f"{PKI_DIR}/host.key"
+HOST_CERT = f"{PKI_DIR}/host.crt"
+CA_CERT = f"{PKI_DIR}/ca.crt"
+
+
+@dataclass(frozen=True)
+class Issuance:
+    """One certificate the site CA keeps issued: for whom (``spec``) and on what terms."""
+
+    ca_dir: str  # on the control machine
+    organization: str
+    ca_days: int
+    cert_days: int
+    renew_before_days: int
+    spec: CertSpec
 
 
 @operation()
@@ -33,40 +55,36 @@ def private_key(path: str, owner: str = "root"):
 
 
 @operation()
-def host_certificate(
-    key_path: str, cert_path: str, ca_dir: str, spec: CertSpec, organization: str, ca_days: int,
-    cert_days: int, renew_before_days: int,
-):  # fmt: skip
+def host_certificate(key_path: str, cert_path: str, issuance: Issuance):
     """Keep a certificate from the site CA for the host's own key, with the inventory's names.
 
     Reissued when missing, from another CA, for another key, for other names, or within
     ``renew_before_days`` of expiry; otherwise left alone.
     """
-    ca = load_or_create_ca(Path(ca_dir), organization, ca_days)
+    ca = load_or_create_ca(Path(issuance.ca_dir), issuance.organization, issuance.ca_days)
     cert_lines = host.get_fact(FileContents, path=cert_path)
     cert_pem = "\n".join(cert_lines) + "\n" if cert_lines else None
     reason = reissue_reason(
         cert_pem,
         ca.cert,
         host.get_fact(PublicKeyPem, key_path=key_path),
-        spec,
-        dt.timedelta(days=renew_before_days),
+        issuance.spec,
+        dt.timedelta(days=issuance.renew_before_days),
     )
     if reason is None:
         host.noop(f"certificate valid until {not_after(cert_pem):%Y-%m-%d}")
         return
-    yield FunctionCommand(_issue, (key_path, cert_path, ca_dir, spec, organization, ca_days, cert_days), {})
+    yield FunctionCommand(_issue, (key_path, cert_path, issuance), {})
 
 
-def _issue(state, host, key_path, cert_path, ca_dir, spec, organization, ca_days, cert_days):
+def _issue(state, host, key_path: str, cert_path: str, issuance: Issuance):
     """Runs at execution time: fetch a CSR made from the host's key, sign it here, install the certificate."""
     sudo = {"_sudo": True} if host.data.get("_sudo") else {}
     ok, output = host.run_shell_command(f"openssl req -new -key {shlex.quote(key_path)} -subj /CN=csr", **sudo)
     if not ok:
         raise RuntimeError(f"could not make a CSR on {host.name}: {output.stderr}")
-    certificate = sign_csr(
-        load_or_create_ca(Path(ca_dir), organization, ca_days), output.stdout + "\n", spec, cert_days
-    )
+    ca = load_or_create_ca(Path(issuance.ca_dir), issuance.organization, issuance.ca_days)
+    certificate = sign_csr(ca, output.stdout + "\n", issuance.spec, issuance.cert_days)
     partial = shlex.quote(f"{cert_path}.partial")
     ok, output = host.run_shell_command(
         f"cat > {partial} <<'PEM'\n{certificate}PEM\nchmod 644 {partial} && mv {partial} {shlex.quote(cert_path)}",

@@ -1,4 +1,4 @@
-"""Facts the pki role reads: public material only (a public key), never a private key."""
+"""Facts about the site TLS material on a host: public material only (a public key), never a private key."""
 
 from __future__ import annotations
 

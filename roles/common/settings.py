@@ -47,10 +47,6 @@ def between(low: float, high: float) -> Callable[[Any], str | None]:
     return lambda value: None if low <= value <= high else f"must be between {low} and {high}, got {value!r}"
 
 
-def one_of(*choices: str) -> Callable[[Any], str | None]:
-    return lambda value: None if value in choices else f"must be one of {', '.join(choices)}; got {value!r}"
-
-
 def networks(value: tuple[str, ...]) -> str | None:
     """A non-empty list of IP networks (CIDR)."""
     import ipaddress

@@ -1,0 +1,1 @@
+"""Programs this role installs on the hosts (run there, not by pyinfra)."""
