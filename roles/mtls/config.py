@@ -33,6 +33,7 @@ class EgressConfig:
     connect_timeout_s: int
     connect_retries: int
     read_timeout_s: int
+    max_body_mib: int  # the same limit as the ingress: a request the egress admits, the backend admits too
     upstream_keepalive: int
     cert: str = HOST_CERT
     key: str = HOST_KEY
@@ -47,6 +48,7 @@ def build_egress_config(settings: MtlsSettings, upstream_name: str) -> EgressCon
         connect_timeout_s=settings.connect_timeout_s,
         connect_retries=settings.connect_retries,
         read_timeout_s=settings.read_timeout_s,
+        max_body_mib=settings.max_body_mib,
         upstream_keepalive=settings.upstream_keepalive,
     )
 

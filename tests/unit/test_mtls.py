@@ -1,4 +1,5 @@
-"""The backend's nginx: TLS 1.3, client certificates of frontends only, streaming untouched."""
+"""Both ends of the mtls role's path: the backend's ingress (TLS 1.3, frontends' client certificates only) and the
+frontend's egress proxy (verifies the backend by name, retries connections only); streaming untouched at both."""
 
 from roles.common.templates import render
 from roles.mtls.config import build_egress_config, build_ingress_config
@@ -67,3 +68,9 @@ def test_egress_retries_connections_not_requests():
     assert "proxy_next_upstream_tries 3;" in text
     assert "proxy_connect_timeout 7s;" in text
     assert "non_idempotent" not in text
+
+
+def test_both_ends_admit_the_same_largest_request():
+    """A request the frontend's proxy lets through must not be refused by the backend's, and the other way round."""
+    assert "client_max_body_size 24m;" in egress(max_body_mib=24)
+    assert "client_max_body_size 24m;" in rendered(max_body_mib=24)
