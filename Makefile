@@ -7,7 +7,7 @@ INVENTORY ?= inventory/lab.py
 # podman runs the lab hosts (with runc: crun refuses cgroup v1/v2 hybrid hosts); mmdebstrap builds their image.
 SYSTEM_PACKAGES := podman runc netavark aardvark-dns iptables mmdebstrap openssh-client python3-venv
 
-.PHONY: demo test unit lint bench check lab-up lab-down lab-status system-deps venv clean
+.PHONY: demo test unit lint docs bench check lab-up lab-down lab-status system-deps venv clean
 
 demo: system-deps venv ## Build the lab and deploy the appliance into it
 	$(BIN)/python -m lab up
@@ -25,6 +25,9 @@ unit: venv ## Unit tests only (no lab)
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+docs: venv ## README's settings tables, made from the settings classes (a unit test fails when they drift)
+	$(BIN)/python tools/docs.py
 
 bench: system-deps venv ## No-op re-run time of deploys/full.py on the lab
 	$(BIN)/python bench/noop_rerun.py

@@ -43,8 +43,24 @@ def setting(default: Any, doc: str, check: Callable[[Any], str | None] | None = 
     return dataclasses.field(metadata={"doc": doc, "check": check}, **kwargs)
 
 
-def between(low: float, high: float) -> Callable[[Any], str | None]:
-    return lambda value: None if low <= value <= high else f"must be between {low} and {high}, got {value!r}"
+@dataclass(frozen=True)
+class Between:
+    """A range check that can say what it accepts (README's settings tables show it)."""
+
+    low: float
+    high: float
+
+    def __call__(self, value: Any) -> str | None:
+        if self.low <= value <= self.high:
+            return None
+        return f"must be between {self.low} and {self.high}, got {value!r}"
+
+    def __str__(self) -> str:
+        return f"{self.low} to {self.high}" if self.low < 0 else f"{self.low}-{self.high}"
+
+
+def between(low: float, high: float) -> Between:
+    return Between(low, high)
 
 
 def networks(value: tuple[str, ...]) -> str | None:

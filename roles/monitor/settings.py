@@ -33,8 +33,9 @@ class MonitorSettings:
         "Seconds between probe rounds (start to start): a single-slot server gives ~1 % of its time to probing.",
         between(2, 3600),
     )
-    probe_timeout_s: int = setting(60, "Seconds a probe may take: a cold 13k-token prompt takes ~25 s on the reference",
-                                   between(1, 600))  # fmt: skip
+    probe_timeout_s: int = setting(
+        60, "Seconds a probe may take: a cold 13k-token prompt takes ~25 s on the reference box.", between(1, 600)
+    )
     probe_max_tokens: int = setting(16, "Tokens each probe asks for: enough gaps for inter-token latency, cheap.",
                                     between(2, 256))  # fmt: skip
     alert_memory_used_percent: float = setting(85.0, "Memory in use that raises an alert (the seeds' 85 %).",

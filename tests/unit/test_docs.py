@@ -1,0 +1,79 @@
+"""README's settings tables are made from the settings classes (tools/docs.py, make docs) and must not drift."""
+
+import dataclasses
+
+import pytest
+
+from roles.common.settings import Between, between
+from roles.inventory import HOST_KEYS, SETTINGS
+from tools import docs
+
+README = docs.README.read_text()
+
+
+@pytest.mark.parametrize("section", list(docs.sections()))
+def test_readme_table_is_what_make_docs_writes(section):
+    in_readme = docs.section_in(README, section)
+    assert in_readme is not None, (
+        f"README.md has no <!-- settings:{section} --> ... <!-- /settings:{section} --> markers; add them, "
+        "then run make docs"
+    )
+    assert in_readme == docs.sections()[section], (
+        f"README.md's settings table {section!r} differs from the settings classes: run make docs"
+    )
+
+
+@pytest.mark.parametrize("prefix, cls", SETTINGS.items())
+def test_every_setting_has_a_one_line_doc(prefix, cls):
+    for field in dataclasses.fields(cls):
+        doc = field.metadata.get("doc", "")
+        assert doc.strip() and "\n" not in doc, f"{prefix}_{field.name} needs a one-line doc in setting(...)"
+
+
+@pytest.mark.parametrize("prefix, cls", SETTINGS.items())
+def test_each_table_lists_every_key_of_its_class(prefix, cls):
+    table = docs.settings_table(prefix)
+    rows = [line.split(" | ")[0].removeprefix("| ") for line in table.splitlines() if line.startswith("| `")]
+    assert rows == [f"`{prefix}_{field.name}`" for field in dataclasses.fields(cls)]
+
+
+def test_host_table_lists_every_host_key():
+    table = docs.host_table()
+    assert all(f"| `{key}` |" in table for key in HOST_KEYS)
+
+
+def test_site_wide_keys_are_marked():
+    assert "(site-wide)" in docs.settings_table("base")  # base_dns_domain and the aliases
+    assert "Every `monitor_*` key is site-wide" in docs.settings_table("monitor")
+    assert "(site-wide)" not in docs.settings_table("model_server")
+
+
+@pytest.mark.parametrize(
+    "value, written",
+    [("", '""'), ((), "[]"), ({}, "{}"), (("a", "b"), '["a", "b"]'), ({"llm": "backend"}, '{"llm": "backend"}'),
+     (True, "True"), (4.0, "4.0"), (8443, "8443")],
+)  # fmt: skip
+def test_defaults_are_written_as_in_a_python_inventory(value, written):
+    assert docs.literal(value) == written
+
+
+def test_between_says_what_it_accepts():
+    assert docs.accepts(int, between(1, 65535)) == "whole number, 1-65535"
+    assert str(between(-1, 1000)) == "-1 to 1000"
+
+
+def test_between_gives_the_same_messages_as_before():
+    check = between(1, 65535)
+    assert isinstance(check, Between)
+    assert check(0) == "must be between 1 and 65535, got 0"
+    assert check(1) is None and check(65535) is None
+    assert between(0.01, 100)(0.001) == "must be between 0.01 and 100, got 0.001"
+    assert between(1, 2) == between(1, 2)  # a value: settings classes may compare their checks
+
+
+def test_check_names_the_stale_sections():
+    current = docs.update(README)
+    stale = current.replace("`base_swappiness` | `10`", "`base_swappiness` | `20`")
+    assert docs.out_of_date(current) == []
+    assert docs.out_of_date(stale) == ["base"]
+    assert docs.update(stale) == current

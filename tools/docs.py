@@ -1,0 +1,142 @@
+"""README's settings tables, made from the settings classes: each default and its reason is written once, there.
+
+    python tools/docs.py            rewrite the tables in README.md (make docs)
+    python tools/docs.py --check    exit 1, naming the tables, when README.md differs from what this makes
+
+A table sits between ``<!-- settings:PREFIX -->`` and ``<!-- /settings:PREFIX -->`` (PREFIX as in
+roles.inventory.SETTINGS, or ``host`` for the per-host keys); what is between the markers is replaced whole.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import re
+import sys
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+from roles.common.settings import Between
+from roles.inventory import HOST_KEYS, SETTINGS, SITE_WIDE, SITE_WIDE_PREFIXES
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+HOST = "host"
+
+
+def literal(value: Any) -> str:
+    """A value as one writes it in a Python inventory file."""
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(literal(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{literal(k)}: {literal(v)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
+def accepts(annotation: Any, check: Any = None) -> str:
+    """What a key accepts, in words, with the range of a ``between`` check."""
+    words = _words(annotation)
+    return f"{words}, {check}" if isinstance(check, Between) else words
+
+
+def _words(annotation: Any, plural: bool = False) -> str:
+    origin = get_origin(annotation)
+    if origin is Literal:
+        *most, last = (f"`{literal(a)}`" for a in get_args(annotation))
+        return f"{', '.join(most)} or {last}" if most else last
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_words(a, plural) for a in get_args(annotation))
+    if origin is tuple:
+        return f"list{'s' if plural else ''} of {_words(get_args(annotation)[0], plural=True)}"
+    if origin in (dict, Mapping):
+        key_type, value_type = get_args(annotation)
+        return f"mapping{'s' if plural else ''} of {_words(key_type)} to {_words(value_type)}"
+    if annotation is bool:
+        return "`True` or `False`"
+    word = {int: "whole number", float: "number", str: "string"}.get(annotation, getattr(annotation, "__name__", ""))
+    return word + "s" if plural else word
+
+
+def site_wide(key: str) -> bool:
+    return key in SITE_WIDE or key.startswith(SITE_WIDE_PREFIXES)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def settings_table(prefix: str) -> str:
+    cls = SETTINGS[prefix]
+    hints = typing.get_type_hints(cls)
+    keys = [f"{prefix}_{field.name}" for field in dataclasses.fields(cls)]
+    every_key_site_wide = all(site_wide(key) for key in keys)
+    lines = ["| key | default | accepts | meaning |", "| --- | --- | --- | --- |"]
+    for key, field in zip(keys, dataclasses.fields(cls), strict=True):
+        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+        meaning = field.metadata["doc"] + (" (site-wide)" if site_wide(key) and not every_key_site_wide else "")
+        cells = [f"`{key}`", f"`{literal(default)}`", accepts(hints[field.name], field.metadata.get("check")), meaning]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    if every_key_site_wide:
+        lines += ["", f"Every `{prefix}_*` key is site-wide: the same on every host."]
+    return "\n".join(lines)
+
+
+def host_table() -> str:
+    lines = ["| key | meaning |", "| --- | --- |"]
+    lines += [f"| `{key}` | {_cell(meaning)} |" for key, meaning in HOST_KEYS.items()]
+    return "\n".join(lines)
+
+
+def sections() -> dict[str, str]:
+    """Section name -> what belongs between its markers."""
+    tables = {prefix: settings_table(prefix) for prefix in SETTINGS} | {HOST: host_table()}
+    return {name: f"\n{table}\n\n" for name, table in tables.items()}
+
+
+def _marker(name: str) -> re.Pattern[str]:
+    name = re.escape(name)
+    return re.compile(rf"(<!-- settings:{name} -->\n)(.*?)(<!-- /settings:{name} -->)", re.DOTALL)
+
+
+def section_in(text: str, name: str) -> str | None:
+    """What README ``text`` has between the markers of section ``name``; None without the markers."""
+    match = _marker(name).search(text)
+    return match.group(2) if match else None
+
+
+def out_of_date(text: str) -> list[str]:
+    return [name for name, body in sections().items() if section_in(text, name) != body]
+
+
+def update(text: str) -> str:
+    for name, body in sections().items():
+        if section_in(text, name) is None:
+            raise SystemExit(f"README.md has no <!-- settings:{name} --> ... <!-- /settings:{name} --> markers")
+        text = _marker(name).sub(lambda m, body=body: m.group(1) + body + m.group(3), text, count=1)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only say whether README.md is up to date")
+    args = parser.parse_args(argv)
+    text = README.read_text()
+    if args.check:
+        stale = out_of_date(text)
+        if stale:
+            print(f"README.md is out of date in: {', '.join(stale)} (run make docs)", file=sys.stderr)
+            return 1
+        return 0
+    new = update(text)
+    if new != text:
+        README.write_text(new)
+        print("README.md: settings tables rewritten")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
