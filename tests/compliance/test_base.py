@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from roles.base.deploy import PACKAGES, SYSCTL_FILE
+import shlex
+
+from roles.base.deploy import PACKAGES, SYSCTL_FILE, THP_TMPFILES
 from tests.compliance.conftest import control
 
 BLOCK_BEGIN = "# BEGIN clawlan managed hosts\n"
 BLOCK_END = "# END clawlan managed hosts\n"
+SWAPON_UNIT = "clawlan-swapon.service"  # the role's unit that turns fstab swap on inside a container
 
 
 @control("BASE-01", "Kernel settings are live with the inventory's values", impact=0.7)
@@ -91,3 +94,70 @@ def test_BASE_08_packages(host):
 def test_BASE_09_time_sync(host):
     """Certificates are checked against the clock: a drifting clock breaks mutual TLS."""
     assert host.service("systemd-timesyncd").is_enabled
+
+
+@control("BASE-10", "Every pinned name resolves to its inventory address", impact=0.8)
+def test_BASE_10_pinned_names_resolve(host, site, host_name):
+    """The managed block (BASE-06) is only what the resolver should read: a line above it or another hosts source
+    would still send a name elsewhere. This asks the resolver itself, as every service on the box does."""
+    pinned = [(name, address) for address, names in site.base_config(host_name).hosts_entries for name in names]
+    # One command: each name and the first address the resolver gives for it (nothing when it does not resolve).
+    names = " ".join(shlex.quote(name) for name, _ in pinned)
+    first_address = """$(getent hosts "$n" | awk 'NR == 1 {print $1}')"""
+    output = host.check_output(f'for n in {names}; do echo "$n {first_address}"; done')
+    resolved = {line.split()[0]: (line.split()[1:] or [None])[0] for line in output.splitlines() if line.strip()}
+    wrong = {name: resolved.get(name) for name, address in pinned if resolved.get(name) != address}
+    assert not wrong, f"resolve elsewhere or not at all: {wrong}"
+
+
+@control("BASE-11", "Transparent huge pages modes persist across reboots", impact=0.3)
+def test_BASE_11_transparent_huge_pages_persisted(host, site, host_name):
+    """The sysfs modes (BASE-03) are lost at reboot: systemd-tmpfiles writes them back from this file at boot."""
+    config = site.base_config(host_name)
+    result = host.run(f"stat -c %a {THP_TMPFILES} && cat {THP_TMPFILES}")
+    assert result.rc == 0, f"{THP_TMPFILES} is missing"
+    file_mode, _, content = result.stdout.partition("\n")
+    assert file_mode == "644", f"{THP_TMPFILES} is {file_mode}, not 644"
+    missing = [
+        f"{knob} {mode}"
+        for knob, mode in (("enabled", config.thp_enabled), ("defrag", config.thp_defrag))
+        if f"transparent_hugepage/{knob} - - - - {mode}\n" not in content
+    ]
+    assert not missing, f"not persisted: {missing}"
+
+
+@control("BASE-12", "The swapfile is 0600 root at the configured size, absent without swap", impact=0.6)
+def test_BASE_12_swapfile(host, site, host_name):
+    """Swap holds pages of every process's memory (keys, prompts, answers): only root may read it. Its size is the
+    one the sizing rules chose; a swapfile left behind when the inventory says no swap is disk nobody counts."""
+    config = site.base_config(host_name)
+    result = host.run(f"stat -c '%U %a %s' {shlex.quote(config.swap_path)}")
+    if config.swap_size_mib == 0:
+        assert result.rc != 0, f"{config.swap_path} exists but the inventory says no swap"
+        return
+    assert result.rc == 0, f"{config.swap_path} is missing"
+    wanted = ["root", "600", str(config.swap_size_mib * 1024 * 1024)]
+    assert result.stdout.split() == wanted, f"{config.swap_path}: {result.stdout.strip()} (want {' '.join(wanted)})"
+
+
+@control("BASE-13", "fstab lists the swapfile exactly when there is swap", impact=0.5)
+def test_BASE_13_swapfile_in_fstab(host, site, host_name):
+    """Swap is turned on at boot from fstab (by systemd, or by clawlan-swapon.service in a container): without the
+    line swap is gone after a reboot; a line for a swapfile the inventory removed fails at every boot."""
+    config = site.base_config(host_name)
+    lines = host.file("/etc/fstab").content_string.splitlines()
+    expected = f"{config.swap_path} none swap sw 0 0"
+    others = [line for line in lines if line.split()[:1] == [config.swap_path] and line != expected]
+    if config.swap_size_mib == 0:
+        assert expected not in lines and not others, f"/etc/fstab lists {config.swap_path} but there is no swap"
+        return
+    assert expected in lines, f"/etc/fstab lacks {expected!r}"
+    assert not others, f"/etc/fstab has other entries for {config.swap_path}: {others}"
+
+
+@control("BASE-14", f"{SWAPON_UNIT} is enabled (swap at boot inside a container)", impact=0.4)
+def test_BASE_14_container_swapon_enabled(host):
+    """systemd ignores fstab swap entries inside a container; this unit turns them on there at boot (elsewhere its
+    condition skips it), so a containerised box keeps its swap across restarts like a real one."""
+    state = host.run(f"systemctl is-enabled {SWAPON_UNIT}").stdout.strip()
+    assert state == "enabled", f"{SWAPON_UNIT} is {state or 'not found'}"

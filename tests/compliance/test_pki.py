@@ -89,3 +89,13 @@ def test_PKI_06_certificate_matches_key(host, spec, pair):
     key_path, cert_path, _ = PAIRS[pair]
     public = host.check_output(f"openssl pkey -in {key_path} -pubout")
     assert serialization.load_pem_public_key(public.encode()) == certificate(host, cert_path).public_key()
+
+
+@control("PKI-07", "The probe's user cannot read the host's private key", impact=0.8, roles=("frontend",))
+def test_PKI_07_probe_cannot_read_the_host_key(host):
+    """The probe has a key of its own so that its process, which talks to the LAN, never holds the one nginx and the
+    egress proxy use: its user trying to read that key must be refused."""
+    # Anything read goes to /dev/null: a key that could be read never comes back over SSH or into a report.
+    result = host.run(f"runuser -u {PROBE_USER} -- cat {HOST_KEY} >/dev/null")
+    assert result.rc != 0, f"{PROBE_USER} can read {HOST_KEY}"
+    assert "Permission denied" in result.stderr, f"not refused for its permissions: {result.stderr.strip()}"

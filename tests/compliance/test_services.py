@@ -13,17 +13,20 @@ import pytest
 
 from roles.common.tls import CA_CERT
 from roles.common.units import UnitState
-from roles.gateway.config import AUDIT_UNIT
+from roles.gateway.config import AUDIT_REPORT, AUDIT_UNIT, NODE_ROOT, OPENCLAW_ROOT
 from roles.gateway.config import CONFIG_FILE as GATEWAY_CONFIG
 from roles.gateway.config import ENV_FILE as GATEWAY_ENV
 from roles.gateway.config import STATE_DIR as GATEWAY_STATE
 from roles.gateway.config import UNIT as GATEWAY_UNIT
 from roles.gateway.config import USER as GATEWAY_USER
+from roles.model_server.config import CONFIG_FILE as MODEL_CONFIG
 from roles.model_server.config import SECRETS_FILE as MODEL_ENV
 from roles.model_server.config import UNIT as MODEL_UNIT
+from roles.model_server.config import USER as MODEL_USER
 from roles.model_server.config import VENV
 from roles.monitor.config import NODE_EXPORTER_UNIT, PROBE_UNIT, PROMETHEUS_UNIT
 from roles.monitor.rules import render_rules
+from roles.pki.config import METRICS_UNIT as CERTIFICATE_METRICS_UNIT
 from tests.compliance.conftest import control
 from tests.support.prometheus import api, prometheus_url
 from tests.support.remote import hardening_exposure, listening_addresses
@@ -40,6 +43,29 @@ def file_mode(host, path) -> tuple[str, str, int]:
     item = host.file(path)
     assert item.exists, f"{path} is missing"
     return item.user, item.group, item.mode
+
+
+def unit_user(host, unit) -> str:
+    return host.check_output(f"systemctl show --property User --value {unit}")
+
+
+SEPARATOR = "--clawlan-compliance--"
+
+
+def places_holding(host, secret: str, unit: str, files: tuple[str, ...]) -> list[str]:
+    """Which of ``files`` and ``unit``'s main process command line contain ``secret``, read in one command.
+
+    The secret never goes to the host (no grep on a command line there): the texts come here and are searched
+    here, and nothing of them (nor the secret) goes into a failure message."""
+    assert secret, "the secret is empty on the control machine"
+    reads = " && ".join(f"cat {path} && echo {SEPARATOR}" for path in files)
+    pid = f"$(systemctl show --property MainPID --value {unit})"
+    # A unit that is not running has no command line (its own control says it is down).
+    result = host.run(f'{reads} && pid={pid} && {{ [ "$pid" = 0 ] || tr "\\0" " " < /proc/$pid/cmdline; }}')
+    status = result.rc
+    assert status == 0, f"could not read {', '.join(files)} and the command line of {unit} (exit {status})"
+    texts = result.stdout.split(SEPARATOR, len(files))
+    return [place for place, text in zip((*files, f"{unit}'s command line"), texts, strict=True) if secret in text]
 
 
 # --- LLM: the model server on the backend ---------------------------------------------------------------------
@@ -98,6 +124,22 @@ def test_LLM_06_model_server_hardening(host):
     assert hardening_exposure(host, MODEL_UNIT)[0] <= HARDENING_LIMIT
 
 
+@control("LLM-08", "The model server runs as its own user", impact=0.7, roles=("backend",))
+def test_LLM_08_model_server_user(host):
+    """Whatever a crafted request makes llama.cpp do, it does as this user: not root, not another service's."""
+    user = unit_user(host, MODEL_UNIT)
+    assert user == MODEL_USER, f"{MODEL_UNIT} runs as {user or 'root'}, not {MODEL_USER}"
+
+
+@control("LLM-09", "The API key is in no command line, unit or settings file", impact=0.8, roles=("backend",))
+def test_LLM_09_api_key_nowhere_else(host, site):
+    """Command lines are readable by every user on the box, units and settings files by anyone who reads /etc: the key
+    belongs in its root-only file (LLM-03) and nowhere else."""
+    key = site.model_server_api_key_file.read_text().strip()
+    leaked = places_holding(host, key, MODEL_UNIT, (MODEL_CONFIG, f"/etc/systemd/system/{MODEL_UNIT}"))
+    assert not leaked, f"the API key is in {leaked}"
+
+
 # --- GW: the gateway on the frontends ---------------------------------------------------------------------------
 
 
@@ -123,7 +165,11 @@ def test_GW_03_gateway_env_mode(host):
 @pytest.fixture
 def gateway_audit(_gateway_audits_started, host_name) -> tuple[int, dict]:
     """openclaw's security audit of this frontend, as the host keeps it: the audit's exit status and report."""
-    result = _gateway_audits_started[host_name].result(timeout=120)
+    return audit_record(_gateway_audits_started[host_name].result(timeout=120))
+
+
+def audit_record(result) -> tuple[int, dict]:
+    """The audit's exit status and report from what the audit program's ``show`` printed (conftest.GATEWAY_AUDIT)."""
     try:
         record = json.loads(result.stdout)
     except json.JSONDecodeError:
@@ -184,6 +230,53 @@ def test_GW_09_security_audit_scheduled(host):
     check_unit_running_and_enabled(host, f"{AUDIT_UNIT}.timer")
 
 
+@control("GW-10", "The gateway runs as its own user", impact=0.7, roles=("frontend",))
+def test_GW_10_gateway_user(host):
+    """The gateway parses what LAN clients send and runs an agent: as its own user it reaches its state, nothing
+    of root's or of the other services'."""
+    user = unit_user(host, GATEWAY_UNIT)
+    assert user == GATEWAY_USER, f"{GATEWAY_UNIT} runs as {user or 'root'}, not {GATEWAY_USER}"
+
+
+@control("GW-11", "The gateway token is in no command line, unit or config file", impact=0.8, roles=("frontend",))
+def test_GW_11_token_nowhere_else(host, site):
+    """The token opens the gateway to anyone holding it: it belongs in the root-only EnvironmentFile (GW-03), not in
+    openclaw's configuration, the unit or a command line."""
+    token = site.gateway_token_file.read_text().strip()
+    leaked = places_holding(host, token, GATEWAY_UNIT, (GATEWAY_CONFIG, f"/etc/systemd/system/{GATEWAY_UNIT}"))
+    assert not leaked, f"the gateway token is in {leaked}"
+
+
+@control("GW-12", "The security audit's report is 0600 root", impact=0.4, roles=("frontend",))
+def test_GW_12_audit_report_mode(host):
+    """The report lists the gateway's weak points; Prometheus gets counts from it, people with root the list."""
+    result = host.run(f"stat -c '%U %a' {AUDIT_REPORT}")
+    assert result.rc == 0, f"{AUDIT_REPORT} is missing"
+    assert result.stdout.split() == ["root", "600"], f"{AUDIT_REPORT}: {result.stdout.strip()}"
+
+
+@control("GW-13", "The security audit's unit is hardened", impact=0.4, roles=("frontend",))
+def test_GW_13_audit_hardening(host):
+    """The audit runs as root (it switches to the gateway's user for openclaw): its unit limits what it can touch."""
+    assert hardening_exposure(host, f"{AUDIT_UNIT}.service")[0] <= HARDENING_LIMIT
+
+
+@control("GW-14", "Nothing of other gateway versions is left", impact=0.3, roles=("frontend",))
+def test_GW_14_only_the_pinned_versions(host, site, host_name):
+    """An upgrade replaces the Node.js and openclaw it installed and their units: an old version left behind takes
+    disk, and one still installed could be started by hand or by a stale unit."""
+    config = site.gateway_config(host_name)
+    units = "systemctl list-units --all --plain --no-legend 'clawlan-gateway*'"
+    output = host.check_output(
+        f"ls {NODE_ROOT} && echo {SEPARATOR} && ls {OPENCLAW_ROOT} && echo {SEPARATOR} && {units}"
+    )
+    nodes, openclaws, units_listed = output.split(SEPARATOR)
+    found = (nodes.split(), openclaws.split(), {line.split()[0] for line in units_listed.splitlines() if line.strip()})
+    own_units = {GATEWAY_UNIT, f"{AUDIT_UNIT}.service", f"{AUDIT_UNIT}.timer"}
+    wanted = ([config.node_version], [config.openclaw_version], own_units)
+    assert found == wanted, f"Node.js, openclaw, units: {found} (want {wanted})"
+
+
 # --- NET: what each box exposes ------------------------------------------------------------------------------
 
 
@@ -241,6 +334,14 @@ def test_NET_04_exporters_refuse_others(site, host_name):
     assert not connects(spec.address, site.monitor.node_exporter_port), "this machine reached the node exporter"
 
 
+@control("NET-05", "The probe's metrics answer the monitor host only", impact=0.6, roles=("frontend",))
+def test_NET_05_probe_refuses_others(site, host_name):
+    """The probe's figures tell when the appliance is busy and how fast it answers: only Prometheus may read them,
+    on the monitor host too (the probe's IP filter admits its own box, the monitor and the backend)."""
+    spec = site.host(host_name)
+    assert not connects(spec.address, site.monitor.probe_port), "this machine reached the probe's metrics"
+
+
 # --- MON: exporters, the probe and Prometheus ------------------------------------------------------------------
 
 
@@ -272,8 +373,17 @@ def test_MON_03_targets_up(host, site, host_name):
     check_unit_running_and_enabled(host, PROMETHEUS_UNIT)
     targets = prometheus_api(site, "targets")["activeTargets"]
     down = [(t["labels"]["job"], t["labels"]["instance"], t["lastError"]) for t in targets if t["health"] != "up"]
-    expected = len(site.hosts) + sum(1 for h in site.hosts if h.role == "frontend") + 1
-    assert not down and len(targets) == expected, f"down: {down}, {len(targets)} targets (want {expected})"
+    # The instance label is the inventory name: each host's node exporter, each frontend's probe, Prometheus itself.
+    scraped = {(t["labels"]["job"], t["labels"]["instance"]) for t in targets}
+    expected = (
+        {("node", h.name) for h in site.hosts}
+        | {("probe", h.name) for h in site.hosts if h.role == "frontend"}
+        | {("prometheus", host_name)}
+    )
+    assert not down, f"down: {down}"
+    assert scraped == expected and len(targets) == len(expected), (
+        f"{len(targets)} targets, missing {sorted(expected - scraped)}, unexpected {sorted(scraped - expected)}"
+    )
 
 
 @control("MON-04", "Every alert rule is loaded", impact=0.6)
@@ -296,3 +406,18 @@ def test_MON_05_probe_succeeds(site, host_name):
     limit = 3 * site.monitor.probe_interval_s + site.monitor.probe_timeout_s
     stale = {key: round(age) for key, age in ages.items() if age > limit}
     assert len(ages) == 2 * sum(1 for h in site.hosts if h.role == "frontend") and not stale, f"stale: {stale or ages}"
+
+
+MONITORING_UNITS = (NODE_EXPORTER_UNIT, f"{CERTIFICATE_METRICS_UNIT}.service", PROBE_UNIT, PROMETHEUS_UNIT)
+
+
+@pytest.mark.parametrize("unit", MONITORING_UNITS)
+@control("MON-06", "The monitoring units are hardened", impact=0.4)
+def test_MON_06_monitoring_hardening(host, site, host_name, unit):
+    """They read the whole box (/proc, /sys, the certificates) or answer on the LAN: each unit limits what a
+    compromise of it could reach."""
+    if unit == PROBE_UNIT and site.host(host_name).role != "frontend":
+        pytest.skip("n/a: the probe runs on frontends")
+    if unit == PROMETHEUS_UNIT:
+        only_on_the_monitor(site, host_name)
+    assert hardening_exposure(host, unit)[0] <= HARDENING_LIMIT

@@ -4,12 +4,18 @@ The suite owns the lab while it runs (a `python -m lab` command meanwhile says i
 starts from bare hosts: a demo lab left running is replaced. CLAWLAN_KEEP_LAB=1 leaves it up after.
 CLAWLAN_REUSE_LAB=1 (for working on one suite) keeps a running lab instead of rebuilding it; a suite that
 assumes bare hosts may then fail, and CI never sets it.
+
+What a finished host must be (a mode, a listener, a unit's state, a score) is stated once, by a control of the
+compliance suite (tests/compliance): these tests call that control (``run_control``) instead of restating it, and
+keep what only they can do: deploys, changes, breakage, restarts, upgrades, refusals over the network.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
+import time
 
 import pytest
 
@@ -19,6 +25,11 @@ from roles.inventory import load_inventory, site_from_inventory
 from tests.support.hosts import remote_host
 
 LAB_INVENTORY = str(INVENTORY.relative_to(REPO))
+
+
+def pytest_configure(config):
+    # The compliance suite's conftest registers its marker; these tests import its controls without that conftest.
+    config.addinivalue_line("markers", "control(spec): a compliance control (ID, title, impact, roles)")
 
 
 def pytest_collection_modifyitems(items):
@@ -66,3 +77,29 @@ def hosts(first_deploy, inventory):
 
 def deploy(*args: str, check: bool = True):
     return run_pyinfra(LAB_INVENTORY, "deploys/full.py", *args, check=check)
+
+
+def control_of(function):
+    """The compliance ``Control`` (ID, title, impact, roles) a control function is marked with."""
+    return next(mark.args[0] for mark in getattr(function, "pytestmark", ()) if mark.name == "control")
+
+
+def run_control(function, host, site, host_name: str, **params):
+    """Run a compliance control on one host with the fixtures it takes (``host``, ``site``, ``host_name``, ``spec``)
+    and its own parameters (``pair``, ``unit``); it raises AssertionError when the host is not what it states."""
+    given = {"host": host, "site": site, "host_name": host_name, "spec": site.host(host_name), **params}
+    return function(**{name: given[name] for name in inspect.signature(function).parameters})
+
+
+def wait_until_passes(function, *args, timeout_s: float):
+    """Call a control until it passes, once a second; after ``timeout_s`` its last AssertionError fails the test.
+
+    For what Prometheus shows: it lags a scrape (or a probe round) behind the hosts."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return function(*args)
+        except AssertionError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(1)

@@ -10,14 +10,33 @@ import json
 import pytest
 
 from lab.core import INVENTORY
-from roles.inventory import load_inventory
-from tests.e2e.base_checks import CHECKS, active_swaps, hosts_block
-from tests.e2e.conftest import deploy
+from roles.inventory import ROLE_GROUPS, load_inventory
+from tests.compliance import test_base as base_controls
+from tests.compliance.test_base import BLOCK_BEGIN, BLOCK_END
+from tests.e2e.conftest import control_of, deploy, run_control
 from tests.support.hosts import remote_host
 
 SWAP_OP = "Base system | Keep the swapfile at its configured size"
-CASES = [(host.name, check) for host in load_inventory(str(INVENTORY)) for check in CHECKS]
-IDS = [f"{name}-{check.__name__.removeprefix('check_')}" for name, check in CASES]
+# What the base role promises on a host: the compliance suite's BASE controls, each on every host it applies to.
+CONTROLS = [value for name, value in vars(base_controls).items() if name.startswith("test_BASE_")]
+CASES = [
+    (host.name, function)
+    for host in load_inventory(str(INVENTORY))
+    for function in CONTROLS
+    if set(host.groups) & set(ROLE_GROUPS) & set(control_of(function).roles)
+]
+IDS = [f"{name}-{control_of(function).id}" for name, function in CASES]
+
+
+def hosts_block(host) -> list[str]:
+    content = host.file("/etc/hosts").content_string
+    assert content.count(BLOCK_BEGIN) == 1 and content.count(BLOCK_END) == 1, content
+    return content.split(BLOCK_BEGIN, 1)[1].split(BLOCK_END, 1)[0].splitlines()
+
+
+def active_swaps(host) -> dict[str, int]:
+    lines = host.file("/proc/swaps").content_string.splitlines()[1:]
+    return {line.split()[0]: int(line.split()[2]) for line in lines}
 
 
 def test_first_deploy_converges_bare_hosts(first_deploy, site):
@@ -32,20 +51,20 @@ def test_second_run_changes_nothing(first_deploy):
     assert result.changed == set(), sorted(result.changed)
 
 
-@pytest.mark.parametrize("host_name, check", CASES, ids=IDS)
-def test_deployed(first_deploy, hosts, site, host_name, check):
-    check(hosts[host_name], site.host(host_name), site.base_config(host_name))
+@pytest.mark.parametrize("host_name, function", CASES, ids=IDS)
+def test_deployed(first_deploy, hosts, site, host_name, function):
+    run_control(function, hosts[host_name], site, host_name)
 
 
 def test_reboot_keeps_every_setting(first_deploy, lab, inventory, site):
     lab.reboot()
     fresh = {host.name: remote_host(host) for host in inventory}
     failures = []
-    for host_name, check in CASES:
+    for host_name, function in CASES:
         try:
-            check(fresh[host_name], site.host(host_name), site.base_config(host_name))
+            run_control(function, fresh[host_name], site, host_name)
         except AssertionError as error:
-            failures.append(f"{host_name} {check.__name__}: {error}")
+            failures.append(f"{host_name} {control_of(function).id}: {error}")
     assert failures == []
     assert deploy().changed == set()
 
@@ -66,7 +85,7 @@ def test_changing_one_value_changes_exactly_that(first_deploy, hosts):
     }
 
 
-def test_an_extra_host_replaces_the_block_and_keeps_other_lines(first_deploy, hosts):
+def test_an_extra_host_replaces_the_block_and_keeps_other_lines(first_deploy, hosts, site):
     for host in hosts.values():
         host.check_output("echo '10.242.17.99 kept-by-hand' >> /etc/hosts")
     extra = json.dumps({"nas": "10.242.17.50"})
@@ -78,16 +97,19 @@ def test_an_extra_host_replaces_the_block_and_keeps_other_lines(first_deploy, ho
         assert "10.242.17.99 kept-by-hand" in host.file("/etc/hosts").content_string.splitlines()
 
     deploy()
-    for host in hosts.values():
-        assert not any("nas" in line for line in hosts_block(host))
+    for name, host in hosts.items():
+        base_controls.test_BASE_06_hosts_block(host, site, name)  # the inventory's block again, without the extra host
         host.check_output("sed -i '/kept-by-hand/d' /etc/hosts")
 
 
-def test_drift_is_put_back_and_nothing_else(first_deploy, hosts):
-    hosts["lab-back"].check_output("sysctl -qw net.ipv4.tcp_keepalive_time=7200")
+def test_drift_is_put_back_and_nothing_else(first_deploy, hosts, site):
+    backend = hosts["lab-back"]
+    backend.check_output("sysctl -qw net.ipv4.tcp_keepalive_time=7200")
+    with pytest.raises(AssertionError, match="tcp_keepalive_time"):
+        base_controls.test_BASE_01_kernel_settings_are_live(backend, site, "lab-back")
     result = deploy()
     assert result.changed == {("Base system | Apply the kernel settings now", "lab-back")}
-    assert hosts["lab-back"].sysctl("net.ipv4.tcp_keepalive_time") == 60
+    base_controls.test_BASE_01_kernel_settings_are_live(backend, site, "lab-back")
 
 
 def test_swapfile_is_resized(first_deploy, hosts, site):
@@ -98,7 +120,7 @@ def test_swapfile_is_resized(first_deploy, hosts, site):
     assert active_swaps(backend)[path] == 512 * 1024 - 4
 
     deploy()
-    assert active_swaps(backend)[path] == site.base_config("lab-back").swap_size_mib * 1024 - 4
+    base_controls.test_BASE_05_swap_is_active(backend, site, "lab-back")
 
 
 def test_existing_swap_is_respected_and_counted(first_deploy, hosts, site):
@@ -115,4 +137,4 @@ def test_existing_swap_is_respected_and_counted(first_deploy, hosts, site):
     finally:
         backend.check_output(f"swapoff {other} && rm {other}")
     deploy()
-    assert active_swaps(backend)[config.swap_path] == config.swap_size_mib * 1024 - 4
+    base_controls.test_BASE_05_swap_is_active(backend, site, "lab-back")

@@ -19,10 +19,11 @@ from lab.paths import TINY_MODEL
 from lab.runner import PYINFRA, REPO
 from roles.common.ca import CertSpec, load_or_create_ca, sign_csr
 from roles.common.tls import CA_CERT, HOST_CERT, HOST_KEY
-from roles.model_server.config import CONFIG_FILE, SECRETS_FILE, UNIT
+from roles.model_server.config import CONFIG_FILE, UNIT
+from tests.compliance import test_services as service_controls
 from tests.e2e.conftest import LAB_INVENTORY, deploy
 from tests.support.file_server import FileServer
-from tests.support.remote import curl, hardening_exposure, listening_addresses, put_text, unit_property
+from tests.support.remote import curl, put_text, unit_property
 
 BACKEND, FRONTEND = "lab-back", "lab-front"
 HEADERS = "/root/.clawlan-test-headers"  # curl config with the API key, written over SFTP
@@ -77,9 +78,10 @@ def test_a_stream_arrives_as_many_chunks(front, endpoint):
     assert text.rstrip().endswith("data: [DONE]")
 
 
-def test_refused_without_a_client_certificate(front, endpoint):
-    code, text, _ = chat(front, endpoint, "--cacert", CA_CERT)
-    assert code == 400 and "No required SSL certificate" in text
+def test_refused_without_a_client_certificate(front, endpoint, site):
+    service_controls.test_NET_02_mtls_requires_a_client_certificate(front, site, FRONTEND)  # refused: 400
+    _, text, _ = chat(front, endpoint, "--cacert", CA_CERT)
+    assert "No required SSL certificate" in text  # and a chat too, for that reason
 
 
 @pytest.fixture(scope="module")
@@ -142,21 +144,15 @@ def test_refused_without_the_api_key(front, endpoint, key):
 
 
 def test_nothing_else_listens_on_the_backends_lan_address(hosts, site):
-    listening = listening_addresses(hosts[BACKEND])
-    exposed = sorted(a for a in listening if not a.startswith(("127.", "[::1]")))
-    address, ports = site.host(BACKEND).address, (site.ingress_config(BACKEND).port, site.monitor.node_exporter_port)
-    assert exposed == sorted(["0.0.0.0:22", "[::]:22", *(f"{address}:{port}" for port in ports)])
+    # sshd, the TLS port and the node exporter (the lab's monitor host is the frontend).
+    service_controls.test_NET_01_lan_listeners(hosts[BACKEND], site, BACKEND)
 
 
-def test_model_server_runs_as_its_own_user_with_the_key_in_a_root_only_file(hosts, api_key):
+def test_model_server_runs_as_its_own_user_with_the_key_in_a_root_only_file(hosts, site):
     backend = hosts[BACKEND]
-    assert unit_property(backend, UNIT, "User") == "llm"
-    secrets = backend.file(SECRETS_FILE)
-    assert (secrets.mode, secrets.user) == (0o600, "root")
-    pid = main_pid(backend, UNIT)
-    assert api_key not in backend.check_output(f"tr '\\0' ' ' < /proc/{pid}/cmdline")
-    for path in (CONFIG_FILE, f"/etc/systemd/system/{UNIT}"):
-        assert api_key not in backend.file(path).content_string
+    service_controls.test_LLM_08_model_server_user(backend)
+    service_controls.test_LLM_03_api_key_file_mode(backend)
+    service_controls.test_LLM_09_api_key_nowhere_else(backend, site)
 
 
 def test_the_api_key_never_appears_in_pyinfra_output(first_deploy, api_key):
@@ -166,9 +162,7 @@ def test_the_api_key_never_appears_in_pyinfra_output(first_deploy, api_key):
 
 def test_model_server_hardening_score(hosts):
     """systemd-analyze security: the issue's target is an exposure of 4.0 or less."""
-    exposure, report = hardening_exposure(hosts[BACKEND], UNIT)
-    print(f"systemd-analyze security {UNIT}: {exposure}")
-    assert exposure <= 4.0, report
+    service_controls.test_LLM_06_model_server_hardening(hosts[BACKEND])
 
 
 def test_changing_a_server_setting_restarts_only_the_model_server(first_deploy, hosts, front, endpoint):

@@ -9,7 +9,8 @@ import json
 
 import pytest
 
-from tests.support.remote import curl, listening_addresses, put_text
+from tests.compliance import test_services as service_controls
+from tests.support.remote import curl, put_text
 
 FRONTEND, BACKEND = "lab-front", "lab-back"
 HEADERS = "/root/.clawlan-egress-headers"
@@ -58,6 +59,4 @@ def test_the_api_key_is_still_required(front, egress_url):
 
 
 def test_the_egress_proxy_listens_on_loopback_only(hosts, site):
-    port = site.egress_config(FRONTEND).port
-    listening = listening_addresses(hosts[FRONTEND])
-    assert [a for a in listening if a.endswith(f":{port}")] == [f"127.0.0.1:{port}"]
+    service_controls.test_NET_03_egress_on_loopback(hosts[FRONTEND], site, FRONTEND)

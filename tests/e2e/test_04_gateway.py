@@ -19,17 +19,17 @@ from roles.gateway.config import (
     AUDIT_REPORT,
     AUDIT_UNIT,
     CONFIG_FILE,
-    ENV_FILE,
     NODE_ROOT,
     OPENCLAW_ROOT,
     STATE_DIR,
     UNIT,
-    USER,
 )
 from roles.model_server.config import UNIT as MODEL_UNIT
 from roles.monitor.config import PROBE_UNIT
+from tests.compliance import test_services as service_controls
+from tests.compliance.conftest import GATEWAY_AUDIT
 from tests.e2e.conftest import deploy
-from tests.support.remote import hardening_exposure, listening_addresses, unit_property
+from tests.support.remote import unit_property
 
 FRONTEND, BACKEND = "lab-front", "lab-back"
 BACKEND_LOG = "/var/log/nginx/clawlan-llm.access.log"
@@ -95,7 +95,10 @@ def main_pid(host, unit):
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/readyz"])
-def test_health_endpoints_answer_on_the_lan_address(gateway_url, path):
+def test_health_endpoints_answer_on_the_lan_address(gateway_url, site, path):
+    if path == "/readyz":
+        service_controls.test_GW_07_gateway_ready(site, FRONTEND)
+        return
     status, text = request(gateway_url + path)
     assert status == 200, text
 
@@ -126,43 +129,36 @@ def test_a_chat_without_the_token_is_refused(gateway_url, hosts, credential, pro
 
 
 def test_state_config_and_secrets_are_private(hosts):
-    front = hosts[FRONTEND]
-    for path, owner, mode in (
-        (STATE_DIR, USER, 0o700),
-        (CONFIG_FILE, USER, 0o600),
-        (ENV_FILE, "root", 0o600),
-    ):
-        file = front.file(path)
-        assert (file.user, file.mode) == (owner, mode), path
+    service_controls.test_GW_02_gateway_config_mode(hosts[FRONTEND])  # state dir 0700, config 0600, the gateway's
+    service_controls.test_GW_03_gateway_env_mode(hosts[FRONTEND])  # EnvironmentFile 0600 root
 
 
 def test_the_gateway_runs_as_its_own_user(hosts):
-    assert unit_property(hosts[FRONTEND], UNIT, "User") == USER
-    assert hosts[FRONTEND].service(UNIT).is_enabled
+    service_controls.test_GW_10_gateway_user(hosts[FRONTEND])
+    service_controls.test_GW_01_gateway_running(hosts[FRONTEND])  # running, and enabled at boot
 
 
-def test_the_token_is_in_no_unit_config_or_output(hosts, token, first_deploy):
-    front = hosts[FRONTEND]
-    assert token not in front.file(CONFIG_FILE).content_string
-    assert token not in front.file(f"/etc/systemd/system/{UNIT}").content_string
+def test_the_token_is_in_no_unit_config_or_output(hosts, site, token, first_deploy):
+    service_controls.test_GW_11_token_nowhere_else(hosts[FRONTEND], site)
     assert token not in first_deploy.log and token not in first_deploy.output
 
 
 def test_openclaw_accepts_its_configuration(hosts):
-    result = hosts[FRONTEND].run("openclaw config validate")
-    assert result.rc == 0, result.stdout + result.stderr
+    """The audit validates the configuration first (the current report's, or the audit's run now)."""
+    audit = service_controls.audit_record(hosts[FRONTEND].run(GATEWAY_AUDIT))
+    service_controls.test_GW_04_gateway_config_valid(audit)
 
 
 def test_the_deploy_leaves_a_current_security_audit_that_finds_nothing_critical(hosts):
     """The report the compliance suite reads instead of running the audit itself (GW-04, GW-05)."""
     front = hosts[FRONTEND]
-    shown = front.run(SHOW_AUDIT)
+    shown = front.run(SHOW_AUDIT)  # the report as the deploy left it, never an audit run now
     assert shown.rc == 0, shown.stderr
-    report = json.loads(shown.stdout)["report"]
-    print("openclaw security audit:", report["summary"])
-    assert [f["checkId"] for f in report["findings"] if f["severity"] == "critical"] == []
-    assert front.file(AUDIT_REPORT).mode == 0o600
-    assert hardening_exposure(front, f"{AUDIT_UNIT}.service")[0] <= 4.0
+    audit = service_controls.audit_record(shown)
+    print("openclaw security audit:", audit[1]["summary"])
+    service_controls.test_GW_05_gateway_security_audit(audit)
+    service_controls.test_GW_12_audit_report_mode(front)
+    service_controls.test_GW_13_audit_hardening(front)
 
 
 def test_a_readable_configuration_stales_the_report_and_the_new_audit_finds_it(hosts):
@@ -177,24 +173,16 @@ def test_a_readable_configuration_stales_the_report_and_the_new_audit_finds_it(h
     finally:
         front.check_output(f"chmod 600 {CONFIG_FILE}")
     front.check_output(f"systemctl start {AUDIT_UNIT}.service")
-    report = json.loads(front.check_output(SHOW_AUDIT))["report"]
-    assert [f["checkId"] for f in report["findings"] if f["severity"] == "critical"] == []
+    service_controls.test_GW_05_gateway_security_audit(service_controls.audit_record(front.run(SHOW_AUDIT)))
 
 
 def test_gateway_hardening_score(hosts):
-    exposure, report = hardening_exposure(hosts[FRONTEND], UNIT)
-    print(f"systemd-analyze security {UNIT}: {exposure}")
-    assert exposure <= 4.0, report
+    service_controls.test_GW_06_gateway_hardening(hosts[FRONTEND])
 
 
 def test_on_the_lan_the_frontend_exposes_only_the_gateway_ssh_and_monitoring(hosts, site):
-    listening = listening_addresses(hosts[FRONTEND])
-    config, monitor = site.gateway_config(FRONTEND), site.monitor
     # The frontend is the lab's monitor host: node exporter, probe and Prometheus on its LAN address.
-    exposed = sorted(a for a in listening if not a.startswith(("127.", "[::1]")))
-    monitoring = [monitor.node_exporter_port, monitor.probe_port, monitor.prometheus_port]
-    lan = [f"{config.listen_address}:{port}" for port in (config.port, *monitoring)]
-    assert exposed == sorted(["0.0.0.0:22", "[::]:22", *lan])
+    service_controls.test_NET_01_lan_listeners(hosts[FRONTEND], site, FRONTEND)
 
 
 def test_changing_a_gateway_setting_restarts_only_the_gateway(hosts, gateway_url, token):
@@ -252,7 +240,6 @@ def test_a_downgrade_is_refused_and_the_gateway_keeps_serving(hosts, gateway_url
 def test_upgrading_the_pinned_versions_is_one_inventory_change(hosts, gateway_url, token, site):
     """A site deployed with older pins, then the inventory's: the second deploy is the upgrade a user makes."""
     front = hosts[FRONTEND]
-    current = site.gateway_config(FRONTEND)
     # The older site: nothing of today's versions or state on the host.
     front.check_output(f"systemctl stop {UNIT} && rm -rf {NODE_ROOT} {OPENCLAW_ROOT} {STATE_DIR}")
     older = {"gateway_node_version": "24.16.0", "gateway_openclaw_version": "2026.9.5"}
@@ -265,12 +252,8 @@ def test_upgrading_the_pinned_versions_is_one_inventory_change(hosts, gateway_ur
     result = deploy()
     assert (RUN_GATEWAY, FRONTEND) in result.changed
     assert main_pid(front, UNIT) != pid
-    assert front.check_output(f"ls {NODE_ROOT}").split() == [current.node_version]
-    assert front.check_output(f"ls {OPENCLAW_ROOT}").split() == [current.openclaw_version]
-    # openclaw renames its process, so its command line says little: its binary and its unit tell.
-    assert front.check_output(f"readlink /proc/{main_pid(front, UNIT)}/exe").startswith(current.node_dir + "/")
-    assert current.openclaw in unit_property(front, UNIT, "ExecStart")
-    units = front.check_output("systemctl list-units --all --plain --no-legend 'clawlan-gateway*'").splitlines()
-    assert {line.split()[0] for line in units} == {UNIT, f"{AUDIT_UNIT}.service", f"{AUDIT_UNIT}.timer"}
+    # Running the new versions (its binary and its unit tell: openclaw renames its process), the old ones gone.
+    service_controls.test_GW_08_pinned_versions(front, site, FRONTEND)
+    service_controls.test_GW_14_only_the_pinned_versions(front, site, FRONTEND)
     assert chat(gateway_url, token)[0] == 200
     assert deploy().changed == set()

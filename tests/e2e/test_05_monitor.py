@@ -7,20 +7,19 @@ model server raises ClawlanProbeFailing within its ``for:``, starting it resolve
 from __future__ import annotations
 
 import re
-import socket
 import time
 import urllib.parse
 import urllib.request
 
 import pytest
 
-from roles.common.tls import HOST_KEY
 from roles.model_server.config import UNIT as MODEL_UNIT
-from roles.monitor.config import PROBE_KEY, PROBE_UNIT, PROBE_USER
+from roles.monitor.config import PROBE_UNIT
 from roles.monitor.rules import render_rules
-from tests.e2e.conftest import deploy
+from tests.compliance import test_pki as pki_controls
+from tests.compliance import test_services as service_controls
+from tests.e2e.conftest import deploy, wait_until_passes
 from tests.support.prometheus import api, prometheus_url
-from tests.support.remote import curl, hardening_exposure
 
 FRONTEND, BACKEND = "lab-front", "lab-back"
 PATHS = ("gateway", "backend")
@@ -73,15 +72,10 @@ def test_the_prometheus_ui_answers_on_the_monitors_lan_address(prometheus, page,
         assert shows in response.read().decode()
 
 
-def test_every_exporter_and_the_probe_are_scraped_and_up(prometheus, site):
-    expected = {("node", h.name) for h in site.hosts} | {("probe", FRONTEND), ("prometheus", FRONTEND)}
-
-    def targets():
-        active = api(prometheus, "targets")["activeTargets"]
-        health = {(t["labels"]["job"], t["labels"]["instance"]): t["health"] for t in active}
-        return health if set(health) == expected and set(health.values()) == {"up"} else None
-
-    wait_for(targets, 60, "every target up")
+def test_every_exporter_and_the_probe_are_scraped_and_up(prometheus, hosts, site):
+    """Both node exporters, the probe and Prometheus itself: the lab's monitor host is the frontend."""
+    monitor = site.monitor_host().name
+    wait_until_passes(service_controls.test_MON_03_targets_up, hosts[monitor], site, monitor, timeout_s=60)
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -108,10 +102,8 @@ def test_the_probe_measures_real_chats_on_each_path(prometheus, path):
 
 def test_every_alert_rule_is_loaded(prometheus, site):
     rendered = set(re.findall(r"^\s*- alert: (\w+)", render_rules(site.prometheus_config().thresholds), re.M))
-    groups = api(prometheus, "rules", type="alert")["groups"]
-    loaded = {rule["name"] for group in groups for rule in group["rules"]}
-    assert len(rendered) == 14
-    assert loaded == rendered
+    assert len(rendered) == 14  # so that "all loaded" is not "none rendered, none loaded"
+    service_controls.test_MON_04_alert_rules_loaded(site, site.monitor_host().name)
 
 
 @pytest.mark.parametrize(
@@ -158,25 +150,13 @@ def test_our_units_states_are_reported(prometheus):
     } <= units
 
 
-def connects(address: str, port: int) -> bool:
-    try:
-        with socket.create_connection((address, port), timeout=3) as sock:
-            sock.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
-            return sock.recv(12).startswith(b"HTTP/1.")
-    except OSError:
-        return False
-
-
 def test_the_exporters_answer_the_monitor_host_only(hosts, site):
-    monitor = site.monitor
-    targets = [
-        (site.host(BACKEND).address, monitor.node_exporter_port),
-        (site.host(FRONTEND).address, monitor.probe_port),
-    ]
-    for address, port in targets:
-        assert not connects(address, port), f"{address}:{port} answers this machine, which is not the monitor"
-        code, text, _ = curl(hosts[FRONTEND], f"http://{address}:{port}/metrics")
-        assert code == 200 and "# TYPE" in text, (address, port, code)
+    # Not this machine: the backend's node exporter, the frontend's probe (the frontend is the lab's monitor host).
+    service_controls.test_NET_04_exporters_refuse_others(site, BACKEND)
+    service_controls.test_NET_05_probe_refuses_others(site, FRONTEND)
+    # The monitor host: its Prometheus scrapes every exporter and the probe.
+    monitor = site.monitor_host().name
+    service_controls.test_MON_03_targets_up(hosts[monitor], site, monitor)
 
 
 def test_stopping_the_model_server_raises_the_probe_alert_and_starting_it_resolves_it(prometheus, hosts, site):
@@ -224,18 +204,15 @@ def test_stopping_the_model_server_raises_the_probe_alert_and_starting_it_resolv
         (BACKEND, "clawlan-certificate-metrics.service"),
     ],
 )
-def test_monitoring_units_are_hardened(hosts, host_name, unit):
-    exposure, report = hardening_exposure(hosts[host_name], unit)
-    print(f"systemd-analyze security {unit}: {exposure}")
-    assert exposure <= 4.0, report
+def test_monitoring_units_are_hardened(hosts, site, host_name, unit):
+    service_controls.test_MON_06_monitoring_hardening(hosts[host_name], site, host_name, unit)
 
 
-def test_the_probe_has_its_own_key_and_the_host_key_stays_roots(hosts):
-    front = hosts[FRONTEND]
-    probe_key, host_key = front.file(PROBE_KEY), front.file(HOST_KEY)
-    assert (probe_key.user, probe_key.mode) == (PROBE_USER, 0o600)
-    assert (host_key.user, host_key.mode) == ("root", 0o600)
-    assert front.run(f"runuser -u {PROBE_USER} -- cat {HOST_KEY}").rc != 0
+def test_the_probe_has_its_own_key_and_the_host_key_stays_roots(hosts, site):
+    front, spec = hosts[FRONTEND], site.host(FRONTEND)
+    pki_controls.test_PKI_01_private_key_mode(front, spec, "probe")  # the probe's user's, 0600
+    pki_controls.test_PKI_01_private_key_mode(front, spec, "host")  # root's, 0600
+    pki_controls.test_PKI_07_probe_cannot_read_the_host_key(front)
 
 
 def test_a_changed_threshold_reloads_prometheus_and_changes_nothing_else(hosts, prometheus):
