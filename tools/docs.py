@@ -4,13 +4,15 @@
     python tools/docs.py --check    exit 1, naming the tables, when README.md differs from what this makes
 
 A table sits between ``<!-- settings:PREFIX -->`` and ``<!-- /settings:PREFIX -->`` (PREFIX as in
-roles.inventory.SETTINGS, or ``host`` for the per-host keys); what is between the markers is replaced whole.
+roles.inventory.SETTINGS, ``host`` for the per-host keys, or ``controls`` for the compliance suite's controls);
+what is between the markers is replaced whole.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import re
 import sys
 import types
@@ -20,10 +22,12 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 from roles.common.settings import Between
-from roles.inventory import HOST_KEYS, SETTINGS, SITE_WIDE, SITE_WIDE_PREFIXES
+from roles.inventory import HOST_KEYS, ROLE_GROUPS, SETTINGS, SITE_WIDE, SITE_WIDE_PREFIXES
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+REPO = Path(__file__).resolve().parents[1]
+README = REPO / "README.md"
 HOST = "host"
+CONTROLS = "controls"
 
 
 def literal(value: Any) -> str:
@@ -91,9 +95,30 @@ def host_table() -> str:
     return "\n".join(lines)
 
 
+def controls() -> list[Any]:
+    """The compliance suite's controls (tests/compliance/test_*.py), in ID order."""
+    if str(REPO) not in sys.path:  # tests/ is no installed package: run as a script, import it from the checkout
+        sys.path.insert(0, str(REPO))
+    found = []
+    for path in sorted((REPO / "tests" / "compliance").glob("test_*.py")):
+        module = importlib.import_module(f"tests.compliance.{path.stem}")
+        for value in vars(module).values():
+            found += [mark.args[0] for mark in getattr(value, "pytestmark", ()) if mark.name == "control"]
+    family_and_number = lambda control: (control.id.rsplit("-", 1)[0], int(control.id.rsplit("-", 1)[1]))  # noqa: E731
+    return sorted(found, key=family_and_number)
+
+
+def controls_table() -> str:
+    lines = ["| control | title | hosts | impact |", "| --- | --- | --- | --- |"]
+    for control in controls():
+        hosts = "every host" if set(control.roles) == set(ROLE_GROUPS) else ", ".join(control.roles)
+        lines.append(f"| {control.id} | {_cell(control.title)} | {hosts} | {control.impact:.1f} |")
+    return "\n".join(lines)
+
+
 def sections() -> dict[str, str]:
     """Section name -> what belongs between its markers."""
-    tables = {prefix: settings_table(prefix) for prefix in SETTINGS} | {HOST: host_table()}
+    tables = {prefix: settings_table(prefix) for prefix in SETTINGS} | {HOST: host_table(), CONTROLS: controls_table()}
     return {name: f"\n{table}\n\n" for name, table in tables.items()}
 
 

@@ -51,10 +51,6 @@ def pytest_addoption(parser):
         )
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "control(spec): a compliance control (ID, title, impact, roles)")
-
-
 _inventory_cache: dict[str, object] = {}
 
 

@@ -27,11 +27,6 @@ from tests.support.hosts import remote_host
 LAB_INVENTORY = str(INVENTORY.relative_to(REPO))
 
 
-def pytest_configure(config):
-    # The compliance suite's conftest registers its marker; these tests import its controls without that conftest.
-    config.addinivalue_line("markers", "control(spec): a compliance control (ID, title, impact, roles)")
-
-
 def pytest_collection_modifyitems(items):
     for item in items:
         if "/tests/e2e/" in str(item.path):

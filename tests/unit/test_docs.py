@@ -1,6 +1,7 @@
 """README's settings tables are made from the settings classes (tools/docs.py, make docs) and must not drift."""
 
 import dataclasses
+import re
 
 import pytest
 
@@ -77,3 +78,10 @@ def test_check_names_the_stale_sections():
     assert docs.out_of_date(current) == []
     assert docs.out_of_date(stale) == ["base"]
     assert docs.update(stale) == current
+
+
+def test_every_control_is_listed_once_under_a_stable_id():
+    ids = [control.id for control in docs.controls()]
+    assert len(ids) == len(set(ids)), "two controls share an ID"
+    assert len(ids) >= 50, "the compliance suite's controls were not found"
+    assert all(re.fullmatch(r"(BASE|PKI|LLM|GW|NET|MON)-\d\d", i) for i in ids), ids
