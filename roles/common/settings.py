@@ -1,8 +1,9 @@
 """Typed role settings read from inventory data, with errors that name the host and the key.
 
 A role declares its settings as a frozen dataclass. Each field is one inventory key, spelled
-``<role>_<field>``; its type annotation is the accepted type and ``setting(...)`` adds the range
-check and the one-line documentation.
+``<role>_<field>``; its type annotation is the accepted type and ``setting(...)`` adds the value
+type (roles/common/values.py: what the value may be, checked before it reaches any host) and the
+one-line documentation.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args, get_origin
 
 from pyinfra.api.exceptions import PyinfraError
+
+from roles.common.values import ValueType, shown
 
 
 @dataclass(frozen=True)
@@ -36,8 +39,13 @@ class InventoryError(PyinfraError):
         super().__init__(f"invalid inventory, no host was touched:\n{lines}")
 
 
-def setting(default: Any, doc: str, check: Callable[[Any], str | None] | None = None) -> Any:
-    """A settings field: its default, a one-line reason for it, and an optional range check."""
+def setting(default: Any, doc: str, check: ValueType | None = None) -> Any:
+    """A settings field: its default, a one-line reason for it, and its value type (roles.common.values).
+
+    The value type is required: a value that no type checks reaches files and commands on the hosts as it is.
+    """
+    if not isinstance(check, ValueType):
+        raise TypeError(f"setting {doc!r} needs a value type from roles.common.values, got {check!r}")
     factory = (lambda d=default: d) if isinstance(default, (dict, list)) else None
     kwargs: dict[str, Any] = {"default_factory": factory} if factory else {"default": default}
     return dataclasses.field(metadata={"doc": doc, "check": check}, **kwargs)
@@ -93,7 +101,7 @@ def parse_settings(settings_cls: type, prefix: str, host: str, data: Mapping[str
 
 def type_error(value: Any, annotation: Any) -> str | None:
     """None when ``value`` has the annotated type, else what was expected."""
-    return None if _matches(value, annotation) else f"expected {_describe(annotation)}, got {value!r}"
+    return None if _matches(value, annotation) else f"expected {_describe(annotation)}, got {shown(value)}"
 
 
 def _matches(value: Any, annotation: Any) -> bool:

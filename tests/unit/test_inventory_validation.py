@@ -88,9 +88,9 @@ CASES = {
         ("front", "hw_memory_gib"),
     ),
     "cores as a fraction": (lambda h: h["front"][1].update(hw_cpu_cores=3.5), ("front", "hw_cpu_cores")),
-    "alias to a group with no host": (
+    "alias to no role group": (
         lambda h: [data.update(base_host_aliases={"llm": "gpu"}) for _, data in h.values()],
-        ("*", "base_host_aliases"),
+        ("front", "base_host_aliases"),
     ),
     "alias that is a host name": (
         lambda h: [data.update(base_host_aliases={"back": "backend"}) for _, data in h.values()],
