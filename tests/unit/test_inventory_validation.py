@@ -195,6 +195,120 @@ CASES = {
         lambda h: h["back"][1].update(base_tcp_keepalive_time_s=0),
         ("back", "base_tcp_keepalive_time_s"),
     ),
+    "host name that is no DNS label": (lambda h: h.update({"Front_1": h.pop("front")}), ("Front_1", "name")),
+    "host name with a space": (lambda h: h.update({"front 1": h.pop("front")}), ("front 1", "name")),
+    "address on loopback": (lambda h: h["back"][1].update(ssh_hostname="127.0.0.1"), ("back", "ssh_hostname")),
+    "address that is IPv6": (lambda h: h["back"][1].update(ssh_hostname="fd00::20"), ("back", "ssh_hostname")),
+    "address that is link-local": (
+        lambda h: h["back"][1].update(ssh_hostname="169.254.0.20"),
+        ("back", "ssh_hostname"),
+    ),
+    "address that is multicast": (lambda h: h["back"][1].update(ssh_hostname="239.0.0.1"), ("back", "ssh_hostname")),
+    "address given as a number": (lambda h: h["back"][1].update(ssh_hostname=167772180), ("back", "ssh_hostname")),
+    "RAM of NaN GiB": (lambda h: h["front"][1].update(hw_memory_gib=float("nan")), ("front", "hw_memory_gib")),
+    "RAM of infinite GiB": (lambda h: h["front"][1].update(hw_memory_gib=float("inf")), ("front", "hw_memory_gib")),
+    "no cores": (lambda h: h["front"][1].update(hw_cpu_cores=0), ("front", "hw_cpu_cores")),
+    "a number too long to print": (
+        lambda h: h["front"][1].update(base_swappiness=10**5000),
+        ("front", "base_swappiness"),
+    ),
+    "a key that is not text": (lambda h: h["front"][1].update({5: "x"}), ("front", "5")),
+    "SSH port out of range": (lambda h: h["front"][1].update(ssh_port=70000), ("front", "ssh_port")),
+    "SSH port as text": (lambda h: h["front"][1].update(ssh_port="22"), ("front", "ssh_port")),
+    "SSH user with shell syntax": (lambda h: h["front"][1].update(ssh_user="root;id"), ("front", "ssh_user")),
+    "SSH key path with a line break": (
+        lambda h: h["front"][1].update(ssh_key="/keys/id\nProxyCommand x"),
+        ("front", "ssh_key"),
+    ),
+    "host key checking pyinfra does not know": (
+        lambda h: h["front"][1].update(ssh_strict_host_key_checking="maybe"),
+        ("front", "ssh_strict_host_key_checking"),
+    ),
+    "misspelt SSH key": (lambda h: h["front"][1].update(ssh_usr="admin"), ("front", "ssh_usr")),
+    "misspelt operation argument": (lambda h: h["front"][1].update(_sudoo=True), ("front", "_sudoo")),
+    "sudo given as text": (lambda h: h["front"][1].update(_sudo="yes"), ("front", "_sudo")),
+    "sudo user with shell syntax": (lambda h: h["front"][1].update(_sudo_user="$(id)"), ("front", "_sudo_user")),
+    "gateway on the probe's port": (
+        lambda h: [d.update(gateway_port=9464) for _, d in h.values()],
+        ("front", "monitor_probe_port"),
+    ),
+    "gateway on the SSH port": (lambda h: h["front"][1].update(gateway_port=22), ("front", "gateway_port")),
+    "gateway on a custom SSH port": (
+        lambda h: h["front"][1].update(ssh_port=2222, gateway_port=2222),
+        ("front", "gateway_port"),
+    ),
+    "egress proxy on the node exporter's port": (
+        lambda h: [d.update(mtls_egress_port=9100) for _, d in h.values()],
+        ("front", "mtls_egress_port"),
+    ),
+    "Prometheus on the gateway's port": (
+        lambda h: [d.update(monitor_prometheus_port=18789) for _, d in h.values()],
+        ("front", "monitor_prometheus_port"),
+    ),
+    "model server on the TLS port": (
+        lambda h: h["back"][1].update(model_server_port=8443),
+        ("back", "model_server_port"),
+    ),
+    "extra host named like an inventory host": (
+        lambda h: [d.update(base_extra_hosts={"back": "10.0.0.5"}) for _, d in h.values()],
+        ("*", "base_extra_hosts"),
+    ),
+    "extra host named like a service alias": (
+        lambda h: [d.update(base_extra_hosts={"llm.home.arpa": "10.0.0.5"}) for _, d in h.values()],
+        ("*", "base_extra_hosts"),
+    ),
+    "extra host with shell syntax in its name": (
+        lambda h: [d.update(base_extra_hosts={"nas;reboot": "10.0.0.5"}) for _, d in h.values()],
+        ("front", "base_extra_hosts"),
+    ),
+    "extra host on IPv6": (
+        lambda h: [d.update(base_extra_hosts={"nas": "fd00::5"}) for _, d in h.values()],
+        ("front", "base_extra_hosts"),
+    ),
+    "swap path on a system file": (
+        lambda h: h["back"][1].update(base_swap_path="/etc/passwd"),
+        ("back", "base_swap_path"),
+    ),
+    "swap path with a space": (
+        lambda h: h["back"][1].update(base_swap_path="/srv/swap file"),
+        ("back", "base_swap_path"),
+    ),
+    "swap path climbing out of its root": (
+        lambda h: h["back"][1].update(base_swap_path="/srv/../etc/shadow"),
+        ("back", "base_swap_path"),
+    ),
+    "model URL with shell syntax": (
+        lambda h: h["back"][1].update(model_server_model_source="http://nas/$(reboot).gguf"),
+        ("back", "model_server_model_source"),
+    ),
+    "organization with a quote": (
+        lambda h: [d.update(pki_organization='Acme "Labs"') for _, d in h.values()],
+        ("front", "pki_organization"),
+    ),
+    "chat format with a line break": (
+        lambda h: h["back"][1].update(model_server_chat_format="chatml\nLD_PRELOAD=/tmp/x.so"),
+        ("back", "model_server_chat_format"),
+    ),
+    "build flags with a line break": (
+        lambda h: h["back"][1].update(model_server_cmake_args="-DX=1\nY=2"),
+        ("back", "model_server_cmake_args"),
+    ),
+    "npm registry with a quote": (
+        lambda h: h["front"][1].update(gateway_npm_registry="https://npm.lan/'x"),
+        ("front", "gateway_npm_registry"),
+    ),
+    "gateway network that is IPv6": (
+        lambda h: h["front"][1].update(gateway_client_networks=["10.0.0.0/8", "fd00::/8"]),
+        ("front", "gateway_client_networks"),
+    ),
+    "NTP server with a space": (
+        lambda h: h["front"][1].update(base_ntp_servers=["ntp.lan other"]),
+        ("front", "base_ntp_servers"),
+    ),
+    "llama-cpp-python as a range": (
+        lambda h: h["back"][1].update(model_server_version=">=0.3"),
+        ("back", "model_server_version"),
+    ),
 }
 
 
@@ -217,9 +331,39 @@ def test_every_problem_is_reported_at_once():
 
 def test_pyinfra_own_keys_are_accepted():
     def pyinfra_keys(hosts):
-        hosts["front"][1].update(ssh_user="admin", ssh_port=2222, _sudo=True)
+        hosts["front"][1].update(
+            ssh_user="admin", ssh_port=2222, _sudo=True, ssh_key="~/.ssh/id_ed25519",
+            ssh_strict_host_key_checking="yes", ssh_known_hosts_file="/home/admin/.ssh/known_hosts",
+            _sudo_user="root", _env={"LANG": "C.UTF-8"},
+        )  # fmt: skip
 
     build_site(with_change(pyinfra_keys))
+
+
+def test_a_misspelt_pyinfra_key_is_named_with_the_key_meant():
+    _, message = problems_of(with_change(lambda h: h["front"][1].update(ssh_know_hosts_file="/k", _sudo_usr="root")))
+    assert "did you mean 'ssh_known_hosts_file'?" in message
+    assert "did you mean '_sudo_user'?" in message
+
+
+def test_ipv6_is_refused_as_unsupported():
+    _, message = problems_of(with_change(lambda h: h["back"][1].update(ssh_hostname="fd00::20")))
+    assert "IPv6 addresses are not supported" in message
+
+
+def test_a_port_clash_names_both_keys():
+    _, message = problems_of(with_change(lambda h: h["back"][1].update(model_server_port=8443)))
+    assert "host 'back', key 'model_server_port': port 8443 is also mtls_port on this host" in message
+
+
+def test_a_password_is_never_shown():
+    _, message = problems_of(with_change(lambda h: h["front"][1].update(ssh_password="hunter2\n")))
+    assert "ssh_password" in message and "hunter2" not in message
+
+
+def test_ports_of_different_hosts_may_be_equal():
+    """The gateway's port is the frontend's, the TLS port the backend's: the same number on two hosts is fine."""
+    build_site(with_change(lambda h: [d.update(gateway_port=8443) for _, d in h.values()]))
 
 
 @pytest.mark.parametrize("inventory", ["inventory/site.py", "inventory/lab.py"])
@@ -236,7 +380,7 @@ def test_a_malformed_inventory_stops_pyinfra_before_it_connects(tmp_path):
         "from roles.inventory import check_inventory\n"
         "frontend = [('f', {'ssh_hostname': '127.0.0.2', 'hw_memory_gib': 4, 'hw_cpu_cores': 1})]\n"
         "backend = [('b', {'ssh_hostname': '127.0.0.3', 'hw_memory_gib': 4, 'hw_cpu_cores': 1,"
-        " 'base_swap_size_mib': 2048})]\n"
+        " 'base_swappiness': 250})]\n"
         "check_inventory(__file__)\n"
     )
     pyinfra = Path(sys.executable).with_name("pyinfra")
@@ -249,5 +393,6 @@ def test_a_malformed_inventory_stops_pyinfra_before_it_connects(tmp_path):
     )
     output = result.stdout + result.stderr
     assert result.returncode != 0
-    assert "host 'b', key 'base_swap_size_mib'" in output
+    assert "host 'b', key 'base_swappiness'" in output
+    assert "host 'b', key 'ssh_hostname': 127.0.0.3 is a loopback address" in output
     assert "Connecting to hosts" not in output
