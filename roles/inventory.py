@@ -273,6 +273,25 @@ def load_inventory(inventory_file: str, cwd: str | None = None):
         return make_inventory_from_files(inventory_file, cwd=cwd)
 
 
+def check_before_connecting(state) -> None:
+    """Have pyinfra validate the inventory it loaded (with --data overrides) before it connects to any host.
+
+    For the repository's config.py, which the pyinfra CLI runs before it loads the inventory: an inventory file
+    that forgets its ``check_inventory(__file__)`` is checked all the same. pyinfra's ``State.init`` runs once the
+    inventory is loaded, before "Connecting to hosts", and starts a fresh list of callback handlers (so a
+    ``host_before_connect`` callback added from config.py would be dropped, and one raised from would fail inside
+    each host's connection greenlet): the check runs right after ``init``, and its InventoryError is the error
+    pyinfra prints, exiting non-zero.
+    """
+    init = state.init
+
+    def init_then_check(inventory, *args, **kwargs):
+        init(inventory, *args, **kwargs)
+        site_from_inventory(inventory)
+
+    state.init = init_then_check
+
+
 _loading = False
 
 

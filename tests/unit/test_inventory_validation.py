@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -372,27 +373,78 @@ def test_shipped_inventories_are_valid(inventory):
     assert {h.role for h in site.hosts} == {"frontend", "backend"}
 
 
-def test_a_malformed_inventory_stops_pyinfra_before_it_connects(tmp_path):
-    """Through the real CLI: pyinfra must fail while loading the inventory, never reaching 'Connecting'."""
+@pytest.fixture
+def listeners():
+    """A TCP listener on each loopback address the CLI tests' hosts have: a connection pyinfra made would wait here."""
+    opened = {}
+    for address in ("127.0.0.2", "127.0.0.3"):
+        sock = socket.socket()
+        sock.bind((address, 0))
+        sock.listen(8)
+        sock.setblocking(False)
+        opened[address] = sock
+    yield opened
+    for sock in opened.values():
+        sock.close()
+
+
+def connections(listeners) -> list[str]:
+    made = []
+    for address, sock in listeners.items():
+        try:
+            sock.accept()[0].close()
+            made.append(address)
+        except BlockingIOError:
+            pass
+    return made
+
+
+def run_cli(tmp_path, listeners, *args, checked: bool) -> tuple[int, str]:
+    """The real pyinfra CLI, from the repository (so config.py is read), on a two-host inventory on loopback."""
+    tmp_path.mkdir(exist_ok=True)
     (tmp_path / "group_data").symlink_to(REPO / "inventory" / "group_data")
-    inventory = tmp_path / "bad.py"
+    port = {address: sock.getsockname()[1] for address, sock in listeners.items()}
+    inventory = tmp_path / "site.py"
     inventory.write_text(
-        "from roles.inventory import check_inventory\n"
-        "frontend = [('f', {'ssh_hostname': '127.0.0.2', 'hw_memory_gib': 4, 'hw_cpu_cores': 1})]\n"
-        "backend = [('b', {'ssh_hostname': '127.0.0.3', 'hw_memory_gib': 4, 'hw_cpu_cores': 1,"
-        " 'base_swappiness': 250})]\n"
-        "check_inventory(__file__)\n"
+        ("from roles.inventory import check_inventory\n" if checked else "")
+        + f"frontend = [('f', {{'ssh_hostname': '127.0.0.2', 'ssh_port': {port['127.0.0.2']}, 'hw_memory_gib': 4,"
+        " 'hw_cpu_cores': 1})]\n"
+        f"backend = [('b', {{'ssh_hostname': '127.0.0.3', 'ssh_port': {port['127.0.0.3']}, 'hw_memory_gib': 4,"
+        " 'hw_cpu_cores': 1, 'base_swap_size_mib': 0})]\n" + ("check_inventory(__file__)\n" if checked else "")
     )
     pyinfra = Path(sys.executable).with_name("pyinfra")
     result = subprocess.run(
-        [str(pyinfra), "-y", str(inventory), "deploys/full.py"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode != 0
-    assert "host 'b', key 'base_swappiness'" in output
+        [str(pyinfra), "-y", str(inventory), "deploys/base.py", *args],
+        cwd=REPO, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    return result.returncode, result.stdout + result.stderr
+
+
+def problem_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith("  - host ")]
+
+
+@pytest.mark.parametrize("checked", [True, False], ids=["with check_inventory", "without check_inventory"])
+def test_a_malformed_inventory_stops_pyinfra_before_it_connects(tmp_path, listeners, checked):
+    """Through the real CLI: whether or not the inventory file calls check_inventory, pyinfra fails before it
+    connects anywhere (config.py has it check the loaded inventory), naming host and key."""
+    returncode, output = run_cli(tmp_path, listeners, checked=checked)
+    assert returncode != 0
+    assert "host 'f', key 'ssh_hostname': 127.0.0.2 is a loopback address" in output
     assert "host 'b', key 'ssh_hostname': 127.0.0.3 is a loopback address" in output
-    assert "Connecting to hosts" not in output
+    assert "Connecting" not in output and "Traceback" not in output
+    assert connections(listeners) == []
+
+
+def test_both_checks_give_the_same_message(tmp_path, listeners):
+    _, with_check = run_cli(tmp_path / "a", listeners, checked=True)
+    _, without = run_cli(tmp_path / "b", listeners, checked=False)
+    assert problem_lines(with_check) == problem_lines(without) != []
+
+
+def test_a_bad_value_given_with_data_is_refused_before_any_connection(tmp_path, listeners):
+    returncode, output = run_cli(tmp_path, listeners, "--data", 'base_ntp_servers=["ntp.lan; reboot"]', checked=False)
+    assert returncode != 0
+    assert "host 'f', key 'base_ntp_servers'" in output and "host 'b', key 'base_ntp_servers'" in output
+    assert "Connecting" not in output and "Traceback" not in output
+    assert connections(listeners) == []
