@@ -9,6 +9,7 @@ one-line documentation.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -76,7 +77,7 @@ def parse_settings(settings_cls: type, prefix: str, host: str, data: Mapping[str
 
     Unknown keys under the prefix are problems too: a typo must not silently fall back to a default.
     """
-    hints = typing.get_type_hints(settings_cls)
+    hints = _type_hints(settings_cls)
     fields = prefixed_keys(settings_cls, prefix)
     for key in data:
         if key.startswith(f"{prefix}_") and key not in fields:
@@ -97,6 +98,11 @@ def parse_settings(settings_cls: type, prefix: str, host: str, data: Mapping[str
     if any(p.host == host and p.key in fields for p in problems):
         return None
     return settings_cls(**values)
+
+
+@functools.cache
+def _type_hints(settings_cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(settings_cls)  # evaluating string annotations costs more than a whole check
 
 
 def type_error(value: Any, annotation: Any) -> str | None:
