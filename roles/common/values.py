@@ -613,9 +613,12 @@ class Url(ValueType):
             return f"must not carry credentials (user@ or user:password@), got {shown(value)}"
         if not parts.hostname:
             return f"names no host, got {shown(value)}"
-        problem = HostName()(parts.hostname)
-        if problem:
-            return f"host {problem}"
+        try:
+            ipaddress.IPv4Address(parts.hostname)  # any IPv4 address: a mirror on loopback is fine
+        except ValueError:
+            problem = DnsName()(parts.hostname)
+            if problem:
+                return f"host {problem}"
         if port == 0:
             return f"port 0 is no port, got {shown(value)}"
         return None

@@ -78,6 +78,7 @@ ACCEPTED = [
     (ControlPath(), "~/.local/state/clawlan/site"),
     (ControlPath(), "/home/Jane Doe/clawlan"),
     (Url(), "https://registry.npmjs.org/"),
+    (Url(), "http://127.0.0.1:4873/"),  # a registry mirror on the host itself
     (Url(), "http://10.0.0.5:8080/models/qwen.gguf?token=a&b=c"),
     (ModelSource(), "http://nas.home.arpa/models/Qwen3-Q4_K_M.gguf"),
     (ModelSource(), "/srv/models/qwen.gguf"),
@@ -171,7 +172,7 @@ REFUSED = [
     (Url(), "http://nas/x.gguf$(id)"),
     (Url(), "http://user:secret@nas/x"),
     (Url(), "http://10.0.0.1:99999/"),
-    (Url(), "http://127.0.0.1/"),
+    (Url(), "http://999.1.1.1/"),
     (Url(), "http:///x"),
     (Url(), "http://nas/é"),
     (ModelSource(), "models/qwen.gguf"),
