@@ -311,3 +311,17 @@ def test_the_swapfile_fact_tells_a_swap_area_from_anything_else(shell):
 def test_the_nsswitch_fact_quotes_its_database():
     assert shlex.split(NsswitchSources().command(database=HOSTILE))[2] == f"^{HOSTILE}:"
     assert base_facts.is_swap_area("'/x'").startswith("[ -f '/x' ]")
+
+
+@pytest.mark.parametrize("path", ["/swapfile", "/swap.img", "/srv/swap+1-a,b:c@d=e", "/var/lib/swap/swapfile"])
+def test_the_fstab_line_of_any_allowed_swap_path_is_matched_literally(tmp_path, path):
+    """files.line greps and seds with basic regular expressions: the swapfile's line is found, a lookalike is not."""
+    from roles.base.deploy import basic_regex_literal
+
+    fstab = tmp_path / "fstab"
+    lookalike = path.replace("+", "").replace(".", "x") + "x"
+    fstab.write_text(f"{lookalike} none swap sw 0 0\n{path} none swap sw 0 0\n")
+    found = subprocess.run(
+        ["grep", "-e", rf"^{basic_regex_literal(path)}\s", str(fstab)], capture_output=True, text=True
+    )
+    assert found.stdout.splitlines() == [f"{path} none swap sw 0 0"] and found.stderr == ""
