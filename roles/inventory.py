@@ -1,8 +1,9 @@
 """The inventory: loaded as the pyinfra CLI loads it, validated as one, and turned into the ``Site``.
 
 ``check_inventory`` runs at the end of every inventory file, so a malformed inventory stops pyinfra
-while it loads, before it connects to any host; deploys build the same ``Site`` to get each host's
-role configs.
+while it loads, before it connects to any host; the repository's config.py has pyinfra check the loaded
+inventory again (with --data overrides, and for a file that forgot the call) before the first
+connection; deploys build the same ``Site`` to get each host's role configs.
 """
 
 from __future__ import annotations
@@ -232,7 +233,7 @@ def _comparable(value: Any) -> Any:
     """A value as the site-wide check compares it: repr tells 1 from True and 1.0; a huge int has none."""
     try:
         return repr(value)
-    except ValueError:
+    except Exception:  # ValueError: too many digits
         return value if isinstance(value, int) else id(value)
 
 
