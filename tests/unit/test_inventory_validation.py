@@ -347,6 +347,15 @@ def test_a_misspelt_pyinfra_key_is_named_with_the_key_meant():
     assert "did you mean '_sudo_user'?" in message
 
 
+def test_the_pyinfra_keys_are_pyinfras_own():
+    """The known keys come from pyinfra itself; each value type here is for a key it still has."""
+    from roles.common.connection import ARGUMENT_KEYS, SSH_KEYS, VALUE_TYPES
+
+    assert {"ssh_user", "ssh_port", "ssh_key", "ssh_known_hosts_file", "ssh_strict_host_key_checking"} <= SSH_KEYS
+    assert {"_sudo", "_sudo_user", "_env"} <= ARGUMENT_KEYS
+    assert set(VALUE_TYPES) <= SSH_KEYS | ARGUMENT_KEYS
+
+
 def test_ipv6_is_refused_as_unsupported():
     _, message = problems_of(with_change(lambda h: h["back"][1].update(ssh_hostname="fd00::20")))
     assert "IPv6 addresses are not supported" in message
