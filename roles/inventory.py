@@ -1,12 +1,14 @@
 """The inventory: loaded as the pyinfra CLI loads it, validated as one, and turned into the ``Site``.
 
 ``check_inventory`` runs at the end of every inventory file, so a malformed inventory stops pyinfra
-while it loads, before it connects to any host; deploys build the same ``Site`` to get each host's
-role configs.
+while it loads, before it connects to any host; the repository's config.py has pyinfra check the loaded
+inventory again (with --data overrides, and for a file that forgot the call) before the first
+connection; deploys build the same ``Site`` to get each host's role configs.
 """
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 from collections.abc import Mapping
@@ -14,8 +16,10 @@ from typing import Any
 
 from roles.base.config import preflight
 from roles.base.settings import BaseSettings
-from roles.common.names import HostSpec, alias_problems
-from roles.common.settings import InventoryError, Problem, parse_settings
+from roles.common.connection import SSH_KEYS, is_pyinfra_key, pyinfra_key_problems
+from roles.common.names import HostSpec, alias_problems, fqdn
+from roles.common.settings import InventoryError, Problem, parse_settings, prefixed_keys
+from roles.common.values import DnsLabel, LanIPv4, Number, WholeNumber, shown
 from roles.gateway.config import preflight as gateway_preflight
 from roles.gateway.settings import GatewaySettings
 from roles.model_server.config import preflight as model_server_preflight
@@ -63,6 +67,9 @@ HOST_KEYS = {
     "hw_memory_gib": "installed RAM in GiB",
     "hw_cpu_cores": "physical CPU cores",
 }
+HOST_VALUES = {"ssh_hostname": LanIPv4(), "hw_memory_gib": Number(0.5, 65536), "hw_cpu_cores": WholeNumber(1, 4096)}
+HOST_NAME = DnsLabel()  # an inventory host's name: its short name in /etc/hosts and in its certificate
+SSH_PORT = 22  # pyinfra's (and sshd's) port when the inventory gives no ssh_port
 
 
 def merged_data(inventory, host) -> dict[str, Any]:
@@ -84,15 +91,23 @@ def build_site(hosts: Mapping[str, tuple[tuple[str, ...], Mapping[str, Any]]]) -
     specs: list[HostSpec] = []
     settings: dict[str, dict[str, Any]] = {}
 
+    for name, (_, raw) in hosts.items():
+        problems += [Problem(name, shown(key), "a key must be text") for key in raw if not isinstance(key, str)]
+    hosts = {
+        name: (groups, {k: v for k, v in raw.items() if isinstance(k, str)}) for name, (groups, raw) in hosts.items()
+    }
+
     for name, (groups, data) in hosts.items():
         spec = _host_spec(name, groups, data, problems)
         for key in data.keys() & RENAMED.keys():
             problems.append(Problem(name, key, f"renamed: spell it {RENAMED[key]!r}"))
         current = {key: value for key, value in data.items() if key not in RENAMED}
         parsed = {prefix: parse_settings(cls, prefix, name, current, problems) for prefix, cls in SETTINGS.items()}
+        problems += pyinfra_key_problems(name, data)
         for key in data:
             if not _known_key(key):
-                problems.append(Problem(name, key, "unknown key (role settings are spelled <role>_<setting>)"))
+                hint = _did_you_mean(key)
+                problems.append(Problem(name, key, f"unknown key (role settings are spelled <role>_<setting>){hint}"))
         if spec:
             specs.append(spec)
         settings[name] = parsed
@@ -116,6 +131,9 @@ def build_site(hosts: Mapping[str, tuple[tuple[str, ...], Mapping[str, Any]]]) -
                 problems += gateway_preflight(settings[spec.name]["gateway"], spec.name, spec.address)
         problems += monitor_preflight(settings[specs[0].name]["monitor"], specs)
         problems += alias_problems(settings[specs[0].name]["base"].host_aliases, specs, "base_host_aliases")
+        problems += _name_problems(specs, settings[specs[0].name]["base"])
+        for spec in specs:
+            problems += _port_problems(spec, settings, specs, hosts[spec.name][1])
 
     if problems:
         raise InventoryError(problems)
@@ -125,9 +143,57 @@ def build_site(hosts: Mapping[str, tuple[tuple[str, ...], Mapping[str, Any]]]) -
 def _known_key(key: str) -> bool:
     return (
         key in HOST_KEYS
-        or key.startswith(("ssh_", "_"))  # pyinfra's own connection keys and operation arguments
+        or is_pyinfra_key(key)  # pyinfra's own connection keys and operation arguments: checked on their own
         or any(key.startswith(f"{prefix}_") for prefix in SETTINGS)
     )
+
+
+def _did_you_mean(key: str) -> str:
+    known = [*HOST_KEYS, *SSH_KEYS, *(k for prefix, cls in SETTINGS.items() for k in prefixed_keys(cls, prefix))]
+    close = difflib.get_close_matches(key, known, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _port_problems(spec: HostSpec, settings, specs: list[HostSpec], data: Mapping[str, Any]) -> list[Problem]:
+    """Two services of one host on one port: the second would not start (or, on loopback, take the other's
+    traffic). sshd listens on every address, so the SSH port counts too."""
+    own, monitor = settings[spec.name], settings[spec.name]["monitor"]
+    ports = {"ssh_port": data.get("ssh_port", SSH_PORT), "monitor_node_exporter_port": monitor.node_exporter_port}
+    if spec.role == "frontend":
+        ports |= {
+            "gateway_port": own["gateway"].port,
+            "mtls_egress_port": own["mtls"].egress_port,
+            "monitor_probe_port": monitor.probe_port,
+        }
+    else:
+        ports |= {"mtls_port": own["mtls"].port, "model_server_port": own["model_server"].port}
+    monitor_name = monitor.host or next(s.name for s in specs if s.role == "frontend")
+    if spec.name == monitor_name:
+        ports["monitor_prometheus_port"] = monitor.prometheus_port
+    problems, owners = [], {}
+    for key, port in ports.items():
+        other = owners.setdefault(port, key)
+        if other != key and not (key.startswith("monitor_") and other.startswith("monitor_")):  # those: preflight
+            problems.append(Problem(spec.name, key, f"port {port} is also {other} on this host: each needs its own"))
+    return problems
+
+
+def _name_problems(specs: list[HostSpec], base: BaseSettings) -> list[Problem]:
+    """A name pinned twice in /etc/hosts resolves to whichever line comes first: the extra hosts must not take
+    an inventory host's name or a service alias."""
+    taken = {}
+    for spec in specs:
+        for name in (spec.name, fqdn(spec.name, base.dns_domain)):
+            taken[name] = f"inventory host {spec.name!r}"
+    for alias in base.host_aliases:
+        for name in (alias, fqdn(alias, base.dns_domain)):
+            taken.setdefault(name, f"the service alias {alias!r}")
+    problems = []
+    for extra in base.extra_hosts:
+        clash = next((taken[name] for name in (extra, fqdn(extra, base.dns_domain)) if name in taken), None)
+        if clash:
+            problems.append(Problem("*", "base_extra_hosts", f"{extra!r} is a name of {clash} already"))
+    return problems
 
 
 def _host_spec(name: str, groups: tuple[str, ...], data: Mapping[str, Any], problems: list[Problem]):
@@ -136,43 +202,50 @@ def _host_spec(name: str, groups: tuple[str, ...], data: Mapping[str, Any], prob
     if len(roles) != 1:
         where = "in no role group" if not roles else f"in both {' and '.join(roles)}"
         problems.append(Problem(name, "groups", f"the host is {where}; put it in exactly one of {ROLE_GROUPS}"))
-    for key in HOST_KEYS:
-        if key not in data:
-            problems.append(Problem(name, key, f"missing: {HOST_KEYS[key]}"))
-    address = data.get("ssh_hostname")
-    if address is not None and not _is_ip(address):
-        problems.append(Problem(name, "ssh_hostname", f"must be an IP address, got {address!r}"))
-    memory, cores = data.get("hw_memory_gib"), data.get("hw_cpu_cores")
-    if memory is not None and (isinstance(memory, bool) or not isinstance(memory, (int, float)) or memory <= 0):
-        problems.append(Problem(name, "hw_memory_gib", f"must be a positive number of GiB, got {memory!r}"))
-    if cores is not None and (isinstance(cores, bool) or not isinstance(cores, int) or cores <= 0):
-        problems.append(Problem(name, "hw_cpu_cores", f"must be a positive whole number, got {cores!r}"))
+    problem = HOST_NAME(name)
+    if problem:
+        problems.append(Problem(name, "name", f"an inventory host's name is its short name on the LAN: {problem}"))
+    for key, value_type in HOST_VALUES.items():
+        problem = value_type(data[key]) if key in data else f"missing: {HOST_KEYS[key]}"
+        if problem:
+            problems.append(Problem(name, key, problem))
     if len(problems) > before:
         return None
-    return HostSpec(name=name, address=address, role=roles[0], memory_gib=float(memory), cpu_cores=cores)
+    return HostSpec(
+        name=name,
+        address=data["ssh_hostname"],
+        role=roles[0],
+        memory_gib=float(data["hw_memory_gib"]),
+        cpu_cores=data["hw_cpu_cores"],
+    )
 
 
 def _check_site_wide(hosts: Mapping[str, tuple[tuple[str, ...], Mapping[str, Any]]], problems: list[Problem]):
     prefixed = {key for _, data in hosts.values() for key in data if key.startswith(SITE_WIDE_PREFIXES)}
     for key in (*SITE_WIDE, *sorted(prefixed)):
         values = {name: data.get(key) for name, (_, data) in hosts.items()}
-        if len(set(map(repr, values.values()))) > 1:
-            differing = ", ".join(f"{name}={value!r}" for name, value in values.items())
+        if len(set(map(_comparable, values.values()))) > 1:
+            differing = ", ".join(f"{name}={shown(value)}" for name, value in values.items())
             problems.append(Problem("*", key, f"must be the same on every host, got {differing}"))
 
 
-def _is_ip(value: Any) -> bool:
+def _comparable(value: Any) -> Any:
+    """A value as the site-wide check compares it: repr tells 1 from True and 1.0; a huge int has none."""
     try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True
+        return repr(value)
+    except Exception:  # ValueError: too many digits
+        return value if isinstance(value, int) else id(value)
+
+
+def _address(value: Any) -> ipaddress.IPv4Address | None:
+    """A usable LAN address, or None (the value types report what is wrong with the others)."""
+    return ipaddress.IPv4Address(value) if LanIPv4()(value) is None else None
 
 
 def _check_addresses(hosts: Mapping[str, tuple[tuple[str, ...], Mapping[str, Any]]], problems: list[Problem]):
-    owners: dict[str, str] = {}
+    owners: dict[ipaddress.IPv4Address, str] = {}
     for name, (_, data) in hosts.items():
-        address = data.get("ssh_hostname")
+        address = _address(data.get("ssh_hostname"))
         if address in owners:
             message = f"address {address} is already used by host {owners[address]!r}"
             problems.append(Problem(name, "ssh_hostname", message))
@@ -181,13 +254,10 @@ def _check_addresses(hosts: Mapping[str, tuple[tuple[str, ...], Mapping[str, Any
     for name, (_, data) in hosts.items():
         extra = data.get("base_extra_hosts")
         for extra_name, extra_address in extra.items() if isinstance(extra, Mapping) else ():
-            if not _is_ip(extra_address):
+            address = _address(extra_address)
+            if address in owners:
                 problems.append(
-                    Problem(name, "base_extra_hosts", f"{extra_name!r} needs an IP address, got {extra_address!r}")
-                )
-            elif extra_address in owners:
-                problems.append(
-                    Problem(name, "base_extra_hosts", f"{extra_name!r} reuses {owners[extra_address]!r}'s address")
+                    Problem(name, "base_extra_hosts", f"{shown(extra_name)} reuses {owners[address]!r}'s address")
                 )
 
 
@@ -202,6 +272,25 @@ def load_inventory(inventory_file: str, cwd: str | None = None):
         return make_inventory_from_files(inventory_file, cwd=cwd)
     with ctx_state.use(State()):
         return make_inventory_from_files(inventory_file, cwd=cwd)
+
+
+def check_before_connecting(state) -> None:
+    """Have pyinfra validate the inventory it loaded (with --data overrides) before it connects to any host.
+
+    For the repository's config.py, which the pyinfra CLI runs before it loads the inventory: an inventory file
+    that forgets its ``check_inventory(__file__)`` is checked all the same. pyinfra's ``State.init`` runs once the
+    inventory is loaded, before "Connecting to hosts", and starts a fresh list of callback handlers (so a
+    ``host_before_connect`` callback added from config.py would be dropped, and one raised from would fail inside
+    each host's connection greenlet): the check runs right after ``init``, and its InventoryError is the error
+    pyinfra prints, exiting non-zero.
+    """
+    init = state.init
+
+    def init_then_check(inventory, *args, **kwargs):
+        init(inventory, *args, **kwargs)
+        site_from_inventory(inventory)
+
+    state.init = init_then_check
 
 
 _loading = False

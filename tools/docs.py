@@ -15,14 +15,11 @@ import dataclasses
 import importlib
 import re
 import sys
-import types
-import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Any
 
-from roles.common.settings import Between
-from roles.inventory import HOST_KEYS, ROLE_GROUPS, SETTINGS, SITE_WIDE, SITE_WIDE_PREFIXES
+from roles.inventory import HOST_KEYS, HOST_VALUES, ROLE_GROUPS, SETTINGS, SITE_WIDE, SITE_WIDE_PREFIXES
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
@@ -41,30 +38,6 @@ def literal(value: Any) -> str:
     return repr(value)
 
 
-def accepts(annotation: Any, check: Any = None) -> str:
-    """What a key accepts, in words, with the range of a ``between`` check."""
-    words = _words(annotation)
-    return f"{words}, {check}" if isinstance(check, Between) else words
-
-
-def _words(annotation: Any, plural: bool = False) -> str:
-    origin = get_origin(annotation)
-    if origin is Literal:
-        *most, last = (f"`{literal(a)}`" for a in get_args(annotation))
-        return f"{', '.join(most)} or {last}" if most else last
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_words(a, plural) for a in get_args(annotation))
-    if origin is tuple:
-        return f"list{'s' if plural else ''} of {_words(get_args(annotation)[0], plural=True)}"
-    if origin in (dict, Mapping):
-        key_type, value_type = get_args(annotation)
-        return f"mapping{'s' if plural else ''} of {_words(key_type)} to {_words(value_type)}"
-    if annotation is bool:
-        return "`True` or `False`"
-    word = {int: "whole number", float: "number", str: "string"}.get(annotation, getattr(annotation, "__name__", ""))
-    return word + "s" if plural else word
-
-
 def site_wide(key: str) -> bool:
     return key in SITE_WIDE or key.startswith(SITE_WIDE_PREFIXES)
 
@@ -75,14 +48,13 @@ def _cell(text: str) -> str:
 
 def settings_table(prefix: str) -> str:
     cls = SETTINGS[prefix]
-    hints = typing.get_type_hints(cls)
     keys = [f"{prefix}_{field.name}" for field in dataclasses.fields(cls)]
     every_key_site_wide = all(site_wide(key) for key in keys)
     lines = ["| key | default | accepts | meaning |", "| --- | --- | --- | --- |"]
     for key, field in zip(keys, dataclasses.fields(cls), strict=True):
         default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
         meaning = field.metadata["doc"] + (" (site-wide)" if site_wide(key) and not every_key_site_wide else "")
-        cells = [f"`{key}`", f"`{literal(default)}`", accepts(hints[field.name], field.metadata.get("check")), meaning]
+        cells = [f"`{key}`", f"`{literal(default)}`", field.metadata["check"].describe, meaning]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     if every_key_site_wide:
         lines += ["", f"Every `{prefix}_*` key is site-wide: the same on every host."]
@@ -90,8 +62,9 @@ def settings_table(prefix: str) -> str:
 
 
 def host_table() -> str:
-    lines = ["| key | meaning |", "| --- | --- |"]
-    lines += [f"| `{key}` | {_cell(meaning)} |" for key, meaning in HOST_KEYS.items()]
+    lines = ["| key | accepts | meaning |", "| --- | --- | --- |"]
+    for key, meaning in HOST_KEYS.items():
+        lines.append(f"| `{key}` | {_cell(HOST_VALUES[key].describe)} | {_cell(meaning)} |")
     return "\n".join(lines)
 
 

@@ -86,8 +86,6 @@ def preflight(settings: BaseSettings, spec: HostSpec, model_gib: float) -> list[
                 f"(at most {cap} MiB)",
             )
         )
-    if settings.swap_size_mib != 0 and not settings.swap_path.startswith("/"):
-        problems.append(Problem(spec.name, "base_swap_path", f"must be an absolute path, got {settings.swap_path!r}"))
 
     room = sizing.hugetlb_room_gib(spec.memory_gib, model_gib, settings.system_reserve_gib)
     if room < 0:

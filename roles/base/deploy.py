@@ -28,6 +28,12 @@ TIMESYNCD_DROPIN = "/etc/systemd/timesyncd.conf.d/clawlan.conf"
 HOSTS_MARKER = "# {mark} clawlan managed hosts"
 
 
+def basic_regex_literal(text: str) -> str:
+    """``text`` as a POSIX basic regular expression matching it literally (files.line greps and seds with BREs,
+    where re.escape's \\+ is a repetition and its \\- a stray backslash)."""
+    return re.sub(r"([.\[\]*^$\\])", r"\\\1", text)
+
+
 @deploy("Base system")
 def base(config: BaseConfig, installed_packages: frozenset[str] = frozenset()):
     install_packages("Install the packages every appliance box needs", list(PACKAGES), installed_packages)
@@ -72,7 +78,7 @@ def base(config: BaseConfig, installed_packages: frozenset[str] = frozenset()):
     files.line(
         name="Keep the swapfile's fstab entry",
         path="/etc/fstab",
-        line=rf"^{re.escape(config.swap_path)}\s",
+        line=rf"^{basic_regex_literal(config.swap_path)}\s",
         replace=f"{config.swap_path} none swap sw 0 0",
         present=config.swap_size_mib > 0,
     )

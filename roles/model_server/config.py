@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass
-from urllib.parse import urlparse
 
 from roles.common.names import HostSpec
 from roles.common.settings import Problem
+from roles.common.values import file_name
 from roles.model_server.settings import ModelServerSettings
 
 VENV = "/opt/clawlan/llama-cpp"
@@ -71,7 +71,7 @@ class ModelServerConfig:
 
 
 def model_file_name(source: str) -> str:
-    return posixpath.basename(urlparse(source).path) if "://" in source else posixpath.basename(source)
+    return file_name(source)
 
 
 def build_model_server_config(
@@ -122,6 +122,4 @@ def preflight(settings: ModelServerSettings, spec: HostSpec) -> list[Problem]:
                 spec.name, "model_server_max_answer_tokens", f"must be below the context ({settings.context_tokens})"
             )
         )
-    if settings.threads != "auto" and not 1 <= settings.threads <= 1024:
-        problems.append(Problem(spec.name, "model_server_threads", "must be 'auto' or between 1 and 1024"))
     return problems

@@ -33,7 +33,7 @@ class ModelFile(FactBase):
         return (
             f"if [ -f {p} ]; then set -- $(stat -c '%s %Y' {p}); "
             f'if [ -f {p}.sha256 ] && read sha size mtime < {p}.sha256 && [ "$size $mtime" = "$1 $2" ]; '
-            f'then echo "$sha recorded"; else echo "$(sha256sum {p} | cut -d\' \' -f1) hashed"; fi; fi'
+            f'then echo "$sha recorded"; else echo "$(sha256sum < {p} | cut -d\' \' -f1) hashed"; fi; fi'
         )
 
     def process(self, output):

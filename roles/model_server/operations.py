@@ -45,24 +45,25 @@ def llama_cpp_python(venv: str, version: str, cmake_args: str, build_packages: t
         return
 
     local_tar = Path(wheelhouse_dir).expanduser() / f"{key}.tar"
-    remote_dir = f"{REMOTE_WHEELHOUSE}/{key}"
+    remote_dir, tar = shlex.quote(f"{REMOTE_WHEELHOUSE}/{key}"), shlex.quote(f"{REMOTE_WHEELHOUSE}/{key}.tar")
+    pip = shlex.quote(f"{venv}/bin/pip")
     requirement = shlex.quote(f"llama-cpp-python[server]=={version}")
     yield f"mkdir -p {remote_dir}"
     if local_tar.exists():
-        yield from files.put._inner(src=str(local_tar), dest=f"{remote_dir}.tar")
-        yield f"tar -C {remote_dir} -xf {remote_dir}.tar"
+        yield from files.put._inner(src=str(local_tar), dest=f"{REMOTE_WHEELHOUSE}/{key}.tar")
+        yield f"tar -C {remote_dir} -xf {tar}"
     else:
         packages = " ".join(shlex.quote(p) for p in (*BUILD_PACKAGES, *build_packages))
         yield f"DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends {packages}"
         yield (
-            f"{PIP} CMAKE_ARGS={shlex.quote(cmake_args)} {venv}/bin/pip wheel --quiet --no-cache-dir "
+            f"{PIP} CMAKE_ARGS={shlex.quote(cmake_args)} {pip} wheel --quiet --no-cache-dir "
             f"--wheel-dir {remote_dir} {requirement}"
         )
-        yield f"tar -C {remote_dir} -cf {remote_dir}.tar ."
-        yield FunctionCommand(_keep_wheelhouse, (f"{remote_dir}.tar", str(local_tar)), {})
+        yield f"tar -C {remote_dir} -cf {tar} ."
+        yield FunctionCommand(_keep_wheelhouse, (f"{REMOTE_WHEELHOUSE}/{key}.tar", str(local_tar)), {})
     yield (
-        f"{PIP} {venv}/bin/pip install --quiet --no-index --find-links {remote_dir} --force-reinstall {requirement}"
-        f" && echo {key} > {key_file} && rm -rf {remote_dir} {remote_dir}.tar"
+        f"{PIP} {pip} install --quiet --no-index --find-links {remote_dir} --force-reinstall {requirement}"
+        f" && echo {shlex.quote(key)} > {shlex.quote(key_file)} && rm -rf {remote_dir} {tar}"
     )
 
 
@@ -111,9 +112,11 @@ def model_file(path: str, source: str, sha256: str, size_gib: float):
             )
         # host.put_file, not files.put: files.put would sha1 the (45 GB) source on every pass.
         yield FunctionCommand(_upload, (source, f"{path}.partial"), {})
+    # Every value is one quoted word: the source (a URL) is never read by the shell.
+    arrived, pins = shlex.quote(f"{source} arrived with sha256 "), shlex.quote(f", the inventory pins {sha256}")
     yield (
-        f"actual=$(sha256sum {partial} | cut -d' ' -f1); if [ \"$actual\" != {sha256} ]; then rm -f {partial}; "
-        f'echo "{source} arrived with sha256 $actual, the inventory pins {sha256}" >&2; exit 1; fi'
+        f"actual=$(sha256sum < {partial} | cut -d' ' -f1); if [ \"$actual\" != {shlex.quote(sha256)} ]; then"
+        f' rm -f {partial}; echo {arrived}"$actual"{pins} >&2; exit 1; fi'
     )
     yield f"chmod 644 {partial} && mv {partial} {quoted}"
     yield _record(path, sha256)
@@ -129,7 +132,7 @@ def _upload(state, host, local: str, remote: str) -> bool:
 
 def _record(path: str, sha256: str) -> str:
     quoted = shlex.quote(path)
-    return f"echo {sha256} $(stat -c '%s %Y' {quoted}) > {quoted}.sha256"
+    return f"echo {shlex.quote(sha256)} $(stat -c '%s %Y' {quoted}) > {shlex.quote(path + '.sha256')}"
 
 
 def sha256_file(path: str) -> str:

@@ -6,6 +6,7 @@ Debian's units are kept and extended with drop-ins (flags, hardening, an IP filt
 
 from __future__ import annotations
 
+import shlex
 from io import StringIO
 from pathlib import Path
 
@@ -113,7 +114,7 @@ def probe(config: ProbeConfig, secrets_changes=(), tls_changes=(), installed_pac
     )
     server.shell(
         name="Write the certificate expiry metric now (the probe's certificate changed)",
-        commands=[f"systemctl start {config.certificate_metrics_unit}.service"],
+        commands=[f"systemctl start {shlex.quote(config.certificate_metrics_unit + '.service')}"],
         _if=certificate.did_change,
     )
     changed = (*programs, settings, unit, key, certificate, *secrets_changes, *tls_changes)

@@ -7,58 +7,62 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from roles.common.settings import between, networks, setting
+from roles.common.settings import setting
+from roles.common.values import DnsLabel, Networks, Number, OrEmpty, Port, WholeNumber
 
 
 @dataclass(frozen=True)
 class MonitorSettings:
-    host: str = setting("", "Inventory name of the host that runs Prometheus; empty = the first frontend (always on).")
+    host: str = setting(
+        "", "Inventory name of the host that runs Prometheus; empty = the first frontend (always on).",
+        OrEmpty(DnsLabel(), "the first frontend"),
+    )  # fmt: skip
     prometheus_port: int = setting(9090, "Prometheus' web UI and API on the monitor's LAN address (usual port).",
-                                   between(1, 65535))  # fmt: skip
+                                   Port())  # fmt: skip
     node_exporter_port: int = setting(9100, "Node exporter on each host's LAN address, reachable by the monitor only.",
-                                      between(1, 65535))  # fmt: skip
+                                      Port())  # fmt: skip
     probe_port: int = setting(9464, "The latency probe's /metrics on each frontend's LAN address, monitor only.",
-                              between(1, 65535))  # fmt: skip
+                              Port())  # fmt: skip
     client_networks: tuple[str, ...] = setting(
         ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"),
         "Networks allowed to open the Prometheus UI (systemd IP filter): the LAN, never the internet.",
-        networks,
+        Networks(),
     )
     scrape_interval_s: int = setting(15, "Seconds between scrapes and rule evaluations (Prometheus' usual pace).",
-                                     between(1, 300))  # fmt: skip
+                                     WholeNumber(1, 300))  # fmt: skip
     retention_days: int = setting(30, "Days of history Prometheus keeps: a month to compare before and after a change.",
-                                  between(1, 3650))  # fmt: skip
+                                  WholeNumber(1, 3650))  # fmt: skip
     probe_interval_s: int = setting(
         60,
         "Seconds between probe rounds (start to start): a single-slot server gives ~1 % of its time to probing.",
-        between(2, 3600),
+        WholeNumber(2, 3600),
     )
     probe_timeout_s: int = setting(
-        60, "Seconds a probe may take: a cold 13k-token prompt takes ~25 s on the reference box.", between(1, 600)
+        60, "Seconds a probe may take: a cold 13k-token prompt takes ~25 s on the reference box.", WholeNumber(1, 600)
     )
     probe_max_tokens: int = setting(16, "Tokens each probe asks for: enough gaps for inter-token latency, cheap.",
-                                    between(2, 256))  # fmt: skip
+                                    WholeNumber(2, 256))  # fmt: skip
     alert_memory_used_percent: float = setting(85.0, "Memory in use that raises an alert (the seeds' 85 %).",
-                                               between(1, 100))  # fmt: skip
+                                               Number(1, 100))  # fmt: skip
     alert_memory_for_s: int = setting(300, "How long memory must stay above that first (the seeds' 5 minutes).",
-                                      between(0, 86400))  # fmt: skip
+                                      WholeNumber(0, 86400))  # fmt: skip
     alert_memory_available_floor_gib: float = setting(
-        2.0, "Available memory below this alerts at once (for: 1m): the OOM killer is next.", between(0, 1024)
+        2.0, "Available memory below this alerts at once (for: 1m): the OOM killer is next.", Number(0, 1024)
     )
     alert_swap_growth_for_s: int = setting(900, "Swap use growing this long alerts: the model is being paged out.",
-                                           between(60, 86400))  # fmt: skip
+                                           WholeNumber(60, 86400))  # fmt: skip
     alert_packet_loss_percent: float = setting(1.0, "Dropped packets or TCP retransmits above this % (the seeds' 1 %).",
-                                               between(0.01, 100))  # fmt: skip
+                                               Number(0.01, 100))  # fmt: skip
     alert_ttft_p99_s: float = setting(1.0, "Probe time to first token p99 above this alerts (the seeds' P99 > 1 s).",
-                                      between(0.01, 600))  # fmt: skip
+                                      Number(0.01, 600))  # fmt: skip
     alert_tokens_per_second_floor: float = setting(
-        20.0, "Decode speed below this alerts; the reference box does ~28-32 tokens/s on Q4_K_M.", between(0, 100000)
+        20.0, "Decode speed below this alerts; the reference box does ~28-32 tokens/s on Q4_K_M.", Number(0, 100000)
     )
     alert_latency_for_s: int = setting(600, "How long latency or speed must miss target: one slow chat is no trend.",
-                                       between(0, 86400))  # fmt: skip
+                                       WholeNumber(0, 86400))  # fmt: skip
     alert_probe_failing_for_s: int = setting(120, "How long the probe must fail before alerting (two probe rounds).",
-                                             between(0, 86400))  # fmt: skip
+                                             WholeNumber(0, 86400))  # fmt: skip
     alert_down_for_s: int = setting(120, "How long an exporter or a clawlan unit must be down before alerting.",
-                                    between(0, 86400))  # fmt: skip
+                                    WholeNumber(0, 86400))  # fmt: skip
     alert_disk_free_percent: float = setting(10.0, "Free space below this % on any disk alerts (the model's volume).",
-                                             between(0.1, 99))  # fmt: skip
+                                             Number(0.1, 99))  # fmt: skip

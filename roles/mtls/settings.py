@@ -4,32 +4,33 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from roles.common.settings import between, setting
+from roles.common.settings import setting
+from roles.common.values import Port, WholeNumber
 
 
 @dataclass(frozen=True)
 class MtlsSettings:
     port: int = setting(8443, "The backend's one LAN port for the model: TLS 1.3, frontend certificates only.",
-                        between(1, 65535))  # fmt: skip
+                        Port())  # fmt: skip
     read_timeout_s: int = setting(
         600, "Longest silence from the model server: a 13k-token prompt takes ~25 s cold before the first token.",
-        between(5, 3600),
+        WholeNumber(5, 3600),
     )  # fmt: skip
     max_body_mib: int = setting(16, "Largest request: gateway prompts carry ~13k tokens and tool definitions.",
-                                between(1, 1024))  # fmt: skip
+                                WholeNumber(1, 1024))  # fmt: skip
     upstream_keepalive: int = setting(
         8, "Idle connections nginx keeps open upstream, so a request never waits for a TLS handshake.",
-        between(0, 1024),
+        WholeNumber(0, 1024),
     )  # fmt: skip
     egress_port: int = setting(
         18080, "Loopback port of the frontend's egress proxy, the gateway's only way to the model.",
-        between(1, 65535),
+        Port(),
     )  # fmt: skip
     connect_timeout_s: int = setting(
         30, "The seeds' 30 s timeout, applied where it is safe: connecting to the backend, not generating.",
-        between(1, 600),
+        WholeNumber(1, 600),
     )  # fmt: skip
     connect_retries: int = setting(
         3, "The seeds' 3 retries: the egress proxy retries a failed connection (never a sent request).",
-        between(0, 10),
+        WholeNumber(0, 10),
     )  # fmt: skip

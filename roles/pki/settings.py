@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from roles.common.settings import between, setting
+from roles.common.settings import setting
+from roles.common.values import SubjectText, WholeNumber
 
 
 @dataclass(frozen=True)
 class PkiSettings:
-    organization: str = setting("clawlan", "O= of every certificate; the backend admits clients by O, OU and CN.")
+    organization: str = setting(
+        "clawlan", "O= of every certificate; the backend admits clients by O, OU and CN.", SubjectText()
+    )
     ca_days: int = setting(
-        3650, "The site CA lives ten years: replacing it means reissuing every host.", between(30, 36500)
+        3650, "The site CA lives ten years: replacing it means reissuing every host.", WholeNumber(30, 36500)
     )
     cert_days: int = setting(
-        365, "Host certificates last a year; every deploy renews those near expiry.", between(2, 825)
+        365, "Host certificates last a year; every deploy renews those near expiry.", WholeNumber(2, 825)
     )
     renew_before_days: int = setting(
-        30, "A deploy reissues a certificate this close to expiry (and the expiry alert uses it).", between(1, 365)
+        30, "A deploy reissues a certificate this close to expiry (and the expiry alert uses it).", WholeNumber(1, 365)
     )

@@ -5,7 +5,6 @@ import re
 
 import pytest
 
-from roles.common.settings import Between, between
 from roles.inventory import HOST_KEYS, SETTINGS
 from tools import docs
 
@@ -58,18 +57,11 @@ def test_defaults_are_written_as_in_a_python_inventory(value, written):
     assert docs.literal(value) == written
 
 
-def test_between_says_what_it_accepts():
-    assert docs.accepts(int, between(1, 65535)) == "whole number, 1-65535"
-    assert str(between(-1, 1000)) == "-1 to 1000"
-
-
-def test_between_gives_the_same_messages_as_before():
-    check = between(1, 65535)
-    assert isinstance(check, Between)
-    assert check(0) == "must be between 1 and 65535, got 0"
-    assert check(1) is None and check(65535) is None
-    assert between(0.01, 100)(0.001) == "must be between 0.01 and 100, got 0.001"
-    assert between(1, 2) == between(1, 2)  # a value: settings classes may compare their checks
+def test_the_accepts_column_is_what_the_value_type_says():
+    table = docs.settings_table("mtls")
+    assert "| `mtls_port` | `8443` | a TCP port, 1 to 65535 |" in table
+    for field in dataclasses.fields(SETTINGS["mtls"]):
+        assert field.metadata["check"].describe in table
 
 
 def test_check_names_the_stale_sections():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -88,9 +89,9 @@ CASES = {
         ("front", "hw_memory_gib"),
     ),
     "cores as a fraction": (lambda h: h["front"][1].update(hw_cpu_cores=3.5), ("front", "hw_cpu_cores")),
-    "alias to a group with no host": (
+    "alias to no role group": (
         lambda h: [data.update(base_host_aliases={"llm": "gpu"}) for _, data in h.values()],
-        ("*", "base_host_aliases"),
+        ("front", "base_host_aliases"),
     ),
     "alias that is a host name": (
         lambda h: [data.update(base_host_aliases={"back": "backend"}) for _, data in h.values()],
@@ -195,6 +196,120 @@ CASES = {
         lambda h: h["back"][1].update(base_tcp_keepalive_time_s=0),
         ("back", "base_tcp_keepalive_time_s"),
     ),
+    "host name that is no DNS label": (lambda h: h.update({"Front_1": h.pop("front")}), ("Front_1", "name")),
+    "host name with a space": (lambda h: h.update({"front 1": h.pop("front")}), ("front 1", "name")),
+    "address on loopback": (lambda h: h["back"][1].update(ssh_hostname="127.0.0.1"), ("back", "ssh_hostname")),
+    "address that is IPv6": (lambda h: h["back"][1].update(ssh_hostname="fd00::20"), ("back", "ssh_hostname")),
+    "address that is link-local": (
+        lambda h: h["back"][1].update(ssh_hostname="169.254.0.20"),
+        ("back", "ssh_hostname"),
+    ),
+    "address that is multicast": (lambda h: h["back"][1].update(ssh_hostname="239.0.0.1"), ("back", "ssh_hostname")),
+    "address given as a number": (lambda h: h["back"][1].update(ssh_hostname=167772180), ("back", "ssh_hostname")),
+    "RAM of NaN GiB": (lambda h: h["front"][1].update(hw_memory_gib=float("nan")), ("front", "hw_memory_gib")),
+    "RAM of infinite GiB": (lambda h: h["front"][1].update(hw_memory_gib=float("inf")), ("front", "hw_memory_gib")),
+    "no cores": (lambda h: h["front"][1].update(hw_cpu_cores=0), ("front", "hw_cpu_cores")),
+    "a number too long to print": (
+        lambda h: h["front"][1].update(base_swappiness=10**5000),
+        ("front", "base_swappiness"),
+    ),
+    "a key that is not text": (lambda h: h["front"][1].update({5: "x"}), ("front", "5")),
+    "SSH port out of range": (lambda h: h["front"][1].update(ssh_port=70000), ("front", "ssh_port")),
+    "SSH port as text": (lambda h: h["front"][1].update(ssh_port="22"), ("front", "ssh_port")),
+    "SSH user with shell syntax": (lambda h: h["front"][1].update(ssh_user="root;id"), ("front", "ssh_user")),
+    "SSH key path with a line break": (
+        lambda h: h["front"][1].update(ssh_key="/keys/id\nProxyCommand x"),
+        ("front", "ssh_key"),
+    ),
+    "host key checking pyinfra does not know": (
+        lambda h: h["front"][1].update(ssh_strict_host_key_checking="maybe"),
+        ("front", "ssh_strict_host_key_checking"),
+    ),
+    "misspelt SSH key": (lambda h: h["front"][1].update(ssh_usr="admin"), ("front", "ssh_usr")),
+    "misspelt operation argument": (lambda h: h["front"][1].update(_sudoo=True), ("front", "_sudoo")),
+    "sudo given as text": (lambda h: h["front"][1].update(_sudo="yes"), ("front", "_sudo")),
+    "sudo user with shell syntax": (lambda h: h["front"][1].update(_sudo_user="$(id)"), ("front", "_sudo_user")),
+    "gateway on the probe's port": (
+        lambda h: [d.update(gateway_port=9464) for _, d in h.values()],
+        ("front", "monitor_probe_port"),
+    ),
+    "gateway on the SSH port": (lambda h: h["front"][1].update(gateway_port=22), ("front", "gateway_port")),
+    "gateway on a custom SSH port": (
+        lambda h: h["front"][1].update(ssh_port=2222, gateway_port=2222),
+        ("front", "gateway_port"),
+    ),
+    "egress proxy on the node exporter's port": (
+        lambda h: [d.update(mtls_egress_port=9100) for _, d in h.values()],
+        ("front", "mtls_egress_port"),
+    ),
+    "Prometheus on the gateway's port": (
+        lambda h: [d.update(monitor_prometheus_port=18789) for _, d in h.values()],
+        ("front", "monitor_prometheus_port"),
+    ),
+    "model server on the TLS port": (
+        lambda h: h["back"][1].update(model_server_port=8443),
+        ("back", "model_server_port"),
+    ),
+    "extra host named like an inventory host": (
+        lambda h: [d.update(base_extra_hosts={"back": "10.0.0.5"}) for _, d in h.values()],
+        ("*", "base_extra_hosts"),
+    ),
+    "extra host named like a service alias": (
+        lambda h: [d.update(base_extra_hosts={"llm.home.arpa": "10.0.0.5"}) for _, d in h.values()],
+        ("*", "base_extra_hosts"),
+    ),
+    "extra host with shell syntax in its name": (
+        lambda h: [d.update(base_extra_hosts={"nas;reboot": "10.0.0.5"}) for _, d in h.values()],
+        ("front", "base_extra_hosts"),
+    ),
+    "extra host on IPv6": (
+        lambda h: [d.update(base_extra_hosts={"nas": "fd00::5"}) for _, d in h.values()],
+        ("front", "base_extra_hosts"),
+    ),
+    "swap path on a system file": (
+        lambda h: h["back"][1].update(base_swap_path="/etc/passwd"),
+        ("back", "base_swap_path"),
+    ),
+    "swap path with a space": (
+        lambda h: h["back"][1].update(base_swap_path="/srv/swap file"),
+        ("back", "base_swap_path"),
+    ),
+    "swap path climbing out of its root": (
+        lambda h: h["back"][1].update(base_swap_path="/srv/../etc/shadow"),
+        ("back", "base_swap_path"),
+    ),
+    "model URL with shell syntax": (
+        lambda h: h["back"][1].update(model_server_model_source="http://nas/$(reboot).gguf"),
+        ("back", "model_server_model_source"),
+    ),
+    "organization with a quote": (
+        lambda h: [d.update(pki_organization='Acme "Labs"') for _, d in h.values()],
+        ("front", "pki_organization"),
+    ),
+    "chat format with a line break": (
+        lambda h: h["back"][1].update(model_server_chat_format="chatml\nLD_PRELOAD=/tmp/x.so"),
+        ("back", "model_server_chat_format"),
+    ),
+    "build flags with a line break": (
+        lambda h: h["back"][1].update(model_server_cmake_args="-DX=1\nY=2"),
+        ("back", "model_server_cmake_args"),
+    ),
+    "npm registry with a quote": (
+        lambda h: h["front"][1].update(gateway_npm_registry="https://npm.lan/'x"),
+        ("front", "gateway_npm_registry"),
+    ),
+    "gateway network that is IPv6": (
+        lambda h: h["front"][1].update(gateway_client_networks=["10.0.0.0/8", "fd00::/8"]),
+        ("front", "gateway_client_networks"),
+    ),
+    "NTP server with a space": (
+        lambda h: h["front"][1].update(base_ntp_servers=["ntp.lan other"]),
+        ("front", "base_ntp_servers"),
+    ),
+    "llama-cpp-python as a range": (
+        lambda h: h["back"][1].update(model_server_version=">=0.3"),
+        ("back", "model_server_version"),
+    ),
 }
 
 
@@ -217,9 +332,48 @@ def test_every_problem_is_reported_at_once():
 
 def test_pyinfra_own_keys_are_accepted():
     def pyinfra_keys(hosts):
-        hosts["front"][1].update(ssh_user="admin", ssh_port=2222, _sudo=True)
+        hosts["front"][1].update(
+            ssh_user="admin", ssh_port=2222, _sudo=True, ssh_key="~/.ssh/id_ed25519",
+            ssh_strict_host_key_checking="yes", ssh_known_hosts_file="/home/admin/.ssh/known_hosts",
+            _sudo_user="root", _env={"LANG": "C.UTF-8"},
+        )  # fmt: skip
 
     build_site(with_change(pyinfra_keys))
+
+
+def test_a_misspelt_pyinfra_key_is_named_with_the_key_meant():
+    _, message = problems_of(with_change(lambda h: h["front"][1].update(ssh_know_hosts_file="/k", _sudo_usr="root")))
+    assert "did you mean 'ssh_known_hosts_file'?" in message
+    assert "did you mean '_sudo_user'?" in message
+
+
+def test_the_pyinfra_keys_are_pyinfras_own():
+    """The known keys come from pyinfra itself; each value type here is for a key it still has."""
+    from roles.common.connection import ARGUMENT_KEYS, SSH_KEYS, VALUE_TYPES
+
+    assert {"ssh_user", "ssh_port", "ssh_key", "ssh_known_hosts_file", "ssh_strict_host_key_checking"} <= SSH_KEYS
+    assert {"_sudo", "_sudo_user", "_env"} <= ARGUMENT_KEYS
+    assert set(VALUE_TYPES) <= SSH_KEYS | ARGUMENT_KEYS
+
+
+def test_ipv6_is_refused_as_unsupported():
+    _, message = problems_of(with_change(lambda h: h["back"][1].update(ssh_hostname="fd00::20")))
+    assert "IPv6 addresses are not supported" in message
+
+
+def test_a_port_clash_names_both_keys():
+    _, message = problems_of(with_change(lambda h: h["back"][1].update(model_server_port=8443)))
+    assert "host 'back', key 'model_server_port': port 8443 is also mtls_port on this host" in message
+
+
+def test_a_password_is_never_shown():
+    _, message = problems_of(with_change(lambda h: h["front"][1].update(ssh_password="hunter2\n")))
+    assert "ssh_password" in message and "hunter2" not in message
+
+
+def test_ports_of_different_hosts_may_be_equal():
+    """The gateway's port is the frontend's, the TLS port the backend's: the same number on two hosts is fine."""
+    build_site(with_change(lambda h: [d.update(gateway_port=8443) for _, d in h.values()]))
 
 
 @pytest.mark.parametrize("inventory", ["inventory/site.py", "inventory/lab.py"])
@@ -228,26 +382,78 @@ def test_shipped_inventories_are_valid(inventory):
     assert {h.role for h in site.hosts} == {"frontend", "backend"}
 
 
-def test_a_malformed_inventory_stops_pyinfra_before_it_connects(tmp_path):
-    """Through the real CLI: pyinfra must fail while loading the inventory, never reaching 'Connecting'."""
+@pytest.fixture
+def listeners():
+    """A TCP listener on each loopback address the CLI tests' hosts have: a connection pyinfra made would wait here."""
+    opened = {}
+    for address in ("127.0.0.2", "127.0.0.3"):
+        sock = socket.socket()
+        sock.bind((address, 0))
+        sock.listen(8)
+        sock.setblocking(False)
+        opened[address] = sock
+    yield opened
+    for sock in opened.values():
+        sock.close()
+
+
+def connections(listeners) -> list[str]:
+    made = []
+    for address, sock in listeners.items():
+        try:
+            sock.accept()[0].close()
+            made.append(address)
+        except BlockingIOError:
+            pass
+    return made
+
+
+def run_cli(tmp_path, listeners, *args, checked: bool) -> tuple[int, str]:
+    """The real pyinfra CLI, from the repository (so config.py is read), on a two-host inventory on loopback."""
+    tmp_path.mkdir(exist_ok=True)
     (tmp_path / "group_data").symlink_to(REPO / "inventory" / "group_data")
-    inventory = tmp_path / "bad.py"
+    port = {address: sock.getsockname()[1] for address, sock in listeners.items()}
+    inventory = tmp_path / "site.py"
     inventory.write_text(
-        "from roles.inventory import check_inventory\n"
-        "frontend = [('f', {'ssh_hostname': '127.0.0.2', 'hw_memory_gib': 4, 'hw_cpu_cores': 1})]\n"
-        "backend = [('b', {'ssh_hostname': '127.0.0.3', 'hw_memory_gib': 4, 'hw_cpu_cores': 1,"
-        " 'base_swap_size_mib': 2048})]\n"
-        "check_inventory(__file__)\n"
+        ("from roles.inventory import check_inventory\n" if checked else "")
+        + f"frontend = [('f', {{'ssh_hostname': '127.0.0.2', 'ssh_port': {port['127.0.0.2']}, 'hw_memory_gib': 4,"
+        " 'hw_cpu_cores': 1})]\n"
+        f"backend = [('b', {{'ssh_hostname': '127.0.0.3', 'ssh_port': {port['127.0.0.3']}, 'hw_memory_gib': 4,"
+        " 'hw_cpu_cores': 1, 'base_swap_size_mib': 0})]\n" + ("check_inventory(__file__)\n" if checked else "")
     )
     pyinfra = Path(sys.executable).with_name("pyinfra")
     result = subprocess.run(
-        [str(pyinfra), "-y", str(inventory), "deploys/full.py"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode != 0
-    assert "host 'b', key 'base_swap_size_mib'" in output
-    assert "Connecting to hosts" not in output
+        [str(pyinfra), "-y", str(inventory), "deploys/base.py", *args],
+        cwd=REPO, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    return result.returncode, result.stdout + result.stderr
+
+
+def problem_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith("  - host ")]
+
+
+@pytest.mark.parametrize("checked", [True, False], ids=["with check_inventory", "without check_inventory"])
+def test_a_malformed_inventory_stops_pyinfra_before_it_connects(tmp_path, listeners, checked):
+    """Through the real CLI: whether or not the inventory file calls check_inventory, pyinfra fails before it
+    connects anywhere (config.py has it check the loaded inventory), naming host and key."""
+    returncode, output = run_cli(tmp_path, listeners, checked=checked)
+    assert returncode != 0
+    assert "host 'f', key 'ssh_hostname': 127.0.0.2 is a loopback address" in output
+    assert "host 'b', key 'ssh_hostname': 127.0.0.3 is a loopback address" in output
+    assert "Connecting" not in output and "Traceback" not in output
+    assert connections(listeners) == []
+
+
+def test_both_checks_give_the_same_message(tmp_path, listeners):
+    _, with_check = run_cli(tmp_path / "a", listeners, checked=True)
+    _, without = run_cli(tmp_path / "b", listeners, checked=False)
+    assert problem_lines(with_check) == problem_lines(without) != []
+
+
+def test_a_bad_value_given_with_data_is_refused_before_any_connection(tmp_path, listeners):
+    returncode, output = run_cli(tmp_path, listeners, "--data", 'base_ntp_servers=["ntp.lan; reboot"]', checked=False)
+    assert returncode != 0
+    assert "host 'f', key 'base_ntp_servers'" in output and "host 'b', key 'base_ntp_servers'" in output
+    assert "Connecting" not in output and "Traceback" not in output
+    assert connections(listeners) == []

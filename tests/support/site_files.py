@@ -1,0 +1,105 @@
+"""Every file the deploys write from a ``Site``, rendered as deploys/full.py renders it, without a host.
+
+The deploys call these templates with these contexts (roles/<role>/deploy.py); the unit tests read what a site's
+values become on the hosts from here: {"<host>:<path on the host>": text}.
+"""
+
+from __future__ import annotations
+
+from roles.base.deploy import SYSCTL_FILE, THP_TMPFILES, TIMESYNCD_DROPIN
+from roles.common.templates import render
+from roles.common.tls import PKI_DIR
+from roles.gateway.config import AUDIT_COMMAND, AUDIT_PROGRAM, AUDIT_REPORT, AUDIT_REPORT_DIR, AUDIT_UNIT, CACHE_DIR
+from roles.gateway.config import CLI as GATEWAY_CLI
+from roles.gateway.config import CONFIG_FILE as GATEWAY_CONFIG
+from roles.gateway.config import STATE_DIR as GATEWAY_STATE_DIR
+from roles.gateway.config import UNIT as GATEWAY_UNIT
+from roles.gateway.deploy import _unit_context
+from roles.model_server.config import CONFIG_FILE as MODEL_CONFIG
+from roles.model_server.config import SECRETS_FILE, UNIT, USER, VENV
+from roles.model_server.deploy import AWAIT_READY
+from roles.monitor.config import (
+    NODE_EXPORTER_UNIT,
+    PROBE_CONFIG,
+    PROBE_PROGRAM,
+    PROBE_RUNTIME_DIR,
+    PROBE_UNIT,
+    PROBE_USER,
+    PROMETHEUS_DIR,
+    PROMETHEUS_UNIT,
+)
+from roles.monitor.deploy import _dropin
+from roles.monitor.rules import render_rules
+from roles.mtls.config import CONF, EGRESS_CONF
+from roles.pki.config import METRICS_SCRIPT, METRICS_UNIT
+from roles.site import Site
+
+
+def host_files(site: Site, name: str) -> dict[str, str]:
+    """The files deploys/full.py writes on host ``name`` (besides fixed programs and secrets)."""
+    files: dict[str, str] = {}
+    role = site.host(name).role
+    base = site.base_config(name)
+    files["/etc/hosts (block)"] = render("base/hosts-block.j2", entries=base.hosts_entries)
+    files["/etc/fstab (line)"] = f"{base.swap_path} none swap sw 0 0\n" if base.swap_size_mib > 0 else ""
+    files[SYSCTL_FILE] = render("base/sysctl.conf.j2", sysctls=base.sysctls)
+    files[THP_TMPFILES] = render("base/thp.tmpfiles.conf.j2", enabled=base.thp_enabled, defrag=base.thp_defrag)
+    if base.ntp_servers:
+        files[TIMESYNCD_DROPIN] = render("base/timesyncd.conf.j2", servers=base.ntp_servers)
+
+    exporter = site.node_exporter_config(name)
+    files[_dropin(NODE_EXPORTER_UNIT)] = render(
+        "monitor/node-exporter.conf.j2", arguments=exporter.arguments(), monitor_address=exporter.monitor_address
+    )
+    pki = site.pki_config(name)
+    files[f"/etc/systemd/system/{METRICS_UNIT}.service"] = render(
+        "pki/clawlan-certificate-metrics.service.j2", script=METRICS_SCRIPT, metrics_dir=pki.metrics_dir,
+        pki_dir=PKI_DIR,
+    )  # fmt: skip
+
+    if role == "backend":
+        model = site.model_server_config(name)
+        files[MODEL_CONFIG] = render("model_server/model-server.conf.j2", environment=model.environment())
+        files[f"/etc/systemd/system/{UNIT}"] = render(
+            "model_server/clawlan-model-server.service.j2", user=USER, venv=VENV, config_file=MODEL_CONFIG,
+            secrets_file=SECRETS_FILE, await_ready=AWAIT_READY, mlock=model.mlock, gpu=model.gpu_layers != 0,
+        )  # fmt: skip
+        files[CONF] = render("mtls/ingress.conf.j2", **site.ingress_config(name).__dict__)
+    else:
+        files[EGRESS_CONF] = render("mtls/egress.conf.j2", **site.egress_config(name).__dict__)
+        gateway = site.gateway_config(name)
+        context = _unit_context(gateway)
+        files[GATEWAY_CLI] = render("gateway/openclaw.sh.j2", **context)
+        files[GATEWAY_CONFIG] = gateway.openclaw_json()
+        files[f"/etc/systemd/system/{GATEWAY_UNIT}"] = render("gateway/clawlan-gateway.service.j2", **context)
+        files[f"/etc/systemd/system/{AUDIT_UNIT}.service"] = render(
+            "gateway/clawlan-gateway-audit.service.j2", program=AUDIT_PROGRAM, report=AUDIT_REPORT,
+            report_directory=AUDIT_REPORT_DIR.removeprefix("/var/lib/"), metrics=gateway.audit_metrics,
+            metrics_dir=gateway.metrics_dir, inputs=gateway.audit_inputs, command=AUDIT_COMMAND,
+            state_dir=GATEWAY_STATE_DIR, cache_dir=CACHE_DIR,
+        )  # fmt: skip
+        probe = site.probe_config(name)
+        files[PROBE_CONFIG] = probe.probe_json() + "\n"
+        files[f"/etc/systemd/system/{PROBE_UNIT}"] = render(
+            "monitor/clawlan-probe.service.j2", user=PROBE_USER, program=PROBE_PROGRAM, config_file=PROBE_CONFIG,
+            runtime_directory=PROBE_RUNTIME_DIR, env_file=probe.env_file, allowed_addresses=probe.allowed_addresses,
+        )  # fmt: skip
+
+    if name == site.monitor_host().name:
+        prometheus = site.prometheus_config()
+        files[_dropin(PROMETHEUS_UNIT)] = render(
+            "monitor/prometheus.conf.j2", arguments=prometheus.arguments(),
+            allowed_networks=prometheus.allowed_networks, config_file=f"{PROMETHEUS_DIR}/prometheus.yml",
+        )  # fmt: skip
+        files[f"{PROMETHEUS_DIR}/prometheus.yml"] = render(
+            "monitor/prometheus.yml.j2", scrape_interval_s=prometheus.scrape_interval_s,
+            listen_address=prometheus.listen_address, port=prometheus.port, monitor_name=name,
+            node_targets=prometheus.node_targets, probe_targets=prometheus.probe_targets,
+        )  # fmt: skip
+        files[f"{PROMETHEUS_DIR}/clawlan.rules.yml"] = render_rules(prometheus.thresholds)
+    return files
+
+
+def site_files(site: Site) -> dict[str, str]:
+    """Every host's files, keyed ``<host>:<path>``."""
+    return {f"{host.name}:{path}": text for host in site.hosts for path, text in host_files(site, host.name).items()}

