@@ -19,12 +19,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from roles.common import connection
 from roles.inventory import HOST_KEYS, HOST_VALUES, ROLE_GROUPS, SETTINGS, SITE_WIDE, SITE_WIDE_PREFIXES
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 HOST = "host"
 CONTROLS = "controls"
+PYINFRA = "pyinfra"
 
 
 def literal(value: Any) -> str:
@@ -68,6 +70,14 @@ def host_table() -> str:
     return "\n".join(lines)
 
 
+def pyinfra_table() -> str:
+    """pyinfra's own keys that an inventory may set, and what each accepts (roles.common.connection)."""
+    lines = ["| key | accepts |", "| --- | --- |"]
+    for key, value_type in connection.VALUE_TYPES.items():
+        lines.append(f"| `{key}` | {_cell(value_type.describe)} |")
+    return "\n".join(lines)
+
+
 def controls() -> list[Any]:
     """The compliance suite's controls (tests/compliance/test_*.py), in ID order."""
     if str(REPO) not in sys.path:  # tests/ is no installed package: run as a script, import it from the checkout
@@ -91,7 +101,11 @@ def controls_table() -> str:
 
 def sections() -> dict[str, str]:
     """Section name -> what belongs between its markers."""
-    tables = {prefix: settings_table(prefix) for prefix in SETTINGS} | {HOST: host_table(), CONTROLS: controls_table()}
+    tables = {prefix: settings_table(prefix) for prefix in SETTINGS} | {
+        HOST: host_table(),
+        PYINFRA: pyinfra_table(),
+        CONTROLS: controls_table(),
+    }
     return {name: f"\n{table}\n\n" for name, table in tables.items()}
 
 
