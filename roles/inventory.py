@@ -55,13 +55,13 @@ SITE_WIDE = (
     "mtls_port",
 )
 SITE_WIDE_PREFIXES = ("monitor_", "latency_")  # one Prometheus, one set of rules and targets for the whole site
-# Per-host keys besides role settings: the address and the hardware the sizing rules use.
 # Keys an older clawlan knew under another name: an inventory that still uses one is told the new name.
 RENAMED = {
     "monitor_target_ttft_p99_s": "latency_ttft_p99_s",
     "monitor_target_inter_token_p99_s": "latency_inter_token_p99_s",
     "monitor_target_tokens_per_second": "latency_tokens_per_second",
 }
+# Per-host keys besides role settings: the address and the hardware the sizing rules use.
 HOST_KEYS = {
     "ssh_hostname": "the host's LAN address (an IP address: it is what /etc/hosts pins)",
     "hw_memory_gib": "installed RAM in GiB",
