@@ -17,7 +17,7 @@ from typing import Any
 from roles.base.config import preflight
 from roles.base.settings import BaseSettings
 from roles.common.connection import SSH_KEYS, is_pyinfra_key, pyinfra_key_problems
-from roles.common.names import HostSpec, alias_problems, fqdn
+from roles.common.names import HostSpec, alias_problems, fqdn, site_names
 from roles.common.settings import InventoryError, Problem, parse_settings, prefixed_keys
 from roles.common.values import DnsLabel, LanIPv4, Number, WholeNumber, shown
 from roles.gateway.config import preflight as gateway_preflight
@@ -167,6 +167,8 @@ def _port_problems(spec: HostSpec, settings, specs: list[HostSpec], data: Mappin
         }
     else:
         ports |= {"mtls_port": own["mtls"].port, "model_server_port": own["model_server"].port}
+    # Not monitor_host(): it needs monitor_host to name an inventory host, and a wrong one is the monitor
+    # preflight's to report, in this same pass.
     monitor_name = monitor.host or next(s.name for s in specs if s.role == "frontend")
     if spec.name == monitor_name:
         ports["monitor_prometheus_port"] = monitor.prometheus_port
@@ -181,13 +183,12 @@ def _port_problems(spec: HostSpec, settings, specs: list[HostSpec], data: Mappin
 def _name_problems(specs: list[HostSpec], base: BaseSettings) -> list[Problem]:
     """A name pinned twice in /etc/hosts resolves to whichever line comes first: the extra hosts must not take
     an inventory host's name or a service alias."""
+    names = site_names(specs, base.dns_domain, base.host_aliases, {})
     taken = {}
-    for spec in specs:
-        for name in (spec.name, fqdn(spec.name, base.dns_domain)):
-            taken[name] = f"inventory host {spec.name!r}"
-    for alias in base.host_aliases:
-        for name in (alias, fqdn(alias, base.dns_domain)):
-            taken.setdefault(name, f"the service alias {alias!r}")
+    for host, pinned in names.hosts.items():
+        fqdn_and_short, aliases = pinned[:2], pinned[2:]
+        taken |= {name: f"the service alias {name.split('.', 1)[0]!r}" for name in aliases}
+        taken |= dict.fromkeys(fqdn_and_short, f"inventory host {host!r}")
     problems = []
     for extra in base.extra_hosts:
         clash = next((taken[name] for name in (extra, fqdn(extra, base.dns_domain)) if name in taken), None)
