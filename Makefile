@@ -7,7 +7,7 @@ INVENTORY ?= inventory/lab.py
 # podman runs the lab hosts (with runc: crun refuses cgroup v1/v2 hybrid hosts); mmdebstrap builds their image.
 SYSTEM_PACKAGES := podman runc netavark aardvark-dns iptables mmdebstrap openssh-client python3-venv
 
-.PHONY: demo test unit lint docs bench check lab-up lab-down lab-status system-deps venv clean
+.PHONY: demo test unit lint docs locks bench check lab-up lab-down lab-status system-deps venv clean
 
 demo: system-deps venv ## Build the lab and deploy the appliance into it
 	$(BIN)/python -m lab up
@@ -28,6 +28,9 @@ lint: venv
 
 docs: venv ## README's settings tables, made from the settings classes (a unit test fails when they drift)
 	$(BIN)/python tools/docs.py
+
+locks: venv ## Lock files with hashes (locks/): make locks [PIN=openclaw==X] [LOCK=package==Y] [REFRESH=1]
+	$(BIN)/python tools/locks.py $(foreach p,$(PIN),--pin $(p)) $(foreach l,$(LOCK),--lock $(l)) $(if $(REFRESH),--refresh)
 
 bench: system-deps venv ## No-op re-run time of deploys/full.py on the lab
 	$(BIN)/python bench/noop_rerun.py
@@ -52,9 +55,12 @@ system-deps: ## Debian packages the lab needs, installed only when missing
 
 venv: $(BIN)/.installed $(BIN)/promtool
 
-$(BIN)/.installed: pyproject.toml
+# Every package of the control machine's virtualenv comes from locks/control.txt, checked against its hashes;
+# clawlan itself is installed without its dependencies (the lock has them) and without an unchecked build backend.
+$(BIN)/.installed: pyproject.toml locks/control.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	$(BIN)/pip install -q --disable-pip-version-check --require-hashes -r locks/control.txt
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
 # promtool checks and unit-tests the alert rules (make unit). Debian's prometheus package (2.42, as on the monitor)
