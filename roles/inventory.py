@@ -17,6 +17,7 @@ from typing import Any
 from roles.base.config import preflight
 from roles.base.settings import BaseSettings
 from roles.common.connection import SSH_KEYS, is_pyinfra_key, pyinfra_key_problems
+from roles.common.locks import LockMissing
 from roles.common.names import HostSpec, alias_problems, fqdn, site_names
 from roles.common.settings import InventoryError, Problem, parse_settings, prefixed_keys
 from roles.common.values import DnsLabel, LanIPv4, Number, WholeNumber, shown
@@ -135,9 +136,24 @@ def build_site(hosts: Mapping[str, tuple[tuple[str, ...], Mapping[str, Any]]]) -
         for spec in specs:
             problems += _port_problems(spec, settings, specs, hosts[spec.name][1])
 
+    site = Site(hosts=tuple(specs), settings=settings)
+    if not problems:
+        problems += _lock_problems(site)
     if problems:
         raise InventoryError(problems)
-    return Site(hosts=tuple(specs), settings=settings)
+    return site
+
+
+def _lock_problems(site: Site) -> list[Problem]:
+    """Every pinned version a host installs has its lock: nothing is installed unhashed."""
+    problems = []
+    for spec in site.hosts:
+        for key, (package, version) in site.locks_needed(spec.name).items():
+            try:
+                site.lock(package, version)
+            except LockMissing as missing:
+                problems.append(Problem(spec.name, key, str(missing)))
+    return problems
 
 
 def _known_key(key: str) -> bool:

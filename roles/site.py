@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from roles.base.config import BaseConfig, build_base_config
+from roles.common.locks import MODEL_SERVER, NODE, OPENCLAW, REPOSITORY_LOCKS, Lock, read_lock
 from roles.common.names import HostSpec, SiteNames, site_names
 from roles.gateway.config import AUDIT_MAX_AGE_S, GatewayConfig, build_gateway_config
 from roles.gateway.config import ENV_FILE as GATEWAY_ENV_FILE
@@ -53,6 +54,25 @@ class Site:
     def cache_dir(self) -> Path:
         return Path(self._site_wide("site").cache_dir).expanduser()
 
+    @property
+    def locks_dir(self) -> Path:
+        locks_dir = self._site_wide("site").locks_dir
+        return Path(locks_dir).expanduser() if locks_dir else REPOSITORY_LOCKS
+
+    def lock(self, package: str, version: str) -> Lock:
+        """Raises LockMissing; the inventory check has reported a missing lock before any config is built."""
+        return read_lock(self.locks_dir, package, version)
+
+    def locks_needed(self, name: str) -> dict[str, tuple[str, str]]:
+        """What the host installs from locks: {inventory key: (package, version)}."""
+        if self.host(name).role == "backend":
+            return {"model_server_version": (MODEL_SERVER, self.settings[name]["model_server"].version)}
+        gateway = self.settings[name]["gateway"]
+        return {
+            "gateway_node_version": (NODE, gateway.node_version),
+            "gateway_openclaw_version": (OPENCLAW, gateway.openclaw_version),
+        }
+
     @cached_property
     def names(self) -> SiteNames:
         base = self._site_wide("base")
@@ -79,6 +99,7 @@ class Site:
             self.host(name),
             wheelhouse_dir=str(self.cache_dir / "wheelhouse"),
             api_key_file=str(self.model_server_api_key_file),
+            lock=self.lock(MODEL_SERVER, self.settings[name]["model_server"].version),
         )
 
     def ingress_config(self, name: str) -> IngressConfig:
@@ -117,6 +138,8 @@ class Site:
             token_file=str(self.gateway_token_file),
             model_api_key_file=str(self.model_server_api_key_file),
             metrics_dir=TEXTFILE_DIR,
+            node_lock=self.lock(NODE, self.settings[name]["gateway"].node_version),
+            openclaw_lock=self.lock(OPENCLAW, self.settings[name]["gateway"].openclaw_version),
         )
 
     @property

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from roles.common.settings import setting
-from roles.common.values import ControlPath, Number
+from roles.common.values import ControlPath, Number, OrEmpty
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,10 @@ class SiteSettings:
     cache_dir: str = setting(
         "~/.cache/clawlan", "Control-machine cache of built wheels; deleting it only costs a rebuild.", ControlPath()
     )
+    locks_dir: str = setting(
+        "", "Lock files (versions and hashes) of what the hosts install; a site keeping its own pins names its copy.",
+        OrEmpty(ControlPath(), "the repository's locks/ (make locks)"),
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

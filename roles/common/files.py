@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from pyinfra import host
-from pyinfra.api import FactBase
+from pyinfra.api import FactBase, FunctionCommand, OperationError
 from pyinfra.operations import files
+
+from roles.common.secrets import secret_file
 
 _ABSENT = "-"
 
@@ -116,6 +118,12 @@ class HostFiles:
             return UNCHANGED
         return files.put(name=name, src=src, dest=dest, mode=mode, user=user, group=group, **kwargs)
 
+    def secret(self, *, name: str, content: str, dest: str, mode="600", user="root", group="root"):
+        """secret_file (never world-readable on the way), left out when the host's file matches already."""
+        if self.matches_file(dest, hashlib.sha1(content.encode()).hexdigest(), mode, user, group):
+            return UNCHANGED
+        return secret_file(name=name, path=dest, content=content, user=user, group=group, mode=mode)
+
     def directory(self, *, name: str, path: str, mode=None, user=None, group=None, **kwargs):
         """files.directory, left out when the host has this directory with this mode and owner already."""
         state = self._state(path)
@@ -128,3 +136,20 @@ class HostFiles:
         if self._state(path)["type"] is None:
             return UNCHANGED
         return files.file(name=name, path=path, present=False, **kwargs)
+
+
+def upload(src: str | IO[Any], remote: str) -> FunctionCommand:
+    """A command for an operation's generator: copy ``src`` (a local path or a StringIO) to ``remote`` when it runs.
+
+    For files an operation writes into a directory it has just made (nothing there to compare first).
+    """
+    return FunctionCommand(_upload, (src, remote), {})
+
+
+def _upload(state, host, src, remote: str) -> bool:
+    sudo = {"_sudo": True} if host.data.get("_sudo") else {}
+    if isinstance(src, StringIO):
+        src = StringIO(src.getvalue())  # a fresh reader each time: a retried command sends it whole
+    if not host.put_file(src, remote, **sudo):
+        raise OperationError(f"could not copy {getattr(src, 'name', 'a file')} to {host.name}:{remote}")
+    return True

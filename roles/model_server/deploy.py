@@ -30,9 +30,9 @@ def model_server(config: ModelServerConfig, installed_packages: frozenset[str] =
     known = host_files(AWAIT_READY, "/etc/clawlan", CONFIG_FILE, SECRETS_FILE, unit_path)
     venv = virtualenv(name=f"Create the virtualenv {VENV}", path=VENV)
     build = llama_cpp_python(
-        name=f"Install llama-cpp-python {config.version} from the wheelhouse (built once per version and flags)",
+        name=f"Install llama-cpp-python {config.version} from its lock (built once per lock, flags and machine)",
         venv=VENV,
-        version=config.version,
+        lock=config.lock,
         cmake_args=config.cmake_args,
         build_packages=config.build_packages,
         wheelhouse_dir=config.wheelhouse_dir,
@@ -63,14 +63,8 @@ def model_server(config: ModelServerConfig, installed_packages: frozenset[str] =
     )
     # The key is made on the control machine and lives on the host in a root-only EnvironmentFile.
     api_key = site_secret(config.api_key_file)
-    secrets = known.put(
-        name=f"Write the API key to {SECRETS_FILE} (root only)",
-        src=StringIO(f"API_KEY={api_key}\n"),
-        dest=SECRETS_FILE,
-        mode="600",
-        create_remote_dir=False,
-        user="root",
-        group="root",
+    secrets = known.secret(
+        name=f"Write the API key to {SECRETS_FILE} (root only)", content=f"API_KEY={api_key}\n", dest=SECRETS_FILE
     )
     unit = known.put(
         name=f"Install {UNIT}",

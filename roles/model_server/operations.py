@@ -6,13 +6,15 @@ import functools
 import hashlib
 import os
 import shlex
+from io import StringIO
 from pathlib import Path
 
 from pyinfra import host
 from pyinfra.api import FunctionCommand, OperationError, operation
 from pyinfra.facts.files import FileContents
-from pyinfra.operations import files
 
+from roles.common.files import upload
+from roles.common.locks import BUILD_REQUIREMENTS, REQUIREMENTS, Lock, without_requirement
 from roles.common.python import PIP
 from roles.model_server.facts import BuildTarget, FreeMiB, ModelFile
 
@@ -20,9 +22,9 @@ REMOTE_WHEELHOUSE = "/var/cache/clawlan/wheelhouse"
 BUILD_PACKAGES = ("build-essential", "cmake", "python3-dev")
 
 
-def build_key(version: str, cmake_args: str, target: str) -> str:
-    """Names one build: a change of version, flags or target machine is a different wheel; nothing else is."""
-    text = f"llama-cpp-python[server]=={version}\n{' '.join(cmake_args.split())}\n{target}"
+def build_key(lock: Lock, cmake_args: str, target: str) -> str:
+    """Names one build: a change of lock (version or any hash), flags or target machine is a different wheel."""
+    text = f"{lock.package}=={lock.version} {lock.digest}\n{' '.join(cmake_args.split())}\n{target}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -32,39 +34,84 @@ def is_native(cmake_args: str) -> bool:
 
 
 @operation()
-def llama_cpp_python(venv: str, version: str, cmake_args: str, build_packages: tuple[str, ...], wheelhouse_dir: str):
-    """Install ``llama-cpp-python[server]==version`` built with ``cmake_args`` into ``venv``.
+def llama_cpp_python(venv: str, lock: Lock, cmake_args: str, build_packages: tuple[str, ...], wheelhouse_dir: str):
+    """Install llama-cpp-python and its dependencies, exactly as ``lock`` pins them, into ``venv``.
 
-    The wheels are built once per build key (version + flags + target machine), on the host, and kept
-    in the control machine's ``wheelhouse_dir``; any later install of the same key takes seconds.
+    The build runs once per build key, on the host: pip checks every download (the source distribution, the
+    build backend, each dependency) against the lock's hashes, and refuses anything else before it is used.
+    The wheels are kept in the control machine's ``wheelhouse_dir`` with the archive's own sha256 beside it
+    (the wheel built here has no registry hash): a later install of the same key is checked against that and
+    takes seconds. The dependencies install with ``--require-hashes`` either way.
     """
-    key = build_key(version, cmake_args, host.get_fact(BuildTarget, native=is_native(cmake_args)))
+    key = build_key(lock, cmake_args, host.get_fact(BuildTarget, native=is_native(cmake_args)))
     key_file = f"{venv}/.clawlan-build-key"
     if (host.get_fact(FileContents, path=key_file) or [""])[0].strip() == key:
-        host.noop(f"llama-cpp-python {version} installed (build {key})")
+        host.noop(f"llama-cpp-python {lock.version} installed (build {key})")
         return
 
     local_tar = Path(wheelhouse_dir).expanduser() / f"{key}.tar"
-    remote_dir, tar = shlex.quote(f"{REMOTE_WHEELHOUSE}/{key}"), shlex.quote(f"{REMOTE_WHEELHOUSE}/{key}.tar")
+    recorded = _recorded_sha256(local_tar)
+    work, tar = f"{REMOTE_WHEELHOUSE}/{key}", f"{REMOTE_WHEELHOUSE}/{key}.tar"
+    wheels = shlex.quote(f"{work}/wheels")
     pip = shlex.quote(f"{venv}/bin/pip")
-    requirement = shlex.quote(f"llama-cpp-python[server]=={version}")
-    yield f"mkdir -p {remote_dir}"
-    if local_tar.exists():
-        yield from files.put._inner(src=str(local_tar), dest=f"{REMOTE_WHEELHOUSE}/{key}.tar")
-        yield f"tar -C {remote_dir} -xf {tar}"
+    yield f"rm -rf {shlex.quote(work)} {shlex.quote(tar)} && mkdir -p {wheels}"
+    dependencies = StringIO(without_requirement(lock.text(REQUIREMENTS), lock.package))
+    yield upload(dependencies, f"{work}/dependencies.txt")
+    if recorded:
+        yield upload(str(local_tar), tar)
+        check = shlex.quote(f"{recorded}  {tar}")
+        refused = shlex.quote(f"{tar} does not match the sha256 recorded for it in {wheelhouse_dir}: not installed")
+        yield f"echo {check} | sha256sum --check --quiet --strict || {{ echo {refused} >&2; exit 1; }}"
+        yield f"tar -C {wheels} -xf {shlex.quote(tar)}"
     else:
         packages = " ".join(shlex.quote(p) for p in (*BUILD_PACKAGES, *build_packages))
         yield f"DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends {packages}"
+        for name in (REQUIREMENTS, BUILD_REQUIREMENTS):
+            yield upload(StringIO(lock.text(name)), f"{work}/{name}")
+        builder = shlex.quote(f"{work}/build")
+        # The build backend comes from its own lock, not from an isolated environment pip fills unchecked;
+        # every other package must be a registry wheel: only llama-cpp-python is compiled here.
         yield (
-            f"{PIP} CMAKE_ARGS={shlex.quote(cmake_args)} {pip} wheel --quiet --no-cache-dir "
-            f"--wheel-dir {remote_dir} {requirement}"
+            f"python3 -m venv {builder} && {PIP} {builder}/bin/pip install --quiet --require-hashes"
+            f" -r {shlex.quote(f'{work}/{BUILD_REQUIREMENTS}')}"
         )
-        yield f"tar -C {remote_dir} -cf {tar} ."
-        yield FunctionCommand(_keep_wheelhouse, (f"{REMOTE_WHEELHOUSE}/{key}.tar", str(local_tar)), {})
+        # Without pip's isolation nothing adds ninja, and CMake's make generator builds one file at a time.
+        yield (
+            f"{PIP} CMAKE_ARGS={shlex.quote(cmake_args)} CMAKE_BUILD_PARALLEL_LEVEL=$(nproc)"
+            f" {builder}/bin/pip wheel --quiet --no-cache-dir"
+            f" --require-hashes --no-build-isolation --only-binary :all: --no-binary {shlex.quote(lock.package)}"
+            f" --wheel-dir {wheels} -r {shlex.quote(f'{work}/{REQUIREMENTS}')}"
+        )
+        yield f"tar -C {wheels} -cf {shlex.quote(tar)} ."
+        yield FunctionCommand(_keep_wheelhouse, (tar, str(local_tar)), {})
+    wheel = f"{wheels}/{lock.package.replace('-', '_')}-{shlex.quote(lock.version)}-*.whl"
     yield (
-        f"{PIP} {pip} install --quiet --no-index --find-links {remote_dir} --force-reinstall {requirement}"
-        f" && echo {shlex.quote(key)} > {shlex.quote(key_file)} && rm -rf {remote_dir} {tar}"
+        f"{PIP} {pip} install --quiet --no-index --find-links {wheels} --require-hashes"
+        f" -r {shlex.quote(f'{work}/dependencies.txt')}"
     )
+    yield (
+        f"{PIP} {pip} install --quiet --no-index --no-deps --force-reinstall {wheel}"
+        f" && echo {shlex.quote(key)} > {shlex.quote(key_file)} && rm -rf {shlex.quote(work)} {shlex.quote(tar)}"
+    )
+
+
+def _recorded_sha256(local_tar: Path) -> str | None:
+    """The sha256 recorded when the archive was fetched, or None when there is none (it is built again).
+
+    An archive that no longer matches its record was changed on the control machine: refused, not rebuilt
+    over, so the operator sees it.
+    """
+    record = local_tar.with_name(local_tar.name + ".sha256")
+    if not (local_tar.exists() and record.exists()):
+        return None
+    recorded = record.read_text().split()[0]
+    actual = sha256_file(str(local_tar))
+    if actual != recorded:
+        raise OperationError(
+            f"{local_tar} has sha256 {actual}, {record.name} records {recorded}: the wheelhouse was changed "
+            "after it was built. Delete both files to build again; nothing was installed."
+        )
+    return recorded
 
 
 def _keep_wheelhouse(state, host, remote: str, local: str) -> bool:
@@ -74,7 +121,9 @@ def _keep_wheelhouse(state, host, remote: str, local: str) -> bool:
     partial = target.with_name(target.name + ".partial")
     if not host.get_file(remote, str(partial)):
         raise OperationError(f"could not fetch {remote} from {host.name}")
-    partial.replace(target)  # only a complete archive ever carries the key's name
+    # Only a complete archive ever carries the key's name, and its hash is recorded before it does.
+    target.with_name(target.name + ".sha256").write_text(f"{sha256_file(str(partial))}  {target.name}\n")
+    partial.replace(target)
     return True
 
 
@@ -111,7 +160,7 @@ def model_file(path: str, source: str, sha256: str, size_gib: float):
                 "nothing was copied and the model in service is unchanged"
             )
         # host.put_file, not files.put: files.put would sha1 the (45 GB) source on every pass.
-        yield FunctionCommand(_upload, (source, f"{path}.partial"), {})
+        yield upload(source, f"{path}.partial")
     # Every value is one quoted word: the source (a URL) is never read by the shell.
     arrived, pins = shlex.quote(f"{source} arrived with sha256 "), shlex.quote(f", the inventory pins {sha256}")
     yield (
@@ -120,14 +169,6 @@ def model_file(path: str, source: str, sha256: str, size_gib: float):
     )
     yield f"chmod 644 {partial} && mv {partial} {quoted}"
     yield _record(path, sha256)
-
-
-def _upload(state, host, local: str, remote: str) -> bool:
-    """Runs at execution time: copy the model from the control machine to the host."""
-    sudo = {"_sudo": True} if host.data.get("_sudo") else {}
-    if not host.put_file(local, remote, **sudo):
-        raise OperationError(f"could not copy {local} to {host.name}:{remote}")
-    return True
 
 
 def _record(path: str, sha256: str) -> str:

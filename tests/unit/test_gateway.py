@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from roles.common.settings import InventoryError
 from roles.common.templates import render
 from roles.gateway.config import preflight
 from roles.gateway.settings import GatewaySettings, node_version_problem
@@ -82,14 +83,23 @@ def unit(front=None) -> str:
 
 
 def test_unit_runs_the_pinned_versions_as_the_gateway_user():
-    text = unit({"gateway_node_version": "24.20.1", "gateway_openclaw_version": "2026.10.2"})
-    assert "ExecStart=/opt/clawlan/node/24.20.1/bin/node /opt/clawlan/openclaw/2026.10.2/node_modules/openclaw/" \
-           "openclaw.mjs gateway run" in text  # fmt: skip
+    older = {"gateway_node_version": "24.16.0", "gateway_openclaw_version": "2026.9.5"}  # both locked in locks/
+    config = site_with(older).gateway_config("front")
+    node = f"/opt/clawlan/node/24.16.0-{config.node_lock.digest}/bin/node"
+    openclaw = f"/opt/clawlan/openclaw/2026.9.5-{config.openclaw_lock.digest}/node_modules/openclaw/openclaw.mjs"
+    text = unit(older)
+    assert f"ExecStart={node} {openclaw} gateway run" in text
     assert "User=openclaw" in text
     assert "Restart=always" in text
     assert "EnvironmentFile=/etc/clawlan/gateway.env" in text
-    assert "ExecStartPost=/opt/clawlan/node/24.20.1/bin/node /opt/clawlan/bin/await-gateway-ready.mjs " \
-           "http://10.0.0.10:18789/readyz" in text  # fmt: skip
+    assert f"ExecStartPost={node} /opt/clawlan/bin/await-gateway-ready.mjs http://10.0.0.10:18789/readyz" in text
+
+
+def test_a_version_without_a_lock_is_refused_before_any_host_is_contacted():
+    with pytest.raises(InventoryError) as refused:
+        site_with({"gateway_openclaw_version": "2026.10.2"})
+    assert "host 'front', key 'gateway_openclaw_version': no lock for openclaw 2026.10.2" in str(refused.value)
+    assert "make locks LOCK=openclaw==2026.10.2" in str(refused.value)
 
 
 def test_unit_and_cli_share_a_compile_cache_the_gateway_user_owns():

@@ -6,6 +6,7 @@ import pytest
 
 from lab.paths import TINY_MODEL_SHA256
 from lab.tiny_model import generate
+from roles.common.locks import Lock
 from roles.common.names import HostSpec
 from roles.common.templates import render
 from roles.model_server.config import build_model_server_config, model_file_name
@@ -16,28 +17,34 @@ BACKEND = HostSpec("back", "10.0.0.20", "backend", 128, 16)
 SETTINGS = ModelServerSettings(model_source="https://nas/models/qwen.gguf", model_sha256="ab" * 32)
 
 
+def lock(version="0.3.36", numpy_hash="ab"):
+    requirements = f"numpy==2.4.6 \\\n    --hash=sha256:{numpy_hash * 32}\n"
+    return Lock("llama-cpp-python", version, (("requirements.txt", requirements), ("build-requirements.txt", "")))
+
+
 def config(**changes):
     settings = ModelServerSettings(**{**SETTINGS.__dict__, **changes})
-    return build_model_server_config(settings, BACKEND, "/cache/wheelhouse", "/state/secrets/key")
+    return build_model_server_config(settings, BACKEND, "/cache/wheelhouse", "/state/secrets/key", lock())
 
 
 def test_build_key_is_stable_and_ignores_spacing():
-    assert build_key("0.3.36", PORTABLE_CPU, "x86_64-cp311-debian12") == build_key(
-        "0.3.36", "  " + PORTABLE_CPU.replace(" ", "   "), "x86_64-cp311-debian12"
+    assert build_key(lock(), PORTABLE_CPU, "x86_64-cp311-debian12") == build_key(
+        lock(), "  " + PORTABLE_CPU.replace(" ", "   "), "x86_64-cp311-debian12"
     )
 
 
 @pytest.mark.parametrize(
-    "version, flags, target",
+    "changed, flags, target",
     [
-        ("0.3.37", PORTABLE_CPU, "x86_64-cp311-debian12"),
-        ("0.3.36", "-DGGML_VULKAN=ON -DGGML_NATIVE=OFF", "x86_64-cp311-debian12"),
-        ("0.3.36", PORTABLE_CPU, "aarch64-cp311-debian12"),
-        ("0.3.36", PORTABLE_CPU, "x86_64-cp312-debian13"),
+        (lock("0.3.37"), PORTABLE_CPU, "x86_64-cp311-debian12"),
+        (lock(numpy_hash="cd"), PORTABLE_CPU, "x86_64-cp311-debian12"),  # one hash in the lock: another build
+        (lock(), "-DGGML_VULKAN=ON -DGGML_NATIVE=OFF", "x86_64-cp311-debian12"),
+        (lock(), PORTABLE_CPU, "aarch64-cp311-debian12"),
+        (lock(), PORTABLE_CPU, "x86_64-cp312-debian13"),
     ],
 )
-def test_a_change_of_version_flags_or_target_is_another_build(version, flags, target):
-    assert build_key(version, flags, target) != build_key("0.3.36", PORTABLE_CPU, "x86_64-cp311-debian12")
+def test_a_change_of_lock_flags_or_target_is_another_build(changed, flags, target):
+    assert build_key(changed, flags, target) != build_key(lock(), PORTABLE_CPU, "x86_64-cp311-debian12")
 
 
 def test_native_builds_are_tied_to_the_cpu():

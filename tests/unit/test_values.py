@@ -18,6 +18,7 @@ from roles.common.values import (
     Flag,
     Flags,
     HostName,
+    HttpsUrl,
     LanIPv4,
     ListOf,
     Mapping,
@@ -78,7 +79,8 @@ ACCEPTED = [
     (ControlPath(), "~/.local/state/clawlan/site"),
     (ControlPath(), "/home/Jane Doe/clawlan"),
     (Url(), "https://registry.npmjs.org/"),
-    (Url(), "http://127.0.0.1:4873/"),  # a registry mirror on the host itself
+    (Url(), "http://127.0.0.1:4873/"),  # a model mirror on the host itself
+    (HttpsUrl(), "https://npm.home.arpa:4873/"),  # a registry mirror
     (Url(), "http://10.0.0.5:8080/models/qwen.gguf?token=a&b=c"),
     (ModelSource(), "http://nas.home.arpa/models/Qwen3-Q4_K_M.gguf"),
     (ModelSource(), "/srv/models/qwen.gguf"),
@@ -167,6 +169,8 @@ REFUSED = [
     (ControlPath(), "~/../etc"),
     (ControlPath(), ""),
     (Url(), "ftp://nas/x"),
+    (HttpsUrl(), "http://registry.npmjs.org/"),  # registries over https only
+    (HttpsUrl(), "https://npm.lan/$(touch x)"),
     (Url(), "registry.npmjs.org"),
     (Url(), "http://[::1]/x"),
     (Url(), "http://nas/x.gguf$(id)"),
