@@ -26,6 +26,7 @@ class BaseConfig:
     swap_path: str
     sysctls: tuple[Sysctl, ...]
     ntp_servers: tuple[str, ...]
+    security_updates: bool
 
     @property
     def hugetlb_pages(self) -> int:
@@ -70,6 +71,7 @@ def build_base_config(
         swap_path=settings.swap_path,
         sysctls=sysctls,
         ntp_servers=settings.ntp_servers,
+        security_updates=settings.security_updates,
     )
 
 

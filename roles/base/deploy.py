@@ -8,7 +8,14 @@ from pyinfra.api import deploy
 from pyinfra.operations import files, systemd
 
 from roles.base.config import BaseConfig
-from roles.base.operations import nsswitch_files_first, swapfile, sysctl_values, transparent_hugepages
+from roles.base.operations import (
+    apt_sources_over_https,
+    nsswitch_files_first,
+    security_updates_applied,
+    swapfile,
+    sysctl_values,
+    transparent_hugepages,
+)
 from roles.common.files import host_files
 from roles.common.packages import install_packages
 from roles.common.templates import TEMPLATES, render, rendered
@@ -20,10 +27,15 @@ PACKAGES = (
     "nftables",  # the firewall later roles write rules for
     "util-linux",  # swapon, mkswap, fallocate, blkid
     "curl",  # health checks by hand and by later roles
+    "unattended-upgrades",  # Debian security updates, daily (base_security_updates)
 )
 SYSCTL_FILE = "/etc/sysctl.d/60-clawlan.conf"
 THP_TMPFILES = "/etc/tmpfiles.d/clawlan-thp.conf"
 TIMESYNCD_DROPIN = "/etc/systemd/timesyncd.conf.d/clawlan.conf"
+DPKG_LOCK_CONF = "/etc/apt/apt.conf.d/80clawlan-dpkg-lock"
+SECURITY_ORIGINS_CONF = "/etc/apt/apt.conf.d/52clawlan-unattended-upgrades"
+# After Debian's 20auto-upgrades (which the package's own scripts may rewrite), so this one has the last word.
+AUTO_UPGRADES_CONF = "/etc/apt/apt.conf.d/21clawlan-auto-upgrades"
 # files.block matches the marker as a regular expression: keep it to plain words.
 HOSTS_MARKER = "# {mark} clawlan managed hosts"
 
@@ -36,9 +48,18 @@ def basic_regex_literal(text: str) -> str:
 
 @deploy("Base system")
 def base(config: BaseConfig, installed_packages: frozenset[str] = frozenset()):
-    install_packages("Install the packages every appliance box needs", list(PACKAGES), installed_packages)
     swapon_path = "/etc/systemd/system/clawlan-swapon.service"
-    known = host_files(SYSCTL_FILE, THP_TMPFILES, swapon_path, TIMESYNCD_DROPIN)
+    known = host_files(SYSCTL_FILE, THP_TMPFILES, swapon_path, TIMESYNCD_DROPIN, DPKG_LOCK_CONF,
+                       SECURITY_ORIGINS_CONF, AUTO_UPGRADES_CONF)  # fmt: skip
+    known.put(
+        name="Make apt wait for dpkg's lock (a deploy and the daily upgrades never break each other)",
+        src=str(TEMPLATES / "base" / "80clawlan-dpkg-lock"),
+        dest=DPKG_LOCK_CONF,
+        mode="644",
+        create_remote_dir=False,
+    )
+    install_packages("Install the packages every appliance box needs", list(PACKAGES), installed_packages)
+    _security_updates(config, known)
 
     files.block(
         name="Pin inventory hosts and service aliases in /etc/hosts",
@@ -116,3 +137,24 @@ def base(config: BaseConfig, installed_packages: frozenset[str] = frozenset()):
         restarted=True,
         _if=timesyncd.did_change,
     )
+
+
+def _security_updates(config: BaseConfig, known):
+    """apt over https; unattended-upgrades for Debian's security suite only, on unless the inventory says no."""
+    apt_sources_over_https(name="Fetch packages from Debian's mirrors over https")
+    known.put(
+        name="Limit unattended-upgrades to Debian's security updates, never rebooting",
+        src=str(TEMPLATES / "base" / "52clawlan-unattended-upgrades"),
+        dest=SECURITY_ORIGINS_CONF,
+        mode="644",
+        create_remote_dir=False,
+    )
+    known.put(
+        name=f"{'Run' if config.security_updates else 'Do not run'} unattended-upgrades daily",
+        src=rendered("base/21clawlan-auto-upgrades.j2", enabled=config.security_updates),
+        dest=AUTO_UPGRADES_CONF,
+        mode="644",
+        create_remote_dir=False,
+    )
+    if config.security_updates:
+        security_updates_applied(name="Install the Debian security updates that are waiting")

@@ -94,3 +94,41 @@ class NsswitchSources(FactBase):
 
     def process(self, output):
         return output[0].split(":", 1)[1].split() if output else []
+
+
+# What apt would install from Debian's security suite: a simulation (no lock taken), against the package lists as
+# they are (refreshed daily by apt's timer). Shared with the compliance control BASE-15, which reports them.
+PENDING_SECURITY_UPDATES = (
+    "apt-get --simulate -o Debug::NoLocking=1 -o APT::Get::Show-User-Simulation-Note=false dist-upgrade"
+    " | sed -n 's/^Inst \\([^ ]*\\) .*Debian-Security.*/\\1/p'"
+)
+
+
+class PendingSecurityUpdates(FactBase):
+    """Packages with an update from Debian's security suite waiting: ``["libexpat1", "tzdata"]``."""
+
+    default = list
+
+    def command(self) -> str:
+        return PENDING_SECURITY_UPDATES
+
+    def process(self, output):
+        return sorted(line.strip() for line in output if line.strip())
+
+
+# Debian's own mirrors, which answer on https too: apt is sent there over https (base role, BASE-16).
+DEBIAN_MIRRORS = ("deb.debian.org", "security.debian.org")
+APT_SOURCES = "/etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources"
+
+
+class PlainHttpAptSources(FactBase):
+    """apt source files that name one of Debian's mirrors over plain http."""
+
+    default = list
+
+    def command(self) -> str:
+        pattern = "|".join(f"http://{mirror.replace('.', '[.]')}" for mirror in DEBIAN_MIRRORS)
+        return f"grep -lE {shlex.quote(pattern)} {APT_SOURCES} 2>/dev/null; true"
+
+    def process(self, output):
+        return [line.strip() for line in output if line.strip()]

@@ -9,9 +9,13 @@ from pyinfra import host
 from pyinfra.api import OperationError, operation
 
 from roles.base.facts import (
+    DEBIAN_MIRRORS,
     NOT_SWAP,
+    PENDING_SECURITY_UPDATES,
     THP_DIR,
     NsswitchSources,
+    PendingSecurityUpdates,
+    PlainHttpAptSources,
     SwapAreas,
     SwapfileHeader,
     SysctlValues,
@@ -116,3 +120,30 @@ def swapfile(path: str, size_mib: int):
         yield f"swapon {quoted}"
     else:
         host.noop(f"swapfile {path} active with {size_mib} MiB")
+
+
+@operation()
+def security_updates_applied():
+    """Install what Debian's security suite has waiting, now, with unattended-upgrades (security origins only)."""
+    pending = host.get_fact(PendingSecurityUpdates)
+    if not pending:
+        host.noop("no security update is pending")
+        return
+    # unattended-upgrades skips what it may not install unattended (a changed config file): say so, or every deploy
+    # would try again without anyone knowing why.
+    left = shlex.quote("security updates still waiting after unattended-upgrade (see /var/log/unattended-upgrades): ")
+    yield (
+        f"unattended-upgrade && left=$({PENDING_SECURITY_UPDATES})"
+        f' && if [ -n "$left" ]; then echo {left}$left >&2; exit 1; fi'
+    )
+
+
+@operation()
+def apt_sources_over_https():
+    """Point apt's sources for Debian's own mirrors at https (they serve both; apt's https method is built in)."""
+    plain = host.get_fact(PlainHttpAptSources)
+    if not plain:
+        host.noop("apt reaches Debian's mirrors over https")
+        return
+    mirrors = "; ".join(f"s#http://{m.replace('.', '[.]')}#https://{m}#g" for m in DEBIAN_MIRRORS)
+    yield f"sed -i {shlex.quote(mirrors)} " + " ".join(shlex.quote(path) for path in plain)

@@ -12,6 +12,7 @@ from roles.common.values import (
     DnsLabel,
     DnsName,
     Either,
+    Flag,
     HostName,
     LanIPv4,
     ListOf,
@@ -76,4 +77,9 @@ class BaseSettings:
     ntp_servers: tuple[str, ...] = setting(
         (), "Time servers for systemd-timesyncd; empty keeps Debian's default pool. Certificates need a true clock.",
         ListOf(HostName(), max_items=16),
+    )  # fmt: skip
+    security_updates: bool = setting(
+        True, "Debian security updates: pending ones applied by the deploy, new ones daily by unattended-upgrades. "
+        "Off: the operator installs them; BASE-15 reports what waits either way.",
+        Flag(),
     )  # fmt: skip

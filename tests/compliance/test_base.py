@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 
 from roles.base.deploy import PACKAGES, SYSCTL_FILE, THP_TMPFILES
+from roles.base.facts import PENDING_SECURITY_UPDATES, PlainHttpAptSources
 from tests.compliance.conftest import control
 
 BLOCK_BEGIN = "# BEGIN clawlan managed hosts\n"
@@ -161,3 +162,33 @@ def test_BASE_14_container_swapon_enabled(host):
     condition skips it), so a containerised box keeps its swap across restarts like a real one."""
     state = host.run(f"systemctl is-enabled {SWAPON_UNIT}").stdout.strip()
     assert state == "enabled", f"{SWAPON_UNIT} is {state or 'not found'}"
+
+
+@control("BASE-15", "No Debian security update is waiting", impact=0.8)
+def test_BASE_15_no_security_update_pending(host):
+    """A published security fix not installed is a known hole: unattended-upgrades installs them daily (or the
+    operator does, with base_security_updates off). Read against the package lists as apt last fetched them."""
+    pending = host.check_output(PENDING_SECURITY_UPDATES).split()
+    assert not pending, f"security updates waiting for: {', '.join(sorted(pending))}"
+
+
+@control("BASE-16", "apt fetches from Debian's mirrors over https", impact=0.3)
+def test_BASE_16_apt_over_https(host):
+    """apt checks signatures either way; https also keeps what the box installs, and when, off the wire."""
+    plain = PlainHttpAptSources().process(host.check_output(PlainHttpAptSources().command()).splitlines())
+    assert not plain, f"plain http to Debian's mirrors in: {', '.join(plain)}"
+
+
+@control("BASE-17", "unattended-upgrades runs daily for Debian security updates only, as the inventory says",
+         impact=0.6)  # fmt: skip
+def test_BASE_17_unattended_security_upgrades(host, site, host_name):
+    """Security fixes arrive without anyone at the keyboard, and nothing else does: a new release of any other
+    package is a change the operator makes with a deploy. No automatic reboot: nobody chose the hour."""
+    enabled = site.base_config(host_name).security_updates
+    config = host.check_output("apt-config dump")
+    assert f'APT::Periodic::Unattended-Upgrade "{int(enabled)}";' in config.splitlines()
+    origins = [line for line in config.splitlines() if line.startswith("Unattended-Upgrade::Origins-Pattern:: ")]
+    assert origins and all("-security" in line for line in origins), f"origins besides security: {origins}"
+    assert 'Unattended-Upgrade::Automatic-Reboot "false";' in config.splitlines()
+    timer = host.run("systemctl is-enabled apt-daily-upgrade.timer").stdout.strip()
+    assert timer == "enabled", f"apt-daily-upgrade.timer is {timer or 'not found'}"

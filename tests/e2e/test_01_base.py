@@ -112,6 +112,36 @@ def test_drift_is_put_back_and_nothing_else(first_deploy, hosts, site):
     base_controls.test_BASE_01_kernel_settings_are_live(backend, site, "lab-back")
 
 
+def test_plain_http_apt_sources_go_back_to_https(first_deploy, hosts):
+    front = hosts["lab-front"]
+    front.check_output("sed -i 's#https://deb.debian.org#http://deb.debian.org#' /etc/apt/sources.list")
+    with pytest.raises(AssertionError, match="plain http to Debian's mirrors in: /etc/apt/sources.list"):
+        base_controls.test_BASE_16_apt_over_https(front)
+    result = deploy("--limit", "lab-front")
+    assert result.changed == {("Base system | Fetch packages from Debian's mirrors over https", "lab-front")}
+    base_controls.test_BASE_16_apt_over_https(front)
+
+
+# An older version from the main suite, when the security suite has a newer one: as on the morning after an advisory.
+OLDER_THAN_SECURITY = r"""for p in tzdata libexpat1 liblzma5; do
+  v=$(apt-cache madison "$p" | awk '$6 !~ /security/ {print $3; exit}')
+  if [ -n "$v" ] && apt-cache madison "$p" | grep -q security && [ "$v" != "$(dpkg-query -W -f '${Version}' "$p")" ]
+  then echo "$p" "$v"; exit; fi
+done"""
+
+
+def test_a_waiting_security_update_is_installed_by_the_next_deploy(first_deploy, hosts):
+    front = hosts["lab-front"]
+    package, older = front.check_output(OLDER_THAN_SECURITY).split()
+    front.check_output(f"DEBIAN_FRONTEND=noninteractive apt-get install -y -q --allow-downgrades {package}={older}")
+    with pytest.raises(AssertionError, match=f"security updates waiting for: .*{package}"):
+        base_controls.test_BASE_15_no_security_update_pending(front)
+    result = deploy("--limit", "lab-front")
+    assert result.changed == {("Base system | Install the Debian security updates that are waiting", "lab-front")}
+    base_controls.test_BASE_15_no_security_update_pending(front)
+    assert deploy("--limit", "lab-front").changed == set()
+
+
 def test_swapfile_is_resized(first_deploy, hosts, site):
     backend = hosts["lab-back"]
     path = site.base_config("lab-back").swap_path

@@ -1,6 +1,16 @@
 """Parsing of the base role's facts from real command output."""
 
-from roles.base.facts import NsswitchSources, SwapAreas, SwapfileHeader, TransparentHugePages
+import subprocess
+
+from roles.base.facts import (
+    APT_SOURCES,
+    NsswitchSources,
+    PendingSecurityUpdates,
+    PlainHttpAptSources,
+    SwapAreas,
+    SwapfileHeader,
+    TransparentHugePages,
+)
 
 
 def test_thp_modes_are_the_bracketed_ones():
@@ -34,3 +44,40 @@ def test_nsswitch_sources():
         "dns",
     ]
     assert NsswitchSources().process([]) == []
+
+
+def test_pending_security_updates_are_the_package_names_sorted():
+    assert PendingSecurityUpdates().process(["tzdata", "libexpat1", ""]) == ["libexpat1", "tzdata"]
+    assert PendingSecurityUpdates().process([]) == []
+
+
+def test_pending_security_updates_read_apt_simulation_lines(tmp_path):
+    """The fact's own command, on apt-get's real output: only the security suite's updates count."""
+    simulation = (
+        "Inst tzdata [2026b-0+deb12u1] (2026f-0+deb12u1 Debian-Security:12/oldstable-security [all])\n"
+        "Inst libexpat1 [2.5.0-1+deb12u2] (2.5.0-1+deb12u5 Debian-Security:12/oldstable-security [amd64])\n"
+        "Inst base-files [12.4+deb12u11] (12.4+deb12u12 Debian:12.12/oldstable [amd64])\n"
+        "Conf tzdata (2026f-0+deb12u1 Debian-Security:12/oldstable-security [all])\n"
+    )
+    apt_get = tmp_path / "apt-get"
+    apt_get.write_text(f"#!/bin/sh\ncat <<'EOF'\n{simulation}EOF\n")
+    apt_get.chmod(0o755)
+    output = subprocess.run(
+        ["sh", "-c", PendingSecurityUpdates().command()], env={"PATH": f"{tmp_path}:/usr/bin:/bin"},
+        capture_output=True, text=True, check=True,
+    ).stdout.splitlines()  # fmt: skip
+    assert PendingSecurityUpdates().process(output) == ["libexpat1", "tzdata"]
+
+
+def test_plain_http_apt_sources_name_only_debian_mirrors_over_http(tmp_path):
+    sources = tmp_path / "sources.list"
+    sources.write_text("deb https://deb.debian.org/debian bookworm main\ndeb http://mirror.lan/debian bookworm main\n")
+    command = PlainHttpAptSources().command().replace(APT_SOURCES, str(sources))
+
+    def plain() -> list[str]:
+        output = subprocess.run(["sh", "-c", command], capture_output=True, text=True).stdout.splitlines()
+        return PlainHttpAptSources().process(output)
+
+    assert plain() == []  # a site's own mirror is its business
+    sources.write_text("deb http://security.debian.org/debian-security bookworm-security main\n")
+    assert plain() == [str(sources)]

@@ -2,6 +2,8 @@
 
 import re
 
+import pytest
+
 from roles.base.config import build_base_config
 from roles.base.settings import BaseSettings
 from roles.common.names import HostSpec, site_names
@@ -60,3 +62,10 @@ def test_thp_tmpfiles_writes_both_knobs():
 def test_timesyncd_dropin_lists_servers():
     text = render("base/timesyncd.conf.j2", servers=("10.0.0.1", "ntp.home.arpa"))
     assert "[Time]\nNTP=10.0.0.1 ntp.home.arpa\n" in text
+
+
+@pytest.mark.parametrize("enabled, value", [(True, "1"), (False, "0")])
+def test_unattended_upgrades_follow_the_inventory_and_package_lists_stay_fresh(enabled, value):
+    text = render("base/21clawlan-auto-upgrades.j2", enabled=enabled)
+    assert f'APT::Periodic::Unattended-Upgrade "{value}";' in text.splitlines()
+    assert 'APT::Periodic::Update-Package-Lists "1";' in text.splitlines()  # BASE-15 reads fresh lists either way
