@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from roles.common import connection
+from roles.common import connection, values
 from roles.inventory import HOST_KEYS, HOST_VALUES, ROLE_GROUPS, SETTINGS, SITE_WIDE, SITE_WIDE_PREFIXES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,6 +27,7 @@ README = REPO / "README.md"
 HOST = "host"
 CONTROLS = "controls"
 PYINFRA = "pyinfra"
+TYPES = "types"
 
 
 def literal(value: Any) -> str:
@@ -78,6 +79,34 @@ def pyinfra_table() -> str:
     return "\n".join(lines)
 
 
+def _value_types(value_type) -> list[Any]:
+    """``value_type`` and the value types it is made of (a list's items, a mapping's keys and values, ...)."""
+    parts = [value_type]
+    for name in ("item", "keys", "values", "inner"):
+        if isinstance(getattr(value_type, name, None), values.ValueType):
+            parts += _value_types(getattr(value_type, name))
+    for arm in getattr(value_type, "arms", ()):
+        parts += _value_types(arm)
+    return parts
+
+
+def types_table() -> str:
+    """Every kind of value an inventory holds: what it is (its class's docstring) and the keys that take it."""
+    used: dict[type, list[str]] = {}
+    checks = {f"{prefix}_{f.name}": f.metadata["check"] for prefix, cls in SETTINGS.items()
+              for f in dataclasses.fields(cls)} | dict(HOST_VALUES) | dict(connection.VALUE_TYPES)  # fmt: skip
+    for key, check in checks.items():
+        for part in _value_types(check):
+            if key not in used.setdefault(type(part), []):
+                used[type(part)].append(key)
+    lines = ["| type | accepts, and so refuses everything else | keys |", "| --- | --- | --- |"]
+    for kind, keys in sorted(used.items(), key=lambda item: item[0].__name__):
+        what = " ".join((kind.__doc__ or "").split("\n\n")[0].split())
+        shown_keys = ", ".join(f"`{key}`" for key in keys[:4]) + (f" and {len(keys) - 4} more" if len(keys) > 4 else "")
+        lines.append(f"| `{kind.__name__}` | {_cell(what)} | {shown_keys} |")
+    return "\n".join(lines)
+
+
 def controls() -> list[Any]:
     """The compliance suite's controls (tests/compliance/test_*.py), in ID order."""
     if str(REPO) not in sys.path:  # tests/ is no installed package: run as a script, import it from the checkout
@@ -104,6 +133,7 @@ def sections() -> dict[str, str]:
     tables = {prefix: settings_table(prefix) for prefix in SETTINGS} | {
         HOST: host_table(),
         PYINFRA: pyinfra_table(),
+        TYPES: types_table(),
         CONTROLS: controls_table(),
     }
     return {name: f"\n{table}\n\n" for name, table in tables.items()}

@@ -82,6 +82,8 @@ class ValueType:
 
 @dataclass(frozen=True)
 class WholeNumber(ValueType):
+    """An integer in a closed range: not a bool, not a float (not even 2.0)."""
+
     low: int
     high: int
 
@@ -102,6 +104,8 @@ class WholeNumber(ValueType):
 
 @dataclass(frozen=True)
 class Port(WholeNumber):
+    """A TCP port, 1 to 65535 (port clashes across roles on one host are refused by the inventory check)."""
+
     low: int = 1
     high: int = 65535
 
@@ -136,6 +140,8 @@ class Number(ValueType):
 
 @dataclass(frozen=True)
 class Flag(ValueType):
+    """true or false, nothing that merely looks like it ("yes", 1)."""
+
     annotation = bool
 
     @property
@@ -145,6 +151,8 @@ class Flag(ValueType):
 
 @dataclass(frozen=True)
 class Choice(ValueType):
+    """One of a fixed set of words."""
+
     options: tuple[str, ...]
 
     def __init__(self, *options: str):
@@ -291,6 +299,8 @@ class Name(Pattern):
 
 @dataclass(frozen=True)
 class UserName(Pattern):
+    """A login name as useradd accepts it."""
+
     regex: str = r"[A-Za-z_][A-Za-z0-9_.-]*"
     what: str = "a login name (a letter or _ first, then letters, digits, . _ -)"
     max_length: int = 32
@@ -298,6 +308,8 @@ class UserName(Pattern):
 
 @dataclass(frozen=True)
 class DebPackage(Pattern):
+    """A Debian package name, as apt-get takes it: no options, spaces or shell characters."""
+
     regex: str = r"[a-z0-9][a-z0-9+.-]+"
     what: str = "a Debian package name (lowercase letters, digits, + . -)"
     max_length: int = 100
@@ -309,6 +321,8 @@ class DebPackage(Pattern):
 
 @dataclass(frozen=True)
 class Sha256(Pattern):
+    """A sha256 digest as sha256sum prints it."""
+
     regex: str = r"[0-9a-f]{64}"
     what: str = "64 lowercase hex digits (sha256sum's output)"
 
@@ -366,6 +380,8 @@ _NODE_SUPPORTED = "Node.js >=24.16 <25 or >=26.1 (what openclaw declares)"
 
 @dataclass(frozen=True)
 class NodeVersion(ValueType):
+    """An exact Node.js version that openclaw supports (its package.json's engines range)."""
+
     annotation = str
 
     @property
@@ -389,6 +405,8 @@ _LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
 
 @dataclass(frozen=True)
 class DnsLabel(ValueType):
+    """One DNS label (a short host name or an alias): lowercase letters, digits and -."""
+
     annotation = str
 
     @property
@@ -405,6 +423,8 @@ class DnsLabel(ValueType):
 
 @dataclass(frozen=True)
 class DnsName(ValueType):
+    """A DNS name: labels joined by dots, at most 253 characters."""
+
     annotation = str
 
     @property
@@ -625,7 +645,7 @@ class Url(ValueType):
 
 
 class HttpsUrl(Url):
-    """A registry's URL: what Url accepts, https only (packages are checked by hash, and reached privately)."""
+    """A registry's URL: https only, of characters that mean nothing to a shell, nginx or systemd even unquoted."""
 
     @property
     def describe(self) -> str:
@@ -676,6 +696,8 @@ class ModelSource(ValueType):
 
 @dataclass(frozen=True)
 class ListOf(ValueType):
+    """A list of values of one type, of bounded length."""
+
     item: ValueType
     max_items: int = 64
 
@@ -702,6 +724,8 @@ class ListOf(ValueType):
 
 @dataclass(frozen=True)
 class Mapping(ValueType):
+    """A mapping of one value type to another, of bounded size."""
+
     keys: ValueType
     values: ValueType
     max_items: int = 64

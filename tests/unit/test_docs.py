@@ -77,3 +77,11 @@ def test_every_control_is_listed_once_under_a_stable_id():
     assert len(ids) == len(set(ids)), "two controls share an ID"
     assert len(ids) >= 50, "the compliance suite's controls were not found"
     assert all(re.fullmatch(r"(BASE|PKI|LLM|GW|NET|MON)-\d\d", i) for i in ids), ids
+
+
+def test_the_types_table_names_every_value_type_a_key_uses_with_what_it_accepts():
+    table = docs.types_table()
+    rows = {line.split(" | ")[0].removeprefix("| ").strip("`"): line for line in table.splitlines()[2:]}
+    assert {"ModelSource", "HttpsUrl", "AbsPath", "LanIPv4", "Text", "Port", "Version"} <= rows.keys()
+    # Each row says what the type accepts in words (its docstring), not a dataclass's generated signature.
+    assert not [name for name, line in rows.items() if f"| {name}(" in line], "a value type lacks its docstring"
