@@ -18,8 +18,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from lab.paths import TINY_MODEL
 from lab.runner import PYINFRA, REPO
 from roles.common.ca import CertSpec, load_or_create_ca, sign_csr
+from roles.common.secrets import STAGING
 from roles.common.tls import CA_CERT, HOST_CERT, HOST_KEY
-from roles.model_server.config import CONFIG_FILE, UNIT
+from roles.model_server.config import CONFIG_FILE, SECRETS_FILE, UNIT
 from tests.compliance import test_services as service_controls
 from tests.e2e.conftest import LAB_INVENTORY, deploy
 from tests.support.file_server import FileServer
@@ -158,6 +159,21 @@ def test_model_server_runs_as_its_own_user_with_the_key_in_a_root_only_file(host
 def test_the_api_key_never_appears_in_pyinfra_output(first_deploy, api_key):
     assert api_key not in first_deploy.log
     assert api_key not in first_deploy.output
+
+
+def test_a_drifted_api_key_is_put_back_without_a_readable_copy_on_the_way(first_deploy, hosts, api_key):
+    """The key goes into the login user's 0700 staging directory, never /tmp, and is copied into place under umask
+    077: at no moment is there a copy others could read (pyinfra's own upload would leave one in /tmp)."""
+    backend = hosts[BACKEND]
+    backend.check_output(f"echo API_KEY=drifted > {SECRETS_FILE}")
+    result = deploy("--limit", BACKEND)
+    assert (f"Model server | Write the API key to {SECRETS_FILE} (root only)", BACKEND) in result.changed
+    assert backend.file(SECRETS_FILE).content_string == f"API_KEY={api_key}\n"
+    service_controls.test_LLM_03_api_key_file_mode(backend)
+    staging = backend.file(f"/root/{STAGING}")
+    assert (staging.mode, staging.listdir()) == (0o700, [])
+    assert backend.run("ls -a /tmp /var/tmp | grep -e pyinfra- -e clawlan-new").stdout == ""
+    assert deploy().changed == set()
 
 
 def test_model_server_hardening_score(hosts):
