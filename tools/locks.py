@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import json
 import os
 import re
@@ -26,10 +27,7 @@ import tempfile
 import tomllib
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from roles.common.locks import (  # noqa: E402
+from roles.common.locks import (
     BUILD_REQUIREMENTS,
     FILES,
     MODEL_SERVER,
@@ -42,6 +40,7 @@ from roles.common.locks import (  # noqa: E402
     lock_folder,
 )
 
+REPO = Path(__file__).resolve().parents[1]
 PYPI = "https://pypi.org/simple"
 NPM_REGISTRY = "https://registry.npmjs.org/"
 CONTROL_LOCK = REPOSITORY_LOCKS / "control.txt"
@@ -57,8 +56,7 @@ PYTHON_REQUIREMENT = {MODEL_SERVER: "llama-cpp-python[server]=={}", NODE: "nodej
 
 def pinned_version(package: str) -> str:
     module_path, class_name, field = PINS[package]
-    module = __import__(module_path.removesuffix(".py").replace("/", "."), fromlist=[class_name])
-    settings = getattr(module, class_name)
+    settings = getattr(importlib.import_module(module_path.removesuffix(".py").replace("/", ".")), class_name)
     return next(f.default for f in dataclasses.fields(settings) if f.name == field)
 
 
