@@ -121,3 +121,9 @@ def pyinfra_key_problems(host: str, data: MappingABC[str, Any]) -> list[Problem]
         if problem:
             problems.append(Problem(host, key, problem))
     return problems
+
+
+def sudo_arguments(host) -> dict[str, bool]:
+    """What a FunctionCommand passes to ``host.run_shell_command``/``put_file`` to act as the operation would:
+    pyinfra applies the host's ``_sudo`` to an operation's own commands, not to what such a function runs."""
+    return {"_sudo": True} if host.data.get("_sudo") else {}

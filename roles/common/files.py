@@ -19,6 +19,7 @@ from pyinfra import host
 from pyinfra.api import FactBase, FunctionCommand, OperationError
 from pyinfra.operations import files
 
+from roles.common.connection import sudo_arguments
 from roles.common.secrets import secret_file
 
 _ABSENT = "-"
@@ -147,7 +148,7 @@ def upload(src: str | IO[Any], remote: str) -> FunctionCommand:
 
 
 def _upload(state, host, src, remote: str) -> bool:
-    sudo = {"_sudo": True} if host.data.get("_sudo") else {}
+    sudo = sudo_arguments(host)
     if isinstance(src, StringIO):
         src = StringIO(src.getvalue())  # a fresh reader each time: a retried command sends it whole
     if not host.put_file(src, remote, **sudo):

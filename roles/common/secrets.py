@@ -13,6 +13,8 @@ from pathlib import Path
 
 from pyinfra.api import FunctionCommand, OperationError, StringCommand, operation
 
+from roles.common.connection import sudo_arguments
+
 
 def site_secret(path: str | Path) -> str:
     """The secret stored at ``path``, generated on first use. Its directory is kept 0700."""
@@ -60,7 +62,7 @@ def _install_secret(state, host, path: str, content: str, user: str, group: str,
         f"umask 077 && cp {q(staged)} {q(new)} && chown {q(user)}:{q(group)} {q(new)} && chmod {q(mode)} {q(new)}"
         f" && mv -f {q(new)} {q(path)}"
     )
-    sudo = {"_sudo": True} if host.data.get("_sudo") else {}
+    sudo = sudo_arguments(host)
     installed, output = host.run_shell_command(StringCommand(install), **sudo)
     host.run_shell_command(StringCommand(f"rm -f {q(staged)}"), _sudo=False)
     if not installed:

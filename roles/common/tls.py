@@ -16,6 +16,7 @@ from pyinfra.api import FunctionCommand, operation
 from pyinfra.facts.files import File, FileContents
 
 from roles.common.ca import CertSpec, load_or_create_ca, not_after, reissue_reason, sign_csr
+from roles.common.connection import sudo_arguments
 from roles.common.tls_facts import PublicKeyPem
 
 PKI_DIR = "/etc/clawlan/pki"
@@ -79,7 +80,7 @@ def host_certificate(key_path: str, cert_path: str, issuance: Issuance):
 
 def _issue(state, host, key_path: str, cert_path: str, issuance: Issuance):
     """Runs at execution time: fetch a CSR made from the host's key, sign it here, install the certificate."""
-    sudo = {"_sudo": True} if host.data.get("_sudo") else {}
+    sudo = sudo_arguments(host)
     ok, output = host.run_shell_command(f"openssl req -new -key {shlex.quote(key_path)} -subj /CN=csr", **sudo)
     if not ok:
         raise RuntimeError(f"could not make a CSR on {host.name}: {output.stderr}")
