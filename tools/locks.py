@@ -37,7 +37,9 @@ from roles.common.locks import (
     PACKAGE_LOCK,
     REPOSITORY_LOCKS,
     REQUIREMENTS,
+    LockMissing,
     lock_folder,
+    read_lock,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -153,8 +155,11 @@ def lock_control() -> None:
 
 
 def is_locked(package: str, version: str) -> bool:
-    folder = lock_folder(REPOSITORY_LOCKS, package, version)
-    return all((folder / name).is_file() for name in FILES[package])
+    try:
+        read_lock(REPOSITORY_LOCKS, package, version)
+    except LockMissing:
+        return False
+    return True
 
 
 def committed_locks() -> list[tuple[str, str]]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 REPOSITORY_LOCKS = Path(__file__).resolve().parents[2] / "locks"
@@ -49,7 +50,7 @@ class Lock:
     def text(self, name: str) -> str:
         return dict(self.files)[name]
 
-    @property
+    @cached_property  # the gateway's paths name it again and again; openclaw's lock is ~400 kB
     def digest(self) -> str:
         """Names the lock's content: a changed pin or hash is a different install, beside the one in service."""
         digest = hashlib.sha256()
