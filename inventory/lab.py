@@ -26,6 +26,7 @@ _LAB = {
     "monitor_probe_timeout_s": 60,  # a cold gateway prompt (after a model server restart) takes ~5 s here
     "monitor_alert_probe_failing_for_s": 20,
     "monitor_alert_down_for_s": 20,
+    "monitor_alert_queue_for_s": 10,
     # Latency suite targets for the lab: one shared CPU, a tiny model, and OpenClaw's ~27k-character prompt
     # (~10k tokens with the tiny model's vocabulary) in front of every gateway chat. A gateway chat's TTFT is
     # ~0.6 s, but OpenClaw now and then stalls for up to ~3 s on this machine (p99 of 20 chats: 0.6-3.0 s over
@@ -62,6 +63,8 @@ backend = [
             "model_server_model_size_gib": 0.001,
             "model_server_model_alias": "clawlan-tiny",
             "model_server_prompt_cache_mib": 256,
+            # lab/tiny_model.py: 2 layers x K,V x 64 wide x f16 = 512 bytes per token of context.
+            "model_server_kv_cache_kib_per_token": 0.5,
             # The tiny model never stops on its own: short answers keep each lab chat to a second or two.
             "model_server_max_answer_tokens": 64,
             **_LAB,

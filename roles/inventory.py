@@ -23,6 +23,7 @@ from roles.common.settings import InventoryError, Problem, parse_settings, prefi
 from roles.common.values import DnsLabel, LanIPv4, Number, WholeNumber, shown
 from roles.gateway.config import preflight as gateway_preflight
 from roles.gateway.settings import GatewaySettings
+from roles.model_server.config import engine_problems, kv_cache
 from roles.model_server.config import preflight as model_server_preflight
 from roles.model_server.settings import ModelServerSettings
 from roles.monitor.config import preflight as monitor_preflight
@@ -124,11 +125,13 @@ def build_site(hosts: Mapping[str, tuple[tuple[str, ...], Mapping[str, Any]]]) -
     if not problems:
         for spec in specs:
             model = settings[spec.name]["model_server"]
-            model_gib = model.model_size_gib if spec.role == "backend" else 0.0
-            problems += preflight(settings[spec.name]["base"], spec, model_gib)
             if spec.role == "backend":
+                problems += preflight(settings[spec.name]["base"], spec, model.model_size_gib, kv_cache(model))
                 problems += model_server_preflight(model, spec)
+                given = (key.removeprefix("model_server_") for key in hosts[spec.name][1])
+                problems += engine_problems(spec.name, given, model.engine)
             else:
+                problems += preflight(settings[spec.name]["base"], spec, 0.0)
                 problems += gateway_preflight(settings[spec.name]["gateway"], spec.name, spec.address)
         problems += monitor_preflight(settings[specs[0].name]["monitor"], specs)
         problems += alias_problems(settings[specs[0].name]["base"].host_aliases, specs, "base_host_aliases")

@@ -7,7 +7,7 @@ so no role imports another. ``roles/inventory.py`` loads and validates the inven
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -15,14 +15,18 @@ from typing import Any
 from roles.base.config import BaseConfig, build_base_config
 from roles.common.locks import MODEL_SERVER, NODE, OPENCLAW, REPOSITORY_LOCKS, Lock, read_lock
 from roles.common.names import HostSpec, SiteNames, site_names
+from roles.common.tls import Issuance
 from roles.gateway.config import AUDIT_MAX_AGE_S, GatewayConfig, build_gateway_config
 from roles.gateway.config import ENV_FILE as GATEWAY_ENV_FILE
 from roles.model_server.config import ModelServerConfig, build_model_server_config
+from roles.model_server.settings import LLAMA_SERVER
 from roles.monitor.config import (
     TEXTFILE_DIR,
+    ModelServerScrape,
     NodeExporterConfig,
     ProbeConfig,
     PrometheusConfig,
+    ScrapeTarget,
     build_node_exporter_config,
     build_probe_config,
     build_prometheus_config,
@@ -111,6 +115,8 @@ class Site:
             self.host(name).address,
             self.settings[name]["model_server"].port,
             frontends,
+            monitor_dn=self.monitor_identity().spec.subject_dn(),
+            api_key_file=str(self.model_server_api_key_file),
         )
 
     def model_endpoint_name(self) -> str:
@@ -133,6 +139,8 @@ class Site:
             self.names_of(name),
             egress_port=self.settings[name]["mtls"].egress_port,
             model_id=model.model_alias,
+            # llama-cpp-python's server does not parse tool calls back out of the model's answer; llama-server does.
+            model_parses_tools=model.engine == LLAMA_SERVER,
             context_tokens=model.context_tokens,
             max_tokens=model.max_answer_tokens,
             token_file=str(self.gateway_token_file),
@@ -172,10 +180,34 @@ class Site:
             certificate_metrics_unit=METRICS_UNIT,
         )
 
+    def monitor_identity(self) -> Issuance:
+        """The monitor's client certificate: its host's names, its own subject (OU=monitor), client use only."""
+        monitor = self.monitor_host()
+        own = self.pki_config(monitor.name).issuance
+        return replace(own, spec=replace(own.spec, role="monitor", client=True, server=False))
+
+    def model_server_scrape(self) -> ModelServerScrape:
+        servers = [
+            (h, self.settings[h.name]["model_server"])
+            for h in self.hosts
+            if h.role == "backend" and self.settings[h.name]["model_server"].engine == LLAMA_SERVER
+        ]
+        return ModelServerScrape(
+            targets=tuple(
+                ScrapeTarget(h.name, f"{h.address}:{self.settings[h.name]['mtls'].port}", self.names_of(h.name)[0])
+                for h, _ in servers
+            ),
+            identity=self.monitor_identity(),
+            certificate_metrics_unit=METRICS_UNIT,
+            slot_context_tokens=tuple((h.name, model.context_tokens) for h, model in servers),
+        )
+
     def prometheus_config(self) -> PrometheusConfig:
         monitor = self.monitor_host()
         renew = self.settings[monitor.name]["pki"].renew_before_days
-        return build_prometheus_config(self.monitor, self.hosts, monitor, renew, AUDIT_MAX_AGE_S)
+        return build_prometheus_config(
+            self.monitor, self.hosts, monitor, renew, AUDIT_MAX_AGE_S, self.model_server_scrape()
+        )
 
     def pki_config(self, name: str) -> PkiConfig:
         host = self.host(name)

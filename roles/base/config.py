@@ -75,8 +75,13 @@ def build_base_config(
     )
 
 
-def preflight(settings: BaseSettings, spec: HostSpec, model_gib: float) -> list[Problem]:
-    """Rules across settings, checked for every host before any host is touched."""
+def preflight(
+    settings: BaseSettings, spec: HostSpec, model_gib: float, kv_cache: tuple[str, float, str] | None = None
+) -> list[Problem]:
+    """Rules across settings, checked for every host before any host is touched.
+
+    ``kv_cache``: the model server's (inventory key, GiB, how it was counted), allocated at start beside the model.
+    """
     problems = []
     cap = sizing.swap_cap_mib(spec.memory_gib)
     if settings.swap_size_mib != "auto" and settings.swap_size_mib > cap:
@@ -90,6 +95,7 @@ def preflight(settings: BaseSettings, spec: HostSpec, model_gib: float) -> list[
         )
 
     room = sizing.hugetlb_room_gib(spec.memory_gib, model_gib, settings.system_reserve_gib)
+    kv_key, kv_gib, kv_detail = kv_cache or ("", 0.0, "")
     if room < 0:
         problems.append(
             Problem(
@@ -99,14 +105,24 @@ def preflight(settings: BaseSettings, spec: HostSpec, model_gib: float) -> list[
                 f"plus {settings.system_reserve_gib} GiB for the system: more than this host's {spec.memory_gib} GiB",
             )
         )
-    elif settings.hugetlb_pool_mib / 1024 > room:
+    elif kv_gib > room:
+        problems.append(
+            Problem(
+                spec.name,
+                kv_key,
+                f"the KV cache ({kv_detail}) needs {kv_gib:.1f} GiB, but this host's {spec.memory_gib} GiB RAM - model "
+                f"{model_gib} GiB x {sizing.MODEL_OVERHEAD_FACTOR} - reserve {settings.system_reserve_gib} GiB "
+                f"leaves {room:.1f} GiB: fewer slots or a shorter context per slot",
+            )
+        )
+    elif settings.hugetlb_pool_mib / 1024 > room - kv_gib:
         problems.append(
             Problem(
                 spec.name,
                 "base_hugetlb_pool_mib",
                 f"a {settings.hugetlb_pool_mib} MiB pool does not fit: {spec.memory_gib} GiB RAM - model "
-                f"{model_gib} GiB x {sizing.MODEL_OVERHEAD_FACTOR} - reserve {settings.system_reserve_gib} GiB "
-                f"leaves {max(room, 0):.1f} GiB",
+                f"{model_gib} GiB x {sizing.MODEL_OVERHEAD_FACTOR} - KV cache {kv_gib:.1f} GiB "
+                f"- reserve {settings.system_reserve_gib} GiB leaves {max(room - kv_gib, 0):.1f} GiB",
             )
         )
 

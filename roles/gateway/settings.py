@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from roles.common.settings import setting
-from roles.common.values import Flag, HttpsUrl, Networks, NodeVersion, Port, Version, WholeNumber
+from roles.common.values import Choice, Either, Flag, HttpsUrl, Networks, NodeVersion, Port, Version, WholeNumber
 
 node_version_problem = NodeVersion()  # openclaw's package.json: "node": ">=24.16.0 <25 || >=26.1.0"
 
@@ -35,9 +36,9 @@ class GatewaySettings:
         600, "Longest model request; a cold 13k-token prompt takes ~25 s on the reference box before any token.",
         WholeNumber(10, 3600),
     )  # fmt: skip
-    model_tools: bool = setting(
-        False, "Send OpenClaw's tool definitions: llama-cpp-python does not parse tool calls from a GGUF template.",
-        Flag(),
+    model_tools: bool | Literal["auto"] = setting(
+        "auto", "Send OpenClaw's tool definitions; 'auto' = with llama-server, whose Jinja path parses tool calls.",
+        Either(Flag(), Choice("auto")),
     )  # fmt: skip
     auth_max_attempts: int = setting(10, "Failed token attempts per client per minute before a 5-minute lockout.",
                                      WholeNumber(1, 1000))  # fmt: skip

@@ -3,24 +3,31 @@
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from roles.common.locks import Lock
 from roles.common.names import HostSpec
 from roles.common.settings import Problem
 from roles.common.values import file_name
-from roles.model_server.settings import ModelServerSettings
+from roles.model_server.settings import ENGINE_ONLY, LLAMA_SERVER, ModelServerSettings
 
 VENV = "/opt/clawlan/llama-cpp"
+# llama-server and the shared libraries it links, from the same build as the venv's llama-cpp-python.
+SERVER_DIR = f"{VENV}/server"
 MODELS_DIR = "/var/lib/clawlan/models"
 CONFIG_FILE = "/etc/clawlan/model-server.conf"
-SECRETS_FILE = "/etc/clawlan/model-server.env"
+SECRETS_FILE = "/etc/clawlan/model-server.env"  # llama-cpp-python reads its key from the environment
+KEY_FILE = "/etc/clawlan/model-server.key"  # llama-server reads it as a systemd credential (root-only file)
+# The backend's nginx adds the key to the monitor's /metrics scrapes: the monitor never holds the model key.
+METRICS_KEY_CONF = "/etc/clawlan/model-server-metrics-key.conf"
 UNIT = "clawlan-model-server.service"
 USER = "llm"
 
 
 @dataclass(frozen=True)
 class ModelServerConfig:
+    engine: str
     version: str
     cmake_args: str
     build_packages: tuple[str, ...]
@@ -30,7 +37,8 @@ class ModelServerConfig:
     model_path: str
     model_size_gib: float
     model_alias: str
-    context_tokens: int
+    context_tokens: int  # per chat (slot)
+    parallel_slots: int
     max_answer_tokens: int
     threads: int
     batch_tokens: int
@@ -38,12 +46,52 @@ class ModelServerConfig:
     gpu_layers: int
     mlock: bool
     chat_format: str
+    chat_template: str
     prompt_cache_mib: int
+    cache_reuse_tokens: int
     port: int
     api_key_file: str  # on the control machine
     lock: Lock  # llama-cpp-python and its dependencies, by version and hash
 
     def environment(self) -> dict[str, str]:
+        """The settings file of the engine's unit: llama-cpp-python's environment, or llama-server's flags."""
+        if self.engine == LLAMA_SERVER:
+            # The unit passes $LLAMA_SERVER_ARGS word by word; PORT and READY_CHECK are for the readiness check.
+            return {"PORT": str(self.port), "READY_CHECK": "health", "LLAMA_SERVER_ARGS": " ".join(self.arguments())}
+        return self._python_environment()
+
+    def arguments(self) -> tuple[str, ...]:
+        """llama-server's flags (its parser takes "--flag value", not "--flag=value"). Every value is a validated
+        number or name: one word each, no quoting needed."""
+        options = {
+            "--model": self.model_path,
+            "--alias": self.model_alias,
+            "--host": "127.0.0.1",
+            "--port": self.port,
+            # Each slot gets its own context_tokens of KV cache (not unified): a long chat cannot take another's.
+            "--parallel": self.parallel_slots,
+            "--ctx-size": self.parallel_slots * self.context_tokens,
+            "--threads": self.threads,
+            "--threads-batch": self.threads,
+            "--batch-size": self.batch_tokens,
+            "--ubatch-size": self.ubatch_tokens,
+            "--n-gpu-layers": "all" if self.gpu_layers == -1 else self.gpu_layers,
+            # Prompt reuse: each slot keeps its last prompt; --cache-ram keeps more in RAM for any slot to take,
+            # and --cache-reuse shifts cached chunks into place rather than evaluating OpenClaw's prompt again.
+            "--cache-ram": self.prompt_cache_mib,
+            "--cache-reuse": self.cache_reuse_tokens,
+            # The default answer length; the gateway asks for max_answer_tokens itself.
+            "--n-predict": self.max_answer_tokens,
+        }
+        if self.chat_template:
+            options["--chat-template"] = self.chat_template
+        if self.mlock:
+            options["--load-mode"] = "mmap+mlock"
+        # /slots would show every slot's prompt, that is people's chats; the web UI is OpenClaw's job.
+        switches = ("--no-kv-unified", "--jinja", "--metrics", "--no-slots", "--no-webui")
+        return (*(str(word) for pair in options.items() for word in pair), *switches)
+
+    def _python_environment(self) -> dict[str, str]:
         """The server's settings as llama-cpp-python reads them from its environment (pydantic settings)."""
         env = {
             "MODEL": self.model_path,
@@ -80,6 +128,7 @@ def build_model_server_config(
     settings: ModelServerSettings, spec: HostSpec, wheelhouse_dir: str, api_key_file: str, lock: Lock
 ) -> ModelServerConfig:
     return ModelServerConfig(
+        engine=settings.engine,
         version=settings.version,
         cmake_args=settings.cmake_args,
         build_packages=settings.build_packages,
@@ -90,6 +139,7 @@ def build_model_server_config(
         model_size_gib=settings.model_size_gib,
         model_alias=settings.model_alias,
         context_tokens=settings.context_tokens,
+        parallel_slots=slots(settings),
         max_answer_tokens=settings.max_answer_tokens,
         threads=spec.cpu_cores if settings.threads == "auto" else settings.threads,
         batch_tokens=settings.batch_tokens,
@@ -97,11 +147,39 @@ def build_model_server_config(
         gpu_layers=settings.gpu_layers,
         mlock=settings.mlock,
         chat_format=settings.chat_format,
+        chat_template=settings.chat_template,
         prompt_cache_mib=settings.prompt_cache_mib,
+        cache_reuse_tokens=settings.cache_reuse_tokens,
         port=settings.port,
         api_key_file=api_key_file,
         lock=lock,
     )
+
+
+def slots(settings: ModelServerSettings) -> int:
+    """Chats the engine serves at once: llama-cpp-python's server has one slot."""
+    return settings.parallel_slots if settings.engine == LLAMA_SERVER else 1
+
+
+def kv_cache_gib(settings: ModelServerSettings) -> float:
+    """The KV cache every slot holds for its whole context, allocated when the server starts."""
+    return slots(settings) * settings.context_tokens * settings.kv_cache_kib_per_token / 2**20
+
+
+def kv_cache(settings: ModelServerSettings) -> tuple[str, float, str]:
+    """For the memory budget: the key to blame, the KV cache in GiB, and how it was counted."""
+    key = "model_server_parallel_slots" if settings.engine == LLAMA_SERVER else "model_server_context_tokens"
+    count = f"{slots(settings)} slot(s) x {settings.context_tokens} tokens x {settings.kv_cache_kib_per_token:g} KiB"
+    return key, kv_cache_gib(settings), count
+
+
+def engine_problems(name: str, given: Iterable[str], engine: str) -> list[Problem]:
+    """Keys in the inventory (``given``, without prefix) that only the other engine reads."""
+    return [
+        Problem(name, f"model_server_{key}", f"is read by {only} only; this host's model_server_engine is {engine}")
+        for key in sorted(set(given) & ENGINE_ONLY.keys())
+        if (only := ENGINE_ONLY[key]) != engine
+    ]
 
 
 def preflight(settings: ModelServerSettings, spec: HostSpec) -> list[Problem]:

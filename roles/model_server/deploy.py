@@ -1,4 +1,5 @@
-"""Role model_server: llama-cpp-python's server on loopback, with the pinned model, as a hardened unit."""
+"""Role model_server: llama.cpp's server (llama-server, or llama-cpp-python's) on loopback, with the pinned model,
+as a hardened unit. Both engines come from one build of the pinned llama-cpp-python source."""
 
 from __future__ import annotations
 
@@ -14,8 +15,18 @@ from roles.common.python import virtualenv
 from roles.common.secrets import site_secret
 from roles.common.templates import render, rendered
 from roles.common.units import service
-from roles.model_server.config import CONFIG_FILE, SECRETS_FILE, UNIT, USER, VENV, ModelServerConfig
-from roles.model_server.operations import llama_cpp_python, model_file
+from roles.model_server.config import (
+    CONFIG_FILE,
+    KEY_FILE,
+    SECRETS_FILE,
+    SERVER_DIR,
+    UNIT,
+    USER,
+    VENV,
+    ModelServerConfig,
+)
+from roles.model_server.operations import llama_cpp_build, model_file
+from roles.model_server.settings import LLAMA_SERVER
 
 AWAIT_READY = f"{VENV}/clawlan-await-ready.py"
 PROGRAMS = Path(__file__).resolve().parent / "programs"  # run on the backend
@@ -27,11 +38,13 @@ def model_server(config: ModelServerConfig, installed_packages: frozenset[str] =
     system_user(name=f"Create the {USER} system user", user=USER, home="/nonexistent")
 
     unit_path = f"/etc/systemd/system/{UNIT}"
-    known = host_files(AWAIT_READY, "/etc/clawlan", CONFIG_FILE, SECRETS_FILE, unit_path)
+    known = host_files(AWAIT_READY, "/etc/clawlan", CONFIG_FILE, SECRETS_FILE, KEY_FILE, unit_path)
     venv = virtualenv(name=f"Create the virtualenv {VENV}", path=VENV)
-    build = llama_cpp_python(
-        name=f"Install llama-cpp-python {config.version} from its lock (built once per lock, flags and machine)",
+    build = llama_cpp_build(
+        name=f"Install llama-cpp-python {config.version} and its llama-server from its lock (built once per lock, "
+        "flags and machine)",
         venv=VENV,
+        server_dir=SERVER_DIR,
         lock=config.lock,
         cmake_args=config.cmake_args,
         build_packages=config.build_packages,
@@ -61,28 +74,21 @@ def model_server(config: ModelServerConfig, installed_packages: frozenset[str] =
         mode="644",
         create_remote_dir=False,
     )
-    # The key is made on the control machine and lives on the host in a root-only EnvironmentFile.
+    # The key is made on the control machine and lives on the host in a root-only file, in the form the engine
+    # reads; the other engine's copy is removed.
     api_key = site_secret(config.api_key_file)
-    secrets = known.secret(
-        name=f"Write the API key to {SECRETS_FILE} (root only)", content=f"API_KEY={api_key}\n", dest=SECRETS_FILE
-    )
+    if config.engine == LLAMA_SERVER:
+        secrets = known.secret(
+            name=f"Write the API key to {KEY_FILE} (root only)", content=f"{api_key}\n", dest=KEY_FILE
+        )
+        known.absent(name=f"Remove llama-cpp-python's copy of the key ({SECRETS_FILE})", path=SECRETS_FILE)
+    else:
+        secrets = known.secret(
+            name=f"Write the API key to {SECRETS_FILE} (root only)", content=f"API_KEY={api_key}\n", dest=SECRETS_FILE
+        )
+        known.absent(name=f"Remove llama-server's copy of the key ({KEY_FILE})", path=KEY_FILE)
     unit = known.put(
-        name=f"Install {UNIT}",
-        src=StringIO(
-            render(
-                "model_server/clawlan-model-server.service.j2",
-                user=USER,
-                venv=VENV,
-                config_file=CONFIG_FILE,
-                secrets_file=SECRETS_FILE,
-                await_ready=AWAIT_READY,
-                mlock=config.mlock,
-                gpu=config.gpu_layers != 0,
-            )
-        ),
-        dest=unit_path,
-        mode="644",
-        create_remote_dir=False,
+        name=f"Install {UNIT}", src=StringIO(unit_text(config)), dest=unit_path, mode="644", create_remote_dir=False
     )
     changed = (venv, build, ready_check, model, settings, secrets, unit)
     service(
@@ -90,4 +96,20 @@ def model_server(config: ModelServerConfig, installed_packages: frozenset[str] =
         unit=UNIT,
         daemon_reload_on=(unit,),
         restart_on=changed,
+    )
+
+
+def unit_text(config: ModelServerConfig) -> str:
+    return render(
+        "model_server/clawlan-model-server.service.j2",
+        engine=config.engine,
+        user=USER,
+        venv=VENV,
+        server=f"{SERVER_DIR}/llama-server",
+        key_file=KEY_FILE,
+        config_file=CONFIG_FILE,
+        secrets_file=SECRETS_FILE,
+        await_ready=AWAIT_READY,
+        mlock=config.mlock,
+        gpu=config.gpu_layers != 0,
     )

@@ -22,9 +22,23 @@ REMOTE_WHEELHOUSE = "/var/cache/clawlan/wheelhouse"
 BUILD_PACKAGES = ("build-essential", "cmake", "python3-dev")
 
 
+# llama-server from the same source tree and build directory as the wheel: the second configure reuses ggml and
+# libllama and compiles only the server. No web UI (OpenClaw is the UI; its assets are not in the source
+# distribution), no tests or examples, no OpenSSL (nginx terminates TLS). $ORIGIN run paths let the server
+# and its shared libraries move from the build directory to the host's server directory together.
+SERVER_CMAKE_ARGS = (
+    "-DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF"
+    " -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DCMAKE_BUILD_RPATH_USE_ORIGIN=ON"
+)
+
+
 def build_key(lock: Lock, cmake_args: str, target: str) -> str:
-    """Names one build: a change of lock (version or any hash), flags or target machine is a different wheel."""
-    text = f"{lock.package}=={lock.version} {lock.digest}\n{' '.join(cmake_args.split())}\n{target}"
+    """Names one build: a change of lock (version or any hash), flags or target machine is a different build.
+
+    One build holds both engines (the wheel and llama-server), so switching engine never compiles.
+    """
+    flags = " ".join(cmake_args.split())
+    text = f"{lock.package}=={lock.version} {lock.digest}\n{flags}\n{target}\nserver: {SERVER_CMAKE_ARGS}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -34,25 +48,33 @@ def is_native(cmake_args: str) -> bool:
 
 
 @operation()
-def llama_cpp_python(venv: str, lock: Lock, cmake_args: str, build_packages: tuple[str, ...], wheelhouse_dir: str):
-    """Install llama-cpp-python and its dependencies, exactly as ``lock`` pins them, into ``venv``.
+def llama_cpp_build(
+    venv: str,
+    server_dir: str,
+    lock: Lock,
+    cmake_args: str,
+    build_packages: tuple[str, ...],
+    wheelhouse_dir: str,
+):
+    """Install llama-cpp-python and its dependencies, exactly as ``lock`` pins them, into ``venv``, and the
+    llama-server built from the same source into ``server_dir``.
 
     The build runs once per build key, on the host: pip checks every download (the source distribution, the
     build backend, each dependency) against the lock's hashes, and refuses anything else before it is used.
-    The wheels are kept in the control machine's ``wheelhouse_dir`` with the archive's own sha256 beside it
-    (the wheel built here has no registry hash): a later install of the same key is checked against that and
-    takes seconds. The dependencies install with ``--require-hashes`` either way.
+    The wheels and the server are kept in the control machine's ``wheelhouse_dir`` as one archive with its
+    own sha256 beside it (what is built here has no registry hash): a later install of the same key is checked
+    against that and takes seconds. The dependencies install with ``--require-hashes`` either way.
     """
     key = build_key(lock, cmake_args, host.get_fact(BuildTarget, native=is_native(cmake_args)))
     key_file = f"{venv}/.clawlan-build-key"
     if (host.get_fact(FileContents, path=key_file) or [""])[0].strip() == key:
-        host.noop(f"llama-cpp-python {lock.version} installed (build {key})")
+        host.noop(f"llama-cpp-python {lock.version} and llama-server installed (build {key})")
         return
 
     local_tar = Path(wheelhouse_dir).expanduser() / f"{key}.tar"
     recorded = _recorded_sha256(local_tar)
     work, tar = f"{REMOTE_WHEELHOUSE}/{key}", f"{REMOTE_WHEELHOUSE}/{key}.tar"
-    wheels = shlex.quote(f"{work}/wheels")
+    wheels, server = shlex.quote(f"{work}/wheels"), shlex.quote(f"{work}/server")
     pip = shlex.quote(f"{venv}/bin/pip")
     yield f"rm -rf {shlex.quote(work)} {shlex.quote(tar)} && mkdir -p {wheels}"
     dependencies = StringIO(without_requirement(lock.text(REQUIREMENTS), lock.package))
@@ -62,37 +84,59 @@ def llama_cpp_python(venv: str, lock: Lock, cmake_args: str, build_packages: tup
         check = shlex.quote(f"{recorded}  {tar}")
         refused = shlex.quote(f"{tar} does not match the sha256 recorded for it in {wheelhouse_dir}: not installed")
         yield f"echo {check} | sha256sum --check --quiet --strict || {{ echo {refused} >&2; exit 1; }}"
-        yield f"tar -C {wheels} -xf {shlex.quote(tar)}"
+        yield f"tar -C {shlex.quote(work)} -xf {shlex.quote(tar)}"
     else:
-        packages = " ".join(shlex.quote(p) for p in (*BUILD_PACKAGES, *build_packages))
-        yield f"DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends {packages}"
-        for name in (REQUIREMENTS, BUILD_REQUIREMENTS):
-            yield upload(StringIO(lock.text(name)), f"{work}/{name}")
-        builder = shlex.quote(f"{work}/build")
-        # The build backend comes from its own lock, not from an isolated environment pip fills unchecked;
-        # every other package must be a registry wheel: only llama-cpp-python is compiled here.
-        yield (
-            f"python3 -m venv {builder} && {PIP} {builder}/bin/pip install --quiet --require-hashes"
-            f" -r {shlex.quote(f'{work}/{BUILD_REQUIREMENTS}')}"
-        )
-        # Without pip's isolation nothing adds ninja, and CMake's make generator builds one file at a time.
-        yield (
-            f"{PIP} CMAKE_ARGS={shlex.quote(cmake_args)} CMAKE_BUILD_PARALLEL_LEVEL=$(nproc)"
-            f" {builder}/bin/pip wheel --quiet --no-cache-dir"
-            f" --require-hashes --no-build-isolation --only-binary :all: --no-binary {shlex.quote(lock.package)}"
-            f" --wheel-dir {wheels} -r {shlex.quote(f'{work}/{REQUIREMENTS}')}"
-        )
-        yield f"tar -C {wheels} -cf {shlex.quote(tar)} ."
+        yield from _build(work, lock, cmake_args, build_packages)
+        yield f"tar -C {shlex.quote(work)} -cf {shlex.quote(tar)} wheels server"
         yield FunctionCommand(_keep_wheelhouse, (tar, str(local_tar)), {})
     wheel = f"{wheels}/{lock.package.replace('-', '_')}-{shlex.quote(lock.version)}-*.whl"
     yield (
         f"{PIP} {pip} install --quiet --no-index --find-links {wheels} --require-hashes"
         f" -r {shlex.quote(f'{work}/dependencies.txt')}"
     )
+    yield f"{PIP} {pip} install --quiet --no-index --no-deps --force-reinstall {wheel}"
+    # A new directory renamed into place: the running server's files are never written over.
+    new, old, target = (shlex.quote(f"{server_dir}{suffix}") for suffix in (".new", ".old", ""))
     yield (
-        f"{PIP} {pip} install --quiet --no-index --no-deps --force-reinstall {wheel}"
-        f" && echo {shlex.quote(key)} > {shlex.quote(key_file)} && rm -rf {shlex.quote(work)} {shlex.quote(tar)}"
+        f"rm -rf {new} {old} && mv {server} {new} && {{ [ ! -e {target} ] || mv {target} {old}; }}"
+        f" && mv {new} {target} && rm -rf {old}"
     )
+    yield f"echo {shlex.quote(key)} > {shlex.quote(key_file)} && rm -rf {shlex.quote(work)} {shlex.quote(tar)}"
+
+
+def _build(work: str, lock: Lock, cmake_args: str, build_packages: tuple[str, ...]):
+    """The commands that build the wheels (llama-cpp-python's compiled, the rest fetched) and llama-server."""
+    packages = " ".join(shlex.quote(p) for p in (*BUILD_PACKAGES, *build_packages))
+    yield f"DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends {packages}"
+    for name in (REQUIREMENTS, BUILD_REQUIREMENTS):
+        yield upload(StringIO(lock.text(name)), f"{work}/{name}")
+    builder, wheels, source, build = (shlex.quote(f"{work}/{name}") for name in ("builder", "wheels", "src", "build"))
+    # The build backend comes from its own lock, not from an isolated environment pip fills unchecked.
+    yield (
+        f"python3 -m venv {builder} && {PIP} {builder}/bin/pip install --quiet --require-hashes"
+        f" -r {shlex.quote(f'{work}/{BUILD_REQUIREMENTS}')}"
+    )
+    # Every download is checked against the lock; every package but llama-cpp-python must be a registry wheel.
+    yield (
+        f"{PIP} {builder}/bin/pip download --quiet --no-cache-dir --require-hashes --no-build-isolation"
+        f" --only-binary :all: --no-binary {shlex.quote(lock.package)} --dest {wheels}"
+        f" -r {shlex.quote(f'{work}/{REQUIREMENTS}')}"
+    )
+    # One source tree and one build directory for both engines.
+    yield f'mkdir {source} && set -- {wheels}/*.tar.gz && tar -C {source} --strip-components=1 -xzf "$1" && rm -f "$1"'
+    # Without pip's isolation nothing adds ninja, and CMake's make generator builds one file at a time.
+    yield (
+        f"{PIP} CMAKE_ARGS={shlex.quote(cmake_args)} CMAKE_BUILD_PARALLEL_LEVEL=$(nproc)"
+        f" {builder}/bin/pip wheel --quiet --no-cache-dir --no-build-isolation --no-deps"
+        f" --config-settings=build-dir={build} --wheel-dir {wheels} {source}"
+    )
+    log = shlex.quote(f"{work}/server-build.log")
+    yield (
+        f"{{ cmake -S {source} -B {build} {SERVER_CMAKE_ARGS} && cmake --build {build} --target llama-server"
+        f" --parallel $(nproc); }} > {log} 2>&1 || {{ tail -n 40 {log} >&2; exit 1; }}"
+    )
+    server = shlex.quote(f"{work}/server")
+    yield f"mkdir {server} && cp -a {build}/bin/llama-server {build}/bin/*.so* {server}/"
 
 
 def _recorded_sha256(local_tar: Path) -> str | None:

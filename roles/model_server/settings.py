@@ -24,10 +24,23 @@ from roles.common.values import (
 )
 
 PORTABLE_CPU = "-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF -DGGML_OPENMP=OFF"
+LLAMA_SERVER = "llama-server"
+LLAMA_CPP_PYTHON = "llama-cpp-python"
+# Keys only one engine reads: given for the other engine they are refused, not silently ignored.
+ENGINE_ONLY = {
+    "parallel_slots": LLAMA_SERVER,
+    "cache_reuse_tokens": LLAMA_SERVER,
+    "chat_template": LLAMA_SERVER,
+    "chat_format": LLAMA_CPP_PYTHON,
+}
 
 
 @dataclass(frozen=True)
 class ModelServerSettings:
+    engine: Literal["llama-server", "llama-cpp-python"] = setting(
+        LLAMA_SERVER, "llama.cpp's own server (parallel slots, /health, /metrics) or llama-cpp-python's (one slot).",
+        Choice(LLAMA_SERVER, LLAMA_CPP_PYTHON),
+    )  # fmt: skip
     version: str = setting(
         "0.3.36", "llama-cpp-python release, pinned and locked (locks/): the wheelhouse is keyed by its lock.",
         Version("pep440"),
@@ -51,8 +64,16 @@ class ModelServerSettings:
     )  # fmt: skip
     model_alias: str = setting("local-model", "The model id clients ask for (/v1/models).", Name())
     context_tokens: int = setting(
-        32768, "n_ctx: the gateway's prompts are ~13k tokens with tool definitions; 32k leaves room to answer.",
+        32768, "Context per chat (per slot): the gateway's prompts are ~13k tokens with tools; 32k leaves room.",
         WholeNumber(2048, 1048576),
+    )  # fmt: skip
+    parallel_slots: int = setting(
+        4, "Chats served at once (llama-server --parallel); each slot holds its own context in the KV cache.",
+        WholeNumber(1, 64),
+    )  # fmt: skip
+    kv_cache_kib_per_token: float = setting(
+        24.0, "KV cache per context token; Qwen3-Next-80B: 12 attention layers x 2 KV heads x 256 x K,V x f16.",
+        Number(0.001, 65536),
     )  # fmt: skip
     max_answer_tokens: int = setting(4096, "Longest answer a client may ask for.", WholeNumber(16, 262144))
     threads: int | Literal["auto"] = setting(
@@ -69,8 +90,16 @@ class ModelServerSettings:
         "", "llama-cpp-python chat format; empty uses the template inside the GGUF.",
         OrEmpty(Name(), "the template inside the GGUF"),
     )  # fmt: skip
+    chat_template: str = setting(
+        "", "llama-server built-in Jinja chat template (e.g. chatml); empty uses the template inside the GGUF.",
+        OrEmpty(Name(), "the template inside the GGUF"),
+    )  # fmt: skip
     prompt_cache_mib: int = setting(
         2048, "RAM prompt cache: the gateway resends the same ~13k-token prefix, so a warm TTFT needs it.",
+        WholeNumber(0, 1048576),
+    )  # fmt: skip
+    cache_reuse_tokens: int = setting(
+        256, "llama-server --cache-reuse: reuse cached chunks this long by shifting them, not re-evaluating.",
         WholeNumber(0, 1048576),
     )  # fmt: skip
     port: int = setting(8000, "Loopback port of the model server; only the local TLS proxy talks to it.", Port())

@@ -29,6 +29,11 @@ PROBE_ROUND_LOCK = f"/run/{PROBE_RUNTIME_DIR}/round.lock"
 # a certificate for the frontend's identity, which the backend admits.
 PROBE_KEY = f"{PKI_DIR}/probe.key"
 PROBE_CERT = f"{PKI_DIR}/probe.crt"
+# The monitor's own TLS identity for scraping the backends' model servers: a key made on the monitor host for
+# Prometheus' user, with a certificate whose subject the backends admit to /metrics and nothing else.
+MONITOR_KEY = f"{PKI_DIR}/monitor.key"
+MONITOR_CERT = f"{PKI_DIR}/monitor.crt"
+PROMETHEUS_USER = "prometheus"  # Debian's package makes it
 PROMETHEUS_DIR = "/etc/clawlan/prometheus"  # ours, beside Debian's /etc/prometheus, which stays untouched
 PROMETHEUS_STAGING = f"{PROMETHEUS_DIR}/staged"  # checked by promtool before it replaces the live copy
 # Long-running units whose state the node exporter reports and the unit-down alert watches; oneshots are left out:
@@ -131,6 +136,9 @@ class AlertThresholds:
     disk_free_percent: float
     certificate_renew_before_days: int
     gateway_audit_max_age_s: int  # the gateway's security audit report counts as current this long
+    queue_for_s: int  # chats waiting for a slot this long alert
+    context_full_percent: float  # a chat filling its slot's context past this alerts
+    slot_context_tokens: tuple[tuple[str, int], ...]  # (backend, context per slot) of the llama-server backends
     watched_units: tuple[str, ...] = WATCHED_UNITS
 
 
@@ -138,6 +146,17 @@ class AlertThresholds:
 class ScrapeTarget:
     host: str  # the inventory name, shown as the instance label
     address: str  # host:port
+    server_name: str = ""  # for https targets: the name their certificate must carry
+
+
+@dataclass(frozen=True)
+class ModelServerScrape:
+    """The backends whose model server has /metrics (llama-server), reached through their mTLS ingress."""
+
+    targets: tuple[ScrapeTarget, ...]
+    identity: Issuance  # the monitor's client certificate
+    certificate_metrics_unit: str  # the pki role's expiry metric job: run again when that certificate changes
+    slot_context_tokens: tuple[tuple[str, int], ...]  # (backend, context per slot) for the context alert
 
 
 @dataclass(frozen=True)
@@ -149,6 +168,7 @@ class PrometheusConfig:
     client_networks: tuple[str, ...]
     node_targets: tuple[ScrapeTarget, ...]
     probe_targets: tuple[ScrapeTarget, ...]
+    model_server: ModelServerScrape
     thresholds: AlertThresholds
 
     def arguments(self) -> tuple[str, ...]:
@@ -163,7 +183,8 @@ class PrometheusConfig:
     @property
     def allowed_networks(self) -> tuple[str, ...]:
         """Prometheus' IP filter: the UI's clients and every scrape target (they may sit outside those networks)."""
-        targets = {target.address.rsplit(":", 1)[0] for target in (*self.node_targets, *self.probe_targets)}
+        scraped = (*self.node_targets, *self.probe_targets, *self.model_server.targets)
+        targets = {target.address.rsplit(":", 1)[0] for target in scraped}
         return (*self.client_networks, *sorted(targets - set(self.client_networks)))
 
 
@@ -216,6 +237,7 @@ def build_prometheus_config(
     monitor: HostSpec,
     renew_before_days: int,
     gateway_audit_max_age_s: int,
+    model_server: ModelServerScrape,
 ) -> PrometheusConfig:
     return PrometheusConfig(
         listen_address=monitor.address,
@@ -227,6 +249,7 @@ def build_prometheus_config(
         probe_targets=tuple(
             ScrapeTarget(h.name, f"{h.address}:{settings.probe_port}") for h in hosts if h.role == "frontend"
         ),
+        model_server=model_server,
         thresholds=AlertThresholds(
             memory_used_percent=settings.alert_memory_used_percent,
             memory_for_s=settings.alert_memory_for_s,
@@ -241,6 +264,9 @@ def build_prometheus_config(
             disk_free_percent=settings.alert_disk_free_percent,
             certificate_renew_before_days=renew_before_days,
             gateway_audit_max_age_s=gateway_audit_max_age_s,
+            queue_for_s=settings.alert_queue_for_s,
+            context_full_percent=settings.alert_context_full_percent,
+            slot_context_tokens=model_server.slot_context_tokens,
         ),
     )
 

@@ -17,9 +17,11 @@ from roles.common.accounts import system_user
 from roles.common.files import host_files
 from roles.common.packages import install_packages
 from roles.common.templates import render, rendered
-from roles.common.tls import host_certificate, private_key
+from roles.common.tls import CA_CERT, host_certificate, private_key
 from roles.common.units import service
 from roles.monitor.config import (
+    MONITOR_CERT,
+    MONITOR_KEY,
     NODE_EXPORTER_UNIT,
     PROBE_CERT,
     PROBE_CONFIG,
@@ -32,6 +34,7 @@ from roles.monitor.config import (
     PROMETHEUS_DIR,
     PROMETHEUS_STAGING,
     PROMETHEUS_UNIT,
+    PROMETHEUS_USER,
     NodeExporterConfig,
     ProbeConfig,
     PrometheusConfig,
@@ -148,16 +151,22 @@ def prometheus(config: PrometheusConfig, monitor_name: str, installed_packages: 
         mode="644",
     )
     install_packages("Install Debian's Prometheus", ["prometheus"], installed_packages, no_recommends=True)
-
-    prometheus_yml = render(
-        "monitor/prometheus.yml.j2",
-        scrape_interval_s=config.scrape_interval_s,
-        listen_address=config.listen_address,
-        port=config.port,
-        monitor_name=monitor_name,
-        node_targets=config.node_targets,
-        probe_targets=config.probe_targets,
+    # Made here, for Prometheus' user (the package made it); the host's own key stays root's.
+    key = private_key(name=f"Generate the monitor's own TLS key on the host ({MONITOR_KEY}, 0600 {PROMETHEUS_USER})",
+                      path=MONITOR_KEY, owner=PROMETHEUS_USER)  # fmt: skip
+    certificate = host_certificate(
+        name="Keep the monitor's client certificate issued by the site CA (admitted to the model servers' /metrics)",
+        key_path=MONITOR_KEY,
+        cert_path=MONITOR_CERT,
+        issuance=config.model_server.identity,
     )
+    server.shell(
+        name="Write the certificate expiry metric now (the monitor's certificate changed)",
+        commands=[f"systemctl start {shlex.quote(config.model_server.certificate_metrics_unit + '.service')}"],
+        _if=certificate.did_change,
+    )
+
+    prometheus_yml = prometheus_yml_text(config, monitor_name)
     rules = render_rules(config.thresholds)
     texts = dict(zip(names, (prometheus_yml, rules), strict=True))
     staged = [
@@ -184,5 +193,22 @@ def prometheus(config: PrometheusConfig, monitor_name: str, installed_packages: 
         unit=PROMETHEUS_UNIT,
         daemon_reload_on=(dropin,),
         restart_on=(dropin,),
-        reload_on=live,
+        # Prometheus reads its client certificate and key on each new connection; a reload drops the old ones.
+        reload_on=(*live, key, certificate),
+    )
+
+
+def prometheus_yml_text(config: PrometheusConfig, monitor_name: str) -> str:
+    return render(
+        "monitor/prometheus.yml.j2",
+        scrape_interval_s=config.scrape_interval_s,
+        listen_address=config.listen_address,
+        port=config.port,
+        monitor_name=monitor_name,
+        node_targets=config.node_targets,
+        probe_targets=config.probe_targets,
+        model_server=config.model_server,
+        ca_file=CA_CERT,
+        cert_file=MONITOR_CERT,
+        key_file=MONITOR_KEY,
     )

@@ -71,4 +71,13 @@ def render_rules(thresholds: AlertThresholds) -> str:
         watched_units_regex=unit_regex(t.watched_units),
         gateway_audit_stale=prometheus_duration(t.gateway_audit_max_age_s),
         gateway_audit_stale_s=t.gateway_audit_max_age_s,
+        queue_for=prometheus_duration(t.queue_for_s),
+        context_full_percent=number(t.context_full_percent),
+        context_limits=context_limits(t),
     )
+
+
+def context_limits(thresholds: AlertThresholds) -> list[tuple[str, int]]:
+    """(backend, tokens): the longest sequence a chat may reach in its slot before the context alert fires."""
+    share = thresholds.context_full_percent / 100
+    return [(instance, int(tokens * share)) for instance, tokens in thresholds.slot_context_tokens]

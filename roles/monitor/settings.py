@@ -64,5 +64,11 @@ class MonitorSettings:
                                              WholeNumber(0, 86400))  # fmt: skip
     alert_down_for_s: int = setting(120, "How long an exporter or a clawlan unit must be down before alerting.",
                                     WholeNumber(0, 86400))  # fmt: skip
+    alert_queue_for_s: int = setting(
+        60, "Chats waiting for a free model server slot this long alert: people are queueing.", WholeNumber(0, 86400)
+    )
+    alert_context_full_percent: float = setting(
+        90.0, "A chat filling more of its slot's context than this alerts: longer ones get cut.", Number(1, 100)
+    )
     alert_disk_free_percent: float = setting(10.0, "Free space below this % on any disk alerts (the model's volume).",
                                              Number(0.1, 99))  # fmt: skip

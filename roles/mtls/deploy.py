@@ -13,6 +13,7 @@ from pyinfra.operations.util import any_changed
 
 from roles.common.files import host_files
 from roles.common.packages import install_packages
+from roles.common.secrets import site_secret
 from roles.common.templates import rendered
 from roles.common.units import service
 from roles.mtls.config import CONF, EGRESS_CONF, EgressConfig, IngressConfig
@@ -21,7 +22,14 @@ from roles.mtls.config import CONF, EGRESS_CONF, EgressConfig, IngressConfig
 @deploy("mTLS ingress")
 def ingress(config: IngressConfig, tls_changes=(), installed_packages: frozenset[str] = frozenset()):
     """``tls_changes``: the pki operations whose change (a new certificate or CA) needs a reload."""
-    _nginx_site(CONF, "mtls/ingress.conf.j2", config, tls_changes, installed_packages)
+    install_packages("Install nginx", ["nginx"], installed_packages)
+    key = f"Bearer {site_secret(config.api_key_file)}"
+    metrics_key = host_files(config.metrics_key_conf).secret(
+        name=f"Write the model server's key for the monitor's /metrics requests ({config.metrics_key_conf}, root only)",
+        content=f'proxy_set_header Authorization "{key}";\n',
+        dest=config.metrics_key_conf,
+    )
+    _nginx_site(CONF, "mtls/ingress.conf.j2", config, (*tls_changes, metrics_key), installed_packages)
 
 
 @deploy("mTLS egress")

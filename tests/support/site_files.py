@@ -16,8 +16,8 @@ from roles.gateway.config import STATE_DIR as GATEWAY_STATE_DIR
 from roles.gateway.config import UNIT as GATEWAY_UNIT
 from roles.gateway.deploy import _unit_context
 from roles.model_server.config import CONFIG_FILE as MODEL_CONFIG
-from roles.model_server.config import SECRETS_FILE, UNIT, USER, VENV
-from roles.model_server.deploy import AWAIT_READY
+from roles.model_server.config import UNIT
+from roles.model_server.deploy import unit_text
 from roles.monitor.config import (
     NODE_EXPORTER_UNIT,
     PROBE_CONFIG,
@@ -28,7 +28,7 @@ from roles.monitor.config import (
     PROMETHEUS_DIR,
     PROMETHEUS_UNIT,
 )
-from roles.monitor.deploy import _dropin
+from roles.monitor.deploy import _dropin, prometheus_yml_text
 from roles.monitor.rules import render_rules
 from roles.mtls.config import CONF, EGRESS_CONF
 from roles.pki.config import METRICS_SCRIPT, METRICS_UNIT
@@ -60,10 +60,7 @@ def host_files(site: Site, name: str) -> dict[str, str]:
     if role == "backend":
         model = site.model_server_config(name)
         files[MODEL_CONFIG] = render("model_server/model-server.conf.j2", environment=model.environment())
-        files[f"/etc/systemd/system/{UNIT}"] = render(
-            "model_server/clawlan-model-server.service.j2", user=USER, venv=VENV, config_file=MODEL_CONFIG,
-            secrets_file=SECRETS_FILE, await_ready=AWAIT_READY, mlock=model.mlock, gpu=model.gpu_layers != 0,
-        )  # fmt: skip
+        files[f"/etc/systemd/system/{UNIT}"] = unit_text(model)
         files[CONF] = render("mtls/ingress.conf.j2", **site.ingress_config(name).__dict__)
     else:
         files[EGRESS_CONF] = render("mtls/egress.conf.j2", **site.egress_config(name).__dict__)
@@ -91,11 +88,7 @@ def host_files(site: Site, name: str) -> dict[str, str]:
             "monitor/prometheus.conf.j2", arguments=prometheus.arguments(),
             allowed_networks=prometheus.allowed_networks, config_file=f"{PROMETHEUS_DIR}/prometheus.yml",
         )  # fmt: skip
-        files[f"{PROMETHEUS_DIR}/prometheus.yml"] = render(
-            "monitor/prometheus.yml.j2", scrape_interval_s=prometheus.scrape_interval_s,
-            listen_address=prometheus.listen_address, port=prometheus.port, monitor_name=name,
-            node_targets=prometheus.node_targets, probe_targets=prometheus.probe_targets,
-        )  # fmt: skip
+        files[f"{PROMETHEUS_DIR}/prometheus.yml"] = prometheus_yml_text(prometheus, name)
         files[f"{PROMETHEUS_DIR}/clawlan.rules.yml"] = render_rules(prometheus.thresholds)
     return files
 

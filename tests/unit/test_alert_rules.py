@@ -19,9 +19,11 @@ from pathlib import Path
 import pytest
 from prometheus_client.utils import floatToGoString
 
+from roles.common.ca import CertSpec
 from roles.common.names import HostSpec
+from roles.common.tls import Issuance
 from roles.gateway.config import AUDIT_MAX_AGE_S
-from roles.monitor.config import AlertThresholds, build_prometheus_config
+from roles.monitor.config import AlertThresholds, ModelServerScrape, ScrapeTarget, build_prometheus_config
 from roles.monitor.programs.collector import TTFT_BUCKETS
 from roles.monitor.rules import gib_to_bytes, number, prometheus_duration, render_rules, ttft_window_s
 from roles.monitor.settings import MonitorSettings
@@ -45,6 +47,7 @@ FIXED_FOR_S = {
     "ClawlanCertificateExpiring": 600,
     "ClawlanGatewayAuditCritical": 600,
     "ClawlanGatewayAuditFailing": 600,
+    "ClawlanModelServerContextNearFull": 0,
 }
 ALERTS = (
     "ClawlanMemoryHigh",
@@ -61,6 +64,18 @@ ALERTS = (
     "ClawlanCertificateExpiring",
     "ClawlanGatewayAuditCritical",
     "ClawlanGatewayAuditFailing",
+    "ClawlanModelServerNotReady",
+    "ClawlanModelServerQueueing",
+    "ClawlanModelServerContextNearFull",
+)
+SLOT_CONTEXT = 32768
+
+
+MODEL_SERVER = ModelServerScrape(
+    targets=(ScrapeTarget(BACK, "10.0.0.20:8443", "lab-back.home.arpa"),),
+    identity=Issuance("/nonexistent", "clawlan", 1, 1, 1, CertSpec(FRONT, "monitor", "clawlan", (), (), True, False)),
+    certificate_metrics_unit="clawlan-certificate-metrics",
+    slot_context_tokens=((BACK, SLOT_CONTEXT),),
 )
 
 
@@ -68,7 +83,7 @@ def thresholds(**monitor_settings) -> AlertThresholds:
     """Thresholds as the deploy builds them from the inventory (here: the defaults, plus any given setting)."""
     settings = MonitorSettings(**monitor_settings)
     return build_prometheus_config(
-        settings, HOSTS, HOSTS[0], PkiSettings().renew_before_days, AUDIT_MAX_AGE_S
+        settings, HOSTS, HOSTS[0], PkiSettings().renew_before_days, AUDIT_MAX_AGE_S, MODEL_SERVER
     ).thresholds
 
 
@@ -141,6 +156,8 @@ def for_s(alertname: str, t: AlertThresholds) -> int:
         "ClawlanProbeFailing": t.probe_failing_for_s,
         "ClawlanExporterDown": t.down_for_s,
         "ClawlanUnitDown": t.down_for_s,
+        "ClawlanModelServerNotReady": t.down_for_s,
+        "ClawlanModelServerQueueing": t.queue_for_s,
     }
     return settings[alertname] if alertname in settings else FIXED_FOR_S[alertname]
 
@@ -283,6 +300,37 @@ def exporter_down_text(t: AlertThresholds, instance: str, job: str) -> tuple[str
         f"{check}. If it runs, the host or the network is down, or an IP filter blocks the monitor: Prometheus' "
         f"Targets page shows the scrape error. Rerun {DEPLOY} to restore units and filters. Alerts that read this "
         "target are blind meanwhile.",
+    )
+
+
+def not_ready_text(t: AlertThresholds, instance: str) -> tuple[str, str]:
+    return (
+        f"The model server on {instance} is not ready for {prometheus_duration(t.down_for_s)}",
+        f"On {instance}: `systemctl status clawlan-model-server` and `journalctl -u clawlan-model-server -n 50` show "
+        "whether it runs or is still loading the model; `systemctl status nginx` and `tail "
+        "/var/log/nginx/clawlan-llm.access.log` show whether the monitor's scrapes reach it (403: the monitor's "
+        "certificate is not admitted). Prometheus' Targets page shows the scrape error. Rerun "
+        f"{DEPLOY} to restore the service, its configuration and certificates.",
+    )
+
+
+def queueing_text(t: AlertThresholds, instance: str, waiting: float) -> tuple[str, str]:
+    return (
+        f"{number(waiting)} chats wait for a free model server slot on {instance} for "
+        f"{prometheus_duration(t.queue_for_s)}",
+        f"Every slot on {instance} is busy and people wait before their first word. If it happens often, raise "
+        "`model_server_parallel_slots` (each slot costs its context's KV cache in RAM; the deploy refuses a count "
+        f"that does not fit) and rerun {DEPLOY}, or add a backend.",
+    )
+
+
+def context_text(t: AlertThresholds, instance: str, used: float) -> tuple[str, str]:
+    return (
+        f"A chat on {instance} used {number(used)} tokens, over {number(t.context_full_percent)} % of its "
+        "slot's context",
+        f"Chats this long on {instance} are about to lose their beginning. Raise `model_server_context_tokens` (or "
+        "lower `model_server_parallel_slots` to make room in RAM) and rerun "
+        f"{DEPLOY}; or start a new chat for a new topic.",
     )
 
 
@@ -441,6 +489,41 @@ def exporter_down(t: AlertThresholds, job: str, instance: str, eval_s: int, *, f
     return Case(series, eval_s, alerts)
 
 
+def not_ready(t: AlertThresholds, eval_s: int, *, fires: bool) -> Case:
+    target = {"job": "model_server", "instance": BACK}
+    series = {selector("up", **target): constant(0, eval_s)}
+    alerts = [alert(not_ready_text(t, BACK), severity="critical", **target)] if fires else []
+    return Case(series, eval_s, alerts)
+
+
+def queueing(t: AlertThresholds, waiting: float, eval_s: int, *, fires: bool) -> Case:
+    target = {"job": "model_server", "instance": BACK}
+    series = {selector("llamacpp:requests_deferred", **target): constant(waiting, eval_s)}
+    alerts = [alert(queueing_text(t, BACK, waiting), severity="warning", **target)] if fires else []
+    return Case(series, eval_s, alerts)
+
+
+def context_full(t: AlertThresholds, longest: int, *, grew_minutes_ago: int, fires: bool) -> Case:
+    """The longest sequence so far reaches ``longest`` tokens ``grew_minutes_ago`` before the evaluation."""
+    eval_s = 2 * 3600
+    grew_at = eval_s // STEP_S - grew_minutes_ago
+    before = 1000.0
+    values = f"{before!r}x{grew_at - 1} {float(longest)!r}x{samples(eval_s) - grew_at}"
+    target = {"job": "model_server", "instance": BACK}
+    series = {selector("llamacpp:n_tokens_max", **target): values}
+    alerts = [alert(context_text(t, BACK, longest), severity="warning", **target)] if fires else []
+    return Case(series, eval_s, alerts)
+
+
+def context_limit(t: AlertThresholds) -> int:
+    return int(SLOT_CONTEXT * t.context_full_percent / 100)
+
+
+def exporter_down_model_server(eval_s: int) -> Case:
+    """The model server's scrape failing is ClawlanModelServerNotReady's to report, not the exporter alert's."""
+    return Case({selector("up", job="model_server", instance=BACK): constant(0, eval_s)}, eval_s)
+
+
 def unit_down(t: AlertThresholds, unit: str, eval_s: int, *, fires: bool) -> Case:
     labels = {"job": "node", "instance": BACK, "name": unit, "state": "active", "type": "simple"}
     series = {selector("node_systemd_unit_state", **labels): constant(0, eval_s)}
@@ -522,6 +605,11 @@ FIRING: dict[str, Callable[[AlertThresholds], Case]] = {
     "ClawlanCertificateExpiring": lambda t: certificate(t, renew_before_s(t) - 3600, fires=True),
     "ClawlanGatewayAuditCritical": lambda t: audit_critical(t, 1, fires=True),
     "ClawlanGatewayAuditFailing": lambda t: audit_failing(t, success=0, age_s=0, fires=True),
+    "ClawlanModelServerNotReady": lambda t: not_ready(t, firing_eval_s("ClawlanModelServerNotReady", t), fires=True),
+    "ClawlanModelServerQueueing": lambda t: queueing(t, 3, firing_eval_s("ClawlanModelServerQueueing", t), fires=True),
+    "ClawlanModelServerContextNearFull": lambda t: context_full(
+        t, context_limit(t) + 1, grew_minutes_ago=10, fires=True
+    ),  # fmt: skip
 }
 
 # Alert name -> a case where it stays quiet: just on the good side of its threshold, or bad for less than its for:.
@@ -548,6 +636,12 @@ QUIET: dict[str, Callable[[AlertThresholds], Case]] = {
     "ClawlanGatewayAuditCritical": lambda t: audit_critical(t, 0, fires=False),
     # A report as old as the compliance suite still trusts.
     "ClawlanGatewayAuditFailing": lambda t: audit_failing(t, success=1, age_s=AUDIT_MAX_AGE_S, fires=False),
+    "ClawlanModelServerNotReady": lambda t: not_ready(t, before_for_s("ClawlanModelServerNotReady", t), fires=False),
+    # Chats queued, but for less than the for:.
+    "ClawlanModelServerQueueing": lambda t: queueing(t, 3, t.queue_for_s - STEP_S, fires=False),
+    "ClawlanModelServerContextNearFull": lambda t: context_full(
+        t, context_limit(t), grew_minutes_ago=10, fires=False
+    ),  # fmt: skip
 }
 
 
@@ -626,6 +720,17 @@ def test_alert_stays_quiet_on_the_good_side_or_before_its_for(tmp_path, alertnam
         ),
         pytest.param("ClawlanDiskFilling", disk(DEFAULTS, 1, fstype="tmpfs", fires=False), id="tmpfs"),
         pytest.param("ClawlanDiskFilling", disk(DEFAULTS, 1, readonly=1, fires=False), id="read-only"),
+        pytest.param(
+            "ClawlanExporterDown",
+            exporter_down_model_server(firing_eval_s("ClawlanExporterDown", DEFAULTS)),
+            id="model-server-has-its-own-alert",
+        ),
+        pytest.param(
+            "ClawlanModelServerContextNearFull",
+            context_full(DEFAULTS, SLOT_CONTEXT, grew_minutes_ago=90, fires=False),
+            id="record-older-than-an-hour",
+        ),
+        pytest.param("ClawlanModelServerQueueing", queueing(DEFAULTS, 0, 600, fires=False), id="nobody-waiting"),
     ],
 )
 def test_alert_ignores_what_it_does_not_judge(tmp_path, alertname, case):

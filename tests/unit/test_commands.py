@@ -160,36 +160,71 @@ def hostile_lock(package: str, *names: str) -> Lock:
 VENV_STUB = f'#!/bin/sh\nmkdir -p "$3/bin" && cp "$(dirname "$0")/curl" "$3/bin/pip"\n{RECORDER.split(chr(10), 1)[1]}'
 
 
-def test_a_hostile_build_reaches_pip_and_apt_as_single_arguments(shell, monkeypatch):
+# cmake --build DIR ...: the stub leaves what a server build leaves in DIR/bin.
+CMAKE_STUB = (
+    RECORDER + 'if [ "$1" = --build ]; then mkdir -p "$2/bin" && touch "$2/bin/llama-server" "$2/bin/libllama.so.0"; fi\n'
+)
+
+
+def test_a_hostile_build_reaches_pip_apt_and_cmake_as_single_arguments(shell, monkeypatch):
     monkeypatch.setattr(model_operations, "REMOTE_WHEELHOUSE", str(shell.root / f"wheels {HOSTILE}"))
     venv = shell.root / f"venv {HOSTILE}"
+    server_dir = shell.root / f"server {HOSTILE}"
     shell.stub(venv / "bin" / "pip")
     shell.stub(shell.root / "stubs" / "python3", VENV_STUB)
+    shell.stub(shell.root / "stubs" / "cmake", CMAKE_STUB)
     lock = hostile_lock("llama-cpp-python", "requirements.txt", "build-requirements.txt")
     facts = {BuildTarget: "x86_64-cp311-debian12", model_operations.FileContents: None}
     commands, _ = plan(
-        model_operations.llama_cpp_python, model_operations, facts, venv=str(venv), lock=lock,
-        cmake_args=f"-DGGML_NATIVE=OFF {HOSTILE}", build_packages=(HOSTILE, "glslc"),
+        model_operations.llama_cpp_build, model_operations, facts, venv=str(venv), server_dir=str(server_dir),
+        lock=lock, cmake_args=f"-DGGML_NATIVE=OFF {HOSTILE}", build_packages=(HOSTILE, "glslc"),
         wheelhouse_dir=str(shell.root / "wheelhouse"),
     )  # fmt: skip
 
-    assert shell.run_all(commands).returncode == 0
+    result = shell.run_all(commands)
+    assert result.returncode == 0, result.stderr
     assert program_calls(shell, "apt-get")[0][-2:] == [HOSTILE, "glslc"]
-    backend, wheel, dependencies, server = program_calls(shell, "pip")
+    backend, download, wheel, dependencies, installed = program_calls(shell, "pip")
     key = build_key(lock, f"-DGGML_NATIVE=OFF {HOSTILE}", "x86_64-cp311-debian12")
     work = f"{model_operations.REMOTE_WHEELHOUSE}/{key}"
     assert backend[-3:] == ["--require-hashes", "-r", f"{work}/build-requirements.txt"]
-    assert wheel[-2:] == ["-r", f"{work}/requirements.txt"] and "--require-hashes" in wheel
+    assert download[-2:] == ["-r", f"{work}/requirements.txt"] and "--require-hashes" in download
+    assert wheel[-1] == f"{work}/src" and f"--config-settings=build-dir={work}/build" in wheel
     assert dependencies[-3:] == ["--require-hashes", "-r", f"{work}/dependencies.txt"]
-    assert server[-1] == f"{work}/wheels/llama_cpp_python-{HOSTILE}-*.whl"  # no such wheel here: the glob stays
+    assert installed[-1] == f"{work}/wheels/llama_cpp_python-{HOSTILE}-*.whl"  # no such wheel here: the glob stays
+    configure, build = program_calls(shell, "cmake")
+    assert configure[:4] == ["-S", f"{work}/src", "-B", f"{work}/build"]  # the wheel's build tree, reused
+    assert build[:4] == ["--build", f"{work}/build", "--target", "llama-server"]
+    assert sorted(p.name for p in server_dir.iterdir()) == ["libllama.so.0", "llama-server"]
     assert shell.pwned() == []
-    assert (venv / ".clawlan-build-key").exists()
+    assert (venv / ".clawlan-build-key").read_text().strip() == key
+
+
+def test_a_new_server_replaces_the_old_directory_whole(shell, monkeypatch):
+    """The running server's files are never written over: the new directory is renamed into place."""
+    monkeypatch.setattr(model_operations, "REMOTE_WHEELHOUSE", str(shell.root / "wheels"))
+    venv, server_dir = shell.root / "venv", shell.root / "server"
+    shell.stub(venv / "bin" / "pip")
+    shell.stub(shell.root / "stubs" / "python3", VENV_STUB)
+    shell.stub(shell.root / "stubs" / "cmake", CMAKE_STUB)
+    (server_dir).mkdir()
+    (server_dir / "libold.so").touch()
+    commands, _ = plan(
+        model_operations.llama_cpp_build, model_operations,
+        {BuildTarget: "t", model_operations.FileContents: None}, venv=str(venv), server_dir=str(server_dir),
+        lock=hostile_lock("llama-cpp-python", "requirements.txt", "build-requirements.txt"),
+        cmake_args="", build_packages=(), wheelhouse_dir=str(shell.root / "wheelhouse"),
+    )  # fmt: skip
+
+    assert shell.run_all(commands).returncode == 0
+    assert sorted(p.name for p in server_dir.iterdir()) == ["libllama.so.0", "llama-server"]
+    assert sorted(p.name for p in shell.root.iterdir() if p.name.startswith("server")) == ["server"]
 
 
 def test_cmake_args_reach_the_build_as_one_environment_value(shell):
     commands, _ = plan(
-        model_operations.llama_cpp_python, model_operations,
-        {BuildTarget: "t", model_operations.FileContents: None}, venv="/v",
+        model_operations.llama_cpp_build, model_operations,
+        {BuildTarget: "t", model_operations.FileContents: None}, venv="/v", server_dir="/s",
         lock=hostile_lock("llama-cpp-python", "requirements.txt", "build-requirements.txt"),
         cmake_args=HOSTILE, build_packages=(), wheelhouse_dir=str(shell.root),
     )  # fmt: skip

@@ -28,6 +28,8 @@ from roles.common import values as v
 from roles.common.connection import value_type as pyinfra_value_type
 from roles.common.settings import InventoryError
 from roles.inventory import HOST_NAME, HOST_VALUES, SETTINGS, build_site
+from roles.model_server.deploy import unit_text
+from roles.model_server.settings import LLAMA_CPP_PYTHON, LLAMA_SERVER
 from tests.support.site_files import site_files
 from tests.unit.test_inventory_validation import good_hosts
 
@@ -205,10 +207,12 @@ VARIABLE = {  # files whose line count follows the values (retries, extra hosts,
     "/etc/hosts (block)": re.compile(r"\d{1,3}(\.\d{1,3}){3}\t[a-z0-9.-]+( [a-z0-9.-]+)*"),
     "/etc/fstab (line)": re.compile(r"/[A-Za-z0-9._+,:@=/-]* none swap sw 0 0"),
     "/etc/systemd/timesyncd.conf.d/clawlan.conf": re.compile(r"#.*|\[Time\]|NTP=[a-z0-9.-]+( [a-z0-9.-]+)*"),
-    "/etc/clawlan/model-server.conf": re.compile(r"#.*|[A-Z_]+=[A-Za-z0-9._/+-]*"),
+    "/etc/clawlan/model-server.conf": re.compile(
+        r"#.*|[A-Z_]+=[A-Za-z0-9._/+-]*|LLAMA_SERVER_ARGS=--[a-z-]+( [A-Za-z0-9._/+-]+)*"
+    ),
 }
 NGINX_SERVER = re.compile(r"    server [a-z0-9.-]+:\d+ max_fails=0;")
-ADMITTED_SUBJECT = re.compile(r'    "CN=[a-z0-9.-]+,OU=frontend,O=[^"\\$;\n]+" 1;')
+ADMITTED_SUBJECT = re.compile(r'    "CN=[a-z0-9.-]+,OU=(frontend|monitor),O=[^"\\$;\n]+" (frontend|monitor);')
 
 
 def specials(line: str) -> Counter:
@@ -216,14 +220,25 @@ def specials(line: str) -> Counter:
 
 
 @cache
-def baseline() -> dict[str, str]:
-    return site_files(build_site(good_hosts()))
+def baseline(engine: str = LLAMA_SERVER) -> dict[str, str]:
+    """The valid site's files; with llama-cpp-python, Prometheus has no model server to scrape or alert on."""
+    hosts = good_hosts()
+    hosts["back"][1]["model_server_engine"] = engine
+    return site_files(build_site(hosts))
+
+
+@cache
+def engine_unit_lines() -> set[str]:
+    """The model server unit's lines for the valid site, under either engine."""
+    site = build_site(good_hosts())
+    model = site.model_server_config(site.backend.name)
+    return {line for engine in (LLAMA_SERVER, LLAMA_CPP_PYTHON) for line in unit_text(dataclasses.replace(model, engine=engine)).split("\n")}
 
 
 def assert_renders_safely(site) -> None:
     """Each file as the template makes it for the valid site: the same lines, with no quote, $, backslash,
     semicolon... that the template's line does not have (files whose shape follows the values: checked by shape)."""
-    base = baseline()
+    base = baseline(site.settings[site.backend.name]["model_server"].engine)
     for name, text in site_files(site).items():
         host, path = name.split(":", 1)
         name = f"{'front' if site.host(host).role == 'frontend' else 'back'}:{path}"  # the valid site's host
@@ -237,9 +252,9 @@ def assert_renders_safely(site) -> None:
         if path in VARIABLE:
             assert all(VARIABLE[path].fullmatch(line) for line in lines if line), f"{name}: {text!r}"
             continue
-        if path.endswith("clawlan-model-server.service"):  # only the mlock and GPU switches change it
+        if path.endswith("clawlan-model-server.service"):  # only the engine, mlock and GPU switches change it
             extra = {"LimitMEMLOCK=infinity", "PrivateDevices=no", "PrivateDevices=yes"}
-            assert set(lines) <= set(base[name].split("\n")) | extra, name
+            assert set(lines) <= set(base[name].split("\n")) | extra | engine_unit_lines(), name
             continue
         if path.endswith("clawlan-egress.conf"):  # one server line per connection attempt
             assert all(NGINX_SERVER.fullmatch(line) for line in lines if line.startswith("    server "))

@@ -120,6 +120,34 @@ CASES = {
     "relative swap path": (lambda h: h["front"][1].update(base_swap_path="swapfile"), ("front", "base_swap_path")),
     "invalid domain": (lambda h: h["front"][1].update(base_dns_domain="Home_Net"), ("front", "base_dns_domain")),
     "list for a mapping": (lambda h: h["front"][1].update(base_extra_hosts=["nas"]), ("front", "base_extra_hosts")),
+    "unknown engine": (
+        lambda h: h["back"][1].update(model_server_engine="vllm"),
+        ("back", "model_server_engine"),
+    ),
+    "slots whose KV cache does not fit beside the model": (
+        lambda h: h["back"][1].update(model_server_parallel_slots=64, model_server_context_tokens=131072),
+        ("back", "model_server_parallel_slots"),
+    ),
+    "one slot's context too big for llama-cpp-python": (
+        lambda h: h["back"][1].update(
+            model_server_engine="llama-cpp-python", model_server_context_tokens=1048576,
+            model_server_kv_cache_kib_per_token=96,
+        ),  # fmt: skip
+        ("back", "model_server_context_tokens"),
+    ),
+    "slots for llama-cpp-python (one slot)": (
+        lambda h: h["back"][1].update(model_server_engine="llama-cpp-python", model_server_parallel_slots=4),
+        ("back", "model_server_parallel_slots"),
+    ),
+    "llama-cpp-python's chat format for llama-server": (
+        lambda h: h["back"][1].update(model_server_chat_format="chatml"),
+        ("back", "model_server_chat_format"),
+    ),
+    "llama-server's template for llama-cpp-python": (
+        lambda h: h["back"][1].update(model_server_engine="llama-cpp-python", model_server_chat_template="chatml"),
+        ("back", "model_server_chat_template"),
+    ),
+    "zero slots": (lambda h: h["back"][1].update(model_server_parallel_slots=0), ("back", "model_server_parallel_slots")),
     "backend without a model": (
         lambda h: h["back"][1].pop("model_server_model_source"),
         ("back", "model_server_model_source"),
@@ -319,6 +347,34 @@ def test_malformed_inventory_names_host_and_key(change, expected):
     assert expected in problems
     host, key = expected
     assert key in message and (host == "*" or repr(host) in message)
+
+
+def test_the_kv_cache_refusal_says_how_it_was_counted():
+    _, message = problems_of(with_change(lambda h: h["back"][1].update(model_server_parallel_slots=64,
+                                                                      model_server_context_tokens=131072)))  # fmt: skip
+    # 64 x 131072 tokens x 24 KiB = 192 GiB; 128 GiB - 45 x 1.2 - 4 leaves 70 GiB.
+    assert "the KV cache (64 slot(s) x 131072 tokens x 24 KiB) needs 192.0 GiB" in message
+    assert "leaves 70.0 GiB" in message
+
+
+def test_the_engine_is_one_inventory_change_either_way():
+    site = build_site(with_change(lambda h: h["back"][1].update(model_server_engine="llama-cpp-python")))
+    config = site.model_server_config("back")
+    assert config.engine == "llama-cpp-python" and config.parallel_slots == 1
+    assert site.prometheus_config().model_server.targets == ()  # no /metrics to scrape
+    assert site.gateway_config("front").model_tools is False  # it does not parse tool calls
+    site = build_site(good_hosts())
+    assert site.model_server_config("back").parallel_slots == 4
+    assert [t.host for t in site.prometheus_config().model_server.targets] == ["back"]
+    assert site.gateway_config("front").model_tools is True
+
+
+def test_slots_that_fit_only_as_one_are_fine_for_llama_cpp_python():
+    # 32 slots x 131072 tokens x 24 KiB = 96 GiB would not fit; llama-cpp-python holds one slot: 3 GiB.
+    big = {"model_server_context_tokens": 131072}
+    with pytest.raises(InventoryError):
+        build_site(with_change(lambda h: h["back"][1].update(model_server_parallel_slots=32, **big)))
+    build_site(with_change(lambda h: h["back"][1].update(model_server_engine="llama-cpp-python", **big)))
 
 
 def test_every_problem_is_reported_at_once():

@@ -21,6 +21,7 @@ from roles.monitor.config import (
     PROBE_RUNTIME_DIR,
     WATCHED_UNITS,
 )
+from roles.monitor.deploy import prometheus_yml_text
 from roles.monitor.rules import render_rules
 from tests.unit.test_inventory_validation import good_hosts, with_change
 
@@ -119,17 +120,14 @@ def test_prometheus_may_reach_a_scrape_target_outside_the_ui_networks():
 
 def test_the_rendered_prometheus_configuration_passes_promtool(site, tmp_path):
     config = site.prometheus_config()
-    (tmp_path / "prometheus.yml").write_text(
-        render(
-            "monitor/prometheus.yml.j2",
-            scrape_interval_s=config.scrape_interval_s,
-            listen_address=config.listen_address,
-            port=config.port,
-            monitor_name="front",
-            node_targets=config.node_targets,
-            probe_targets=config.probe_targets,
-        )  # fmt: skip
-    )
+    # promtool checks that the monitor's TLS files exist: on the monitor the deploy has made them by then.
+    pki = tmp_path / "pki"
+    pki.mkdir()
+    for name in ("ca.crt", "monitor.crt", "monitor.key"):
+        (pki / name).touch()
+    text = prometheus_yml_text(config, "front")
+    assert "cert_file: /etc/clawlan/pki/monitor.crt" in text
+    (tmp_path / "prometheus.yml").write_text(text.replace("/etc/clawlan/pki/", f"{pki}/"))
     (tmp_path / "clawlan.rules.yml").write_text(render_rules(config.thresholds))
     result = subprocess.run([promtool(), "check", "config", str(tmp_path / "prometheus.yml")],
                             capture_output=True, text=True)  # fmt: skip

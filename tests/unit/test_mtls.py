@@ -6,10 +6,13 @@ from roles.mtls.config import build_egress_config, build_ingress_config
 from roles.mtls.settings import MtlsSettings
 
 FRONTEND_DN = "CN=front.home.arpa,OU=frontend,O=clawlan"
+MONITOR_DN = "CN=front.home.arpa,OU=monitor,O=clawlan"
 
 
 def rendered(**settings):
-    config = build_ingress_config(MtlsSettings(**settings), "10.0.0.20", 8000, (FRONTEND_DN,))
+    config = build_ingress_config(
+        MtlsSettings(**settings), "10.0.0.20", 8000, (FRONTEND_DN,), MONITOR_DN, "/state/secrets/key"
+    )
     return render("mtls/ingress.conf.j2", **config.__dict__)
 
 
@@ -21,11 +24,20 @@ def test_listens_on_the_lan_address_only_with_tls13_and_client_certificates():
     assert "ssl_client_certificate /etc/clawlan/pki/ca.crt;" in text
 
 
-def test_admits_only_the_frontends_subjects():
+def test_admits_only_the_frontends_and_the_monitors_subjects():
     text = rendered()
-    assert f'"{FRONTEND_DN}" 1;' in text
-    assert "default 0;" in text
-    assert "if ($clawlan_frontend_client = 0) {\n        return 403;" in text
+    assert f'"{FRONTEND_DN}" frontend;' in text
+    assert f'"{MONITOR_DN}" monitor;' in text
+    assert 'default "";' in text
+    assert 'if ($clawlan_client = "") {\n        return 403;' in text
+
+
+def test_the_monitor_reads_metrics_only_and_frontends_everything_else():
+    metrics, rest = rendered().split("location = /metrics {")[1].split("location / {")
+    assert "if ($clawlan_client != monitor) {\n            return 403;" in metrics
+    assert "include /etc/nginx/clawlan-metrics-key.conf;" in metrics  # the key is added here, never sent by the monitor
+    assert "if ($clawlan_client != frontend) {\n            return 403;" in rest
+    assert "include" not in rest
 
 
 def test_streams_without_buffering_to_a_kept_alive_upstream():
