@@ -162,7 +162,8 @@ VENV_STUB = f'#!/bin/sh\nmkdir -p "$3/bin" && cp "$(dirname "$0")/curl" "$3/bin/
 
 # cmake --build DIR ...: the stub leaves what a server build leaves in DIR/bin.
 CMAKE_STUB = (
-    RECORDER + 'if [ "$1" = --build ]; then mkdir -p "$2/bin" && touch "$2/bin/llama-server" "$2/bin/libllama.so.0"; fi\n'
+    RECORDER
+    + 'if [ "$1" = --build ]; then mkdir -p "$2/bin" && touch "$2/bin/llama-server" "$2/bin/libllama.so.0"; fi\n'
 )
 
 

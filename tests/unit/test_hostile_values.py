@@ -232,7 +232,8 @@ def engine_unit_lines() -> set[str]:
     """The model server unit's lines for the valid site, under either engine."""
     site = build_site(good_hosts())
     model = site.model_server_config(site.backend.name)
-    return {line for engine in (LLAMA_SERVER, LLAMA_CPP_PYTHON) for line in unit_text(dataclasses.replace(model, engine=engine)).split("\n")}
+    units = (unit_text(dataclasses.replace(model, engine=engine)) for engine in (LLAMA_SERVER, LLAMA_CPP_PYTHON))
+    return {line for text in units for line in text.split("\n")}
 
 
 def assert_renders_safely(site) -> None:

@@ -130,7 +130,8 @@ CASES = {
     ),
     "one slot's context too big for llama-cpp-python": (
         lambda h: h["back"][1].update(
-            model_server_engine="llama-cpp-python", model_server_context_tokens=1048576,
+            model_server_engine="llama-cpp-python",
+            model_server_context_tokens=1048576,
             model_server_kv_cache_kib_per_token=96,
         ),  # fmt: skip
         ("back", "model_server_context_tokens"),
@@ -147,7 +148,10 @@ CASES = {
         lambda h: h["back"][1].update(model_server_engine="llama-cpp-python", model_server_chat_template="chatml"),
         ("back", "model_server_chat_template"),
     ),
-    "zero slots": (lambda h: h["back"][1].update(model_server_parallel_slots=0), ("back", "model_server_parallel_slots")),
+    "zero slots": (
+        lambda h: h["back"][1].update(model_server_parallel_slots=0),
+        ("back", "model_server_parallel_slots"),
+    ),
     "backend without a model": (
         lambda h: h["back"][1].pop("model_server_model_source"),
         ("back", "model_server_model_source"),
