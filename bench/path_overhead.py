@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from roles.gateway.config import ENV_FILE as GATEWAY_ENV_FILE  # noqa: E402
 from roles.inventory import load_inventory, site_from_inventory  # noqa: E402
 from roles.model_server.config import SECRETS_FILE  # noqa: E402
+from roles.model_server.settings import LLAMA_SERVER  # noqa: E402
 from roles.monitor.config import PROBE_UNIT
 from tests.support.chats import run_chats  # noqa: E402
 from tests.support.hosts import remote_host  # noqa: E402
@@ -52,11 +53,18 @@ def targets(site, frontend: str, backend: str, max_tokens: int) -> dict[str, dic
         "B": {
             "name": "direct",
             "url": f"http://127.0.0.1:{model.port}/v1/chat/completions",
-            "env_file": SECRETS_FILE,
-            "env_var": "API_KEY",
+            **direct_key(site, backend),
             **common,
         },
     }
+
+
+def direct_key(site, backend: str) -> dict[str, str]:
+    """Where the chat runner on the backend reads the model server's key: the engine's own root-only file."""
+    config = site.model_server_config(backend)
+    if config.engine == LLAMA_SERVER:
+        return {"token_file": config.key_file}
+    return {"env_file": SECRETS_FILE, "env_var": "API_KEY"}
 
 
 def figures(chats: list[dict[str, Any]]) -> dict[str, Any]:

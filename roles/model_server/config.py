@@ -18,7 +18,7 @@ SERVER_DIR = f"{VENV}/server"
 MODELS_DIR = "/var/lib/clawlan/models"
 CONFIG_FILE = "/etc/clawlan/model-server.conf"
 SECRETS_FILE = "/etc/clawlan/model-server.env"  # llama-cpp-python reads its key from the environment
-KEY_FILE = "/etc/clawlan/model-server.key"  # llama-server reads it as a systemd credential (root-only file)
+KEY_FILE = "/etc/clawlan/model-server.key"  # llama-server reads it: 0640 root and the service's group
 # The backend's nginx adds the key to the monitor's /metrics scrapes: the monitor never holds the model key.
 METRICS_KEY_CONF = "/etc/clawlan/model-server-metrics-key.conf"
 UNIT = "clawlan-model-server.service"
@@ -52,6 +52,17 @@ class ModelServerConfig:
     port: int
     api_key_file: str  # on the control machine
     lock: Lock  # llama-cpp-python and its dependencies, by version and hash
+
+    @property
+    def key_file(self) -> str:
+        """Where the engine reads its API key."""
+        return KEY_FILE if self.engine == LLAMA_SERVER else SECRETS_FILE
+
+    @property
+    def key_file_owner(self) -> tuple[str, str, int]:
+        """(user, group, mode): llama-server reads its key as the service user; systemd reads an EnvironmentFile
+        as root."""
+        return ("root", USER, 0o640) if self.engine == LLAMA_SERVER else ("root", "root", 0o600)
 
     def environment(self) -> dict[str, str]:
         """The settings file of the engine's unit: llama-cpp-python's environment, or llama-server's flags."""

@@ -74,12 +74,16 @@ def model_server(config: ModelServerConfig, installed_packages: frozenset[str] =
         mode="644",
         create_remote_dir=False,
     )
-    # The key is made on the control machine and lives on the host in a root-only file, in the form the engine
-    # reads; the other engine's copy is removed.
+    # The key is made on the control machine and lives on the host in a file only root (and, for llama-server, which
+    # reads it itself, the service's group) can read, in the form the engine reads; the other engine's copy goes.
     api_key = site_secret(config.api_key_file)
     if config.engine == LLAMA_SERVER:
         secrets = known.secret(
-            name=f"Write the API key to {KEY_FILE} (root only)", content=f"{api_key}\n", dest=KEY_FILE
+            name=f"Write the API key to {KEY_FILE} (root and the {USER} group only)",
+            content=f"{api_key}\n",
+            dest=KEY_FILE,
+            mode="640",
+            group=USER,
         )
         known.absent(name=f"Remove llama-cpp-python's copy of the key ({SECRETS_FILE})", path=SECRETS_FILE)
     else:

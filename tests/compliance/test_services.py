@@ -21,10 +21,10 @@ from roles.gateway.config import STATE_DIR as GATEWAY_STATE
 from roles.gateway.config import UNIT as GATEWAY_UNIT
 from roles.gateway.config import USER as GATEWAY_USER
 from roles.model_server.config import CONFIG_FILE as MODEL_CONFIG
-from roles.model_server.config import SECRETS_FILE as MODEL_ENV
+from roles.model_server.config import SERVER_DIR, VENV
 from roles.model_server.config import UNIT as MODEL_UNIT
 from roles.model_server.config import USER as MODEL_USER
-from roles.model_server.config import VENV
+from roles.model_server.settings import LLAMA_SERVER
 from roles.monitor.config import NODE_EXPORTER_UNIT, PROBE_UNIT, PROMETHEUS_UNIT
 from roles.monitor.rules import render_rules
 from roles.pki.config import METRICS_UNIT as CERTIFICATE_METRICS_UNIT
@@ -86,19 +86,24 @@ def test_LLM_02_model_server_on_loopback(host, site, host_name):
     assert {a for a in listening if a.rsplit(":", 1)[1] == str(port)} == {f"127.0.0.1:{port}"}
 
 
-@control("LLM-03", "The model server's API key file is 0600 root", impact=0.9, roles=("backend",))
-def test_LLM_03_api_key_file_mode(host):
-    """The key is the second factor behind mutual TLS; a readable copy is a leaked key."""
-    assert file_mode(host, MODEL_ENV) == ("root", "root", 0o600), MODEL_ENV
+@control("LLM-03", "The model server's API key file is readable by root and the service only", impact=0.9,
+         roles=("backend",))  # fmt: skip
+def test_LLM_03_api_key_file_mode(host, site, host_name):
+    """The key is the second factor behind mutual TLS; a readable copy is a leaked key. llama-server reads its key
+    file itself (0640 root:llm), llama-cpp-python gets it from systemd, which reads the EnvironmentFile as root
+    (0600 root)."""
+    config = site.model_server_config(host_name)
+    assert file_mode(host, config.key_file) == config.key_file_owner, config.key_file
 
 
 @control("LLM-04", "The model server refuses requests without the API key", impact=0.8, roles=("backend",))
 def test_LLM_04_api_key_required(host, site, host_name):
     """The key must be checked even on loopback: any local process could otherwise use the model."""
-    url = f"http://127.0.0.1:{site.model_server_config(host_name).port}/v1/models"
+    config = site.model_server_config(host_name)
+    url = f"http://127.0.0.1:{config.port}/v1/models"
     without = host.check_output(f"curl -s -o /dev/null -w '%{{http_code}}' {url}")
     # The header comes from the file on stdin: the key is never on a command line.
-    header = f"sed -n 's/^API_KEY=/Authorization: Bearer /p' {MODEL_ENV}"
+    header = f"sed -e 's/^API_KEY=//' -e 's/^/Authorization: Bearer /' {config.key_file}"
     with_key = host.check_output(f"{header} | curl -s -o /dev/null -w '%{{http_code}}' -H @- {url}")
     assert (without, with_key) == ("401", "200")
 
@@ -117,6 +122,29 @@ def test_LLM_07_pinned_llama_cpp_python(host, site, host_name):
     found = host.check_output(f"ls -d {VENV}/lib/python3*/site-packages/llama_cpp_python-*.dist-info || true")
     versions = {path.rsplit("llama_cpp_python-", 1)[1].removesuffix(".dist-info") for path in found.split()}
     assert versions == {wanted}, f"installed: {sorted(versions) or 'none'}, pinned: {wanted}"
+
+
+def only_with_llama_server(site, host_name):
+    if site.model_server_config(host_name).engine != LLAMA_SERVER:
+        pytest.skip("n/a: llama-cpp-python's server has no /health, /metrics or slots")
+
+
+@control("LLM-10", "The model server serves parallel slots from the pinned build", impact=0.6, roles=("backend",))
+def test_LLM_10_parallel_slots(host, site, host_name):
+    """One slot makes every person wait for everyone before them; the build is the one the venv's llama-cpp-python
+    came from (the same source, flags and build key)."""
+    only_with_llama_server(site, host_name)
+    config = site.model_server_config(host_name)
+    running = host.check_output(f"readlink /proc/$(systemctl show --property MainPID --value {MODEL_UNIT})/exe")
+    assert running == f"{SERVER_DIR}/llama-server", f"{MODEL_UNIT} runs {running}"
+    props = host.check_output(f"curl -s http://127.0.0.1:{config.port}/health")
+    assert json.loads(props) == {"status": "ok"}, props
+    header = f"sed -e 's/^/Authorization: Bearer /' {config.key_file}"
+    slots = json.loads(host.check_output(f"{header} | curl -s -H @- http://127.0.0.1:{config.port}/props"))
+    assert (slots["total_slots"], slots["default_generation_settings"]["n_ctx"]) == (
+        config.parallel_slots,
+        config.context_tokens,
+    ), "slots or context per slot differ from the inventory"
 
 
 @control("LLM-06", "The model server's unit is hardened", impact=0.5, roles=("backend",))
@@ -380,6 +408,7 @@ def test_MON_03_targets_up(host, site, host_name):
         {("node", h.name) for h in site.hosts}
         | {("probe", h.name) for h in site.hosts if h.role == "frontend"}
         | {("prometheus", host_name)}
+        | {("model_server", target.host) for target in site.prometheus_config().model_server.targets}
     )
     assert not down, f"down: {down}"
     assert scraped == expected and len(targets) == len(expected), (

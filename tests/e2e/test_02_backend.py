@@ -20,7 +20,7 @@ from lab.runner import PYINFRA, REPO
 from roles.common.ca import CertSpec, load_or_create_ca, sign_csr
 from roles.common.secrets import STAGING
 from roles.common.tls import CA_CERT, HOST_CERT, HOST_KEY
-from roles.model_server.config import CONFIG_FILE, SECRETS_FILE, UNIT
+from roles.model_server.config import CONFIG_FILE, KEY_FILE, UNIT
 from tests.compliance import test_services as service_controls
 from tests.e2e.conftest import LAB_INVENTORY, deploy
 from tests.support.file_server import FileServer
@@ -152,7 +152,7 @@ def test_nothing_else_listens_on_the_backends_lan_address(hosts, site):
 def test_model_server_runs_as_its_own_user_with_the_key_in_a_root_only_file(hosts, site):
     backend = hosts[BACKEND]
     service_controls.test_LLM_08_model_server_user(backend)
-    service_controls.test_LLM_03_api_key_file_mode(backend)
+    service_controls.test_LLM_03_api_key_file_mode(backend, site, BACKEND)
     service_controls.test_LLM_09_api_key_nowhere_else(backend, site)
 
 
@@ -161,15 +161,15 @@ def test_the_api_key_never_appears_in_pyinfra_output(first_deploy, api_key):
     assert api_key not in first_deploy.output
 
 
-def test_a_drifted_api_key_is_put_back_without_a_readable_copy_on_the_way(first_deploy, hosts, api_key):
+def test_a_drifted_api_key_is_put_back_without_a_readable_copy_on_the_way(first_deploy, hosts, api_key, site):
     """The key goes into the login user's 0700 staging directory, never /tmp, and is copied into place under umask
     077: at no moment is there a copy others could read (pyinfra's own upload would leave one in /tmp)."""
     backend = hosts[BACKEND]
-    backend.check_output(f"echo API_KEY=drifted > {SECRETS_FILE}")
+    backend.check_output(f"echo drifted > {KEY_FILE}")
     result = deploy("--limit", BACKEND)
-    assert (f"Model server | Write the API key to {SECRETS_FILE} (root only)", BACKEND) in result.changed
-    assert backend.file(SECRETS_FILE).content_string == f"API_KEY={api_key}\n"
-    service_controls.test_LLM_03_api_key_file_mode(backend)
+    assert (f"Model server | Write the API key to {KEY_FILE} (root and the llm group only)", BACKEND) in result.changed
+    assert backend.file(KEY_FILE).content_string == f"{api_key}\n"
+    service_controls.test_LLM_03_api_key_file_mode(backend, site, BACKEND)
     staging = backend.file(f"/root/{STAGING}")
     assert (staging.mode, staging.listdir()) == (0o700, [])
     assert backend.run("ls -a /tmp /var/tmp | grep -e pyinfra- -e clawlan-new").stdout == ""
@@ -195,11 +195,11 @@ def test_changing_a_server_setting_restarts_only_the_model_server(first_deploy, 
     }
     after = main_pid(backend, UNIT), main_pid(backend, "nginx.service")
     assert after[0] != before[0] and after[1] == before[1]
-    assert "CACHE_SIZE=134217728" in backend.file(CONFIG_FILE).content_string
+    assert " --cache-ram 128 " in backend.file(CONFIG_FILE).content_string
     assert chat(front, endpoint, *CLIENT)[0] == 200  # ready as soon as the restart returned
 
     deploy()
-    assert "CACHE_SIZE=268435456" in backend.file(CONFIG_FILE).content_string
+    assert " --cache-ram 256 " in backend.file(CONFIG_FILE).content_string
 
 
 def test_a_corrupt_model_fails_clearly_and_the_old_one_keeps_serving(hosts, front, endpoint, site, tmp_path):
@@ -248,9 +248,9 @@ def test_an_interrupted_download_resumes(hosts, lab, site, front, endpoint):
         deploy(*args)
         assert server.ranges[-1] == f"bytes={partial_size}-"  # resumed where it stopped
     assert backend.check_output(f"sha256sum {path}").split()[0] == config.model_sha256
-    assert f"MODEL={path}" in backend.file(CONFIG_FILE).content_string
+    assert f"--model {path} " in backend.file(CONFIG_FILE).content_string
     assert chat(front, endpoint, *CLIENT)[0] == 200
 
     deploy()
-    assert f"MODEL={config.model_path}" in backend.file(CONFIG_FILE).content_string
+    assert f"--model {config.model_path} " in backend.file(CONFIG_FILE).content_string
     backend.run(f"rm -f {path} {path}.sha256")

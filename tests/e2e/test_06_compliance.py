@@ -17,7 +17,7 @@ import pytest
 from lab.core import INVENTORY
 from lab.runner import REPO
 from roles.gateway.config import CONFIG_FILE as GATEWAY_CONFIG
-from roles.model_server.config import SECRETS_FILE
+from roles.model_server.config import KEY_FILE
 from tests.e2e.conftest import deploy
 from tests.support.prometheus import api, prometheus_url
 
@@ -73,7 +73,7 @@ BREAKAGES = {
     "swap off": (BACKEND, "swapoff /var/lib/swap/swapfile", ("BASE-05", BACKEND)),
     "a hosts line removed": (FRONTEND, "sed -i '/^10\\.242\\.17\\.20\\s/d' /etc/hosts", ("BASE-06", FRONTEND)),
     "a unit stopped": (FRONTEND, "systemctl stop clawlan-probe.service", ("MON-02", FRONTEND)),
-    "a config file mode changed": (BACKEND, f"chmod 644 {SECRETS_FILE}", ("LLM-03", BACKEND)),
+    "a config file mode changed": (BACKEND, f"chmod 644 {KEY_FILE}", ("LLM-03", BACKEND)),
     # The frontend's stored audit report goes stale with the chmod: the suite has the audit run again.
     "the gateway's configuration made readable": (FRONTEND, f"chmod 644 {GATEWAY_CONFIG}", ("GW-05", FRONTEND)),
     "a certificate from another CA": (
@@ -125,10 +125,10 @@ def test_the_check_command_passes_on_the_deployed_lab(first_deploy):
 
 
 def test_the_check_command_reports_drift_and_is_clean_after_a_redeploy(first_deploy, hosts):
-    hosts[BACKEND].check_output(f"chmod 640 {SECRETS_FILE}")
+    hosts[BACKEND].check_output(f"chmod 640 {KEY_FILE}")
     result = check("--no-latency")
     assert result.returncode != 0
-    assert "FAIL  drift:" in result.stdout and f"lab-back: Model server | Write the API key to {SECRETS_FILE}" in (
+    assert "FAIL  drift:" in result.stdout and f"lab-back: Model server | Write the API key to {KEY_FILE}" in (
         result.stdout
     ), result.stdout[-3000:]
     deploy()

@@ -37,6 +37,8 @@ def build_target(spec: dict) -> stream.Target:
     headers = {}
     if spec.get("env_var"):
         headers["Authorization"] = f"Bearer {env_value(spec['env_file'], spec['env_var'])}"
+    elif spec.get("token_file"):  # a file holding the token alone (llama-server's key file)
+        headers["Authorization"] = f"Bearer {Path(spec['token_file']).read_text().strip()}"
     return stream.Target(
         name=spec.get("name", "chat"),
         url=spec["url"],

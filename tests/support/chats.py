@@ -27,7 +27,19 @@ RUNNER_SOURCE = Path(__file__).with_name("chat_runner.py")
 RUNNER = f"{REMOTE_DIR}/chat_runner.py"
 # What a spec may hold: where the secret is, never the secret; anything else is refused before it is uploaded.
 SPEC_KEYS = frozenset(
-    {"name", "url", "model", "env_file", "env_var", "ca_file", "cert_file", "key_file", "max_tokens", "timeout_s"}
+    {
+        "name",
+        "url",
+        "model",
+        "env_file",
+        "env_var",
+        "token_file",
+        "ca_file",
+        "cert_file",
+        "key_file",
+        "max_tokens",
+        "timeout_s",
+    }
 )
 
 # host -> names of the specs already uploaded there. The runner and stream.py go up once per host and run, so a

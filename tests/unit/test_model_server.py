@@ -154,19 +154,20 @@ def test_unit_is_hardened_for_either_engine(engine):
         assert directive in text, directive
 
 
-def test_llama_server_takes_its_key_as_a_credential_never_from_the_environment():
+def test_llama_server_reads_its_key_from_a_file_never_from_the_environment():
     text = unit_text(config())
-    assert "LoadCredential=api-key:/etc/clawlan/model-server.key" in text
     assert "ExecStart=/opt/clawlan/llama-cpp/server/llama-server $LLAMA_SERVER_ARGS" in text
-    assert "--api-key-file ${CREDENTIALS_DIRECTORY}/api-key" in text
+    assert "--api-key-file /etc/clawlan/model-server.key" in text
     assert "model-server.env" not in text
+    assert config().key_file_owner == ("root", "llm", 0o640)
+    assert config(engine=LLAMA_CPP_PYTHON).key_file_owner == ("root", "root", 0o600)
 
 
 def test_llama_cpp_python_reads_its_key_from_a_root_only_environment_file():
     text = unit_text(config(engine=LLAMA_CPP_PYTHON))
     assert "EnvironmentFile=/etc/clawlan/model-server.env" in text
     assert "ExecStart=/opt/clawlan/llama-cpp/bin/python -m llama_cpp.server" in text
-    assert "LoadCredential" not in text
+    assert "--api-key-file" not in text
 
 
 def test_unit_memlock_and_devices_follow_settings():
