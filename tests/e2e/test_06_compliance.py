@@ -125,7 +125,7 @@ def test_the_check_command_passes_on_the_deployed_lab(first_deploy):
 
 
 def test_the_check_command_reports_drift_and_is_clean_after_a_redeploy(first_deploy, hosts):
-    hosts[BACKEND].check_output(f"chmod 640 {KEY_FILE}")
+    hosts[BACKEND].check_output(f"chmod 644 {KEY_FILE}")
     result = check("--no-latency")
     assert result.returncode != 0
     assert "FAIL  drift:" in result.stdout and f"lab-back: Model server | Write the API key to {KEY_FILE}" in (
