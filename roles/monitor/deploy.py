@@ -50,6 +50,25 @@ def _dropin(unit: str) -> str:
     return f"/etc/systemd/system/{unit}.d/clawlan.conf"
 
 
+def _client_identity(who: str, key_path: str, cert_path: str, owner: str, issuance, metrics_unit: str):
+    """A TLS client identity of its own: a key made on the host for ``owner`` (the host's key stays root's), a
+    certificate from the site CA, and the expiry metric written again when the certificate changed."""
+    key = private_key(name=f"Generate the {who}'s own TLS key on the host ({key_path}, 0600 {owner})",
+                      path=key_path, owner=owner)  # fmt: skip
+    certificate = host_certificate(
+        name=f"Keep the {who}'s client certificate issued by the site CA",
+        key_path=key_path,
+        cert_path=cert_path,
+        issuance=issuance,
+    )
+    server.shell(
+        name=f"Write the certificate expiry metric now (the {who}'s certificate changed)",
+        commands=[f"systemctl start {shlex.quote(metrics_unit + '.service')}"],
+        _if=certificate.did_change,
+    )
+    return key, certificate
+
+
 @deploy("Node exporter")
 def node_exporter(config: NodeExporterConfig, installed_packages: frozenset[str] = frozenset()):
     # Written before the package is installed: its first start already listens where, and for whom, it should.
@@ -106,20 +125,8 @@ def probe(config: ProbeConfig, secrets_changes=(), tls_changes=(), installed_pac
         dest=unit_path,
         mode="644",
     )
-    # Made here, for the probe's user; the host's own key stays root's.
-    key = private_key(name=f"Generate the probe's own TLS key on the host ({PROBE_KEY}, 0600 {PROBE_USER})",
-                      path=PROBE_KEY, owner=PROBE_USER)  # fmt: skip
-    certificate = host_certificate(
-        name="Keep the probe's client certificate issued by the site CA",
-        key_path=PROBE_KEY,
-        cert_path=PROBE_CERT,
-        issuance=config.issuance,
-    )
-    server.shell(
-        name="Write the certificate expiry metric now (the probe's certificate changed)",
-        commands=[f"systemctl start {shlex.quote(config.certificate_metrics_unit + '.service')}"],
-        _if=certificate.did_change,
-    )
+    key, certificate = _client_identity("probe", PROBE_KEY, PROBE_CERT, PROBE_USER, config.issuance,
+                                        config.certificate_metrics_unit)  # fmt: skip
     changed = (*programs, settings, unit, key, certificate, *secrets_changes, *tls_changes)
     service(
         name=f"Run {PROBE_UNIT} (restarted only when its program, configuration, unit, secrets or key changed)",
@@ -151,19 +158,10 @@ def prometheus(config: PrometheusConfig, monitor_name: str, installed_packages: 
         mode="644",
     )
     install_packages("Install Debian's Prometheus", ["prometheus"], installed_packages, no_recommends=True)
-    # Made here, for Prometheus' user (the package made it); the host's own key stays root's.
-    key = private_key(name=f"Generate the monitor's own TLS key on the host ({MONITOR_KEY}, 0600 {PROMETHEUS_USER})",
-                      path=MONITOR_KEY, owner=PROMETHEUS_USER)  # fmt: skip
-    certificate = host_certificate(
-        name="Keep the monitor's client certificate issued by the site CA (admitted to the model servers' /metrics)",
-        key_path=MONITOR_KEY,
-        cert_path=MONITOR_CERT,
-        issuance=config.model_server.identity,
-    )
-    server.shell(
-        name="Write the certificate expiry metric now (the monitor's certificate changed)",
-        commands=[f"systemctl start {shlex.quote(config.model_server.certificate_metrics_unit + '.service')}"],
-        _if=certificate.did_change,
+    # Prometheus' user comes with the package.
+    scrape = config.model_server
+    key, certificate = _client_identity(
+        "monitor", MONITOR_KEY, MONITOR_CERT, PROMETHEUS_USER, scrape.identity, scrape.certificate_metrics_unit
     )
 
     prometheus_yml = prometheus_yml_text(config, monitor_name)
