@@ -19,8 +19,6 @@ MODELS_DIR = "/var/lib/clawlan/models"
 CONFIG_FILE = "/etc/clawlan/model-server.conf"
 SECRETS_FILE = "/etc/clawlan/model-server.env"  # llama-cpp-python reads its key from the environment
 KEY_FILE = "/etc/clawlan/model-server.key"  # llama-server reads it: 0640 root and the service's group
-# The backend's nginx adds the key to the monitor's /metrics scrapes: the monitor never holds the model key.
-METRICS_KEY_CONF = "/etc/clawlan/model-server-metrics-key.conf"
 UNIT = "clawlan-model-server.service"
 USER = "llm"
 
@@ -59,10 +57,19 @@ class ModelServerConfig:
         return KEY_FILE if self.engine == LLAMA_SERVER else SECRETS_FILE
 
     @property
+    def unused_key_file(self) -> str:
+        """The other engine's copy of the key, removed."""
+        return SECRETS_FILE if self.engine == LLAMA_SERVER else KEY_FILE
+
+    @property
     def key_file_owner(self) -> tuple[str, str, int]:
         """(user, group, mode): llama-server reads its key as the service user; systemd reads an EnvironmentFile
         as root."""
         return ("root", USER, 0o640) if self.engine == LLAMA_SERVER else ("root", "root", 0o600)
+
+    def key_file_text(self, api_key: str) -> str:
+        """The key file as the engine reads it: the key alone, or an EnvironmentFile line."""
+        return f"{api_key}\n" if self.engine == LLAMA_SERVER else f"API_KEY={api_key}\n"
 
     def environment(self) -> dict[str, str]:
         """The settings file of the engine's unit: llama-cpp-python's environment, or llama-server's flags."""

@@ -26,7 +26,6 @@ from roles.model_server.config import (
     ModelServerConfig,
 )
 from roles.model_server.operations import llama_cpp_build, model_file
-from roles.model_server.settings import LLAMA_SERVER
 
 AWAIT_READY = f"{VENV}/clawlan-await-ready.py"
 PROGRAMS = Path(__file__).resolve().parent / "programs"  # run on the backend
@@ -76,21 +75,18 @@ def model_server(config: ModelServerConfig, installed_packages: frozenset[str] =
     )
     # The key is made on the control machine and lives on the host in a file only root (and, for llama-server, which
     # reads it itself, the service's group) can read, in the form the engine reads; the other engine's copy goes.
-    api_key = site_secret(config.api_key_file)
-    if config.engine == LLAMA_SERVER:
-        secrets = known.secret(
-            name=f"Write the API key to {KEY_FILE} (root and the {USER} group only)",
-            content=f"{api_key}\n",
-            dest=KEY_FILE,
-            mode="640",
-            group=USER,
-        )
-        known.absent(name=f"Remove llama-cpp-python's copy of the key ({SECRETS_FILE})", path=SECRETS_FILE)
-    else:
-        secrets = known.secret(
-            name=f"Write the API key to {SECRETS_FILE} (root only)", content=f"API_KEY={api_key}\n", dest=SECRETS_FILE
-        )
-        known.absent(name=f"Remove llama-server's copy of the key ({KEY_FILE})", path=KEY_FILE)
+    user, group, mode = config.key_file_owner
+    readers = "root only" if group == "root" else f"root and the {group} group only"
+    secrets = known.secret(
+        name=f"Write the API key to {config.key_file} ({readers})",
+        content=config.key_file_text(site_secret(config.api_key_file)),
+        dest=config.key_file,
+        mode=f"{mode:o}",
+        user=user,
+        group=group,
+    )
+    known.absent(name=f"Remove the other engine's copy of the key ({config.unused_key_file})",
+                 path=config.unused_key_file)  # fmt: skip
     unit = known.put(
         name=f"Install {UNIT}", src=StringIO(unit_text(config)), dest=unit_path, mode="644", create_remote_dir=False
     )
