@@ -105,8 +105,10 @@ def timer_job(known, *, unit: str, service_src, timer_src, run_now: str, run_now
     service_op = known.put(name=f"Install {unit}.service", src=service_src, dest=service_file, mode="644")
     timer_op = known.put(name=f"Install {unit}.timer", src=timer_src, dest=timer_file, mode="644")
     service(name=f"Run {unit}.timer", unit=f"{unit}.timer", daemon_reload_on=(service_op, timer_op))
+    # restart, not start: a run the timer began before this deploy's changes is still running, and "start" would
+    # join it and return with output that predates them. restart stops that run and begins one on what is there now.
     server.shell(
         name=run_now,
-        commands=[f"systemctl start {shlex.quote(unit + '.service')}"],
+        commands=[f"systemctl restart {shlex.quote(unit + '.service')}"],
         _if=lambda: any(op.did_change() for op in (*run_now_on, service_op)),
     )

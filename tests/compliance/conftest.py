@@ -95,7 +95,7 @@ def connections(inventory):
 # it speaks for the gateway as it is now, and otherwise has the unit run the audit again and reads the new one.
 _SHOW_AUDIT = f"python3 {AUDIT_PROGRAM} show {AUDIT_REPORT} --max-age {AUDIT_MAX_AGE_S}"
 # A unit that failed leaves the old report behind: only a current one is shown, or nothing (with the reason).
-GATEWAY_AUDIT = f"{_SHOW_AUDIT} 2>/dev/null || {{ systemctl start {AUDIT_UNIT}.service && {_SHOW_AUDIT}; }}"
+GATEWAY_AUDIT = f"{_SHOW_AUDIT} 2>/dev/null || {{ systemctl restart {AUDIT_UNIT}.service && {_SHOW_AUDIT}; }}"
 
 
 @pytest.fixture(scope="session", autouse=True)

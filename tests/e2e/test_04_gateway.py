@@ -174,12 +174,12 @@ def test_a_readable_configuration_stales_the_report_and_the_new_audit_finds_it(h
     try:
         stale = front.run(SHOW_AUDIT)
         assert stale.rc == 1 and f"{CONFIG_FILE} changed since the audit ran" in stale.stderr
-        front.check_output(f"systemctl start {AUDIT_UNIT}.service")
+        front.check_output(f"systemctl restart {AUDIT_UNIT}.service")
         report = json.loads(front.check_output(SHOW_AUDIT))["report"]
         assert "fs.config.perms_world_readable" in [f["checkId"] for f in report["findings"]]
     finally:
         front.check_output(f"chmod 600 {CONFIG_FILE}")
-    front.check_output(f"systemctl start {AUDIT_UNIT}.service")
+    front.check_output(f"systemctl restart {AUDIT_UNIT}.service")
     service_controls.test_GW_05_gateway_security_audit(service_controls.audit_record(front.run(SHOW_AUDIT)))
 
 
