@@ -29,17 +29,19 @@ def ingress(config: IngressConfig, tls_changes=(), installed_packages: frozenset
         content=f'proxy_set_header Authorization "{key}";\n',
         dest=config.metrics_key_conf,
     )
-    _nginx_site(CONF, "mtls/ingress.conf.j2", config, (*tls_changes, metrics_key), installed_packages)
+    _nginx_site(CONF, "mtls/ingress.conf.j2", config, (*tls_changes, metrics_key))
 
 
 @deploy("mTLS egress")
 def egress(config: EgressConfig, tls_changes=(), installed_packages: frozenset[str] = frozenset()):
     """``tls_changes``: the pki operations whose change (a new certificate or CA) needs a reload."""
-    _nginx_site(EGRESS_CONF, "mtls/egress.conf.j2", config, tls_changes, installed_packages)
-
-
-def _nginx_site(path: str, template: str, config, tls_changes, installed_packages: frozenset[str]):
     install_packages("Install nginx", ["nginx"], installed_packages)
+    _nginx_site(EGRESS_CONF, "mtls/egress.conf.j2", config, tls_changes)
+
+
+def _nginx_site(path: str, template: str, config, reload_changes):
+    """nginx (installed by the caller) with ``path`` from ``template``; ``reload_changes``: the other operations
+    whose change needs a reload."""
     default_site = files.link(
         name="Remove nginx's default site (it listens on every address)",
         path="/etc/nginx/sites-enabled/default",
@@ -52,7 +54,7 @@ def _nginx_site(path: str, template: str, config, tls_changes, installed_package
         mode="644",
         create_remote_dir=False,  # nginx's package made it
     )
-    changes = (default_site, conf, *tls_changes)
+    changes = (default_site, conf, *reload_changes)
     # A broken configuration stops the deploy here, while the running nginx keeps its old one.
     server.shell(name="Check the nginx configuration", commands=["nginx -t -q"], _if=any_changed(*changes))
     service(
