@@ -96,15 +96,19 @@ def test_LLM_03_api_key_file_mode(host, site, host_name):
     assert file_mode(host, config.key_file) == config.key_file_owner, config.key_file
 
 
+def key_header(config) -> str:
+    """A command printing the model server's key as an Authorization header, from the engine's key file (either
+    form), for ``curl -H @-``: the key goes through a pipe, never onto a command line."""
+    return f"sed -e 's/^API_KEY=//' -e 's/^/Authorization: Bearer /' {config.key_file}"
+
+
 @control("LLM-04", "The model server refuses requests without the API key", impact=0.8, roles=("backend",))
 def test_LLM_04_api_key_required(host, site, host_name):
     """The key must be checked even on loopback: any local process could otherwise use the model."""
     config = site.model_server_config(host_name)
     url = f"http://127.0.0.1:{config.port}/v1/models"
     without = host.check_output(f"curl -s -o /dev/null -w '%{{http_code}}' {url}")
-    # The header comes from the file on stdin: the key is never on a command line.
-    header = f"sed -e 's/^API_KEY=//' -e 's/^/Authorization: Bearer /' {config.key_file}"
-    with_key = host.check_output(f"{header} | curl -s -o /dev/null -w '%{{http_code}}' -H @- {url}")
+    with_key = host.check_output(f"{key_header(config)} | curl -s -o /dev/null -w '%{{http_code}}' -H @- {url}")
     assert (without, with_key) == ("401", "200")
 
 
@@ -137,10 +141,9 @@ def test_LLM_10_parallel_slots(host, site, host_name):
     config = site.model_server_config(host_name)
     running = host.check_output(f"readlink /proc/$(systemctl show --property MainPID --value {MODEL_UNIT})/exe")
     assert running == f"{SERVER_DIR}/llama-server", f"{MODEL_UNIT} runs {running}"
-    props = host.check_output(f"curl -s http://127.0.0.1:{config.port}/health")
-    assert json.loads(props) == {"status": "ok"}, props
-    header = f"sed -e 's/^/Authorization: Bearer /' {config.key_file}"
-    slots = json.loads(host.check_output(f"{header} | curl -s -H @- http://127.0.0.1:{config.port}/props"))
+    health = host.check_output(f"curl -s http://127.0.0.1:{config.port}/health")
+    assert json.loads(health) == {"status": "ok"}, health
+    slots = json.loads(host.check_output(f"{key_header(config)} | curl -s -H @- http://127.0.0.1:{config.port}/props"))
     assert (slots["total_slots"], slots["default_generation_settings"]["n_ctx"]) == (
         config.parallel_slots,
         config.context_tokens,
