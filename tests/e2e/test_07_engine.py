@@ -54,10 +54,8 @@ def interleaved(records: list[dict]) -> bool:
 
 
 def test_the_backend_runs_llama_server_with_its_slots(hosts, site):
+    # Its key file, the key nowhere else and its hardening: test_02_backend, on the same (default) engine.
     service_controls.test_LLM_10_parallel_slots(hosts[BACKEND], site, BACKEND)
-    service_controls.test_LLM_03_api_key_file_mode(hosts[BACKEND], site, BACKEND)
-    service_controls.test_LLM_09_api_key_nowhere_else(hosts[BACKEND], site)
-    service_controls.test_LLM_06_model_server_hardening(hosts[BACKEND])
 
 
 def test_two_chats_stream_at_the_same_time(front, site):
