@@ -1,16 +1,24 @@
-"""python -m lab {up,down,status,reboot,ssh HOST [COMMAND...]}"""
+"""python -m lab [--inventory FILE] {up,down,status,reboot,ssh HOST [COMMAND...]}"""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from pathlib import Path
 
-from lab.core import Lab, LabError
+from lab.core import INVENTORY, Lab, LabError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lab", description="The two-host podman lab of inventory/lab.py.")
+    parser = argparse.ArgumentParser(prog="python -m lab", description="The podman lab of a lab inventory.")
+    parser.add_argument(
+        "--inventory",
+        type=Path,
+        default=INVENTORY,
+        help="the lab inventory whose hosts to run (default: inventory/lab.py, one frontend and one backend; "
+        "inventory/lab_scaleout.py adds a second backend)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("up", help="create and start the lab hosts (idempotent)")
     commands.add_parser("down", help="remove the hosts, network and volumes; restore kernel settings")
@@ -22,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     try:
-        lab = Lab(log=lambda message: print(message, file=sys.stderr, flush=True))
+        lab = Lab(log=lambda message: print(message, file=sys.stderr, flush=True), inventory=args.inventory.resolve())
         if args.command == "ssh":
             command = lab.ssh_command(args.host, *args.remote_command)
             os.execvp(command[0], command)

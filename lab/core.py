@@ -1,4 +1,4 @@
-"""The lab: the hosts of inventory/lab.py as podman containers with systemd as PID 1.
+"""The lab: the hosts of a lab inventory (inventory/lab.py unless told) as podman containers with systemd as PID 1.
 
 The containers share this machine's kernel, so every kernel-global value the deploy may change
 (vm.*, transparent huge pages, swap) is recorded before the lab first comes up and put back by
@@ -62,11 +62,11 @@ class LabHost:
         return f"clawlan-{self.name}-swap" if "backend" in self.groups else None
 
 
-def lab_hosts() -> list[LabHost]:
-    """The hosts, addresses and groups written in inventory/lab.py (validated on load)."""
+def lab_hosts(inventory_file: Path = INVENTORY) -> list[LabHost]:
+    """The hosts, addresses and groups written in the lab inventory (validated on load)."""
     from roles.inventory import load_inventory
 
-    inventory = load_inventory(str(INVENTORY), cwd=str(REPO))
+    inventory = load_inventory(str(inventory_file), cwd=str(REPO))
     return [LabHost(host.name, host.data.ssh_hostname, tuple(host.groups)) for host in inventory]
 
 
@@ -82,11 +82,14 @@ def _podman(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 
 class Lab:
-    def __init__(self, state_dir: Path = STATE_DIR, cache_dir: Path = CACHE_DIR, log=print):
+    def __init__(
+        self, state_dir: Path = STATE_DIR, cache_dir: Path = CACHE_DIR, log=print, inventory: Path = INVENTORY
+    ):
         self.state_dir = state_dir
         self.cache_dir = cache_dir
         self.log = log
-        self.hosts = lab_hosts()
+        self.inventory = inventory
+        self.hosts = lab_hosts(inventory)
 
     # Paths the lab inventory points at.
     @property

@@ -116,9 +116,8 @@ def build_site(hosts: Mapping[str, tuple[tuple[str, ...], Mapping[str, Any]]]) -
 
     _check_addresses(hosts, problems)
     _check_site_wide(hosts, problems)
-    backends = [s for s in specs if s.role == "backend"]
-    if len(specs) == len(hosts) and len(backends) != 1:
-        problems.append(Problem("*", "backend", f"the site needs exactly one backend host, found {len(backends)}"))
+    if len(specs) == len(hosts) and not any(s.role == "backend" for s in specs):
+        problems.append(Problem("*", "backend", "the site needs at least one backend host"))
     if len(specs) == len(hosts) and not any(s.role == "frontend" for s in specs):
         problems.append(Problem("*", "frontend", "the site needs at least one frontend host"))
 
@@ -133,6 +132,7 @@ def build_site(hosts: Mapping[str, tuple[tuple[str, ...], Mapping[str, Any]]]) -
             else:
                 problems += preflight(settings[spec.name]["base"], spec, 0.0)
                 problems += gateway_preflight(settings[spec.name]["gateway"], spec.name, spec.address)
+        problems += _pool_problems([s for s in specs if s.role == "backend"], settings)
         problems += monitor_preflight(settings[specs[0].name]["monitor"], specs)
         problems += alias_problems(settings[specs[0].name]["base"].host_aliases, specs, "base_host_aliases")
         problems += _name_problems(specs, settings[specs[0].name]["base"])
@@ -145,6 +145,22 @@ def build_site(hosts: Mapping[str, tuple[tuple[str, ...], Mapping[str, Any]]]) -
     if problems:
         raise InventoryError(problems)
     return site
+
+
+# What makes backends interchangeable behind a balancer: every chat may land on any of them, and the gateway asks
+# for one model id, context and answer length.
+SAME_ON_EVERY_BACKEND = ("engine", "model_sha256", "model_alias", "context_tokens", "max_answer_tokens",
+                         "chat_template")  # fmt: skip
+
+
+def _pool_problems(backends: list[HostSpec], settings) -> list[Problem]:
+    problems = []
+    for key in SAME_ON_EVERY_BACKEND:
+        values = {spec.name: getattr(settings[spec.name]["model_server"], key) for spec in backends}
+        if len(set(values.values())) > 1:
+            differing = ", ".join(f"{name}={shown(value)}" for name, value in values.items())
+            problems.append(Problem("*", f"model_server_{key}", f"must be the same on every backend, got {differing}"))
+    return problems
 
 
 def _lock_problems(site: Site) -> list[Problem]:
@@ -182,6 +198,7 @@ def _port_problems(spec: HostSpec, settings, specs: list[HostSpec], data: Mappin
         ports |= {
             "gateway_port": own["gateway"].port,
             "mtls_egress_port": own["mtls"].egress_port,
+            "mtls_balancer_metrics_port": own["mtls"].balancer_metrics_port,
             "monitor_probe_port": monitor.probe_port,
         }
     else:

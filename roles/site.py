@@ -18,7 +18,7 @@ from roles.common.names import HostSpec, SiteNames, site_names
 from roles.common.tls import Issuance
 from roles.gateway.config import AUDIT_MAX_AGE_S, GatewayConfig, build_gateway_config
 from roles.gateway.config import ENV_FILE as GATEWAY_ENV_FILE
-from roles.model_server.config import ModelServerConfig, build_model_server_config
+from roles.model_server.config import ModelServerConfig, build_model_server_config, health_path, slots
 from roles.model_server.settings import LLAMA_SERVER
 from roles.monitor.config import (
     TEXTFILE_DIR,
@@ -33,7 +33,14 @@ from roles.monitor.config import (
     monitor_host,
 )
 from roles.monitor.settings import MonitorSettings
-from roles.mtls.config import EgressConfig, IngressConfig, build_egress_config, build_ingress_config
+from roles.mtls.config import (
+    BALANCER_PROXY,
+    EgressConfig,
+    IngressConfig,
+    PoolMember,
+    build_egress_config,
+    build_ingress_config,
+)
 from roles.pki.config import METRICS_UNIT, PkiConfig, issuance
 from roles.site_settings import LatencyTargets
 
@@ -90,8 +97,14 @@ class Site:
         return build_base_config(self.settings[name]["base"], self.host(name), self.names.hosts_entries)
 
     @property
+    def backends(self) -> tuple[HostSpec, ...]:
+        """Every backend holds the whole model: the frontends balance chats across them."""
+        return tuple(h for h in self.hosts if h.role == "backend")
+
+    @property
     def backend(self) -> HostSpec:
-        return next(h for h in self.hosts if h.role == "backend")
+        """The first backend: its model settings stand for all (the inventory check holds them equal)."""
+        return self.backends[0]
 
     @property
     def model_server_api_key_file(self) -> Path:
@@ -117,14 +130,28 @@ class Site:
             frontends,
             monitor_dn=self.monitor_identity().spec.subject_dn(),
             api_key_file=str(self.model_server_api_key_file),
+            health_upstream_path=health_path(self.settings[name]["model_server"]),
         )
 
     def model_endpoint_name(self) -> str:
-        """The name the frontend uses for the model: the backend's service alias (or its FQDN)."""
+        """The name the frontends use for the model: the backends' shared service alias (or the first's FQDN)."""
         return self.names.services["backend"]
 
+    def pool(self) -> tuple[PoolMember, ...]:
+        """The backends as each frontend's balancer sees them, in inventory order."""
+        return tuple(
+            PoolMember(h.name, h.address, self.names_of(h.name)[0], slots(self.settings[h.name]["model_server"]))
+            for h in self.backends
+        )
+
     def egress_config(self, name: str) -> EgressConfig:
-        return build_egress_config(self.settings[name]["mtls"], self.model_endpoint_name())
+        return build_egress_config(
+            self.settings[name]["mtls"],
+            self.model_endpoint_name(),
+            self.pool(),
+            address=self.host(name).address,
+            monitor_address=self.monitor_host().address,
+        )
 
     @property
     def gateway_token_file(self) -> Path:
@@ -170,7 +197,7 @@ class Site:
             self.monitor,
             self.host(name),
             self.monitor_host(),
-            backend,
+            self.backends,
             gateway_port=self.settings[name]["gateway"].port,
             backend_name=self.model_endpoint_name(),
             mtls_port=self.settings[name]["mtls"].port,
@@ -205,8 +232,20 @@ class Site:
     def prometheus_config(self) -> PrometheusConfig:
         monitor = self.monitor_host()
         renew = self.settings[monitor.name]["pki"].renew_before_days
+        balancers = tuple(
+            ScrapeTarget(h.name, f"{h.address}:{self.settings[h.name]['mtls'].balancer_metrics_port}")
+            for h in self.hosts
+            if h.role == "frontend"
+        )
         return build_prometheus_config(
-            self.monitor, self.hosts, monitor, renew, AUDIT_MAX_AGE_S, self.model_server_scrape()
+            self.monitor,
+            self.hosts,
+            monitor,
+            renew,
+            AUDIT_MAX_AGE_S,
+            self.model_server_scrape(),
+            balancers,
+            BALANCER_PROXY,
         )
 
     def pki_config(self, name: str) -> PkiConfig:

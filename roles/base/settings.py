@@ -34,7 +34,7 @@ class BaseSettings:
     )
     host_aliases: dict[str, Literal["frontend", "backend"]] = setting(
         {"llm": "backend", "chat": "frontend"},
-        "Service names pinned to the first host of a group, so clients never depend on LAN DNS.",
+        "Service names pinned in /etc/hosts (a backend alias to every backend, a frontend one to the first).",
         Mapping(DnsLabel(), Choice("frontend", "backend")),
     )
     extra_hosts: dict[str, str] = setting(

@@ -22,6 +22,12 @@ class HostSpec:
     cpu_cores: int
 
 
+# Groups whose hosts are interchangeable: an alias of such a group is pinned to every host in it (llm.<domain> names
+# each backend, and each backend's certificate carries it). A frontend holds its own people's chats, so an alias
+# of a frontend stays with the first one.
+POOLED_GROUPS = ("backend",)
+
+
 def fqdn(name: str, domain: str) -> str:
     return name if "." in name else f"{name}.{domain}"
 
@@ -45,7 +51,8 @@ class SiteNames:
 def site_names(
     hosts: Sequence[HostSpec], domain: str, aliases: Mapping[str, str], extra_hosts: Mapping[str, str]
 ) -> SiteNames:
-    """``aliases`` maps a service name to the group whose first host (in inventory order) it pins."""
+    """``aliases`` maps a service name to the group it pins: every host of a pooled group, else the group's first
+    host (in inventory order)."""
     first: dict[str, HostSpec] = {}
     for spec in hosts:
         first.setdefault(spec.role, spec)
@@ -53,7 +60,7 @@ def site_names(
     for spec in hosts:
         own = [fqdn(spec.name, domain), spec.name]
         for alias, group in aliases.items():
-            if first.get(group) is spec:
+            if first.get(group) is spec or (group == spec.role and group in POOLED_GROUPS):
                 own += [fqdn(alias, domain), alias]
         names[spec.name] = tuple(own)
     extra = tuple(

@@ -174,6 +174,13 @@ def build_model_server_config(
     )
 
 
+def health_path(settings: ModelServerSettings) -> str:
+    """What says the model server is ready for chats: llama-server's /health answers 200 once the model is loaded
+    (503 before); llama-cpp-python's server listens only once it is, and its cheapest authenticated GET is the
+    model list."""
+    return "/health" if settings.engine == LLAMA_SERVER else "/v1/models"
+
+
 def slots(settings: ModelServerSettings) -> int:
     """Chats the engine serves at once: llama-cpp-python's server has one slot."""
     return settings.parallel_slots if settings.engine == LLAMA_SERVER else 1

@@ -43,6 +43,7 @@ WATCHED_UNITS = (
     "clawlan-gateway.service",
     PROBE_UNIT,
     "nginx.service",
+    "haproxy.service",
     PROMETHEUS_UNIT,
     NODE_EXPORTER_UNIT,
 )
@@ -139,6 +140,9 @@ class AlertThresholds:
     queue_for_s: int  # chats waiting for a slot this long alert
     context_full_percent: float  # a chat filling its slot's context past this alerts
     slot_context_tokens: tuple[tuple[str, int], ...]  # (backend, context per slot) of the llama-server backends
+    backend_out_for_s: int  # a backend out of a balancer's pool this long alerts
+    backends_min: int  # fewer healthy backends than this in a balancer's pool alerts
+    balancer_proxy: str  # HAProxy's name for the pool (the proxy label of its metrics)
     watched_units: tuple[str, ...] = WATCHED_UNITS
 
 
@@ -168,6 +172,7 @@ class PrometheusConfig:
     client_networks: tuple[str, ...]
     node_targets: tuple[ScrapeTarget, ...]
     probe_targets: tuple[ScrapeTarget, ...]
+    balancer_targets: tuple[ScrapeTarget, ...]  # each frontend's HAProxy exporter
     model_server: ModelServerScrape
     thresholds: AlertThresholds
 
@@ -183,7 +188,7 @@ class PrometheusConfig:
     @property
     def allowed_networks(self) -> tuple[str, ...]:
         """Prometheus' IP filter: the UI's clients and every scrape target (they may sit outside those networks)."""
-        scraped = (*self.node_targets, *self.probe_targets, *self.model_server.targets)
+        scraped = (*self.node_targets, *self.probe_targets, *self.balancer_targets, *self.model_server.targets)
         targets = {target.address.rsplit(":", 1)[0] for target in scraped}
         return (*self.client_networks, *sorted(targets - set(self.client_networks)))
 
@@ -204,7 +209,7 @@ def build_probe_config(
     settings: MonitorSettings,
     host: HostSpec,
     monitor: HostSpec,
-    backend: HostSpec,
+    backends: Sequence[HostSpec],
     *,
     gateway_port: int,
     backend_name: str,
@@ -222,10 +227,11 @@ def build_probe_config(
         max_tokens=settings.probe_max_tokens,
         # The LAN address, as a user's browser reaches the gateway, not its loopback listener.
         gateway_url=f"http://{host.address}:{gateway_port}/v1/chat/completions",
+        # The backends' shared name, pinned to each of them: the first that answers is probed.
         backend_url=f"https://{backend_name}:{mtls_port}/v1/chat/completions",
         backend_model=backend_model,
         issuance=issuance,
-        allowed_addresses=tuple(sorted({host.address, monitor.address, backend.address})),
+        allowed_addresses=tuple(sorted({host.address, monitor.address, *(b.address for b in backends)})),
         env_file=env_file,
         certificate_metrics_unit=certificate_metrics_unit,
     )
@@ -238,6 +244,8 @@ def build_prometheus_config(
     renew_before_days: int,
     gateway_audit_max_age_s: int,
     model_server: ModelServerScrape,
+    balancer_targets: tuple[ScrapeTarget, ...],
+    balancer_proxy: str,
 ) -> PrometheusConfig:
     return PrometheusConfig(
         listen_address=monitor.address,
@@ -249,6 +257,7 @@ def build_prometheus_config(
         probe_targets=tuple(
             ScrapeTarget(h.name, f"{h.address}:{settings.probe_port}") for h in hosts if h.role == "frontend"
         ),
+        balancer_targets=balancer_targets,
         model_server=model_server,
         thresholds=AlertThresholds(
             memory_used_percent=settings.alert_memory_used_percent,
@@ -267,6 +276,9 @@ def build_prometheus_config(
             queue_for_s=settings.alert_queue_for_s,
             context_full_percent=settings.alert_context_full_percent,
             slot_context_tokens=model_server.slot_context_tokens,
+            backend_out_for_s=settings.alert_backend_out_for_s,
+            backends_min=settings.alert_backends_min,
+            balancer_proxy=balancer_proxy,
         ),
     )
 
@@ -284,6 +296,11 @@ def preflight(settings: MonitorSettings, hosts: Sequence[HostSpec]) -> list[Prob
     }
     if len(set(ports.values())) != len(ports):
         problems.append(Problem("*", "monitor_*_port", f"the monitoring ports must differ, got {ports}"))
+    backends = sum(h.role == "backend" for h in hosts)
+    if settings.alert_backends_min > backends:
+        problems.append(
+            Problem("*", "monitor_alert_backends_min", f"the site has {backends} backend(s): the alert would never end")
+        )
     if problems:
         return problems
     monitor = monitor_host(settings, hosts)

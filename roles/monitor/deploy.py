@@ -205,6 +205,7 @@ def prometheus_yml_text(config: PrometheusConfig, monitor_name: str) -> str:
         monitor_name=monitor_name,
         node_targets=config.node_targets,
         probe_targets=config.probe_targets,
+        balancer_targets=config.balancer_targets,
         model_server=config.model_server,
         ca_file=CA_CERT,
         cert_file=MONITOR_CERT,

@@ -74,6 +74,9 @@ def render_rules(thresholds: AlertThresholds) -> str:
         queue_for=prometheus_duration(t.queue_for_s),
         context_full_percent=number(t.context_full_percent),
         context_limits=context_limits(t),
+        backend_out_for=prometheus_duration(t.backend_out_for_s),
+        backends_min=t.backends_min,
+        balancer_proxy=t.balancer_proxy,
     )
 
 

@@ -70,5 +70,15 @@ class MonitorSettings:
     alert_context_full_percent: float = setting(
         90.0, "A chat filling more of its slot's context than this alerts: longer ones get cut.", Number(1, 100)
     )
+    alert_backend_out_for_s: int = setting(
+        120,
+        "A backend out of a balancer's pool this long alerts: chats still flow, on fewer boxes.",
+        WholeNumber(0, 86400),
+    )
+    alert_backends_min: int = setting(
+        1,
+        "Fewer healthy backends than this in a balancer's pool alerts (critical): too little capacity.",
+        WholeNumber(1, 64),
+    )
     alert_disk_free_percent: float = setting(10.0, "Free space below this % on any disk alerts (the model's volume).",
                                              Number(0.1, 99))  # fmt: skip

@@ -1,4 +1,5 @@
-"""The TLS ingress on the backend, resolved from settings and the site."""
+"""The TLS path between the boxes, resolved from settings and the site: nginx's ingress on each backend, HAProxy's
+balancer on each frontend."""
 
 from __future__ import annotations
 
@@ -8,10 +9,20 @@ from roles.common.tls import CA_CERT, HOST_CERT, HOST_KEY
 from roles.mtls.settings import MtlsSettings
 
 CONF = "/etc/nginx/conf.d/clawlan-llm.conf"
-# The model server's key as an nginx directive for the monitor's /metrics requests: root's only (nginx's master
-# reads its configuration as root), outside conf.d so nginx does not load it on its own.
+# The model server's key as an nginx directive for the monitor's /metrics and the balancers' health checks: root's
+# only (nginx's master reads its configuration as root), outside conf.d so nginx does not load it on its own.
 METRICS_KEY_CONF = "/etc/nginx/clawlan-metrics-key.conf"
-EGRESS_CONF = "/etc/nginx/conf.d/clawlan-egress.conf"
+# Before the balancer, the frontend's egress proxy was nginx with this site: the deploy removes it (it held the port).
+OLD_EGRESS_CONF = "/etc/nginx/conf.d/clawlan-egress.conf"
+BALANCER_CONF = "/etc/haproxy/haproxy.cfg"  # Debian's unit reads this one (and checks it before a reload)
+BALANCER_UNIT = "haproxy.service"
+BALANCER_PROXY = "model_servers"  # HAProxy's name for the pool: the proxy label of its metrics
+# Health checks: every second, two failures take a backend out, two passes put it back. A backend that goes bad
+# just after a passed check is out within ~3 s (two checks, each allowed a second), inside the issue's 5 s.
+CHECK_INTERVAL_S = 1
+CHECK_FALL = 2
+CHECK_RISE = 2
+HEALTH_PATH = "/health"  # on the ingress: the model server's readiness, for frontend certificates
 
 
 @dataclass(frozen=True)
@@ -25,37 +36,70 @@ class IngressConfig:
     read_timeout_s: int
     max_body_mib: int
     upstream_keepalive: int
+    health_upstream_path: str  # what answers HEALTH_PATH on the model server: 200 once the model is loaded
     cert: str = HOST_CERT
     key: str = HOST_KEY
     ca: str = CA_CERT
     metrics_key_conf: str = METRICS_KEY_CONF
+    health_path: str = HEALTH_PATH
+
+
+@dataclass(frozen=True)
+class PoolMember:
+    """One backend in a frontend's balancer."""
+
+    name: str  # the inventory name: HAProxy's server name and its metrics' server label
+    address: str  # the pinned LAN address
+    server_name: str  # the backend's own FQDN: its certificate must carry it (SNI and verification)
+    slots: int  # chats it serves at once: the balancer sends it no more and queues the rest
 
 
 @dataclass(frozen=True)
 class EgressConfig:
+    """The frontend's balancer: loopback in (plain HTTP from the gateway), mutual TLS out to every backend."""
+
     port: int  # on 127.0.0.1
-    upstream_name: str  # the backend's pinned name; its certificate must carry it
+    service_name: str  # the backends' shared name (llm.<domain>): the Host requests and health checks carry
+    members: tuple[PoolMember, ...]
     upstream_port: int
     connect_timeout_s: int
     connect_retries: int
     read_timeout_s: int
-    max_body_mib: int  # the same limit as the ingress: a request the egress admits, the backend admits too
-    upstream_keepalive: int
+    queue_timeout_s: int
+    max_body_mib: int  # the same limit as the ingress: a request the balancer admits, the backend admits too
+    metrics_address: str  # the frontend's LAN address: HAProxy's Prometheus exporter
+    metrics_port: int
+    metrics_clients: tuple[str, ...]  # addresses allowed to read it: the monitor and the frontend itself
     cert: str = HOST_CERT
     key: str = HOST_KEY
     ca: str = CA_CERT
+    proxy: str = BALANCER_PROXY
+    health_path: str = HEALTH_PATH
+    check_interval_s: int = CHECK_INTERVAL_S
+    check_fall: int = CHECK_FALL
+    check_rise: int = CHECK_RISE
 
 
-def build_egress_config(settings: MtlsSettings, upstream_name: str) -> EgressConfig:
+def build_egress_config(
+    settings: MtlsSettings,
+    service_name: str,
+    members: tuple[PoolMember, ...],
+    address: str,
+    monitor_address: str,
+) -> EgressConfig:
     return EgressConfig(
         port=settings.egress_port,
-        upstream_name=upstream_name,
+        service_name=service_name,
+        members=members,
         upstream_port=settings.port,
         connect_timeout_s=settings.connect_timeout_s,
         connect_retries=settings.connect_retries,
         read_timeout_s=settings.read_timeout_s,
+        queue_timeout_s=settings.balancer_queue_timeout_s,
         max_body_mib=settings.max_body_mib,
-        upstream_keepalive=settings.upstream_keepalive,
+        metrics_address=address,
+        metrics_port=settings.balancer_metrics_port,
+        metrics_clients=tuple(sorted({address, monitor_address})),
     )
 
 
@@ -66,6 +110,7 @@ def build_ingress_config(
     frontend_dns: tuple[str, ...],
     monitor_dn: str,
     api_key_file: str,
+    health_upstream_path: str,
 ) -> IngressConfig:
     return IngressConfig(
         listen_address=address,
@@ -77,4 +122,5 @@ def build_ingress_config(
         read_timeout_s=settings.read_timeout_s,
         max_body_mib=settings.max_body_mib,
         upstream_keepalive=settings.upstream_keepalive,
+        health_upstream_path=health_upstream_path,
     )

@@ -1,8 +1,8 @@
-"""Role mtls: the TLS path between the boxes, both ends nginx.
+"""Role mtls: the TLS path between the boxes.
 
-On the backend, ``ingress`` listens on the LAN address for frontend client certificates and proxies to
-the model server on loopback. On the frontend, ``egress`` listens on loopback and carries local
-requests to the backend over mutual TLS, holding the frontend's key so the gateway never does.
+On each backend, ``ingress`` (nginx) listens on the LAN address for frontend client certificates and proxies to
+the model server on loopback. On each frontend, ``egress`` (HAProxy) listens on loopback and balances local
+requests across the backends over mutual TLS, holding the frontend's key so the gateway never does.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from roles.common.packages import install_packages
 from roles.common.secrets import site_secret
 from roles.common.templates import rendered
 from roles.common.units import service
-from roles.mtls.config import CONF, EGRESS_CONF, EgressConfig, IngressConfig
+from roles.mtls.config import BALANCER_CONF, BALANCER_UNIT, CONF, OLD_EGRESS_CONF, EgressConfig, IngressConfig
 
 
 @deploy("mTLS ingress")
@@ -25,7 +25,7 @@ def ingress(config: IngressConfig, tls_changes=(), installed_packages: frozenset
     install_packages("Install nginx", ["nginx"], installed_packages)
     key = f"Bearer {site_secret(config.api_key_file)}"
     metrics_key = host_files(config.metrics_key_conf).secret(
-        name=f"Write the model server's key for the monitor's /metrics requests ({config.metrics_key_conf}, root only)",
+        name=f"Write the model server's key for /metrics and health checks ({config.metrics_key_conf}, root only)",
         content=f'proxy_set_header Authorization "{key}";\n',
         dest=config.metrics_key_conf,
     )
@@ -34,9 +34,34 @@ def ingress(config: IngressConfig, tls_changes=(), installed_packages: frozenset
 
 @deploy("mTLS egress")
 def egress(config: EgressConfig, tls_changes=(), installed_packages: frozenset[str] = frozenset()):
-    """``tls_changes``: the pki operations whose change (a new certificate or CA) needs a reload."""
-    install_packages("Install nginx", ["nginx"], installed_packages)
-    _nginx_site(EGRESS_CONF, "mtls/egress.conf.j2", config, tls_changes)
+    """HAProxy balancing the gateway's requests across the backends. ``tls_changes``: the pki operations whose
+    change (a new certificate or CA) needs a reload."""
+    known = host_files(BALANCER_CONF, OLD_EGRESS_CONF)
+    # A frontend set up before the balancer ran nginx on the egress port: free the port before HAProxy takes it.
+    old_egress = known.absent(name=f"Remove the old nginx egress proxy ({OLD_EGRESS_CONF})", path=OLD_EGRESS_CONF)
+    server.shell(
+        name="Reload nginx without the old egress proxy",
+        commands=["systemctl reload-or-restart nginx.service"],
+        _if=old_egress.did_change,
+    )
+    install_packages("Install HAProxy", ["haproxy"], installed_packages)
+    conf = known.put(
+        name=f"Write {BALANCER_CONF}",
+        src=rendered("mtls/haproxy.cfg.j2", **config.__dict__),
+        dest=BALANCER_CONF,
+        mode="644",
+        create_remote_dir=False,  # HAProxy's package made it
+    )
+    changes = (conf, *tls_changes)
+    # A broken configuration stops the deploy here, while the running HAProxy keeps its old one.
+    server.shell(
+        name="Check the HAProxy configuration",
+        commands=[f"haproxy -c -q -f {BALANCER_CONF}"],
+        _if=any_changed(*changes),
+    )
+    # A reload starts new workers; the old ones finish the chats in flight.
+    service(name="Run HAProxy (reloaded when its configuration or certificates changed)", unit=BALANCER_UNIT,
+            reload_on=changes)  # fmt: skip
 
 
 def _nginx_site(path: str, template: str, config, reload_changes):

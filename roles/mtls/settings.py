@@ -1,4 +1,5 @@
-"""Settings of the mtls role (nginx in front of the model server): inventory keys ``mtls_*``."""
+"""Settings of the mtls role (nginx in front of each model server, HAProxy on each frontend balancing across
+them): inventory keys ``mtls_*``."""
 
 from __future__ import annotations
 
@@ -31,6 +32,14 @@ class MtlsSettings:
         WholeNumber(1, 600),
     )  # fmt: skip
     connect_retries: int = setting(
-        3, "The seeds' 3 retries: the egress proxy retries a failed connection (never a sent request).",
+        3, "The seeds' 3 retries: the balancer retries a failed connection (never a sent request).",
         WholeNumber(0, 10),
+    )  # fmt: skip
+    balancer_queue_timeout_s: int = setting(
+        300, "How long a chat waits at the balancer for a free slot before it gets 503: a few answers' time.",
+        WholeNumber(1, 3600),
+    )  # fmt: skip
+    balancer_metrics_port: int = setting(
+        8405, "HAProxy's Prometheus exporter on each frontend's LAN address (HAProxy's usual port), monitor only.",
+        Port(),
     )  # fmt: skip

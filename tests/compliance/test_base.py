@@ -97,17 +97,21 @@ def test_BASE_09_time_sync(host):
     assert host.service("systemd-timesyncd").is_enabled
 
 
-@control("BASE-10", "Every pinned name resolves to its inventory address", impact=0.8)
+@control("BASE-10", "Every pinned name resolves to its inventory addresses", impact=0.8)
 def test_BASE_10_pinned_names_resolve(host, site, host_name):
     """The managed block (BASE-06) is only what the resolver should read: a line above it or another hosts source
-    would still send a name elsewhere. This asks the resolver itself, as every service on the box does."""
-    pinned = [(name, address) for address, names in site.base_config(host_name).hosts_entries for name in names]
-    # One command: each name and the first address the resolver gives for it (nothing when it does not resolve).
-    names = " ".join(shlex.quote(name) for name, _ in pinned)
-    first_address = """$(getent hosts "$n" | awk 'NR == 1 {print $1}')"""
-    output = host.check_output(f'for n in {names}; do echo "$n {first_address}"; done')
-    resolved = {line.split()[0]: (line.split()[1:] or [None])[0] for line in output.splitlines() if line.strip()}
-    wrong = {name: resolved.get(name) for name, address in pinned if resolved.get(name) != address}
+    would still send a name elsewhere. This asks the resolver itself, as every service on the box does; a pooled
+    name (the backends' alias) resolves to every backend."""
+    pinned: dict[str, set[str]] = {}
+    for address, names in site.base_config(host_name).hosts_entries:
+        for name in names:
+            pinned.setdefault(name, set()).add(address)
+    # One command: each name and every IPv4 address the resolver gives for it (nothing when it does not resolve).
+    quoted = " ".join(shlex.quote(name) for name in pinned)
+    addresses = """$(getent ahostsv4 "$n" | awk '{print $1}' | sort -u | tr '\\n' ' ')"""
+    output = host.check_output(f'for n in {quoted}; do echo "$n {addresses}"; done')
+    resolved = {line.split()[0]: set(line.split()[1:]) for line in output.splitlines() if line.strip()}
+    wrong = {name: sorted(resolved.get(name, ())) for name, wanted in pinned.items() if resolved.get(name) != wanted}
     assert not wrong, f"resolve elsewhere or not at all: {wrong}"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import posixpath
 import shlex
@@ -27,6 +28,7 @@ from roles.model_server.config import USER as MODEL_USER
 from roles.model_server.settings import LLAMA_SERVER
 from roles.monitor.config import NODE_EXPORTER_UNIT, PROBE_UNIT, PROMETHEUS_UNIT
 from roles.monitor.rules import render_rules
+from roles.mtls.config import BALANCER_UNIT
 from roles.pki.config import METRICS_UNIT as CERTIFICATE_METRICS_UNIT
 from tests.compliance.conftest import control
 from tests.support.prometheus import api, prometheus_url
@@ -318,7 +320,7 @@ def expected_lan_listeners(site, host_name) -> set[str]:
     if spec.role == "backend":
         ports.append(site.ingress_config(host_name).port)
     else:
-        ports += [site.gateway_config(host_name).port, monitor.probe_port]
+        ports += [site.gateway_config(host_name).port, monitor.probe_port, site.egress_config(host_name).metrics_port]
     if site.monitor_host().name == host_name:
         ports.append(monitor.prometheus_port)
     return {"0.0.0.0:22", "[::]:22"} | {f"{spec.address}:{port}" for port in ports}
@@ -341,7 +343,7 @@ def test_NET_02_mtls_requires_a_client_certificate(host, site, host_name):
     assert code == "400", f"without a client certificate the backend answered {code}"
 
 
-@control("NET-03", "The egress proxy listens on loopback only", impact=0.9, roles=("frontend",))
+@control("NET-03", "The balancer takes chats on loopback only", impact=0.9, roles=("frontend",))
 def test_NET_03_egress_on_loopback(host, site, host_name):
     """It holds the frontend's client certificate: on the LAN it would lend that identity to anyone."""
     port = site.egress_config(host_name).port
@@ -372,6 +374,63 @@ def test_NET_05_probe_refuses_others(site, host_name):
     on the monitor host too (the probe's IP filter admits its own box, the monitor and the backend)."""
     spec = site.host(host_name)
     assert not connects(spec.address, site.monitor.probe_port), "this machine reached the probe's metrics"
+
+
+def source_address_towards(address: str) -> str:
+    """This machine's address as a host at ``address`` sees it (the route's source; nothing is sent)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect((address, 9))
+        return probe.getsockname()[0]
+
+
+@control("NET-06", "The balancer's metrics answer the monitor host and their own box only", impact=0.6,
+         roles=("frontend",))  # fmt: skip
+def test_NET_06_balancer_metrics_refuse_others(site, host_name):
+    """They show every backend's health and load: only Prometheus (and the frontend itself) may read them. HAProxy
+    accepts, then drops, a connection from elsewhere: a request must get no answer."""
+    config = site.egress_config(host_name)
+    if source_address_towards(config.metrics_address) in config.metrics_clients:
+        pytest.skip("n/a: this machine is an admitted client")
+    url = f"http://{config.metrics_address}:{config.metrics_port}/metrics"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            answered = response.status
+    except (OSError, http.client.HTTPException):
+        answered = None
+    assert answered is None, f"this machine read the balancer's metrics (HTTP {answered})"
+
+
+# --- LB: each frontend's balancer across the backends -----------------------------------------------------------
+
+
+@control("LB-01", "The balancer runs and starts at boot", impact=1.0, roles=("frontend",))
+def test_LB_01_balancer_running(host):
+    """Every chat goes through it: without it the gateway has no model."""
+    check_unit_running_and_enabled(host, BALANCER_UNIT)
+
+
+def pool_states(host, config) -> dict[str, str]:
+    """{server: state} of the balancer's pool, read on the frontend from HAProxy's own exporter (which admits its
+    own box): the state whose status series is 1."""
+    url = f"http://{config.metrics_address}:{config.metrics_port}/metrics"
+    text = host.check_output(f"curl -sf --max-time 5 {shlex.quote(url)}")
+    states = {}
+    for line in text.splitlines():
+        if line.startswith("haproxy_server_status{") and line.endswith(" 1"):
+            labels = dict(pair.split("=", 1) for pair in line[line.index("{") + 1 : line.rindex("}")].split(","))
+            if labels.get("proxy") == f'"{config.proxy}"':
+                states[labels["server"].strip('"')] = labels["state"].strip('"')
+    return states
+
+
+@control("LB-02", "Every inventory backend is in the balancer's pool and healthy", impact=0.9, roles=("frontend",))
+def test_LB_02_pool_healthy(host, site, host_name):
+    """A backend missing from the pool is capacity paid for and unused; one the inventory no longer has, a box
+    nobody maintains that still gets people's chats; one out of the pool fails its health checks."""
+    config = site.egress_config(host_name)
+    states = pool_states(host, config)
+    wanted = {member.name: "UP" for member in config.members}
+    assert states == wanted, f"pool {states}, want {wanted}"
 
 
 # --- MON: exporters, the probe and Prometheus ------------------------------------------------------------------
@@ -405,11 +464,13 @@ def test_MON_03_targets_up(host, site, host_name):
     check_unit_running_and_enabled(host, PROMETHEUS_UNIT)
     targets = prometheus_api(site, "targets")["activeTargets"]
     down = [(t["labels"]["job"], t["labels"]["instance"], t["lastError"]) for t in targets if t["health"] != "up"]
-    # The instance label is the inventory name: each host's node exporter, each frontend's probe, Prometheus itself.
+    # The instance label is the inventory name: each host's node exporter, each frontend's probe and balancer,
+    # Prometheus itself.
     scraped = {(t["labels"]["job"], t["labels"]["instance"]) for t in targets}
     expected = (
         {("node", h.name) for h in site.hosts}
         | {("probe", h.name) for h in site.hosts if h.role == "frontend"}
+        | {("balancer", h.name) for h in site.hosts if h.role == "frontend"}
         | {("prometheus", host_name)}
         | {("model_server", target.host) for target in site.prometheus_config().model_server.targets}
     )

@@ -47,8 +47,11 @@ def compliance(tmp_path) -> tuple[int, set[tuple[str, str]], set[tuple[str, str]
 
 
 def probe_healthy(site) -> bool:
-    """Both probe paths succeeded in their last round, as Prometheus saw it."""
-    result = api(prometheus_url(site), "query", query="min(clawlan_probe_success)")["result"]
+    """Both probe paths succeeded in their last round, as Prometheus saw it (not yet: while it starts, 503)."""
+    try:
+        result = api(prometheus_url(site), "query", query="min(clawlan_probe_success)")["result"]
+    except OSError:  # urllib's HTTPError and URLError
+        return False
     return bool(result) and float(result[0]["value"][1]) == 1
 
 

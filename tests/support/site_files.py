@@ -30,7 +30,7 @@ from roles.monitor.config import (
 )
 from roles.monitor.deploy import _dropin, prometheus_yml_text
 from roles.monitor.rules import render_rules
-from roles.mtls.config import CONF, EGRESS_CONF
+from roles.mtls.config import BALANCER_CONF, CONF
 from roles.pki.config import METRICS_SCRIPT, METRICS_UNIT
 from roles.site import Site
 
@@ -63,7 +63,7 @@ def host_files(site: Site, name: str) -> dict[str, str]:
         files[f"/etc/systemd/system/{UNIT}"] = unit_text(model)
         files[CONF] = render("mtls/ingress.conf.j2", **site.ingress_config(name).__dict__)
     else:
-        files[EGRESS_CONF] = render("mtls/egress.conf.j2", **site.egress_config(name).__dict__)
+        files[BALANCER_CONF] = render("mtls/haproxy.cfg.j2", **site.egress_config(name).__dict__)
         gateway = site.gateway_config(name)
         context = _unit_context(gateway)
         files[GATEWAY_CLI] = render("gateway/openclaw.sh.j2", **context)

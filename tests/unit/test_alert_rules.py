@@ -27,6 +27,7 @@ from roles.monitor.config import AlertThresholds, ModelServerScrape, ScrapeTarge
 from roles.monitor.programs.collector import TTFT_BUCKETS
 from roles.monitor.rules import gib_to_bytes, number, prometheus_duration, render_rules, ttft_window_s
 from roles.monitor.settings import MonitorSettings
+from roles.mtls.config import BALANCER_PROXY
 from roles.pki.settings import PkiSettings
 
 HOSTS = [
@@ -67,6 +68,9 @@ ALERTS = (
     "ClawlanModelServerNotReady",
     "ClawlanModelServerQueueing",
     "ClawlanModelServerContextNearFull",
+    "ClawlanBackendOutOfPool",
+    "ClawlanBackendsBelowMinimum",
+    "ClawlanBalancerQueueing",
 )
 SLOT_CONTEXT = 32768
 
@@ -82,9 +86,11 @@ MODEL_SERVER = ModelServerScrape(
 def thresholds(**monitor_settings) -> AlertThresholds:
     """Thresholds as the deploy builds them from the inventory (here: the defaults, plus any given setting)."""
     settings = MonitorSettings(**monitor_settings)
+    balancers = (ScrapeTarget(FRONT, "10.0.0.10:8405"),)
     return build_prometheus_config(
-        settings, HOSTS, HOSTS[0], PkiSettings().renew_before_days, AUDIT_MAX_AGE_S, MODEL_SERVER
-    ).thresholds
+        settings, HOSTS, HOSTS[0], PkiSettings().renew_before_days, AUDIT_MAX_AGE_S, MODEL_SERVER, balancers,
+        BALANCER_PROXY,
+    ).thresholds  # fmt: skip
 
 
 DEFAULTS = thresholds()
@@ -158,6 +164,9 @@ def for_s(alertname: str, t: AlertThresholds) -> int:
         "ClawlanUnitDown": t.down_for_s,
         "ClawlanModelServerNotReady": t.down_for_s,
         "ClawlanModelServerQueueing": t.queue_for_s,
+        "ClawlanBackendOutOfPool": t.backend_out_for_s,
+        "ClawlanBackendsBelowMinimum": t.backend_out_for_s,
+        "ClawlanBalancerQueueing": t.queue_for_s,
     }
     return settings[alertname] if alertname in settings else FIXED_FOR_S[alertname]
 
@@ -331,6 +340,37 @@ def context_text(t: AlertThresholds, instance: str, used: float) -> tuple[str, s
         f"Chats this long on {instance} are about to lose their beginning. Raise `model_server_context_tokens` (or "
         "lower `model_server_parallel_slots` to make room in RAM) and rerun "
         f"{DEPLOY}; or start a new chat for a new topic.",
+    )
+
+
+def out_of_pool_text(t: AlertThresholds, instance: str, server: str) -> tuple[str, str]:
+    return (
+        f"Backend {server} is out of {instance}'s balancer pool for {prometheus_duration(t.backend_out_for_s)}",
+        f"{instance}'s HAProxy fails its health checks of {server} (`/health` over mutual TLS). On {server}: "
+        "`systemctl status clawlan-model-server nginx` and `journalctl -u clawlan-model-server -n 50` (stopped? "
+        f"still loading the model?); is the box up at all (`ping {server}`)? On {instance}: `journalctl -u haproxy "
+        "-n 20` names the failing check. It rejoins by itself two checks after it is healthy; rerun "
+        f"{DEPLOY} to restore its services and certificates.",
+    )
+
+
+def below_minimum_text(t: AlertThresholds, instance: str, healthy: int) -> tuple[str, str]:
+    return (
+        f"Only {healthy} healthy backend(s) in {instance}'s balancer pool, fewer than {t.backends_min}",
+        "ClawlanBackendOutOfPool names the backends that are out. With none left, every chat through "
+        f"{instance} fails with 503. Bring a backend back (its model server, nginx, the box itself), then rerun "
+        f"{DEPLOY}.",
+    )
+
+
+def balancer_queueing_text(t: AlertThresholds, instance: str, waiting: float) -> tuple[str, str]:
+    return (
+        f"{number(waiting)} chats wait for a free backend slot at {instance}'s balancer for "
+        f"{prometheus_duration(t.queue_for_s)}",
+        "Every slot of every healthy backend is busy and people wait before their first word (a chat waits up to "
+        "`mtls_balancer_queue_timeout_s`, then gets 503). If it happens often, raise `model_server_parallel_slots` "
+        "where RAM allows, add a backend to the inventory, or bring back one that is out of the pool "
+        f"(ClawlanBackendOutOfPool); then rerun {DEPLOY}.",
     )
 
 
@@ -515,6 +555,40 @@ def context_full(t: AlertThresholds, longest: int, *, grew_minutes_ago: int, fir
     return Case(series, eval_s, alerts)
 
 
+BACK2 = "lab-back2"
+
+
+def out_of_pool(t: AlertThresholds, eval_s: int, *, fires: bool) -> Case:
+    series = {
+        selector("haproxy_server_status", job="balancer", instance=FRONT, proxy=t.balancer_proxy, server=server,
+                 state=state): constant(value, eval_s)
+        for server, up in ((BACK, 1), (BACK2, 0))
+        for state, value in (("UP", up), ("DOWN", 1 - up))
+    }  # fmt: skip
+    labels = {"job": "balancer", "instance": FRONT, "proxy": t.balancer_proxy, "server": BACK2, "state": "UP"}
+    alerts = [alert(out_of_pool_text(t, FRONT, BACK2), severity="warning", **labels)] if fires else []
+    return Case(series, eval_s, alerts)
+
+
+def below_minimum(t: AlertThresholds, healthy: int, eval_s: int, *, fires: bool) -> Case:
+    """Two backends in the pool, ``healthy`` of them up."""
+    series = {
+        selector("haproxy_server_status", job="balancer", instance=FRONT, proxy=t.balancer_proxy, server=server,
+                 state=state): constant(value, eval_s)
+        for server, up in ((BACK, int(healthy >= 1)), (BACK2, int(healthy >= 2)))
+        for state, value in (("UP", up), ("DOWN", 1 - up))
+    }  # fmt: skip
+    alerts = [alert(below_minimum_text(t, FRONT, healthy), severity="critical", instance=FRONT)] if fires else []
+    return Case(series, eval_s, alerts)
+
+
+def balancer_queueing(t: AlertThresholds, waiting: float, eval_s: int, *, fires: bool) -> Case:
+    labels = {"job": "balancer", "instance": FRONT, "proxy": t.balancer_proxy}
+    series = {selector("haproxy_backend_current_queue", **labels): constant(waiting, eval_s)}
+    alerts = [alert(balancer_queueing_text(t, FRONT, waiting), severity="warning", **labels)] if fires else []
+    return Case(series, eval_s, alerts)
+
+
 def context_limit(t: AlertThresholds) -> int:
     return int(SLOT_CONTEXT * t.context_full_percent / 100)
 
@@ -610,6 +684,13 @@ FIRING: dict[str, Callable[[AlertThresholds], Case]] = {
     "ClawlanModelServerContextNearFull": lambda t: context_full(
         t, context_limit(t) + 1, grew_minutes_ago=10, fires=True
     ),  # fmt: skip
+    "ClawlanBackendOutOfPool": lambda t: out_of_pool(t, firing_eval_s("ClawlanBackendOutOfPool", t), fires=True),
+    "ClawlanBackendsBelowMinimum": lambda t: below_minimum(
+        t, t.backends_min - 1, firing_eval_s("ClawlanBackendsBelowMinimum", t), fires=True
+    ),
+    "ClawlanBalancerQueueing": lambda t: balancer_queueing(
+        t, 2, firing_eval_s("ClawlanBalancerQueueing", t), fires=True
+    ),
 }
 
 # Alert name -> a case where it stays quiet: just on the good side of its threshold, or bad for less than its for:.
@@ -642,6 +723,12 @@ QUIET: dict[str, Callable[[AlertThresholds], Case]] = {
     "ClawlanModelServerContextNearFull": lambda t: context_full(
         t, context_limit(t), grew_minutes_ago=10, fires=False
     ),  # fmt: skip
+    "ClawlanBackendOutOfPool": lambda t: out_of_pool(t, before_for_s("ClawlanBackendOutOfPool", t), fires=False),
+    # Exactly the minimum healthy: enough.
+    "ClawlanBackendsBelowMinimum": lambda t: below_minimum(
+        t, t.backends_min, firing_eval_s("ClawlanBackendsBelowMinimum", t), fires=False
+    ),
+    "ClawlanBalancerQueueing": lambda t: balancer_queueing(t, 2, t.queue_for_s - STEP_S, fires=False),
 }
 
 

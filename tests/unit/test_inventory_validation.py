@@ -57,11 +57,26 @@ CASES = {
     "duplicate address": (lambda h: h["back"][1].update(ssh_hostname="10.0.0.10"), ("back", "ssh_hostname")),
     "host in no group": (lambda h: h.update(back=((), h["back"][1])), ("back", "groups")),
     "host in both roles": (lambda h: h.update(back=(("frontend", "backend"), h["back"][1])), ("back", "groups")),
-    "second backend": (
+    "no backend": (lambda h: h.pop("back"), ("*", "backend")),
+    "a second backend with another model": (
         lambda h: h.update(
-            back2=(("backend",), {"ssh_hostname": "10.0.0.21", "hw_memory_gib": 128, "hw_cpu_cores": 16})
+            back2=(("backend",), {**h["back"][1], "ssh_hostname": "10.0.0.21", "model_server_model_sha256": "cd" * 32})
         ),
-        ("*", "backend"),
+        ("*", "model_server_model_sha256"),
+    ),  # fmt: skip
+    "a second backend with another context": (
+        lambda h: h.update(
+            back2=(("backend",), {**h["back"][1], "ssh_hostname": "10.0.0.21", "model_server_context_tokens": 4096})
+        ),
+        ("*", "model_server_context_tokens"),
+    ),  # fmt: skip
+    "more backends wanted healthy than the site has": (
+        lambda h: [d.update(monitor_alert_backends_min=2) for _, d in h.values()],
+        ("*", "monitor_alert_backends_min"),
+    ),
+    "balancer metrics on the gateway's port": (
+        lambda h: h["front"][1].update(mtls_balancer_metrics_port=18789),
+        ("front", "mtls_balancer_metrics_port"),
     ),
     "no frontend": (lambda h: h.pop("front"), ("*", "frontend")),
     "swap over 20 % of RAM": (lambda h: h["front"][1].update(base_swap_size_mib=4096), ("front", "base_swap_size_mib")),

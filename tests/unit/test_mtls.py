@@ -1,18 +1,20 @@
 """Both ends of the mtls role's path: the backend's ingress (TLS 1.3, frontends' client certificates only) and the
-frontend's egress proxy (verifies the backend by name, retries connections only); streaming untouched at both."""
+frontend's balancer (verifies each backend by name, checks health, caps each at its slots, retries connections only);
+streaming untouched at both."""
 
 from roles.common.templates import render
-from roles.mtls.config import build_egress_config, build_ingress_config
+from roles.mtls.config import PoolMember, build_egress_config, build_ingress_config
 from roles.mtls.settings import MtlsSettings
 
 FRONTEND_DN = "CN=front.home.arpa,OU=frontend,O=clawlan"
 MONITOR_DN = "CN=front.home.arpa,OU=monitor,O=clawlan"
 
 
-def rendered(**settings):
+def rendered(health_upstream_path="/health", **settings):
     config = build_ingress_config(
-        MtlsSettings(**settings), "10.0.0.20", 8000, (FRONTEND_DN,), MONITOR_DN, "/state/secrets/key"
-    )
+        MtlsSettings(**settings), "10.0.0.20", 8000, (FRONTEND_DN,), MONITOR_DN, "/state/secrets/key",
+        health_upstream_path,
+    )  # fmt: skip
     return render("mtls/ingress.conf.j2", **config.__dict__)
 
 
@@ -40,6 +42,16 @@ def test_the_monitor_reads_metrics_only_and_frontends_everything_else():
     assert "include" not in rest
 
 
+def test_the_balancers_health_check_reads_the_engines_readiness_with_the_key_added():
+    """llama-server's /health needs no key; llama-cpp-python has none, and its model list needs the key."""
+    for upstream in ("/health", "/v1/models"):
+        health = rendered(upstream).split("location = /health {")[1].split("location / {")[0]
+        assert f"proxy_pass http://clawlan_model_server{upstream};" in health
+        assert "if ($clawlan_client != frontend) {\n            return 403;" in health
+        assert "include /etc/nginx/clawlan-metrics-key.conf;" in health
+        assert "access_log off;" in health  # a check a second would drown the chats in the log
+
+
 def test_streams_without_buffering_to_a_kept_alive_upstream():
     text = rendered(upstream_keepalive=4, read_timeout_s=120)
     for line in (
@@ -54,35 +66,81 @@ def test_streams_without_buffering_to_a_kept_alive_upstream():
         assert line in text, line
 
 
-def egress(**settings):
-    config = build_egress_config(MtlsSettings(**settings), "llm.home.arpa")
-    return render("mtls/egress.conf.j2", **config.__dict__)
+MEMBERS = (
+    PoolMember("back", "10.0.0.20", "back.home.arpa", 4),
+    PoolMember("back2", "10.0.0.21", "back2.home.arpa", 1),
+)
 
 
-def test_egress_listens_on_loopback_and_verifies_the_backend_by_name():
+def egress(members=MEMBERS, **settings):
+    config = build_egress_config(MtlsSettings(**settings), "llm.home.arpa", members, "10.0.0.10", "10.0.0.11")
+    return render("mtls/haproxy.cfg.j2", **config.__dict__)
+
+
+def server_lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.startswith("    server ")]
+
+
+def test_the_balancer_takes_chats_on_loopback_only():
     text = egress(egress_port=18181)
-    assert "listen 127.0.0.1:18181;" in text
-    for line in (
-        "proxy_ssl_certificate /etc/clawlan/pki/host.crt;",
-        "proxy_ssl_trusted_certificate /etc/clawlan/pki/ca.crt;",
-        "proxy_ssl_verify on;",
-        "proxy_ssl_name llm.home.arpa;",
-        "proxy_ssl_protocols TLSv1.3;",
-        "proxy_buffering off;",
-        "tcp_nodelay on;",
-    ):
-        assert line in text, line
+    assert "    bind 127.0.0.1:18181\n" in text
+    assert text.count("    bind ") == 2  # and the metrics listener
 
 
-def test_egress_retries_connections_not_requests():
+def test_every_backend_is_verified_by_its_own_name_over_tls13_with_the_frontends_certificate():
+    text = egress()
+    assert "ssl-server-verify required" in text
+    assert (
+        "default-server check inter 1s fall 2 rise 2 observe layer4 error-limit 1 on-error mark-down ssl verify "
+        "required ca-file /etc/clawlan/pki/ca.crt crt /etc/clawlan/pki/host.crt ssl-min-ver TLSv1.3 ssl-max-ver TLSv1.3"
+    ) in text
+    assert "ssl-load-extra-del-ext" in text  # crt host.crt takes its key from host.key
+    assert server_lines(text) == [
+        "server back 10.0.0.20:8443 maxconn 4 sni str(back.home.arpa) check-sni back.home.arpa "
+        "verifyhost back.home.arpa",
+        "server back2 10.0.0.21:8443 maxconn 1 sni str(back2.home.arpa) check-sni back2.home.arpa "
+        "verifyhost back2.home.arpa",
+    ]
+
+
+def test_a_backend_gets_no_more_chats_than_its_slots_the_rest_queue_at_the_balancer():
+    text = egress(balancer_queue_timeout_s=45)
+    assert "balance leastconn" in text
+    assert [line.split(" maxconn ")[1].split()[0] for line in server_lines(text)] == ["4", "1"]
+    assert "timeout queue 45s" in text
+
+
+def test_health_is_checked_on_the_ingress_every_second():
+    text = egress()
+    assert "option httpchk" in text
+    assert "http-check send meth GET uri /health ver HTTP/1.1 hdr Host llm.home.arpa" in text
+    assert "http-check expect status 200" in text
+
+
+def test_the_balancer_retries_connections_not_requests():
     text = egress(connect_retries=2, connect_timeout_s=7)
-    assert text.count("server llm.home.arpa:8443 max_fails=0;") == 3
-    assert "proxy_next_upstream_tries 3;" in text
-    assert "proxy_connect_timeout 7s;" in text
-    assert "non_idempotent" not in text
+    assert "retries 2" in text
+    assert "retry-on conn-failure\n" in text  # nothing a backend may have started answering
+    assert "option redispatch 1" in text  # each retry on another backend
+    assert "timeout connect 7s" in text
+
+
+def test_tokens_stream_through_the_balancer_at_once():
+    text = egress(read_timeout_s=120)
+    assert "option http-no-delay" in text
+    assert "timeout server 120s" in text
+    assert "http-buffer-request" not in text
+
+
+def test_the_balancers_metrics_answer_the_monitor_and_its_own_box_only():
+    text = egress(balancer_metrics_port=8499)
+    metrics = text.split("frontend clawlan_metrics")[1]
+    assert "bind 10.0.0.10:8499" in metrics
+    assert "tcp-request connection reject unless { src 10.0.0.10 10.0.0.11 }" in metrics
+    assert "use-service prometheus-exporter if { path /metrics }" in metrics
 
 
 def test_both_ends_admit_the_same_largest_request():
-    """A request the frontend's proxy lets through must not be refused by the backend's, and the other way round."""
-    assert "client_max_body_size 24m;" in egress(max_body_mib=24)
+    """A request the frontend's balancer lets through must not be refused by the backend's nginx."""
+    assert "if { req.hdr_val(content-length) gt 25165824 }" in egress(max_body_mib=24)
     assert "client_max_body_size 24m;" in rendered(max_body_mib=24)

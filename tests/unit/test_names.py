@@ -19,8 +19,18 @@ HOSTS = (
 def test_a_host_has_its_fqdn_its_short_name_and_the_aliases_of_the_group_it_leads():
     names = site_names(HOSTS, "home.arpa", {"llm": "backend", "chat": "frontend"}, {})
     assert names.of("front") == ("front.home.arpa", "front", "chat.home.arpa", "chat")
-    assert names.of("front2") == ("front2.home.arpa", "front2")  # an alias pins the first host of its group only
+    assert names.of("front2") == ("front2.home.arpa", "front2")  # a frontend alias pins the first frontend only
     assert names.of("back") == ("back.home.arpa", "back", "llm.home.arpa", "llm")
+
+
+def test_a_backend_alias_names_every_backend_a_frontend_alias_the_first_frontend():
+    """Backends are a pool (the same model, balanced); a frontend holds its own people's chats."""
+    hosts = (*HOSTS, HostSpec("back2", "10.0.0.21", "backend", 128, 16))
+    names = site_names(hosts, "home.arpa", {"llm": "backend", "chat": "frontend"}, {})
+    assert names.of("back2") == ("back2.home.arpa", "back2", "llm.home.arpa", "llm")
+    assert names.of("back") == ("back.home.arpa", "back", "llm.home.arpa", "llm")
+    assert names.of("front2") == ("front2.home.arpa", "front2")
+    assert names.services["backend"] == "llm.home.arpa"
 
 
 def test_a_service_is_reached_by_its_first_alias_or_else_its_first_host():
@@ -49,9 +59,11 @@ def test_every_reader_of_a_name_reads_the_one_result(aliases):
     for spec in site.hosts:
         assert site.pki_config(spec.name).issuance.spec.dns_names == pinned[spec.address]
         assert site.pki_config(spec.name).issuance.spec.common_name == pinned[spec.address][0]
-    upstream = site.egress_config("front").upstream_name
-    assert upstream in pinned["10.0.0.20"], "the egress proxy verifies the backend by a name its certificate carries"
-    assert site.probe_config("front").backend_url.startswith(f"https://{upstream}:")
+    service = site.egress_config("front").service_name
+    assert service in pinned["10.0.0.20"], "the probe reaches the backends by a name their certificates carry"
+    (member,) = site.egress_config("front").members
+    assert member.server_name == pinned[member.address][0], "the balancer verifies each backend by its own FQDN"
+    assert site.probe_config("front").backend_url.startswith(f"https://{service}:")
     origins = site.gateway_config("front").origins
     assert origins == tuple(f"http://{name}:18789" for name in (*pinned["10.0.0.10"], "10.0.0.10"))
 

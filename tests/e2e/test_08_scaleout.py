@@ -1,0 +1,229 @@
+"""Scale-out: a second backend joins the lab, the frontend's balancer spreads chats over both, survives each way
+the second one can fail, and a site that drops it again is a clean one-backend site.
+
+The second backend is the one broken: the probe's backend path reaches the backends by their shared name, whose
+first address is lab-back, so the alerts that fire are the pool's own, not the probe's.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from lab.core import Lab
+from lab.runner import REPO, run_pyinfra
+from roles.inventory import load_inventory, site_from_inventory
+from roles.model_server.config import UNIT as MODEL_UNIT
+from roles.monitor.config import PROBE_UNIT
+from tests.compliance import test_base as base_controls
+from tests.compliance import test_services as service_controls
+from tests.e2e.conftest import deploy, run_control, wait_until_passes
+from tests.e2e.test_04_gateway import chat
+from tests.e2e.test_06_compliance import compliance, wait_until_settled
+from tests.support.hosts import remote_host
+from tests.support.prometheus import api, prometheus_url
+from tests.support.remote import put_text
+
+SCALEOUT = "inventory/lab_scaleout.py"
+FRONTEND, FIRST, SECOND = "lab-front", "lab-back", "lab-back2"
+INGRESS_LOG = "/var/log/nginx/clawlan-llm.access.log"
+CHAT_LINE = "POST /v1/chat/completions"
+OUT_WITHIN_S = 5  # the issue's bound: a backend gone bad gets no new chat after this
+
+
+@pytest.fixture(scope="module")
+def grown(first_deploy, lab):
+    """lab-back2 started blank and the scale-out inventory deployed onto all three hosts."""
+    Lab(log=lambda message: print(message, file=sys.stderr, flush=True), inventory=REPO / SCALEOUT).up()
+    return run_pyinfra(SCALEOUT, "deploys/full.py")
+
+
+@pytest.fixture(scope="module")
+def site(grown):
+    return site_from_inventory(load_inventory(str(REPO / SCALEOUT), cwd=str(REPO)))
+
+
+@pytest.fixture(scope="module")
+def hosts(grown):
+    return {host.name: remote_host(host) for host in load_inventory(str(REPO / SCALEOUT), cwd=str(REPO))}
+
+
+@pytest.fixture(scope="module")
+def gateway(site):
+    config = site.gateway_config(FRONTEND)
+    return f"http://{config.listen_address}:{config.port}", site.gateway_token_file.read_text().strip()
+
+
+def pool(hosts, site) -> dict[str, str]:
+    return service_controls.pool_states(hosts[FRONTEND], site.egress_config(FRONTEND))
+
+
+def chat_lines(host) -> int:
+    return int(host.check_output(f"grep -c {CHAT_LINE!r} {INGRESS_LOG} || true"))
+
+
+def firing(site, alertname: str, **labels: str) -> bool:
+    alerts = api(prometheus_url(site), "alerts")["alerts"]
+    return any(
+        a["state"] == "firing" and a["labels"]["alertname"] == alertname
+        and all(a["labels"].get(k) == v for k, v in labels.items())
+        for a in alerts
+    )  # fmt: skip
+
+
+def wait_for(condition, timeout_s: float, what: str) -> float:
+    """Seconds until ``condition()`` held, polled every half second; fails naming ``what`` after the timeout."""
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < timeout_s, f"{what}: not within {timeout_s:.0f} s"
+        time.sleep(0.5)
+    return time.monotonic() - started
+
+
+def test_a_second_backend_joins_with_one_inventory_line(grown, site):
+    """The scale-out inventory is the default lab's plus lab-back2's entry; the deploy put it in the pool."""
+    default = site_from_inventory(load_inventory(str(REPO / "inventory" / "lab.py"), cwd=str(REPO)))
+    assert [h.name for h in site.hosts] == [*(h.name for h in default.hosts), SECOND]
+    assert [member.name for member in site.egress_config(FRONTEND).members] == [FIRST, SECOND]
+
+
+def test_the_grown_site_redeploys_without_changes(grown):
+    assert run_pyinfra(SCALEOUT, "deploys/full.py").changed == set()
+
+
+def test_the_pool_holds_both_backends_healthy(hosts, site):
+    run_control(service_controls.test_LB_02_pool_healthy, hosts[FRONTEND], site, FRONTEND)
+
+
+def test_every_box_pins_the_shared_name_to_both_backends(hosts, site):
+    for name, host in hosts.items():
+        run_control(base_controls.test_BASE_10_pinned_names_resolve, host, site, name)
+
+
+def test_the_monitor_scrapes_both_backends_and_the_balancer(hosts, site):
+    wait_until_passes(
+        run_control, service_controls.test_MON_03_targets_up, hosts[FRONTEND], site, FRONTEND, timeout_s=60
+    )
+
+
+def test_gateway_chats_spread_over_both_backends(hosts, gateway):
+    """Only the test's chats: the probe is paused (its backend path goes to the shared name's first address)."""
+    hosts[FRONTEND].run_expect([0], f"systemctl stop {PROBE_UNIT}")
+    try:
+        before = {name: chat_lines(hosts[name]) for name in (FIRST, SECOND)}
+        for _ in range(6):
+            status, text = chat(*gateway)
+            assert status == 200, text
+        moved = {name: chat_lines(hosts[name]) - before[name] for name in (FIRST, SECOND)}
+    finally:
+        hosts[FRONTEND].run_expect([0], f"systemctl start {PROBE_UNIT}")
+    assert all(count > 0 for count in moved.values()), f"chat requests per backend: {moved}"
+
+
+def chats_meanwhile(gateway, seconds: float, since: float) -> list[tuple[float, int, str]]:
+    """Gateway chats one after another for ``seconds``: (start, seconds after ``since``), status, text)."""
+    results = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        started = time.monotonic() - since
+        status, text = chat(*gateway, text="are you still there?")
+        results.append((started, status, text[:200]))
+    return results
+
+
+def stop_model_server(hosts, lab):
+    hosts[SECOND].run_expect([0], f"systemctl stop {MODEL_UNIT}")
+
+
+def restart_model_server(hosts, lab):
+    hosts[SECOND].run_expect([0], f"systemctl start {MODEL_UNIT}")
+
+
+def kill_model_server(hosts, lab):
+    hosts[SECOND].run_expect([0], f"systemctl kill --signal=SIGKILL {MODEL_UNIT}")
+
+
+def systemd_restarts_it(hosts, lab):
+    """Restart=on-failure brings a killed model server back on its own."""
+
+
+def stop_container(hosts, lab):
+    subprocess.run(["podman", "stop", "--time", "5", f"clawlan-{SECOND}"], check=True, capture_output=True)
+
+
+def start_container(hosts, lab):
+    subprocess.run(["podman", "start", f"clawlan-{SECOND}"], check=True, capture_output=True)
+    hosts[SECOND].backend.__dict__.pop("client", None)  # its SSH connection died with it
+
+
+FAULTS = {
+    "model server stopped": (stop_model_server, restart_model_server),
+    "model server killed": (kill_model_server, systemd_restarts_it),
+    "container stopped": (stop_container, start_container),
+}
+
+
+@pytest.mark.parametrize("fault", FAULTS, ids=FAULTS)
+def test_chats_keep_succeeding_when_a_backend_fails_and_it_rejoins_when_healthy(hosts, site, gateway, lab, fault):
+    break_it, mend_it = FAULTS[fault]
+    assert pool(hosts, site) == {FIRST: "UP", SECOND: "UP"}
+    broken_at = time.monotonic()
+    break_it(hosts, lab)
+    out_after = wait_for(lambda: pool(hosts, site).get(SECOND) != "UP", 15, f"{SECOND} taken out of the pool")
+    results = chats_meanwhile(gateway, 12, since=broken_at)
+    print(f"{fault}: out of the pool after {out_after:.1f} s; chats (start s, status): "
+          f"{[(round(t, 1), s) for t, s, _ in results]}")  # fmt: skip
+    assert out_after <= OUT_WITHIN_S
+    failed = [(round(t, 1), status, text) for t, status, text in results if status != 200 and t >= OUT_WITHIN_S]
+    assert not failed, f"chats failed after {OUT_WITHIN_S} s: {failed}"
+    if fault != "model server killed":  # systemd has it back within seconds: too short for the alert's for:
+        wait_for(lambda: firing(site, "ClawlanBackendOutOfPool", server=SECOND), 90, "ClawlanBackendOutOfPool")
+    mend_it(hosts, lab)
+    wait_for(lambda: pool(hosts, site) == {FIRST: "UP", SECOND: "UP"}, 120, f"{SECOND} back in the pool")
+    status, text = chat(*gateway)
+    assert status == 200, text
+
+
+def test_a_chat_in_flight_on_a_dying_backend_ends_with_an_error_not_a_hang(hosts, site, lab):
+    """Straight through the balancer on the frontend, a long answer, cut by killing the backend that serves it."""
+    front = hosts[FRONTEND]
+    url = f"http://127.0.0.1:{site.egress_config(FRONTEND).port}/v1/chat/completions"
+    key = site.model_server_api_key_file
+    # Both backends busy with one long stream each, so one of them is on the second backend whatever leastconn picks.
+    script = (
+        f"for i in 1 2; do curl -sS -N --max-time 60 -o /dev/null -w '%{{http_code}} %{{time_total}}\\n' "
+        f"-H @/root/.clawlan-scaleout-headers -H 'Content-Type: application/json' "
+        f"""-d '{{"max_tokens": 4000, "stream": true, "messages": [{{"role": "user", "content": "count"}}]}}' """
+        f"{url} & done; sleep 2; wait"
+    )
+    put_text(front, "/root/.clawlan-scaleout-headers", f"Authorization: Bearer {key.read_text().strip()}\n", 0o600)
+    try:
+        runner = subprocess.Popen(
+            lab.ssh_command(FRONTEND, script),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        time.sleep(1.5)
+        hosts[SECOND].run_expect([0], f"systemctl kill --signal=SIGKILL {MODEL_UNIT}")
+        out, err = runner.communicate(timeout=90)
+    finally:
+        front.run("rm -f /root/.clawlan-scaleout-headers")
+    print(out, err)
+    ends = [float(line.split()[1]) for line in out.splitlines() if line.strip()]
+    assert len(ends) == 2 and max(ends) < 59, f"a stream hung until curl's own timeout: {out} {err}"
+    assert "curl: (18)" in err or "transfer closed" in err or "curl: (52)" in err or "curl: (56)" in err, err
+    wait_for(lambda: pool(hosts, site) == {FIRST: "UP", SECOND: "UP"}, 120, f"{SECOND} back in the pool")
+
+
+def test_dropping_the_second_backend_leaves_a_clean_one_backend_site(hosts, site, tmp_path):
+    """The default lab inventory no longer has lab-back2: the next deploy takes it out of every pin, the pool and
+    Prometheus, and the compliance suite (for that inventory) passes."""
+    deploy()
+    wait_until_settled(site)
+    front = hosts[FRONTEND]
+    assert SECOND not in front.file("/etc/hosts").content_string
+    assert set(pool(hosts, site)) == {FIRST}
+    returncode, failed, _, _ = compliance(tmp_path)
+    assert returncode == 0 and not failed, f"failed controls: {sorted(failed)}"
