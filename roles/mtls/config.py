@@ -22,6 +22,9 @@ BALANCER_PROXY = "model_servers"  # HAProxy's name for the pool: the proxy label
 CHECK_INTERVAL_S = 1
 CHECK_FALL = 2
 CHECK_RISE = 2
+# Chats failing in a row (5xx but 501/505, or no connection) that take a backend out between checks. Three, not one:
+# a client's bad request that makes one backend answer 500 must not empty the pool.
+ERROR_LIMIT = 3
 HEALTH_PATH = "/health"  # on the ingress: the model server's readiness, for frontend certificates
 
 
@@ -78,6 +81,7 @@ class EgressConfig:
     check_interval_s: int = CHECK_INTERVAL_S
     check_fall: int = CHECK_FALL
     check_rise: int = CHECK_RISE
+    error_limit: int = ERROR_LIMIT
 
 
 def build_egress_config(

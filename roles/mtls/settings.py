@@ -24,7 +24,7 @@ class MtlsSettings:
         WholeNumber(0, 1024),
     )  # fmt: skip
     egress_port: int = setting(
-        18080, "Loopback port of the frontend's egress proxy, the gateway's only way to the model.",
+        18080, "Loopback port of the frontend's balancer (HAProxy), the gateway's only way to the model.",
         Port(),
     )  # fmt: skip
     connect_timeout_s: int = setting(

@@ -451,7 +451,9 @@ def test_ports_of_different_hosts_may_be_equal():
     build_site(with_change(lambda h: [d.update(gateway_port=8443) for _, d in h.values()]))
 
 
-@pytest.mark.parametrize("inventory", ["inventory/site.py", "inventory/lab.py"])
+@pytest.mark.parametrize(
+    "inventory", ["inventory/site.py", "inventory/lab.py", "inventory/lab_scaleout.py", "inventory/lab_many.py"]
+)
 def test_shipped_inventories_are_valid(inventory):
     site = site_from_inventory(load_inventory(str(REPO / inventory), cwd=str(REPO)))
     assert {h.role for h in site.hosts} == {"frontend", "backend"}
