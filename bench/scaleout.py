@@ -115,7 +115,6 @@ class Bench:
 
     def faults(self):
         second = self.hosts[self.second]
-        container = f"clawlan-{self.second}"
 
         def kill():
             second.check_output(f"systemctl kill --signal=SIGKILL {MODEL_UNIT}")
@@ -127,10 +126,10 @@ class Bench:
             second.check_output(f"systemctl start {MODEL_UNIT}")
 
         def container_stop():
-            subprocess.run(["podman", "stop", "--time", "5", container], check=True, capture_output=True)
+            self.lab.stop(self.second)
 
         def container_start():
-            subprocess.run(["podman", "start", container], check=True, capture_output=True)
+            self.lab.start(self.second)
             second.backend.__dict__.pop("client", None)  # its SSH connection died with it
 
         return {

@@ -312,6 +312,23 @@ class Lab:
             self._wait_ready(host)
         self.log("lab: rebooted")
 
+    def stop(self, host_name: str) -> None:
+        """One host powered off (its disk kept), as a box that dies or is unplugged."""
+        _podman("stop", "--time", "5", self._host(host_name).container)
+
+    def start(self, host_name: str) -> None:
+        """A host stopped by ``stop`` powered on again; returns once its systemd runs and this machine reaches its
+        sshd (a restarted container answers at a new MAC address: until then this machine's ARP entry is stale)."""
+        host = self._host(host_name)
+        _podman("start", host.container)
+        self._wait_ready(host)
+
+    def _host(self, host_name: str) -> LabHost:
+        host = next((h for h in self.hosts if h.name == host_name), None)
+        if host is None:
+            raise LabError(f"no lab host {host_name!r}; hosts: {', '.join(h.name for h in self.hosts)}")
+        return host
+
     def recreate(self, host_name: str) -> None:
         """A hardware swap: the host comes back blank (new disk, new host key) at the same address."""
         host = next(h for h in self.hosts if h.name == host_name)
