@@ -1,6 +1,6 @@
-"""The frontend's egress proxy: plain HTTP on loopback in, mutual TLS to the backend out.
+"""The frontend's egress side, its balancer (HAProxy): plain HTTP on loopback in, mutual TLS to the backends out.
 
-This is the path the gateway will use: it never holds the frontend's private key.
+This is the path the gateway uses: it never holds the frontend's private key.
 """
 
 from __future__ import annotations
@@ -9,8 +9,10 @@ import json
 
 import pytest
 
+from roles.mtls.config import BALANCER_UNIT, OLD_EGRESS_CONF
 from tests.compliance import test_services as service_controls
-from tests.support.remote import curl, put_text
+from tests.e2e.conftest import deploy
+from tests.support.remote import curl, listening_addresses, put_text
 
 FRONTEND, BACKEND = "lab-front", "lab-back"
 HEADERS = "/root/.clawlan-egress-headers"
@@ -60,3 +62,33 @@ def test_the_api_key_is_still_required(front, egress_url):
 
 def test_the_egress_proxy_listens_on_loopback_only(hosts, site):
     service_controls.test_NET_03_egress_on_loopback(hosts[FRONTEND], site, FRONTEND)
+
+
+# What an earlier clawlan left on a frontend: nginx as the egress proxy, on the port the balancer now takes.
+OLD_EGRESS_SITE = """upstream clawlan_backend {{ server {backend}:{port}; }}
+server {{
+    listen 127.0.0.1:{egress_port};
+    location / {{ proxy_pass https://clawlan_backend; proxy_ssl_certificate /etc/clawlan/pki/host.crt;
+                 proxy_ssl_certificate_key /etc/clawlan/pki/host.key; }}
+}}
+"""
+
+
+def test_a_frontend_with_the_old_nginx_egress_proxy_moves_to_the_balancer(front, egress_url, site):
+    """The upgrade: nginx holds the egress port; the deploy removes its site and reloads it before HAProxy runs."""
+    egress = site.egress_config(FRONTEND)
+    front.run_expect([0], f"systemctl stop {BALANCER_UNIT}")
+    front.run_expect([0], "DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx")
+    put_text(front, OLD_EGRESS_CONF, OLD_EGRESS_SITE.format(
+        backend=egress.members[0].address, port=egress.upstream_port, egress_port=egress.port), 0o644)  # fmt: skip
+    front.run_expect([0], "rm -f /etc/nginx/sites-enabled/default && systemctl restart nginx")
+    assert listening_addresses(front).count(f"127.0.0.1:{egress.port}") == 1
+    result = deploy()
+    changed = result.changed_ops(FRONTEND)
+    assert any("Remove the old nginx egress proxy" in op for op in changed), changed
+    assert not front.file(OLD_EGRESS_CONF).exists
+    service_controls.test_NET_03_egress_on_loopback(front, site, FRONTEND)
+    assert front.check_output(f"ss -Htlnp 'sport = :{egress.port}'").count("haproxy") >= 1
+    code, text, _ = ask(front, egress_url)
+    assert code == 200, text
+    assert deploy().changed == set()

@@ -558,26 +558,25 @@ def context_full(t: AlertThresholds, longest: int, *, grew_minutes_ago: int, fir
 BACK2 = "lab-back2"
 
 
-def out_of_pool(t: AlertThresholds, eval_s: int, *, fires: bool) -> Case:
-    series = {
+def pool(t: AlertThresholds, up: dict[str, int], eval_s: int) -> dict[str, str]:
+    """HAProxy's status series of the frontend's pool: one per backend and state, 1 for the state it is in."""
+    return {
         selector("haproxy_server_status", job="balancer", instance=FRONT, proxy=t.balancer_proxy, server=server,
                  state=state): constant(value, eval_s)
-        for server, up in ((BACK, 1), (BACK2, 0))
-        for state, value in (("UP", up), ("DOWN", 1 - up))
+        for server, is_up in up.items()
+        for state, value in (("UP", is_up), ("DOWN", 1 - is_up))
     }  # fmt: skip
+
+
+def out_of_pool(t: AlertThresholds, eval_s: int, *, fires: bool) -> Case:
     labels = {"job": "balancer", "instance": FRONT, "proxy": t.balancer_proxy, "server": BACK2, "state": "UP"}
     alerts = [alert(out_of_pool_text(t, FRONT, BACK2), severity="warning", **labels)] if fires else []
-    return Case(series, eval_s, alerts)
+    return Case(pool(t, {BACK: 1, BACK2: 0}, eval_s), eval_s, alerts)
 
 
 def below_minimum(t: AlertThresholds, healthy: int, eval_s: int, *, fires: bool) -> Case:
     """Two backends in the pool, ``healthy`` of them up."""
-    series = {
-        selector("haproxy_server_status", job="balancer", instance=FRONT, proxy=t.balancer_proxy, server=server,
-                 state=state): constant(value, eval_s)
-        for server, up in ((BACK, int(healthy >= 1)), (BACK2, int(healthy >= 2)))
-        for state, value in (("UP", up), ("DOWN", 1 - up))
-    }  # fmt: skip
+    series = pool(t, {BACK: int(healthy >= 1), BACK2: int(healthy >= 2)}, eval_s)
     alerts = [alert(below_minimum_text(t, FRONT, healthy), severity="critical", instance=FRONT)] if fires else []
     return Case(series, eval_s, alerts)
 
