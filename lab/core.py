@@ -88,7 +88,6 @@ class Lab:
         self.state_dir = state_dir
         self.cache_dir = cache_dir
         self.log = log
-        self.inventory = inventory
         self.hosts = lab_hosts(inventory)
 
     # Paths the lab inventory points at.
@@ -331,7 +330,7 @@ class Lab:
 
     def recreate(self, host_name: str) -> None:
         """A hardware swap: the host comes back blank (new disk, new host key) at the same address."""
-        host = next(h for h in self.hosts if h.name == host_name)
+        host = self._host(host_name)
         _podman("exec", host.container, "swapoff", "--all", check=False)
         self._remove_container(host)
         if host.swap_volume:
@@ -357,8 +356,7 @@ class Lab:
         return rows
 
     def ssh_command(self, host_name: str, *command: str) -> list[str]:
-        if host_name not in {h.name for h in self.hosts}:
-            raise LabError(f"no lab host {host_name!r}; hosts: {', '.join(h.name for h in self.hosts)}")
+        self._host(host_name)  # an unknown name is refused, naming the lab's hosts
         return ["ssh", "-F", str(self.ssh_config), host_name, *command]
 
     def _remove_container(self, host: LabHost) -> None:
