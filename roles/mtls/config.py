@@ -17,11 +17,13 @@ OLD_EGRESS_CONF = "/etc/nginx/conf.d/clawlan-egress.conf"
 BALANCER_CONF = "/etc/haproxy/haproxy.cfg"  # Debian's unit reads this one (and checks it before a reload)
 BALANCER_UNIT = "haproxy.service"
 BALANCER_PROXY = "model_servers"  # HAProxy's name for the pool: the proxy label of its metrics
-# Health checks: every second, two failures take a backend out, two passes put it back. A backend that goes bad
-# just after a passed check is out within ~3 s (two checks, each allowed a second), inside the 5 s.
+# Health checks: every second, two failures take a backend out, one pass puts it back. A backend that goes bad just
+# after a passed check is out within ~3 s (two checks, each allowed a second), inside the 5 s; one that is
+# ready again (a model server restarted by a deploy) serves within a second: on a one-backend site, the balancer
+# answers 503 until then.
 CHECK_INTERVAL_S = 1
 CHECK_FALL = 2
-CHECK_RISE = 2
+CHECK_RISE = 1
 # Chats failing in a row (5xx but 501/505, or no connection) that take a backend out between checks. Three, not one:
 # a client's bad request that makes one backend answer 500 must not empty the pool.
 ERROR_LIMIT = 3

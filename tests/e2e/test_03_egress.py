@@ -11,7 +11,7 @@ import pytest
 
 from roles.mtls.config import BALANCER_UNIT, OLD_EGRESS_CONF
 from tests.compliance import test_services as service_controls
-from tests.e2e.conftest import deploy
+from tests.e2e.conftest import deploy, run_control, wait_until_passes
 from tests.support.remote import curl, listening_addresses, put_text
 
 FRONTEND, BACKEND = "lab-front", "lab-back"
@@ -21,6 +21,8 @@ HEADERS = "/root/.clawlan-egress-headers"
 @pytest.fixture(scope="module")
 def front(hosts, site):
     host = hosts[FRONTEND]
+    # The backend suite ends by restarting the model server: the balancer takes it back at its next passed check.
+    wait_until_passes(run_control, service_controls.test_LB_02_pool_healthy, host, site, FRONTEND, timeout_s=30)
     key = site.model_server_api_key_file.read_text().strip()
     put_text(host, HEADERS, f'header = "Authorization: Bearer {key}"\n')
     return host

@@ -349,7 +349,7 @@ def out_of_pool_text(t: AlertThresholds, instance: str, server: str) -> tuple[st
         f"{instance}'s HAProxy fails its health checks of {server} (`/health` over mutual TLS). On {server}: "
         "`systemctl status clawlan-model-server nginx` and `journalctl -u clawlan-model-server -n 50` (stopped? "
         f"still loading the model?); is the box up at all (`ping {server}`)? On {instance}: `journalctl -u haproxy "
-        "-n 20` names the failing check. It rejoins by itself two checks after it is healthy; rerun "
+        "-n 20` names the failing check. It rejoins by itself at the first check after it is healthy; rerun "
         f"{DEPLOY} to restore its services and certificates.",
     )
 

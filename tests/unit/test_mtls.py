@@ -91,7 +91,7 @@ def test_every_backend_is_verified_by_its_own_name_over_tls13_with_the_frontends
     text = egress()
     assert "ssl-server-verify required" in text
     assert (
-        "default-server check inter 1s fall 2 rise 2 observe layer7 error-limit 3 on-error mark-down ssl verify "
+        "default-server check inter 1s fall 2 rise 1 observe layer7 error-limit 3 on-error mark-down ssl verify "
         "required ca-file /etc/clawlan/pki/ca.crt crt /etc/clawlan/pki/host.crt ssl-min-ver TLSv1.3 ssl-max-ver TLSv1.3"
     ) in text
     assert "ssl-load-extra-del-ext" in text  # crt host.crt takes its key from host.key
