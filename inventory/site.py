@@ -10,6 +10,10 @@ is contacted; a problem is reported with the host and key it concerns.
 
 from roles.inventory import check_inventory
 
+# Every box's SSH host key is checked against the site's own file; a box (or its replacement) is trusted once,
+# deliberately, after its fingerprint is shown: `make enrol HOST=claw-back`. A changed key is refused until then.
+_HOST_KEYS = {"ssh_known_hosts_file": "~/.config/clawlan/known_hosts", "ssh_strict_host_key_checking": "yes"}
+
 frontend = [
     (
         "claw-front",
@@ -19,6 +23,7 @@ frontend = [
             "hw_cpu_cores": 4,  # physical cores
             "ssh_user": "admin",  # a sudo-capable login; the deploy works as root through sudo
             "_sudo": True,
+            **_HOST_KEYS,
         },
     ),
 ]
@@ -36,6 +41,7 @@ backend = [
             "model_server_model_sha256": "0" * 64,
             "ssh_user": "admin",
             "_sudo": True,
+            **_HOST_KEYS,
         },
     ),
 ]

@@ -328,8 +328,9 @@ class Lab:
             raise LabError(f"no lab host {host_name!r}; hosts: {', '.join(h.name for h in self.hosts)}")
         return host
 
-    def recreate(self, host_name: str) -> None:
-        """A hardware swap: the host comes back blank (new disk, new host key) at the same address."""
+    def recreate(self, host_name: str, trust: bool = True) -> None:
+        """A hardware swap: the host comes back blank (new disk, new host key) at the same address. ``trust=False``
+        leaves the lab's known_hosts as it was: the new key must then be enrolled (tools/enrol.py)."""
         host = self._host(host_name)
         _podman("exec", host.container, "swapoff", "--all", check=False)
         self._remove_container(host)
@@ -337,8 +338,16 @@ class Lab:
             _podman("volume", "rm", "--force", host.swap_volume, check=False)
         self._create_container(host, ensure_image(self.cache_dir, log=self.log))
         self._wait_ready(host)
-        self._write_ssh_files()
+        if trust:
+            self._write_ssh_files()
         self.log(f"lab: {host_name} recreated blank")
+
+    def console_fingerprint(self, host_name: str) -> str:
+        """The host key's fingerprint as the box's console shows it (`ssh-keygen -lf`), read through podman."""
+        output = _podman(
+            "exec", self._host(host_name).container, "ssh-keygen", "-lf", "/etc/ssh/ssh_host_ed25519_key.pub"
+        ).stdout
+        return output.split()[1]
 
     def status(self) -> list[dict]:
         rows = []

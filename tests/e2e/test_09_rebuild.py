@@ -3,17 +3,40 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 
+from lab.runner import REPO
 from tests.e2e.conftest import deploy
 from tests.e2e.test_04_gateway import chat
 
 BACKEND = "lab-back"
 
 
+def enrol(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "tools/enrol.py", "--inventory", "inventory/lab.py", BACKEND, *args],
+        cwd=REPO, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_a_swapped_backends_new_host_key_is_refused_until_it_is_enrolled(first_deploy, lab):
+    """A hardware swap: the backend comes back blank with a new host key. The deploy refuses it (never trusting it on
+    first use); the enrol command trusts it only for the fingerprint the box shows on its console."""
+    lab.recreate(BACKEND, trust=False)
+    refused = deploy(check=False)
+    assert refused.returncode != 0 and refused.changed == frozenset()
+    assert "host key" in refused.log.lower(), refused.log[-2000:]
+    wrong = enrol("--fingerprint", "SHA256:" + "A" * 43)
+    assert wrong.returncode == 1 and "nothing written" in wrong.stderr, wrong.stderr
+    assert enrol().returncode == 1  # no terminal to confirm on, no fingerprint: nothing written
+    enrolled = enrol("--fingerprint", lab.console_fingerprint(BACKEND))
+    assert enrolled.returncode == 0, enrolled.stderr
+    assert enrol("--fingerprint", lab.console_fingerprint(BACKEND)).stdout.strip().endswith("nothing to do")
+
+
 def test_a_rebuilt_backend_installs_llama_cpp_from_the_wheelhouse(first_deploy, lab):
-    """A hardware swap: the backend comes back blank; the deploy must not compile again."""
-    lab.recreate(BACKEND)
+    """The enrolled blank backend: the deploy must not compile again."""
     started = time.monotonic()
     result = deploy()
     elapsed = time.monotonic() - started
