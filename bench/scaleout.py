@@ -72,7 +72,7 @@ class Bench:
 
     def both_up(self) -> bool:
         """both backends in the pool"""
-        return set(self.pool().values()) == {"UP"} and len(self.pool()) == 2
+        return self.pool() == {self.first: "UP", self.second: "UP"}
 
     def second_out(self) -> bool:
         """the second backend out of the pool"""

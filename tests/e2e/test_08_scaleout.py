@@ -131,7 +131,7 @@ def test_gateway_chats_spread_over_both_backends(hosts, gateway):
 
 
 def chats_meanwhile(gateway, seconds: float, since: float) -> list[tuple[float, int, str]]:
-    """Gateway chats one after another for ``seconds``: (start, seconds after ``since``), status, text)."""
+    """Gateway chats one after another for ``seconds``: (start in seconds after ``since``, status, text)."""
     results = []
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
