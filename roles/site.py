@@ -18,7 +18,7 @@ from roles.common.names import HostSpec, SiteNames, site_names
 from roles.common.tls import Issuance
 from roles.gateway.config import AUDIT_MAX_AGE_S, GatewayConfig, build_gateway_config
 from roles.gateway.config import ENV_FILE as GATEWAY_ENV_FILE
-from roles.model_server.config import ModelServerConfig, build_model_server_config, health_path, slots
+from roles.model_server.config import ModelServerConfig, build_model_server_config, health_path, idle_close_s, slots
 from roles.model_server.settings import LLAMA_SERVER
 from roles.monitor.config import (
     TEXTFILE_DIR,
@@ -131,6 +131,7 @@ class Site:
             monitor_dn=self.monitor_identity().spec.subject_dn(),
             api_key_file=str(self.model_server_api_key_file),
             health_upstream_path=health_path(self.settings[name]["model_server"]),
+            upstream_idle_close_s=idle_close_s(self.settings[name]["model_server"]),
         )
 
     def model_endpoint_name(self) -> str:

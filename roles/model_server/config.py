@@ -181,6 +181,13 @@ def health_path(settings: ModelServerSettings) -> str:
     return "/health" if settings.engine == LLAMA_SERVER else "/v1/models"
 
 
+def idle_close_s(settings: ModelServerSettings) -> int:
+    """Seconds an idle keep-alive connection stays open on the model server: cpp-httplib's (llama-server) and
+    uvicorn's (llama-cpp-python) default alike. A proxy that keeps connections longer may send a chat down one the
+    server is closing at that moment, and that chat fails (a 502: a chat is never resent)."""
+    return 5
+
+
 def slots(settings: ModelServerSettings) -> int:
     """Chats the engine serves at once: llama-cpp-python's server has one slot."""
     return settings.parallel_slots if settings.engine == LLAMA_SERVER else 1

@@ -42,6 +42,7 @@ class IngressConfig:
     max_body_mib: int
     upstream_keepalive: int
     health_upstream_path: str  # what answers HEALTH_PATH on the model server: 200 once the model is loaded
+    upstream_idle_s: int  # nginx lets an idle upstream connection go before the model server closes it
     cert: str = HOST_CERT
     key: str = HOST_KEY
     ca: str = CA_CERT
@@ -117,6 +118,7 @@ def build_ingress_config(
     monitor_dn: str,
     api_key_file: str,
     health_upstream_path: str,
+    upstream_idle_close_s: int,
 ) -> IngressConfig:
     return IngressConfig(
         listen_address=address,
@@ -129,4 +131,7 @@ def build_ingress_config(
         max_body_mib=settings.max_body_mib,
         upstream_keepalive=settings.upstream_keepalive,
         health_upstream_path=health_upstream_path,
+        # Half the server's idle time, at least a second: nginx must drop the connection well before the server
+        # does, even when a busy host handles its timer late.
+        upstream_idle_s=max(1, upstream_idle_close_s // 2),
     )

@@ -10,10 +10,10 @@ FRONTEND_DN = "CN=front.home.arpa,OU=frontend,O=clawlan"
 MONITOR_DN = "CN=front.home.arpa,OU=monitor,O=clawlan"
 
 
-def rendered(health_upstream_path="/health", **settings):
+def rendered(health_upstream_path="/health", upstream_idle_close_s=5, **settings):
     config = build_ingress_config(
         MtlsSettings(**settings), "10.0.0.20", 8000, (FRONTEND_DN,), MONITOR_DN, "/state/secrets/key",
-        health_upstream_path,
+        health_upstream_path, upstream_idle_close_s,
     )  # fmt: skip
     return render("mtls/ingress.conf.j2", **config.__dict__)
 
@@ -50,6 +50,13 @@ def test_the_balancers_health_check_reads_the_engines_readiness_with_the_key_add
         assert "if ($clawlan_client != frontend) {\n            return 403;" in health
         assert "include /etc/nginx/clawlan-metrics-key.conf;" in health
         assert "access_log off;" in health  # a check a second would drown the chats in the log
+
+
+def test_idle_upstream_connections_are_let_go_before_the_model_server_closes_them():
+    """A chat sent down a connection the server is closing fails with 502 (nginx never resends a POST): seen once in
+    CI, with more chats in flight than slots."""
+    assert "keepalive_timeout 2s;" in rendered(upstream_idle_close_s=5).split("upstream clawlan_model_server {")[1]
+    assert "keepalive_timeout 1s;" in rendered(upstream_idle_close_s=1)
 
 
 def test_streams_without_buffering_to_a_kept_alive_upstream():
