@@ -51,6 +51,10 @@ class LabHost:
     name: str
     address: str
     groups: tuple[str, ...]
+    # The hardware the inventory declares, made true for the container: a memory limit and a set of this machine's
+    # cores, which the deploy's hardware check (roles/base/hardware.py) reads as a real box's RAM and cores.
+    memory_gib: float = 0
+    cpuset: str = ""
 
     @property
     def container(self) -> str:
@@ -67,7 +71,30 @@ def lab_hosts(inventory_file: Path = INVENTORY) -> list[LabHost]:
     from roles.inventory import load_inventory
 
     inventory = load_inventory(str(inventory_file), cwd=str(REPO))
-    return [LabHost(host.name, host.data.ssh_hostname, tuple(host.groups)) for host in inventory]
+    cores = machine_cores()
+    hosts, next_core = [], 0
+    for host in inventory:
+        wanted = host.data.hw_cpu_cores
+        if wanted > len(cores):
+            raise LabError(f"{host.name} declares {wanted} cores; this machine has {len(cores)}")
+        # Round robin: the hosts share this machine's cores as evenly as their declared counts allow.
+        taken = [cores[(next_core + i) % len(cores)] for i in range(wanted)]
+        next_core = (next_core + wanted) % len(cores)
+        cpuset = ",".join(str(cpu) for core in taken for cpu in core)
+        hosts.append(LabHost(host.name, host.data.ssh_hostname, tuple(host.groups), host.data.hw_memory_gib, cpuset))
+    return hosts
+
+
+def machine_cores() -> list[tuple[int, ...]]:
+    """This machine's physical cores this process may use, each as its CPUs (SMT siblings share a core)."""
+    allowed = os.sched_getaffinity(0)
+    cores: dict[tuple[str, str], list[int]] = {}
+    for line in _run("lscpu", "--parse=CPU,CORE,SOCKET").stdout.splitlines():
+        if line and not line.startswith("#"):
+            cpu, core, socket = line.split(",")
+            if int(cpu) in allowed:
+                cores.setdefault((socket, core), []).append(int(cpu))
+    return [tuple(cpus) for _, cpus in sorted(cores.items(), key=lambda item: min(item[1]))]
 
 
 def _run(*args: str, check: bool = True, capture: bool = True) -> subprocess.CompletedProcess:
@@ -206,6 +233,8 @@ class Lab:
             "--no-hosts",
             *RLIMITS,
             *RUNTIME,
+            "--memory", f"{int(host.memory_gib * 1024)}m",
+            "--cpuset-cpus", host.cpuset,
         ]  # fmt: skip
         if host.swap_volume:
             if _podman("volume", "exists", host.swap_volume, check=False).returncode != 0:

@@ -66,8 +66,8 @@ RENAMED = {
 # Per-host keys besides role settings: the address and the hardware the sizing rules use.
 HOST_KEYS = {
     "ssh_hostname": "the host's LAN address (an IP address: it is what /etc/hosts pins)",
-    "hw_memory_gib": "installed RAM in GiB",
-    "hw_cpu_cores": "physical CPU cores",
+    "hw_memory_gib": "installed RAM in GiB (every deploy checks it against the host's, see below)",
+    "hw_cpu_cores": "physical CPU cores (checked likewise; SMT threads do not count)",
 }
 HOST_VALUES = {"ssh_hostname": LanIPv4(), "hw_memory_gib": Number(0.5, 65536), "hw_cpu_cores": WholeNumber(1, 4096)}
 HOST_NAME = DnsLabel()  # an inventory host's name: its short name in /etc/hosts and in its certificate

@@ -6,6 +6,8 @@ import shlex
 
 from pyinfra.api import FactBase
 
+from roles.base import hardware
+
 THP_DIR = "/sys/kernel/mm/transparent_hugepage"
 
 
@@ -22,6 +24,16 @@ class TransparentHugePages(FactBase):
             # The kernel lists every mode and brackets the active one: "always [madvise] never".
             modes[knob] = choices.split("[", 1)[1].split("]", 1)[0]
         return modes
+
+
+class HostHardware(FactBase):
+    """The RAM and physical cores this host's processes may use (roles/base/hardware.py)."""
+
+    def command(self) -> str:
+        return hardware.COMMAND
+
+    def process(self, output) -> hardware.Hardware:
+        return hardware.parse(output)
 
 
 class SysctlValues(FactBase):

@@ -54,6 +54,10 @@ class BaseSettings:
         "HugeTLB pool in MiB (2 MiB pages); llama.cpp cannot use it, so any pool only takes RAM from the model.",
         WholeNumber(0, 16 * 1024 * 1024),
     )
+    hw_memory_tolerance_percent: int = setting(
+        10, "How far a host's RAM may be from hw_memory_gib: firmware, the kernel and an iGPU's reserve take a few %.",
+        WholeNumber(0, 50),
+    )  # fmt: skip
     system_reserve_gib: float = setting(
         4.0, "RAM kept for the OS and services when checking that the model and a HugeTLB pool fit.", Number(0, 1024)
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 
+from roles.base import hardware
 from roles.base.deploy import PACKAGES, SYSCTL_FILE, THP_TMPFILES
 from roles.base.facts import PENDING_SECURITY_UPDATES, PlainHttpAptSources
 from tests.compliance.conftest import control
@@ -196,3 +197,14 @@ def test_BASE_17_unattended_security_upgrades(host, site, host_name):
     assert 'Unattended-Upgrade::Automatic-Reboot "false";' in config.splitlines()
     timer = host.run("systemctl is-enabled apt-daily-upgrade.timer").stdout.strip()
     assert timer == "enabled", f"apt-daily-upgrade.timer is {timer or 'not found'}"
+
+
+@control("BASE-18", "The host has the RAM and cores the inventory declares", impact=0.7)
+def test_BASE_18_declared_hardware(host, site, host_name):
+    """Swap, the HugeTLB pool, the model server's threads and slots and the memory budget are sized from the
+    inventory's hw_memory_gib and hw_cpu_cores; a box swapped for a smaller one would be sized for the old one.
+    Every deploy stops on the same disagreement before it changes anything."""
+    found = hardware.parse(host.check_output(hardware.COMMAND).splitlines())
+    tolerance = site.settings[host_name]["base"].hw_memory_tolerance_percent
+    problems = hardware.mismatches(site.host(host_name), found, tolerance)
+    assert not problems, "; ".join(map(str, problems))

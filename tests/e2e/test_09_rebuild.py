@@ -1,10 +1,13 @@
-"""Last, because it replaces a host: a hardware swap of the backend, rebuilt from the wheelhouse."""
+"""Last, because it replaces a host: a hardware swap of the backend, rebuilt from the wheelhouse. First, a swap the
+inventory was not told about: declared hardware the host does not have stops the deploy."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 import time
+
+import pytest
 
 from lab.runner import REPO
 from tests.e2e.conftest import deploy
@@ -18,6 +21,27 @@ def enrol(*args: str) -> subprocess.CompletedProcess:
         [sys.executable, "tools/enrol.py", "--inventory", "inventory/lab.py", BACKEND, *args],
         cwd=REPO, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60, check=False,
     )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "key, declared, refused",
+    [
+        # Twice the backend's 6 GiB (the lab container's memory limit): both hosts have 6 GiB.
+        ("hw_memory_gib", 12, {"lab-front": "found 6 GiB", "lab-back": "found 6 GiB"}),
+        # Twice the backend's one core: the frontend has two, so only the backend is refused.
+        ("hw_cpu_cores", 2, {"lab-back": "found 1 cores"}),
+    ],
+    ids=["memory", "cores"],
+)
+def test_declared_hardware_wrong_by_twice_stops_the_deploy_before_any_change(first_deploy, key, declared, refused):
+    result = deploy("--data", f"{key}={declared}", check=False)
+    assert result.returncode != 0 and result.changed == frozenset(), result.log[-3000:]
+    for host, found in refused.items():
+        assert f"host '{host}', key {key}: declared {declared} " in result.log, result.log[-3000:]
+        assert found in result.log.split(f"host '{host}', key {key}: ", 1)[1].split("\n", 1)[0]
+    assert "nothing was changed" in result.log
+    for host in {"lab-front", "lab-back"} - set(refused):
+        assert f"host '{host}'" not in result.log
 
 
 def test_a_swapped_backends_new_host_key_is_refused_until_it_is_enrolled(first_deploy, lab):
