@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 from pyinfra import host, inventory
 from pyinfra.facts.deb import DebPackages
+from pyinfra.facts.files import FileContents
 
 from roles.base.facts import HostHardware
 from roles.base.hardware import HardwareMismatch, mismatches
+from roles.common.ca import held_serials, issued_serials, load_or_create_ca, revocation_list
 from roles.inventory import site_from_inventory
 from roles.site import Site
 
@@ -15,7 +20,7 @@ def this_site() -> Site:
     # Validated again here: pyinfra --data overrides are applied after the inventory file's own check.
     site = site_from_inventory(inventory)
     _check_hardware(site)
-    return site
+    return replace(site, revocations=_revocations(site))
 
 
 def _check_hardware(site: Site) -> None:
@@ -27,6 +32,27 @@ def _check_hardware(site: Site) -> None:
         problems += [(each.name, p) for p in mismatches(site.host(each.name), each.get_fact(HostHardware), tolerance)]
     if problems:
         raise HardwareMismatch(problems)
+
+
+def _revocations(site: Site) -> str:
+    """The site CA's revocation list for this run: every certificate it issued that no inventory host holds now (a
+    retired or swapped box's, a host's removed from the inventory). A certificate being replaced in this run is still
+    held, so it works until the next run: a deploy killed halfway never locks a host out. Unless every inventory
+    host is in the run (--limit, a host down), who holds what is not known, and the list stays as it was."""
+    issuance = site.pki_config(site.hosts[0].name).issuance
+    directory = Path(issuance.ca_dir)
+    ca = load_or_create_ca(directory, issuance.organization, issuance.ca_days)
+    active = {each.name: each for each in inventory.get_active_hosts()}
+    if set(active) != {spec.name for spec in site.hosts}:
+        return revocation_list(ca, directory, revoked=None)
+    held = [
+        "\n".join(lines) + "\n"
+        for name, each in active.items()
+        for path in site.certificate_paths(name)
+        if (lines := each.get_fact(FileContents, path=path))
+    ]
+    serials = held_serials(ca, directory, held)
+    return revocation_list(ca, directory, revoked=issued_serials(directory) - serials)
 
 
 def installed_packages() -> frozenset[str]:

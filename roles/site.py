@@ -15,12 +15,14 @@ from typing import Any
 from roles.base.config import BaseConfig, build_base_config
 from roles.common.locks import MODEL_SERVER, NODE, OPENCLAW, REPOSITORY_LOCKS, Lock, read_lock
 from roles.common.names import HostSpec, SiteNames, site_names
-from roles.common.tls import Issuance
+from roles.common.tls import HOST_CERT, Issuance
 from roles.gateway.config import AUDIT_MAX_AGE_S, GatewayConfig, build_gateway_config
 from roles.gateway.config import ENV_FILE as GATEWAY_ENV_FILE
 from roles.model_server.config import ModelServerConfig, build_model_server_config, health_path, idle_close_s, slots
 from roles.model_server.settings import LLAMA_SERVER
 from roles.monitor.config import (
+    MONITOR_CERT,
+    PROBE_CERT,
     TEXTFILE_DIR,
     ModelServerScrape,
     NodeExporterConfig,
@@ -49,6 +51,9 @@ from roles.site_settings import LatencyTargets
 class Site:
     hosts: tuple[HostSpec, ...]
     settings: Mapping[str, Mapping[str, Any]]  # host name -> prefix -> settings object
+    # The site CA's revocation list (PEM) for this run: certificates it issued that no inventory host holds any more.
+    # Read off the hosts by deploys/_site.py; empty where no deploy runs (the inventory check, unit tests).
+    revocations: str = ""
 
     def host(self, name: str) -> HostSpec:
         return next(h for h in self.hosts if h.name == name)
@@ -252,4 +257,14 @@ class Site:
     def pki_config(self, name: str) -> PkiConfig:
         host = self.host(name)
         own = issuance(self.settings[name]["pki"], self.state_dir, host.role, self.names_of(name), host.address)
-        return PkiConfig(issuance=own, metrics_dir=TEXTFILE_DIR)
+        return PkiConfig(issuance=own, metrics_dir=TEXTFILE_DIR, revocations=self.revocations)
+
+    def certificate_paths(self, name: str) -> tuple[str, ...]:
+        """Every certificate the site CA keeps issued on ``name``: its own, the probe's on a frontend, the monitor's
+        on the monitor host. What these hold is what the revocation list spares."""
+        paths = [HOST_CERT]
+        if self.host(name).role == "frontend":
+            paths.append(PROBE_CERT)
+        if name == self.monitor_host().name:
+            paths.append(MONITOR_CERT)
+        return tuple(paths)

@@ -21,6 +21,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 CA_KEY = "ca.key"
 CA_CERT = "ca.crt"
+ISSUED_DIR = "issued"  # every certificate the CA signed, named by serial: what a revocation list can name
+CRL_FILE = "crl.pem"  # the revocation list the hosts have: rewritten only when what it revokes changes
 # Certificates start a few minutes in the past so a host whose clock lags a little still accepts them.
 BACKDATE = dt.timedelta(minutes=5)
 
@@ -127,6 +129,69 @@ def sign_csr(ca: SiteCA, csr_pem: str, spec: CertSpec, days: int, now: dt.dateti
         .sign(ca.key, hashes.SHA256())
     )
     return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def record_issued(directory: Path, cert_pem: str) -> None:
+    """Keep a copy of a certificate the CA just signed: once no host holds it, the revocation list names it."""
+    serial = x509.load_pem_x509_certificate(cert_pem.encode()).serial_number
+    issued = directory / ISSUED_DIR
+    issued.mkdir(mode=0o700, exist_ok=True)
+    _write(issued / f"{serial:x}.pem", cert_pem.encode(), 0o644)
+
+
+def issued_serials(directory: Path) -> frozenset[int]:
+    return frozenset(int(path.stem, 16) for path in (directory / ISSUED_DIR).glob("*.pem"))
+
+
+def held_serials(ca: SiteCA, directory: Path, held_pems: list[str]) -> frozenset[int]:
+    """The serials of the certificates hosts hold. One the CA signed but has no copy of (signed before it kept
+    copies) is recorded now, so that it is revoked once its box is gone. A file that is not a certificate of this
+    CA is not held."""
+    serials = set()
+    known = issued_serials(directory)
+    for pem in held_pems:
+        try:
+            cert = x509.load_pem_x509_certificate(pem.encode())
+            cert.verify_directly_issued_by(ca.cert)
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        if cert.serial_number not in known:
+            record_issued(directory, pem)
+        serials.add(cert.serial_number)
+    return frozenset(serials)
+
+
+def revocation_list(ca: SiteCA, directory: Path, revoked: frozenset[int] | None, now: dt.datetime | None = None) -> str:
+    """The site CA's CRL, naming exactly ``revoked`` (None: whatever the one on file names, none without one). The
+    one on file is kept while it names the same serials: a new one would have new dates and a new signature, and
+    every host would reload its TLS for nothing. It stays valid as long as the CA (nginx refuses every client
+    while its CRL is past its next update)."""
+    path = directory / CRL_FILE
+    with open(directory / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        dates: dict[int, dt.datetime] = {}
+        if path.exists():
+            current = x509.load_pem_x509_crl(path.read_bytes())
+            if current.is_signature_valid(ca.key.public_key()):
+                dates = {entry.serial_number: entry.revocation_date_utc for entry in current}
+                if revoked is None or frozenset(dates) == revoked:
+                    return path.read_text()
+        revoked = revoked or frozenset()
+        now = now or dt.datetime.now(dt.UTC)
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(ca.cert.subject)
+            .last_update(now - BACKDATE)
+            .next_update(ca.cert.not_valid_after_utc)
+            .add_extension(x509.CRLNumber(int(now.timestamp())), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False)
+        )
+        for serial in sorted(revoked):
+            entry = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(dates.get(serial, now))
+            builder = builder.add_revoked_certificate(entry.build())
+        pem = builder.sign(ca.key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+        _write(path, pem, 0o644)
+        return pem.decode()
 
 
 def reissue_reason(

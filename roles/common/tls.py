@@ -15,7 +15,7 @@ from pyinfra import host
 from pyinfra.api import FunctionCommand, operation
 from pyinfra.facts.files import File, FileContents
 
-from roles.common.ca import CertSpec, load_or_create_ca, not_after, reissue_reason, sign_csr
+from roles.common.ca import CertSpec, load_or_create_ca, not_after, record_issued, reissue_reason, sign_csr
 from roles.common.connection import sudo_arguments
 from roles.common.tls_facts import PublicKeyPem
 
@@ -23,6 +23,7 @@ PKI_DIR = "/etc/clawlan/pki"
 HOST_KEY = f"{PKI_DIR}/host.key"
 HOST_CERT = f"{PKI_DIR}/host.crt"
 CA_CERT = f"{PKI_DIR}/ca.crt"
+CRL = f"{PKI_DIR}/crl.pem"  # the site CA's revocation list: certificates no inventory host holds any more
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ def _issue(state, host, key_path: str, cert_path: str, issuance: Issuance):
         raise RuntimeError(f"could not make a CSR on {host.name}: {output.stderr}")
     ca = load_or_create_ca(Path(issuance.ca_dir), issuance.organization, issuance.ca_days)
     certificate = sign_csr(ca, output.stdout + "\n", issuance.spec, issuance.cert_days)
+    record_issued(Path(issuance.ca_dir), certificate)
     partial = shlex.quote(f"{cert_path}.partial")
     ok, output = host.run_shell_command(
         f"cat > {partial} <<'PEM'\n{certificate}PEM\nchmod 644 {partial} && mv {partial} {shlex.quote(cert_path)}",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from roles.common.tls import CA_CERT, HOST_CERT, HOST_KEY
+from roles.common.tls import CA_CERT, CRL, HOST_CERT, HOST_KEY
 from roles.mtls.settings import MtlsSettings
 
 CONF = "/etc/nginx/conf.d/clawlan-llm.conf"
@@ -46,6 +46,7 @@ class IngressConfig:
     cert: str = HOST_CERT
     key: str = HOST_KEY
     ca: str = CA_CERT
+    crl: str = CRL  # certificates the site retired: refused though the CA signed them
     metrics_key_conf: str = METRICS_KEY_CONF
     health_path: str = HEALTH_PATH
 
@@ -79,6 +80,7 @@ class EgressConfig:
     cert: str = HOST_CERT
     key: str = HOST_KEY
     ca: str = CA_CERT
+    crl: str = CRL  # certificates the site retired: refused though the CA signed them
     proxy: str = BALANCER_PROXY
     health_path: str = HEALTH_PATH
     check_interval_s: int = CHECK_INTERVAL_S

@@ -17,6 +17,7 @@ METRICS_UNIT = "clawlan-certificate-metrics"  # .service writes the metric, .tim
 class PkiConfig:
     issuance: Issuance  # this host's own certificate
     metrics_dir: str  # the node exporter's textfile directory: certificate expiry is written there
+    revocations: str  # the site CA's revocation list (PEM), installed beside the CA certificate
 
 
 def issuance(settings: PkiSettings, state_dir: Path, role: str, names: tuple[str, ...], address: str) -> Issuance:

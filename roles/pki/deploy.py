@@ -11,7 +11,7 @@ from roles.common.ca import load_or_create_ca
 from roles.common.files import HostFiles, host_files
 from roles.common.packages import install_packages
 from roles.common.templates import TEMPLATES, rendered
-from roles.common.tls import CA_CERT, HOST_CERT, HOST_KEY, PKI_DIR, host_certificate, private_key
+from roles.common.tls import CA_CERT, CRL, HOST_CERT, HOST_KEY, PKI_DIR, host_certificate, private_key
 from roles.common.units import timer_job, timer_job_files
 from roles.pki.config import METRICS_SCRIPT, METRICS_UNIT, PkiConfig
 
@@ -24,13 +24,21 @@ def pki(config: PkiConfig, installed_packages: frozenset[str] = frozenset()):
     issuance = config.issuance
     ca = load_or_create_ca(Path(issuance.ca_dir), issuance.organization, issuance.ca_days)
     install_packages("Install openssl", ["openssl"], installed_packages)
-    known = host_files(PKI_DIR, CA_CERT, config.metrics_dir, METRICS_SCRIPT, *timer_job_files(METRICS_UNIT))
+    known = host_files(PKI_DIR, CA_CERT, CRL, config.metrics_dir, METRICS_SCRIPT, *timer_job_files(METRICS_UNIT))
     known.directory(name=f"Create {PKI_DIR}", path=PKI_DIR, mode="755", user="root", group="root")
     private_key(name="Generate this host's private key on the host", path=HOST_KEY)
     ca_cert = known.put(
         name="Install the site CA certificate",
         src=StringIO(ca.cert_pem),
         dest=CA_CERT,
+        mode="644",
+        create_remote_dir=False,
+    )
+    # Before the services that read it are configured: nginx and HAProxy refuse a configuration naming a missing file.
+    revocations = known.put(
+        name="Install the site CA's revocation list (certificates no inventory host holds any more)",
+        src=StringIO(config.revocations),
+        dest=CRL,
         mode="644",
         create_remote_dir=False,
     )
@@ -41,7 +49,7 @@ def pki(config: PkiConfig, installed_packages: frozenset[str] = frozenset()):
         issuance=issuance,
     )
     _expiry_metrics(config, known, tls_changes=(ca_cert, certificate))
-    return ca_cert, certificate
+    return ca_cert, revocations, certificate
 
 
 def _expiry_metrics(config: PkiConfig, known: HostFiles, tls_changes):

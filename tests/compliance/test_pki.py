@@ -9,7 +9,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from roles.common.tls import CA_CERT, HOST_CERT, HOST_KEY
+from roles.common.ca import CRL_FILE
+from roles.common.tls import CA_CERT, CRL, HOST_CERT, HOST_KEY
 from roles.monitor.config import PROBE_CERT, PROBE_KEY, PROBE_USER
 from tests.compliance.conftest import control
 
@@ -99,3 +100,16 @@ def test_PKI_07_probe_cannot_read_the_host_key(host):
     result = host.run(f"runuser -u {PROBE_USER} -- cat {HOST_KEY} >/dev/null")
     assert result.rc != 0, f"{PROBE_USER} can read {HOST_KEY}"
     assert "Permission denied" in result.stderr, f"not refused for its permissions: {result.stderr.strip()}"
+
+
+@control("PKI-08", "The host has the site CA's current revocation list, and none of its certificates is on it",
+         impact=0.8)  # fmt: skip
+def test_PKI_08_revocation_list(host, site, host_name):
+    """Backends refuse the clients it names and frontends the backends it names: an old list still admits a
+    retired box's certificate, and a host whose own certificate is on it is locked out."""
+    current = (Path(site.state_dir) / "pki" / CRL_FILE).read_bytes()
+    on_host = host.file(CRL)
+    assert on_host.exists and on_host.content == current, f"{CRL} is not the site CA's current list"
+    revoked = {entry.serial_number for entry in x509.load_pem_x509_crl(current)}
+    held = [path for path in site.certificate_paths(host_name) if certificate(host, path).serial_number in revoked]
+    assert not held, f"revoked, yet in use: {', '.join(held)}"

@@ -24,6 +24,7 @@ def test_listens_on_the_lan_address_only_with_tls13_and_client_certificates():
     assert "ssl_protocols TLSv1.3;" in text
     assert "ssl_verify_client on;" in text
     assert "ssl_client_certificate /etc/clawlan/pki/ca.crt;" in text
+    assert "ssl_crl /etc/clawlan/pki/crl.pem;" in text  # a retired box's certificate is refused at once
 
 
 def test_admits_only_the_frontends_and_the_monitors_subjects():
@@ -99,7 +100,8 @@ def test_every_backend_is_verified_by_its_own_name_over_tls13_with_the_frontends
     assert "ssl-server-verify required" in text
     assert (
         "default-server check inter 1s fall 2 rise 1 observe layer7 error-limit 3 on-error mark-down ssl verify "
-        "required ca-file /etc/clawlan/pki/ca.crt crt /etc/clawlan/pki/host.crt ssl-min-ver TLSv1.3 ssl-max-ver TLSv1.3"
+        "required ca-file /etc/clawlan/pki/ca.crt crl-file /etc/clawlan/pki/crl.pem crt /etc/clawlan/pki/host.crt "
+        "ssl-min-ver TLSv1.3 ssl-max-ver TLSv1.3"
     ) in text
     assert "ssl-load-extra-del-ext" in text  # crt host.crt takes its key from host.key
     assert server_lines(text) == [

@@ -54,3 +54,13 @@ def test_dropping_a_backend_from_the_inventory_drops_it_everywhere():
     assert [m.name for m in after.egress_config("front").members] == ["back"]
     assert "back2" not in {t.host for t in after.prometheus_config().node_targets}
     assert "10.0.0.21" not in after.probe_config("front").allowed_addresses
+
+
+def test_the_revocation_list_spares_every_certificate_each_host_holds():
+    """The host's own everywhere, the probe's on frontends, the monitor's on the monitor host: a certificate left out
+    here would be revoked while in use."""
+    site = grown()
+    assert site.certificate_paths("back2") == ("/etc/clawlan/pki/host.crt",)
+    assert site.certificate_paths("front") == (
+        "/etc/clawlan/pki/host.crt", "/etc/clawlan/pki/probe.crt", "/etc/clawlan/pki/monitor.crt",
+    )  # fmt: skip
