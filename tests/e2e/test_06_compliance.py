@@ -26,12 +26,14 @@ BIN = Path(sys.executable).parent
 LAB_INVENTORY = str(INVENTORY.relative_to(REPO))
 
 
-def compliance(tmp_path) -> tuple[int, set[tuple[str, str]], set[tuple[str, str]], float]:
+def compliance(
+    tmp_path, inventory: str = LAB_INVENTORY
+) -> tuple[int, set[tuple[str, str]], set[tuple[str, str]], float]:
     """Run the suite; (exit code, failed (control, host), passed (control, host), seconds)."""
     report = tmp_path / f"compliance-{time.monotonic_ns()}.xml"
     started = time.perf_counter()
     process = subprocess.run(
-        [str(BIN / "pytest"), "tests/compliance", "--inventory", LAB_INVENTORY, f"--junitxml={report}", "-q",
+        [str(BIN / "pytest"), "tests/compliance", "--inventory", inventory, f"--junitxml={report}", "-q",
          "-p", "no:cacheprovider"],
         cwd=REPO, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300,
     )  # fmt: skip

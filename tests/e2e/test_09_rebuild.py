@@ -1,5 +1,7 @@
-"""Last, because it replaces a host: a hardware swap of the backend, rebuilt from the wheelhouse. First, a swap the
-inventory was not told about: declared hardware the host does not have stops the deploy."""
+"""Last, because it replaces hosts: hardware swaps. First, one the inventory was not told about: declared hardware
+the host does not have stops the deploy. Then the backend box replaced by one at a new address with less RAM (its
+new host key enrolled, the inventory edited, one deploy), and the old box swapped back; last, the frontend's
+identity replaced and its old certificate refused at once."""
 
 from __future__ import annotations
 
@@ -8,17 +10,27 @@ import sys
 import time
 
 import pytest
+from cryptography import x509
 
-from lab.runner import REPO
-from tests.e2e.conftest import deploy
+from lab.core import Lab
+from lab.runner import REPO, run_pyinfra
+from roles.common.tls import CA_CERT, CRL, HOST_CERT, HOST_KEY
+from roles.inventory import load_inventory, site_from_inventory
+from roles.monitor.config import PROBE_CERT, PROBE_KEY
+from tests.compliance import test_services as service_controls
+from tests.e2e.conftest import deploy, run_control, wait_until_passes
 from tests.e2e.test_04_gateway import chat
+from tests.e2e.test_06_compliance import compliance, wait_until_settled
+from tests.support.hosts import remote_host
+from tests.support.remote import curl
 
 BACKEND = "lab-back"
+LAB, SWAPPED = "inventory/lab.py", "inventory/lab_swapped.py"
 
 
-def enrol(*args: str) -> subprocess.CompletedProcess:
+def enrol(inventory: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "tools/enrol.py", "--inventory", "inventory/lab.py", BACKEND, *args],
+        [sys.executable, "tools/enrol.py", "--inventory", inventory, BACKEND, *args],
         cwd=REPO, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60, check=False,
     )  # fmt: skip
 
@@ -44,41 +56,104 @@ def test_declared_hardware_wrong_by_twice_stops_the_deploy_before_any_change(fir
         assert f"host '{host}'" not in result.log
 
 
-def test_a_swapped_backends_new_host_key_is_refused_until_it_is_enrolled(first_deploy, lab):
-    """A hardware swap: the backend comes back blank with a new host key. The deploy refuses it (never trusting it on
-    first use); the enrol command trusts it only for the fingerprint the box shows on its console."""
-    lab.recreate(BACKEND, trust=False)
-    refused = deploy(check=False)
+@pytest.fixture(scope="module")
+def swapped_lab(lab):
+    """The session's lab, seen through the inventory an operator writes after swapping the backend box."""
+    return Lab(log=lambda message: print(message, file=sys.stderr, flush=True), inventory=REPO / SWAPPED)
+
+
+@pytest.fixture(scope="module")
+def retired_backend_serial(first_deploy, hosts) -> int:
+    """The backend's certificate before its box is swapped: the new box must make the site revoke it."""
+    return x509.load_pem_x509_certificate(hosts[BACKEND].file(HOST_CERT).content).serial_number
+
+
+def test_a_swapped_backends_new_host_key_is_refused_until_it_is_enrolled(retired_backend_serial, swapped_lab):
+    """The backend box replaced: blank, a new host key, a new address, less RAM. The deploy refuses it (never trusting
+    a host key on first use); the enrol command trusts it only for the fingerprint the box shows on its console."""
+    swapped_lab.recreate(BACKEND, trust=False)
+    refused = run_pyinfra(SWAPPED, "deploys/full.py", check=False)
     assert refused.returncode != 0 and refused.changed == frozenset()
     assert "host key" in refused.log.lower(), refused.log[-2000:]
-    wrong = enrol("--fingerprint", "SHA256:" + "A" * 43)
+    wrong = enrol(SWAPPED, "--fingerprint", "SHA256:" + "A" * 43)
     assert wrong.returncode == 1 and "nothing written" in wrong.stderr, wrong.stderr
-    assert enrol().returncode == 1  # no terminal to confirm on, no fingerprint: nothing written
-    enrolled = enrol("--fingerprint", lab.console_fingerprint(BACKEND))
+    assert enrol(SWAPPED).returncode == 1  # no terminal to confirm on, no fingerprint: nothing written
+    enrolled = enrol(SWAPPED, "--fingerprint", swapped_lab.console_fingerprint(BACKEND))
     assert enrolled.returncode == 0, enrolled.stderr
-    assert enrol("--fingerprint", lab.console_fingerprint(BACKEND)).stdout.strip().endswith("nothing to do")
-
-
-def test_a_rebuilt_backend_installs_llama_cpp_from_the_wheelhouse(first_deploy, lab):
-    """The enrolled blank backend: the deploy must not compile again."""
-    started = time.monotonic()
-    result = deploy()
-    elapsed = time.monotonic() - started
-    print(f"full deploy onto a blank backend, llama-cpp-python from the wheelhouse: {elapsed:.1f} s")
-    assert "Model server | Install llama-cpp-python" in " ".join(result.changed_ops(BACKEND))
-    # The build tools are installed only for a build: their absence proves the wheelhouse was used.
-    probe = subprocess.run(
-        lab.ssh_command(BACKEND, "dpkg-query -W -f='${Status}' cmake 2>/dev/null || true"),
-        capture_output=True,
-        text=True,
-        check=True,
+    assert (
+        enrol(SWAPPED, "--fingerprint", swapped_lab.console_fingerprint(BACKEND))
+        .stdout.strip()
+        .endswith("nothing to do")
     )
-    assert "install ok installed" not in probe.stdout
-    assert deploy().changed == set()
 
 
-def test_the_gateway_answers_through_the_rebuilt_backend(first_deploy, site):
-    """The frontend was not touched: its egress proxy finds the new backend by its pinned name and CA."""
+def test_one_deploy_of_the_edited_inventory_gives_a_working_site(retired_backend_serial, swapped_lab, tmp_path):
+    """The inventory edited (the new address and RAM) and deployed once: llama-cpp-python from the wheelhouse, the
+    frontend pins and balances to the new address, the new certificate names it, the old one is revoked everywhere,
+    swap is sized for the new RAM, the site passes its compliance suite, and a second deploy changes nothing."""
+    started = time.monotonic()
+    result = run_pyinfra(SWAPPED, "deploys/full.py")
+    seconds = time.monotonic() - started
+    print(f"full deploy onto the swapped backend (wheelhouse; the model from this machine): {seconds:.0f} s")
+    assert "Model server | Install llama-cpp-python" in " ".join(result.changed_ops(BACKEND))
+    site = site_from_inventory(load_inventory(str(REPO / SWAPPED), cwd=str(REPO)))
+    hosts = {host.name: remote_host(host) for host in load_inventory(str(REPO / SWAPPED), cwd=str(REPO))}
+    # The build tools are installed only for a build: their absence proves the wheelhouse was used.
+    assert "install ok installed" not in hosts[BACKEND].run("dpkg-query -W -f='${Status}' cmake").stdout
+    pins = hosts["lab-front"].file("/etc/hosts").content_string
+    assert "10.242.17.22\tlab-back.home.arpa lab-back llm.home.arpa llm\n" in pins and "10.242.17.20" not in pins
+    names = x509.load_pem_x509_certificate(hosts[BACKEND].file(HOST_CERT).content).extensions
+    addresses = names.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.IPAddress)
+    assert [str(a) for a in addresses] == ["10.242.17.22"]
+    for host in hosts.values():
+        revoked = {entry.serial_number for entry in x509.load_pem_x509_crl(host.file(CRL).content)}
+        assert retired_backend_serial in revoked, f"{host.backend.get_hostname()} still admits the old box"
+    wait_until_settled(site)  # the probe's chats through both paths succeed: the balancer has the new box up
     config = site.gateway_config("lab-front")
     status, text = chat(f"http://{config.listen_address}:{config.port}", site.gateway_token_file.read_text().strip())
     assert status == 200, text
+    wait_until_passes(run_control, service_controls.test_MON_03_targets_up, hosts["lab-front"], site, "lab-front",
+                      timeout_s=60)  # fmt: skip
+    returncode, failed, passed, _ = compliance(tmp_path, SWAPPED)
+    assert returncode == 0 and not failed, f"failed controls: {sorted(failed)}"
+    assert ("BASE-18", BACKEND) in passed  # the new box's 5 GiB, as declared
+    assert run_pyinfra(SWAPPED, "deploys/full.py").changed == set()
+
+
+def test_swapping_the_old_box_back_works_the_same_way(first_deploy, lab, site):
+    """The old box repaired and back at its old address: enrolled again (its key is new to the site once more), one
+    deploy of the old inventory, and the gateway answers through it."""
+    lab.recreate(BACKEND, trust=False)
+    refused = deploy(check=False)
+    assert refused.returncode != 0 and refused.changed == frozenset()
+    assert enrol(LAB, "--fingerprint", lab.console_fingerprint(BACKEND)).returncode == 0
+    deploy()
+    wait_until_settled(site)
+    config = site.gateway_config("lab-front")
+    status, text = chat(f"http://{config.listen_address}:{config.port}", site.gateway_token_file.read_text().strip())
+    assert status == 200, text
+    assert deploy().changed == set()
+
+
+def test_a_retired_frontend_identity_is_refused_at_once_and_its_replacement_admitted(first_deploy, hosts, site):
+    """The frontend's box replaced (a new key, so a new certificate), its old certificate and key kept by whoever
+    has the old box: the same deploy that issues the new certificate revokes the old one, for the host's and the
+    probe's identities alike, and every backend refuses it though the site CA signed it and its subject is the
+    same as the new one's."""
+    front = hosts["lab-front"]
+    url = f"https://{site.model_endpoint_name()}:{site.ingress_config(BACKEND).port}/health"
+    retired = {}
+    for who, cert, key in (("host", HOST_CERT, HOST_KEY), ("probe", PROBE_CERT, PROBE_KEY)):
+        kept = f"/root/retired-{who}"
+        front.check_output(f"cp {cert} {kept}.crt && cp {key} {kept}.key && rm {cert} {key}")
+        retired[who] = ("--cert", f"{kept}.crt", "--key", f"{kept}.key", "--cacert", CA_CERT)
+    try:
+        deploy()
+        for who, client in retired.items():
+            code, text, _ = curl(front, url, *client)
+            assert code == 400, f"the retired {who} certificate: {code} {text}"
+        code, text, _ = curl(front, url, "--cert", HOST_CERT, "--key", HOST_KEY, "--cacert", CA_CERT)
+        assert code == 200, text
+        assert deploy().changed == set()
+    finally:
+        front.run("rm -f /root/retired-*")
