@@ -27,21 +27,12 @@ def pki(config: PkiConfig, installed_packages: frozenset[str] = frozenset()):
     known = host_files(PKI_DIR, CA_CERT, CRL, config.metrics_dir, METRICS_SCRIPT, *timer_job_files(METRICS_UNIT))
     known.directory(name=f"Create {PKI_DIR}", path=PKI_DIR, mode="755", user="root", group="root")
     private_key(name="Generate this host's private key on the host", path=HOST_KEY)
-    ca_cert = known.put(
-        name="Install the site CA certificate",
-        src=StringIO(ca.cert_pem),
-        dest=CA_CERT,
-        mode="644",
-        create_remote_dir=False,
-    )
+    ca_cert = _public_pem(known, "Install the site CA certificate", ca.cert_pem, CA_CERT)
     # Before the services that read it are configured: nginx and HAProxy refuse a configuration naming a missing file.
-    revocations = known.put(
-        name="Install the site CA's revocation list (certificates no inventory host holds any more)",
-        src=StringIO(config.revocations),
-        dest=CRL,
-        mode="644",
-        create_remote_dir=False,
-    )
+    revocations = _public_pem(
+        known, "Install the site CA's revocation list (certificates no inventory host holds any more)",
+        config.revocations, CRL,
+    )  # fmt: skip
     certificate = host_certificate(
         name="Keep this host's certificate issued by the site CA",
         key_path=HOST_KEY,
@@ -50,6 +41,11 @@ def pki(config: PkiConfig, installed_packages: frozenset[str] = frozenset()):
     )
     _expiry_metrics(config, known, tls_changes=(ca_cert, certificate))
     return ca_cert, revocations, certificate
+
+
+def _public_pem(known: HostFiles, name: str, pem: str, dest: str):
+    """Public material from the control machine's CA, readable by every service that verifies a peer."""
+    return known.put(name=name, src=StringIO(pem), dest=dest, mode="644", create_remote_dir=False)
 
 
 def _expiry_metrics(config: PkiConfig, known: HostFiles, tls_changes):
