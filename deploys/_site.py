@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from pyinfra import host, inventory
+from pyinfra import host, inventory, state
+from pyinfra.api.exceptions import PyinfraError
 from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.files import FileContents
 
@@ -19,8 +20,21 @@ from roles.site import Site
 def this_site() -> Site:
     # Validated again here: pyinfra --data overrides are applied after the inventory file's own check.
     site = site_from_inventory(inventory)
+    _refuse_a_partial_site()
     _check_hardware(site)
     return replace(site, revocations=_revocations(site))
+
+
+def _refuse_a_partial_site() -> None:
+    """A host pyinfra could not reach (a replaced box's unknown host key, a box down) stops the whole deploy: the
+    others would be configured for a site that is not there (a frontend balancing to a backend never set up).
+    --limit leaves hosts out deliberately; those are not failed."""
+    unreachable = sorted(failed.name for failed in state.failed_hosts)
+    if unreachable:
+        raise PyinfraError(
+            f"could not reach {', '.join(unreachable)} (see above), so nothing was changed on any host. A replaced box"
+            " is enrolled first (make enrol HOST=<name>); to deploy the other hosts alone, name them with --limit."
+        )
 
 
 def _check_hardware(site: Site) -> None:
