@@ -181,6 +181,7 @@ class Site:
             metrics_dir=TEXTFILE_DIR,
             node_lock=self.lock(NODE, self.settings[name]["gateway"].node_version),
             openclaw_lock=self.lock(OPENCLAW, self.settings[name]["gateway"].openclaw_version),
+            backup_copies_dir=str(self.state_dir / "backups" / name),
         )
 
     @property

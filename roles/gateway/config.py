@@ -34,6 +34,12 @@ AUDIT_COMMAND = f"{CLI} security audit --json"
 # A report speaks for the gateway while no input changed and it is younger than this: two timer periods, so one
 # missed run does not send the suite back to the slow path.
 AUDIT_MAX_AGE_S = 2 * 3600
+# OpenClaw's own backups (`openclaw backup create --verify`): sessions, paired devices, its config journal. Daily on
+# the frontend, the newest copied to the control machine by each deploy, restored onto a replacement frontend.
+BACKUP_UNIT = "clawlan-gateway-backup"  # .service makes one backup, .timer daily
+BACKUP_DIR = "/var/backups/clawlan-gateway"  # the gateway user's, 0700: outside the state it backs up
+BACKUP_SUFFIX = "-openclaw-backup.tar.gz"  # openclaw names each archive <timestamp>-openclaw-backup.tar.gz
+BACKUPS_KEPT = 7  # on the frontend and on the control machine: a week of dailies
 PROVIDER = "clawlan"  # the model provider's name inside OpenClaw
 
 
@@ -58,6 +64,7 @@ class GatewayConfig:
     metrics_dir: str  # the node exporter's textfile directory: the security audit's findings go there
     node_lock: Lock
     openclaw_lock: Lock
+    backup_copies_dir: str  # on the control machine: this frontend's latest OpenClaw backups, restored onto a new box
 
     @property
     def audit_metrics(self) -> str:
@@ -171,6 +178,7 @@ def build_gateway_config(
     metrics_dir: str,
     node_lock: Lock,
     openclaw_lock: Lock,
+    backup_copies_dir: str,
 ) -> GatewayConfig:
     """``names``: the frontend's names as /etc/hosts pins them; the model figures come from the backend."""
     port_suffix = "" if settings.port == 80 else f":{settings.port}"
@@ -194,6 +202,7 @@ def build_gateway_config(
         metrics_dir=metrics_dir,
         node_lock=node_lock,
         openclaw_lock=openclaw_lock,
+        backup_copies_dir=backup_copies_dir,
     )
 
 

@@ -26,6 +26,10 @@ from roles.gateway.config import (
     AUDIT_REPORT,
     AUDIT_REPORT_DIR,
     AUDIT_UNIT,
+    BACKUP_DIR,
+    BACKUP_SUFFIX,
+    BACKUP_UNIT,
+    BACKUPS_KEPT,
     CACHE_DIR,
     CLI,
     CONFIG_FILE,
@@ -37,7 +41,13 @@ from roles.gateway.config import (
     USER,
     GatewayConfig,
 )
-from roles.gateway.operations import node_runtime, openclaw_package, remove_other_versions
+from roles.gateway.operations import (
+    keep_newest_backup,
+    node_runtime,
+    openclaw_package,
+    remove_other_versions,
+    restore_state,
+)
 
 AWAIT_READY = "/opt/clawlan/bin/await-gateway-ready.mjs"
 CANDIDATE = f"{STATE_DIR}/openclaw.next.json"
@@ -52,7 +62,8 @@ def gateway(config: GatewayConfig, installed_packages: frozenset[str] = frozense
                      installed_packages)  # fmt: skip
     unit_path = f"/etc/systemd/system/{UNIT}"
     known = host_files(STATE_DIR, AWAIT_READY, "/etc/clawlan", ENV_FILE, CLI, CANDIDATE, CONFIG_FILE, unit_path,
-                       AUDIT_PROGRAM, *timer_job_files(AUDIT_UNIT))  # fmt: skip
+                       AUDIT_PROGRAM, *timer_job_files(AUDIT_UNIT), BACKUP_DIR,
+                       *timer_job_files(BACKUP_UNIT))  # fmt: skip
     system_user(name=f"Create the {USER} system user", user=USER, home=STATE_DIR)
     state_dir = known.directory(
         name=f"Create the gateway's state directory {STATE_DIR} (0700)",
@@ -93,6 +104,18 @@ def gateway(config: GatewayConfig, installed_packages: frozenset[str] = frozense
         src=StringIO(render("gateway/openclaw.sh.j2", **context)),
         dest=CLI,
         mode="755",
+    )
+
+    known.directory(name=f"Create the gateway's backup directory {BACKUP_DIR} (0700)", path=BACKUP_DIR, user=USER,
+                    group=USER, mode="700")  # fmt: skip
+    restore_state(
+        name="Restore OpenClaw's state from the control machine's newest backup (a replacement frontend only)",
+        copies_dir=config.backup_copies_dir,
+        state_dir=STATE_DIR,
+        backup_dir=BACKUP_DIR,
+        suffix=BACKUP_SUFFIX,
+        user=USER,
+        cli=CLI,
     )
 
     # The new configuration is validated by openclaw itself before it replaces the one in service.
@@ -146,7 +169,33 @@ def gateway(config: GatewayConfig, installed_packages: frozenset[str] = frozense
         _if=lambda: node.did_change() or package.did_change(),
     )
     _security_audit(config, known, gateway_changes=(*changed, state_dir, cli))
+    _backups(config, known)
     return (secrets,)
+
+
+def _backups(config: GatewayConfig, known):
+    """OpenClaw's own backup daily (and at once when the unit is new), the newest copied to the control machine."""
+    timer_job(
+        known,
+        unit=BACKUP_UNIT,
+        service_src=rendered(
+            "gateway/clawlan-gateway-backup.service.j2",
+            cli=CLI,
+            backup_dir=BACKUP_DIR,
+            suffix=BACKUP_SUFFIX,
+            kept=BACKUPS_KEPT,
+        ),  # fmt: skip
+        timer_src=str(TEMPLATES / "gateway" / f"{BACKUP_UNIT}.timer"),
+        run_now="Back up OpenClaw's state now (the backup unit is new or changed)",
+        run_now_on=(),
+    )
+    keep_newest_backup(
+        name="Copy the newest backup of OpenClaw's state to the control machine",
+        copies_dir=config.backup_copies_dir,
+        backup_dir=BACKUP_DIR,
+        suffix=BACKUP_SUFFIX,
+        kept=BACKUPS_KEPT,
+    )
 
 
 def _security_audit(config: GatewayConfig, known, gateway_changes):

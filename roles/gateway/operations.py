@@ -7,14 +7,17 @@ restarted on the new one.
 
 from __future__ import annotations
 
+import posixpath
 import re
 import shlex
 from io import StringIO
+from pathlib import Path
 
 from pyinfra import host
-from pyinfra.api import FactBase, OperationError, operation
-from pyinfra.facts.files import File
+from pyinfra.api import FactBase, FunctionCommand, OperationError, operation
+from pyinfra.facts.files import Directory, File
 
+from roles.common.connection import sudo_arguments
 from roles.common.files import upload
 from roles.common.locks import PACKAGE_JSON, PACKAGE_LOCK, REQUIREMENTS, Lock
 from roles.common.python import PIP
@@ -116,3 +119,81 @@ def remove_other_versions(root: str, keep: str) -> str:
     """Shell: delete every version directory under ``root`` but ``keep``."""
     literal = re.sub(r"([\\*?\[])", r"\\\1", keep)  # find -name reads a pattern: keep is a name, matched as written
     return f"find {shlex.quote(root)} -mindepth 1 -maxdepth 1 ! -name {shlex.quote(literal)} -exec rm -rf {{}} +"
+
+
+class NewestBackup(FactBase):
+    """The file name of the newest of OpenClaw's backups in ``directory``, or None."""
+
+    def command(self, directory: str, suffix: str) -> str:
+        return f"ls -1t {shlex.quote(directory)}/*{shlex.quote(suffix)} 2>/dev/null | head -n 1 || true"
+
+    def process(self, output):
+        return posixpath.basename(output[0].strip()) if output and output[0].strip() else None
+
+
+def newest_copy(copies_dir: str, suffix: str) -> Path | None:
+    """The newest backup the control machine holds for a frontend (OpenClaw's names sort by time)."""
+    copies = sorted(Path(copies_dir).expanduser().glob(f"*{suffix}"))
+    return copies[-1] if copies else None
+
+
+@operation()
+def restore_state(copies_dir: str, state_dir: str, backup_dir: str, suffix: str, user: str, cli: str):
+    """A replacement frontend starts with its people's state: the newest backup on the control machine is checked
+    by openclaw (`backup verify`) and unpacked, as the gateway's user, into the state directory before the gateway
+    first starts. A frontend whose gateway has run (its ``state`` directory exists) is never touched."""
+    if host.get_fact(Directory, path=f"{state_dir}/state"):
+        host.noop("the gateway has its own state")
+        return
+    newest = newest_copy(copies_dir, suffix)
+    if newest is None:
+        host.noop("no backup of this frontend on the control machine: the gateway starts empty")
+        return
+    archive = shlex.quote(f"{backup_dir}/{newest.name}")
+    yield upload(str(newest), f"{backup_dir}/{newest.name}")
+    yield f"chown {user}:{user} {archive} && chmod 600 {archive}"
+    yield f"{cli} backup verify {archive} > /dev/null"
+    yield f"runuser -u {user} -- {unpack_command(f'{backup_dir}/{newest.name}', state_dir)}"
+
+
+def unpack_command(archive: str, state_dir: str) -> str:
+    """tar unpacking the state directory's part of an openclaw backup into ``state_dir``: openclaw stores it as
+    <archive root>/payload/posix/<its absolute path>/..., beside the archive's manifest.json."""
+    depth = 3 + len(state_dir.strip("/").split("/"))
+    return (
+        f"tar --extract --gzip --preserve-permissions --file {shlex.quote(archive)}"
+        f" --directory {shlex.quote(state_dir)} --strip-components {depth}"
+        f" --wildcards {shlex.quote(f'*/payload/posix{state_dir}/*')}"
+    )
+
+
+@operation()
+def keep_newest_backup(copies_dir: str, backup_dir: str, suffix: str, kept: int):
+    """The newest of the frontend's backups, copied to the control machine (0600: it holds the people's sessions and
+    credentials) unless it is there already; the ``kept`` newest copies are kept."""
+    remote = host.get_fact(NewestBackup, directory=backup_dir, suffix=suffix)
+    local = newest_copy(copies_dir, suffix)
+    if remote is not None and local is not None and local.name == remote:
+        host.noop(f"the control machine has the newest backup, {remote}")
+        return
+    # None: the backup unit makes the first one earlier in this deploy.
+    yield FunctionCommand(_fetch_newest_backup, (copies_dir, backup_dir, suffix, kept), {})
+
+
+def _fetch_newest_backup(state, host, copies_dir: str, backup_dir: str, suffix: str, kept: int) -> bool:
+    """Runs at execution time."""
+    sudo = sudo_arguments(host)
+    _, output = host.run_shell_command(NewestBackup().command(backup_dir, suffix), **sudo)
+    name = NewestBackup().process(output.stdout_lines)
+    if name is None:
+        raise OperationError(f"no backup of OpenClaw's state in {host.name}:{backup_dir}")
+    copies = Path(copies_dir).expanduser()
+    copies.mkdir(mode=0o700, parents=True, exist_ok=True)
+    partial = copies / f".{name}.partial"
+    partial.touch(mode=0o600)
+    if not host.get_file(f"{backup_dir}/{name}", str(partial), **sudo):
+        raise OperationError(f"could not copy {backup_dir}/{name} from {host.name}")
+    partial.replace(copies / name)
+    for old in sorted(copies.glob(f"*{suffix}"))[:-kept]:
+        old.unlink()
+    return True

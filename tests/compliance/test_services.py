@@ -10,12 +10,21 @@ import socket
 import time
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 import pytest
 
 from roles.common.tls import CA_CERT
 from roles.common.units import UnitState
-from roles.gateway.config import AUDIT_REPORT, AUDIT_UNIT, NODE_ROOT, OPENCLAW_ROOT
+from roles.gateway.config import (
+    AUDIT_REPORT,
+    AUDIT_UNIT,
+    BACKUP_DIR,
+    BACKUP_SUFFIX,
+    BACKUP_UNIT,
+    NODE_ROOT,
+    OPENCLAW_ROOT,
+)
 from roles.gateway.config import CONFIG_FILE as GATEWAY_CONFIG
 from roles.gateway.config import ENV_FILE as GATEWAY_ENV
 from roles.gateway.config import STATE_DIR as GATEWAY_STATE
@@ -306,9 +315,25 @@ def test_GW_14_only_the_pinned_versions(host, site, host_name):
     )
     nodes, openclaws, units_listed = output.split(SEPARATOR)
     found = (nodes.split(), openclaws.split(), {line.split()[0] for line in units_listed.splitlines() if line.strip()})
-    own_units = {GATEWAY_UNIT, f"{AUDIT_UNIT}.service", f"{AUDIT_UNIT}.timer"}
+    own_units = {
+        GATEWAY_UNIT,
+        *(f"{unit}.{kind}" for unit in (AUDIT_UNIT, BACKUP_UNIT) for kind in ("service", "timer")),
+    }
     wanted = ([posixpath.basename(config.node_dir)], [posixpath.basename(config.openclaw_dir)], own_units)
     assert found == wanted, f"Node.js, openclaw, units: {found} (want {wanted})"
+
+
+@control("GW-15", "OpenClaw's state is backed up daily and the control machine holds a copy", impact=0.6,
+         roles=("frontend",))  # fmt: skip
+def test_GW_15_state_backed_up(host, site, host_name):
+    """People's sessions and paired devices live only on the frontend: a replacement box gets them back from the
+    control machine's copy (each deploy takes the newest). A backup older than two days means the timer stopped."""
+    timer = host.run(f"systemctl is-active {BACKUP_UNIT}.timer").stdout.strip()
+    assert timer == "active", f"{BACKUP_UNIT}.timer is {timer}"
+    newest = host.run(f"find {BACKUP_DIR} -name '*{BACKUP_SUFFIX}' -mmin -{2 * 24 * 60}").stdout.split()
+    assert newest, f"no backup in {BACKUP_DIR} from the last two days"
+    copies = Path(site.gateway_config(host_name).backup_copies_dir).expanduser()
+    assert any(copies.glob(f"*{BACKUP_SUFFIX}")), f"the control machine holds no copy in {copies}"
 
 
 # --- NET: what each box exposes ------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ identity replaced and its old certificate refused at once."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ from cryptography import x509
 from lab.core import Lab
 from lab.runner import REPO, run_pyinfra
 from roles.common.tls import CA_CERT, CRL, HOST_CERT, HOST_KEY
+from roles.gateway.config import BACKUP_UNIT, CLI
 from roles.inventory import load_inventory, site_from_inventory
 from roles.monitor.config import PROBE_CERT, PROBE_KEY
 from tests.compliance import test_services as service_controls
@@ -24,13 +26,13 @@ from tests.e2e.test_06_compliance import compliance, wait_until_settled
 from tests.support.hosts import remote_host
 from tests.support.remote import curl
 
-BACKEND = "lab-back"
+BACKEND, FRONTEND = "lab-back", "lab-front"
 LAB, SWAPPED = "inventory/lab.py", "inventory/lab_swapped.py"
 
 
-def enrol(inventory: str, *args: str) -> subprocess.CompletedProcess:
+def enrol(inventory: str, *args: str, host: str = BACKEND) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "tools/enrol.py", "--inventory", inventory, BACKEND, *args],
+        [sys.executable, "tools/enrol.py", "--inventory", inventory, host, *args],
         cwd=REPO, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60, check=False,
     )  # fmt: skip
 
@@ -157,3 +159,32 @@ def test_a_retired_frontend_identity_is_refused_at_once_and_its_replacement_admi
         assert deploy().changed == set()
     finally:
         front.run("rm -f /root/retired-*")
+
+
+def sessions(host) -> set[str]:
+    return {session["key"] for session in json.loads(host.check_output(f"{CLI} sessions --json"))["sessions"]}
+
+
+def test_a_swapped_frontend_keeps_its_peoples_sessions(first_deploy, lab, site, hosts):
+    """The frontend box replaced by a blank one: its enrolment, then one deploy restores OpenClaw's state from the
+    control machine's copy of the newest backup before the gateway first starts. A session made before the swap
+    (and in that backup: the daily one, made now) is still there after it."""
+    gateway = site.gateway_config(FRONTEND)
+    url, token = f"http://{gateway.listen_address}:{gateway.port}", site.gateway_token_file.read_text().strip()
+    status, text = chat(url, token)
+    assert status == 200, text
+    before = sessions(hosts[FRONTEND])  # the probe's chats make more as it goes: these are all in the backup
+    assert before
+    hosts[FRONTEND].check_output(f"systemctl start {BACKUP_UNIT}.service")
+    fetched = deploy().changed_ops(FRONTEND)
+    assert "Gateway | Copy the newest backup of OpenClaw's state to the control machine" in fetched
+    lab.recreate(FRONTEND, trust=False)
+    assert enrol(LAB, "--fingerprint", lab.console_fingerprint(FRONTEND), host=FRONTEND).returncode == 0
+    restored = " ".join(deploy().changed_ops(FRONTEND))
+    assert "Gateway | Restore OpenClaw's state from the control machine's newest backup" in restored
+    front = remote_host(next(h for h in load_inventory(str(REPO / LAB), cwd=str(REPO)) if h.name == FRONTEND))
+    assert before <= sessions(front), f"lost: {sorted(before - sessions(front))}"
+    wait_until_settled(site)
+    status, text = chat(url, token)
+    assert status == 200, text
+    assert deploy().changed == set()
