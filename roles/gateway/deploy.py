@@ -111,11 +111,6 @@ def gateway(config: GatewayConfig, installed_packages: frozenset[str] = frozense
     restore_state(
         name="Restore OpenClaw's state from the control machine's newest backup (a replacement frontend only)",
         copies_dir=config.backup_copies_dir,
-        state_dir=STATE_DIR,
-        backup_dir=BACKUP_DIR,
-        suffix=BACKUP_SUFFIX,
-        user=USER,
-        cli=CLI,
     )
 
     # The new configuration is validated by openclaw itself before it replaces the one in service.
@@ -190,11 +185,7 @@ def _backups(config: GatewayConfig, known):
         run_now_on=(),
     )
     keep_newest_backup(
-        name="Copy the newest backup of OpenClaw's state to the control machine",
-        copies_dir=config.backup_copies_dir,
-        backup_dir=BACKUP_DIR,
-        suffix=BACKUP_SUFFIX,
-        kept=BACKUPS_KEPT,
+        name="Copy the newest backup of OpenClaw's state to the control machine", copies_dir=config.backup_copies_dir
     )
 
 

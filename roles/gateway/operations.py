@@ -21,6 +21,7 @@ from roles.common.connection import sudo_arguments
 from roles.common.files import upload
 from roles.common.locks import PACKAGE_JSON, PACKAGE_LOCK, REQUIREMENTS, Lock
 from roles.common.python import PIP
+from roles.gateway.config import BACKUP_DIR, BACKUP_SUFFIX, BACKUPS_KEPT, CLI, STATE_DIR, USER
 
 COMPLETE = ".clawlan-complete"
 LIFECYCLE_PENDING = ".openclaw-lifecycle-pending"  # in openclaw's package until its postinstall has run
@@ -124,36 +125,37 @@ def remove_other_versions(root: str, keep: str) -> str:
 class NewestBackup(FactBase):
     """The file name of the newest of OpenClaw's backups in ``directory``, or None."""
 
-    def command(self, directory: str, suffix: str) -> str:
-        return f"ls -1t {shlex.quote(directory)}/*{shlex.quote(suffix)} 2>/dev/null | head -n 1 || true"
+    def command(self, directory: str) -> str:
+        return f"ls -1t {shlex.quote(directory)}/*{shlex.quote(BACKUP_SUFFIX)} 2>/dev/null | head -n 1 || true"
 
     def process(self, output):
         return posixpath.basename(output[0].strip()) if output and output[0].strip() else None
 
 
-def newest_copy(copies_dir: str, suffix: str) -> Path | None:
+def newest_copy(copies_dir: str) -> Path | None:
     """The newest backup the control machine holds for a frontend (OpenClaw's names sort by time)."""
-    copies = sorted(Path(copies_dir).expanduser().glob(f"*{suffix}"))
+    copies = sorted(Path(copies_dir).expanduser().glob(f"*{BACKUP_SUFFIX}"))
     return copies[-1] if copies else None
 
 
 @operation()
-def restore_state(copies_dir: str, state_dir: str, backup_dir: str, suffix: str, user: str, cli: str):
+def restore_state(copies_dir: str):
     """A replacement frontend starts with its people's state: the newest backup on the control machine is checked
     by openclaw (`backup verify`) and unpacked, as the gateway's user, into the state directory before the gateway
     first starts. A frontend whose gateway has run (its ``state`` directory exists) is never touched."""
-    if host.get_fact(Directory, path=f"{state_dir}/state"):
+    if host.get_fact(Directory, path=f"{STATE_DIR}/state"):
         host.noop("the gateway has its own state")
         return
-    newest = newest_copy(copies_dir, suffix)
+    newest = newest_copy(copies_dir)
     if newest is None:
         host.noop("no backup of this frontend on the control machine: the gateway starts empty")
         return
-    archive = shlex.quote(f"{backup_dir}/{newest.name}")
-    yield upload(str(newest), f"{backup_dir}/{newest.name}")
-    yield f"chown {user}:{user} {archive} && chmod 600 {archive}"
-    yield f"{cli} backup verify {archive} > /dev/null"
-    yield f"runuser -u {user} -- {unpack_command(f'{backup_dir}/{newest.name}', state_dir)}"
+    remote = f"{BACKUP_DIR}/{newest.name}"
+    archive = shlex.quote(remote)
+    yield upload(str(newest), remote)
+    yield f"chown {USER}:{USER} {archive} && chmod 600 {archive}"
+    yield f"{CLI} backup verify {archive} > /dev/null"
+    yield f"runuser -u {USER} -- {unpack_command(remote, STATE_DIR)}"
 
 
 def unpack_command(archive: str, state_dir: str) -> str:
@@ -168,32 +170,32 @@ def unpack_command(archive: str, state_dir: str) -> str:
 
 
 @operation()
-def keep_newest_backup(copies_dir: str, backup_dir: str, suffix: str, kept: int):
+def keep_newest_backup(copies_dir: str):
     """The newest of the frontend's backups, copied to the control machine (0600: it holds the people's sessions and
-    credentials) unless it is there already; the ``kept`` newest copies are kept."""
-    remote = host.get_fact(NewestBackup, directory=backup_dir, suffix=suffix)
-    local = newest_copy(copies_dir, suffix)
+    credentials) unless it is there already; the BACKUPS_KEPT newest copies are kept."""
+    remote = host.get_fact(NewestBackup, directory=BACKUP_DIR)
+    local = newest_copy(copies_dir)
     if remote is not None and local is not None and local.name == remote:
         host.noop(f"the control machine has the newest backup, {remote}")
         return
     # None: the backup unit makes the first one earlier in this deploy.
-    yield FunctionCommand(_fetch_newest_backup, (copies_dir, backup_dir, suffix, kept), {})
+    yield FunctionCommand(_fetch_newest_backup, (copies_dir,), {})
 
 
-def _fetch_newest_backup(state, host, copies_dir: str, backup_dir: str, suffix: str, kept: int) -> bool:
+def _fetch_newest_backup(state, host, copies_dir: str) -> bool:
     """Runs at execution time."""
     sudo = sudo_arguments(host)
-    _, output = host.run_shell_command(NewestBackup().command(backup_dir, suffix), **sudo)
+    _, output = host.run_shell_command(NewestBackup().command(BACKUP_DIR), **sudo)
     name = NewestBackup().process(output.stdout_lines)
     if name is None:
-        raise OperationError(f"no backup of OpenClaw's state in {host.name}:{backup_dir}")
+        raise OperationError(f"no backup of OpenClaw's state in {host.name}:{BACKUP_DIR}")
     copies = Path(copies_dir).expanduser()
     copies.mkdir(mode=0o700, parents=True, exist_ok=True)
     partial = copies / f".{name}.partial"
     partial.touch(mode=0o600)
-    if not host.get_file(f"{backup_dir}/{name}", str(partial), **sudo):
-        raise OperationError(f"could not copy {backup_dir}/{name} from {host.name}")
+    if not host.get_file(f"{BACKUP_DIR}/{name}", str(partial), **sudo):
+        raise OperationError(f"could not copy {BACKUP_DIR}/{name} from {host.name}")
     partial.replace(copies / name)
-    for old in sorted(copies.glob(f"*{suffix}"))[:-kept]:
+    for old in sorted(copies.glob(f"*{BACKUP_SUFFIX}"))[:-BACKUPS_KEPT]:
         old.unlink()
     return True

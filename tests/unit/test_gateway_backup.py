@@ -45,8 +45,8 @@ def test_the_newest_copy_is_the_latest_timestamp(tmp_path):
     for stamp in ("2026-11-22T03-00-00.000+00-00", "2026-11-24T03-00-00.000+00-00", "2026-11-23T03-00-00.000+00-00"):
         (tmp_path / f"{stamp}{BACKUP_SUFFIX}").write_bytes(b"")
     (tmp_path / f".2026-11-25T03-00-00.000+00-00{BACKUP_SUFFIX}.partial").write_bytes(b"")  # an unfinished copy
-    assert newest_copy(str(tmp_path), BACKUP_SUFFIX).name.startswith("2026-11-24")
-    assert newest_copy(str(tmp_path / "none"), BACKUP_SUFFIX) is None
+    assert newest_copy(str(tmp_path)).name.startswith("2026-11-24")
+    assert newest_copy(str(tmp_path / "none")) is None
 
 
 def test_the_newest_backup_on_the_host_is_a_bare_name_or_none():
