@@ -111,6 +111,7 @@ def gateway(config: GatewayConfig, installed_packages: frozenset[str] = frozense
     restore_state(
         name="Restore OpenClaw's state from the control machine's newest backup (a replacement frontend only)",
         copies_dir=config.backup_copies_dir,
+        openclaw_version=config.openclaw_version,
     )
 
     # The new configuration is validated by openclaw itself before it replaces the one in service.

@@ -7,9 +7,11 @@ restarted on the new one.
 
 from __future__ import annotations
 
+import json
 import posixpath
 import re
 import shlex
+import tarfile
 from io import StringIO
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from roles.common.connection import sudo_arguments
 from roles.common.files import upload
 from roles.common.locks import PACKAGE_JSON, PACKAGE_LOCK, REQUIREMENTS, Lock
 from roles.common.python import PIP
-from roles.gateway.config import BACKUP_DIR, BACKUP_SUFFIX, BACKUPS_KEPT, CLI, STATE_DIR, USER
+from roles.gateway.config import BACKUP_DIR, BACKUP_SUFFIX, BACKUP_UNIT, BACKUPS_KEPT, CLI, STATE_DIR, USER
 
 COMPLETE = ".clawlan-complete"
 LIFECYCLE_PENDING = ".openclaw-lifecycle-pending"  # in openclaw's package until its postinstall has run
@@ -138,11 +140,24 @@ def newest_copy(copies_dir: str) -> Path | None:
     return copies[-1] if copies else None
 
 
+def backup_version(archive: Path) -> str:
+    """The openclaw version that made a backup, from the archive's manifest.json (``runtimeVersion``)."""
+    with tarfile.open(archive, "r:gz") as tar:
+        for member in tar:
+            if member.isfile() and member.name.count("/") == 1 and member.name.endswith("/manifest.json"):
+                version = json.load(tar.extractfile(member)).get("runtimeVersion")
+                if isinstance(version, str) and version:
+                    return version
+                break
+    raise OperationError(f"{archive} has no manifest.json with a runtimeVersion: not an openclaw backup")
+
+
 @operation()
-def restore_state(copies_dir: str):
+def restore_state(copies_dir: str, openclaw_version: str):
     """A replacement frontend starts with its people's state: the newest backup on the control machine is checked
     by openclaw (`backup verify`) and unpacked, as the gateway's user, into the state directory before the gateway
-    first starts. A frontend whose gateway has run (its ``state`` directory exists) is never touched."""
+    first starts. A frontend whose gateway has run (its ``state`` directory exists) is never touched. A backup made
+    by a newer openclaw than the pinned one is refused before anything changes: openclaw will not start on it."""
     if host.get_fact(Directory, path=f"{STATE_DIR}/state"):
         host.noop("the gateway has its own state")
         return
@@ -150,6 +165,14 @@ def restore_state(copies_dir: str):
     if newest is None:
         host.noop("no backup of this frontend on the control machine: the gateway starts empty")
         return
+    made_by = backup_version(newest)
+    if version_key(made_by) > version_key(openclaw_version):
+        raise OperationError(
+            f"the newest backup of this frontend's state, {newest}, was made by openclaw {made_by}, newer than"
+            f" gateway_openclaw_version {openclaw_version}: openclaw refuses state a newer version migrated. Pin"
+            f" {made_by} or newer, or move {Path(copies_dir).expanduser()} away to start this frontend without its"
+            " history."
+        )
     remote = f"{BACKUP_DIR}/{newest.name}"
     archive = shlex.quote(remote)
     yield upload(str(newest), remote)
@@ -187,8 +210,14 @@ def _fetch_newest_backup(state, host, copies_dir: str) -> bool:
     sudo = sudo_arguments(host)
     _, output = host.run_shell_command(NewestBackup().command(BACKUP_DIR), **sudo)
     name = NewestBackup().process(output.stdout_lines)
+    if name is None:  # none made yet, or removed by hand: make one now
+        host.run_shell_command(f"systemctl start {BACKUP_UNIT}.service", **sudo)
+        _, output = host.run_shell_command(NewestBackup().command(BACKUP_DIR), **sudo)
+        name = NewestBackup().process(output.stdout_lines)
     if name is None:
-        raise OperationError(f"no backup of OpenClaw's state in {host.name}:{BACKUP_DIR}")
+        raise OperationError(
+            f"no backup of OpenClaw's state in {host.name}:{BACKUP_DIR} ({BACKUP_UNIT}.service failed)"
+        )
     copies = Path(copies_dir).expanduser()
     copies.mkdir(mode=0o700, parents=True, exist_ok=True)
     partial = copies / f".{name}.partial"

@@ -24,6 +24,7 @@ from roles.gateway.config import (
     AUDIT_PROGRAM,
     AUDIT_REPORT,
     AUDIT_UNIT,
+    BACKUP_DIR,
     CONFIG_FILE,
     NODE_ROOT,
     OPENCLAW_ROOT,
@@ -287,8 +288,10 @@ def test_a_downgrade_is_refused_and_the_gateway_keeps_serving(hosts, gateway_url
 def test_upgrading_the_pinned_versions_is_one_inventory_change(hosts, gateway_url, token, site):
     """A site deployed with older pins, then the inventory's: the second deploy is the upgrade a user makes."""
     front = hosts[FRONTEND]
-    # The older site: nothing of today's versions or state on the host.
-    front.check_output(f"systemctl stop {UNIT} && rm -rf {NODE_ROOT} {OPENCLAW_ROOT} {STATE_DIR}")
+    # The older site: nothing of today's versions, state or backups on the host, nor a backup on the control machine
+    # (a replacement frontend would get today's state back from it, and openclaw 2026.9.5 refuses that state).
+    front.check_output(f"systemctl stop {UNIT} && rm -rf {NODE_ROOT} {OPENCLAW_ROOT} {STATE_DIR} {BACKUP_DIR}")
+    shutil.rmtree(Path(site.gateway_config(FRONTEND).backup_copies_dir).expanduser(), ignore_errors=True)
     older = {"gateway_node_version": "24.16.0", "gateway_openclaw_version": "2026.9.5"}
     deploy(*(arg for key, value in older.items() for arg in ("--data", f"{key}={value}")))
     node_lock, openclaw_lock = (

@@ -6,8 +6,11 @@ import io
 import subprocess
 import tarfile
 
+import pytest
+from pyinfra.api import OperationError
+
 from roles.gateway.config import BACKUP_SUFFIX, STATE_DIR
-from roles.gateway.operations import NewestBackup, newest_copy, unpack_command
+from roles.gateway.operations import NewestBackup, backup_version, newest_copy, unpack_command
 
 ROOT = "2026-11-24T07-49-49.556+00-00-openclaw-backup"
 
@@ -53,3 +56,20 @@ def test_the_newest_backup_on_the_host_is_a_bare_name_or_none():
     fact = NewestBackup()
     assert fact.process([f"/var/backups/clawlan-gateway/a{BACKUP_SUFFIX}"]) == f"a{BACKUP_SUFFIX}"
     assert fact.process([]) is None
+
+
+def test_the_version_that_made_a_backup_is_read_from_its_manifest(tmp_path):
+    """A backup made by a newer openclaw than the pinned one is refused before it is restored: openclaw will not start
+    on state a newer version migrated."""
+    path = tmp_path / f"x{BACKUP_SUFFIX}"
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in {f"{ROOT}/payload/posix/var/lib/openclaw/manifest.json": b'{"runtimeVersion": "0"}',
+                           f"{ROOT}/manifest.json": b'{"runtimeVersion": "2026.9.6"}'}.items():  # fmt: skip
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    assert backup_version(path) == "2026.9.6"  # the archive's own manifest, not a file of the state
+    empty = tmp_path / f"empty{BACKUP_SUFFIX}"
+    archive(empty, {})
+    with pytest.raises(OperationError, match="runtimeVersion|manifest"):
+        backup_version(empty)
