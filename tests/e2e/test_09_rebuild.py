@@ -162,7 +162,9 @@ def test_a_retired_frontend_identity_is_refused_at_once_and_its_replacement_admi
 
 
 def sessions(host) -> set[str]:
-    return {session["key"] for session in json.loads(host.check_output(f"{CLI} sessions --json"))["sessions"]}
+    """Every stored session: `openclaw sessions` lists the newest 100 unless told, and the probe makes one a round."""
+    listed = json.loads(host.check_output(f"{CLI} sessions --json --limit all"))
+    return {session["key"] for session in listed["sessions"]}
 
 
 def test_a_swapped_frontend_keeps_its_peoples_sessions(first_deploy, lab, site, hosts):
