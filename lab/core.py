@@ -87,14 +87,9 @@ def lab_hosts(inventory_file: Path = INVENTORY) -> list[LabHost]:
 
 def machine_cores() -> list[tuple[int, ...]]:
     """This machine's physical cores this process may use, each as its CPUs (SMT siblings share a core)."""
-    allowed = os.sched_getaffinity(0)
-    cores: dict[tuple[str, str], list[int]] = {}
-    for line in _run("lscpu", "--parse=CPU,CORE,SOCKET").stdout.splitlines():
-        if line and not line.startswith("#"):
-            cpu, core, socket = line.split(",")
-            if int(cpu) in allowed:
-                cores.setdefault((socket, core), []).append(int(cpu))
-    return [tuple(cpus) for _, cpus in sorted(cores.items(), key=lambda item: min(item[1]))]
+    from roles.base.hardware import physical_cores
+
+    return physical_cores(_run("lscpu", "--parse=CPU,CORE,SOCKET").stdout.splitlines(), os.sched_getaffinity(0))
 
 
 def _run(*args: str, check: bool = True, capture: bool = True) -> subprocess.CompletedProcess:
@@ -358,7 +353,8 @@ class Lab:
         return host
 
     def recreate(self, host_name: str, trust: bool = True) -> None:
-        """A hardware swap: the host comes back blank (new disk, new host key) at the same address. ``trust=False``
+        """A hardware swap: the host comes back blank (new disk, new host key) at the address and with the hardware
+        this lab's inventory gives it (inventory/lab_swapped.py moves lab-back). ``trust=False``
         leaves the lab's known_hosts as it was: the new key must then be enrolled (tools/enrol.py)."""
         host = self._host(host_name)
         _podman("exec", host.container, "swapoff", "--all", check=False)

@@ -25,7 +25,6 @@ COMMAND = (
     " && cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null"
     " ; lscpu --parse=CPU,CORE,SOCKET"
 )
-NO_LIMIT = "max"
 # cgroup v1 writes "no limit" as the largest page-aligned 64-bit number; anything from 2**60 B (1 EiB) up is none.
 UNLIMITED_BYTES = 2**60
 
@@ -46,25 +45,34 @@ def _cpu_list(text: str) -> set[int]:
     return cpus
 
 
+def physical_cores(lscpu_lines: Iterable[str], allowed: set[int]) -> list[tuple[int, ...]]:
+    """The physical cores among the ``allowed`` CPUs, each as its CPUs (SMT siblings share a core), in CPU order,
+    from ``lscpu --parse=CPU,CORE,SOCKET``. The lab uses it to give its containers whole cores."""
+    cores: dict[tuple[str, str], list[int]] = {}
+    for line in lscpu_lines:
+        line = line.strip()
+        if line and line[0].isdigit() and line.count(",") == 2:
+            cpu, core, socket = line.split(",")
+            if int(cpu) in allowed:
+                cores.setdefault((socket, core), []).append(int(cpu))
+    return sorted((tuple(cpus) for cpus in cores.values()), key=min)
+
+
 def parse(lines: Iterable[str]) -> Hardware:
+    lines = [line.strip() for line in lines]
     mem_total_kib = None
     allowed: set[int] | None = None
     limits: list[int] = []
-    cpu_cores: list[tuple[int, str, str]] = []
     for line in lines:
-        line = line.strip()
         if line.startswith("/proc/meminfo:MemTotal:"):
             mem_total_kib = int(line.split()[1])
         elif line.startswith("/proc/self/status:Cpus_allowed_list:"):
             allowed = _cpu_list(line.split(":", 2)[2])
         elif line.isdigit():
             limits.append(int(line))
-        elif line and line[0].isdigit() and line.count(",") == 2:
-            cpu, core, socket = line.split(",")
-            cpu_cores.append((int(cpu), core, socket))
-    if mem_total_kib is None or allowed is None or not cpu_cores:
+    cores = physical_cores(lines, allowed or set())
+    if mem_total_kib is None or allowed is None or not cores:
         raise ValueError("could not read MemTotal, the allowed CPUs and lscpu's CPU list")
-    cores = {(socket, core) for cpu, core, socket in cpu_cores if cpu in allowed}
     memory = mem_total_kib * 1024
     limit = min((value for value in limits if value < UNLIMITED_BYTES), default=None)
     source = "MemTotal"
