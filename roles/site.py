@@ -18,7 +18,7 @@ from roles.common.names import HostSpec, SiteNames, site_names
 from roles.common.tls import HOST_CERT, Issuance
 from roles.gateway.config import AUDIT_MAX_AGE_S, GatewayConfig, build_gateway_config
 from roles.gateway.config import ENV_FILE as GATEWAY_ENV_FILE
-from roles.model_server.config import ModelServerConfig, build_model_server_config, health_path, idle_close_s, slots
+from roles.model_server.config import IDLE_CLOSE_S, ModelServerConfig, build_model_server_config, health_path, slots
 from roles.model_server.settings import LLAMA_SERVER
 from roles.monitor.config import (
     MONITOR_CERT,
@@ -136,7 +136,7 @@ class Site:
             monitor_dn=self.monitor_identity().spec.subject_dn(),
             api_key_file=str(self.model_server_api_key_file),
             health_upstream_path=health_path(self.settings[name]["model_server"]),
-            upstream_idle_close_s=idle_close_s(self.settings[name]["model_server"]),
+            upstream_idle_close_s=IDLE_CLOSE_S,
         )
 
     def model_endpoint_name(self) -> str:

@@ -174,18 +174,17 @@ def build_model_server_config(
     )
 
 
+# Seconds an idle keep-alive connection stays open on the model server: cpp-httplib's (llama-server) and uvicorn's
+# (llama-cpp-python) default alike. A proxy that keeps connections longer may send a chat down one the server is
+# closing at that moment, and that chat fails (a 502: a chat is never resent).
+IDLE_CLOSE_S = 5
+
+
 def health_path(settings: ModelServerSettings) -> str:
     """What says the model server is ready for chats: llama-server's /health answers 200 once the model is loaded
     (503 before); llama-cpp-python's server listens only once it is, and its cheapest authenticated GET is the
     model list."""
     return "/health" if settings.engine == LLAMA_SERVER else "/v1/models"
-
-
-def idle_close_s(settings: ModelServerSettings) -> int:
-    """Seconds an idle keep-alive connection stays open on the model server: cpp-httplib's (llama-server) and
-    uvicorn's (llama-cpp-python) default alike. A proxy that keeps connections longer may send a chat down one the
-    server is closing at that moment, and that chat fails (a 502: a chat is never resent)."""
-    return 5
 
 
 def slots(settings: ModelServerSettings) -> int:
