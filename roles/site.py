@@ -18,6 +18,7 @@ from roles.common.names import HostSpec, SiteNames, site_names
 from roles.common.tls import HOST_CERT, Issuance
 from roles.gateway.config import AUDIT_MAX_AGE_S, GatewayConfig, build_gateway_config
 from roles.gateway.config import ENV_FILE as GATEWAY_ENV_FILE
+from roles.gateway.config import TLS_CERT as GATEWAY_CERT
 from roles.model_server.config import IDLE_CLOSE_S, ModelServerConfig, build_model_server_config, health_path, slots
 from roles.model_server.settings import LLAMA_SERVER
 from roles.monitor.config import (
@@ -182,7 +183,15 @@ class Site:
             node_lock=self.lock(NODE, self.settings[name]["gateway"].node_version),
             openclaw_lock=self.lock(OPENCLAW, self.settings[name]["gateway"].openclaw_version),
             backup_copies_dir=str(self.state_dir / "backups" / name),
+            tls=self.gateway_identity(name),
+            certificate_metrics_unit=METRICS_UNIT,
         )
+
+    def gateway_identity(self, name: str) -> Issuance:
+        """The gateway's HTTPS certificate: the frontend's names and address, its own subject (OU=gateway), server
+        use only, so it can never open a backend's door."""
+        own = self.pki_config(name).issuance
+        return replace(own, spec=replace(own.spec, role="gateway", client=False, server=True))
 
     @property
     def monitor(self) -> MonitorSettings:
@@ -261,11 +270,11 @@ class Site:
         return PkiConfig(issuance=own, metrics_dir=TEXTFILE_DIR, revocations=self.revocations)
 
     def certificate_paths(self, name: str) -> tuple[str, ...]:
-        """Every certificate the site CA keeps issued on ``name``: its own, the probe's on a frontend, the monitor's
-        on the monitor host. What these hold is what the revocation list spares."""
+        """Every certificate the site CA keeps issued on ``name``: its own, the probe's and the gateway's on a
+        frontend, the monitor's on the monitor host. What these hold is what the revocation list spares."""
         paths = [HOST_CERT]
         if self.host(name).role == "frontend":
-            paths.append(PROBE_CERT)
+            paths += [PROBE_CERT, GATEWAY_CERT]
         if name == self.monitor_host().name:
             paths.append(MONITOR_CERT)
         return tuple(paths)

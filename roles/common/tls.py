@@ -1,7 +1,8 @@
 """The site's TLS material on a host: its paths, and the operations that keep a key (made on the host) and a
 certificate from the site CA (the host makes the CSR, the control machine signs).
 
-Shared by the pki role (each host's own identity) and the monitor role (the probe's own key).
+Shared by the pki role (each host's own identity), the monitor role (the probe's and the monitor's own keys) and the
+gateway role (its HTTPS key).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from pyinfra import host
 from pyinfra.api import FunctionCommand, operation
+from pyinfra.operations import server
 from pyinfra.facts.files import File, FileContents
 
 from roles.common.ca import CertSpec, load_or_create_ca, not_after, record_issued, reissue_reason, sign_csr
@@ -96,3 +98,22 @@ def _issue(state, host, key_path: str, cert_path: str, issuance: Issuance):
     if not ok:
         raise RuntimeError(f"could not install the certificate on {host.name}: {output.stderr}")
     return True
+
+
+def own_identity(who: str, key_path: str, cert_path: str, owner: str, issuance: Issuance, metrics_unit: str):
+    """A TLS identity of its own: a key made on the host for ``owner`` (the host's key stays root's), a certificate
+    from the site CA, and the expiry metric written again when the certificate changed."""
+    key = private_key(name=f"Generate the {who}'s own TLS key on the host ({key_path}, 0600 {owner})",
+                      path=key_path, owner=owner)  # fmt: skip
+    certificate = host_certificate(
+        name=f"Keep the {who}'s certificate issued by the site CA",
+        key_path=key_path,
+        cert_path=cert_path,
+        issuance=issuance,
+    )
+    server.shell(
+        name=f"Write the certificate expiry metric now (the {who}'s certificate changed)",
+        commands=[f"systemctl start {shlex.quote(metrics_unit + '.service')}"],
+        _if=certificate.did_change,
+    )
+    return key, certificate

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from roles.common.locks import Lock
 from roles.common.settings import Problem
+from roles.common.tls import CA_CERT, PKI_DIR, Issuance
 from roles.gateway.settings import GatewaySettings
 
 USER = "openclaw"
@@ -41,6 +42,10 @@ BACKUP_DIR = "/var/backups/clawlan-gateway"  # the gateway user's, 0700: outside
 BACKUP_SUFFIX = "-openclaw-backup.tar.gz"  # openclaw names each archive <timestamp>-openclaw-backup.tar.gz
 BACKUPS_KEPT = 7  # on the frontend and on the control machine: a week of dailies
 PROVIDER = "clawlan"  # the model provider's name inside OpenClaw
+# The gateway serves HTTPS itself (OpenClaw's own TLS): its key is the gateway user's, made on the frontend, apart from
+# the host key HAProxy presents to the backends; its certificate is from the site CA, for the frontend's names.
+TLS_KEY = f"{PKI_DIR}/gateway.key"
+TLS_CERT = f"{PKI_DIR}/gateway.crt"
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,13 @@ class GatewayConfig:
     node_lock: Lock
     openclaw_lock: Lock
     backup_copies_dir: str  # on the control machine: this frontend's latest OpenClaw backups, restored onto a new box
+    tls: Issuance  # the gateway's HTTPS certificate: server use only, the frontend's names and address
+    certificate_metrics_unit: str  # the pki role's expiry metric job: run again when the gateway's certificate changes
+
+    @property
+    def url(self) -> str:
+        """Where people (and the probe) reach the gateway: HTTPS on the frontend's LAN address."""
+        return f"https://{self.listen_address}:{self.port}"
 
     @property
     def audit_metrics(self) -> str:
@@ -100,6 +112,8 @@ class GatewayConfig:
             "NODE_ENV": "production",
             "NODE_COMPILE_CACHE": CACHE_DIR,
             "PATH": f"{self.node_dir}/bin:/usr/bin:/bin",
+            # The CLI and the readiness check reach the gateway over its HTTPS: trust the site CA that signed it.
+            "NODE_EXTRA_CA_CERTS": CA_CERT,
         }
 
     def openclaw_config(self) -> dict:
@@ -125,6 +139,8 @@ class GatewayConfig:
                     "rateLimit": {"maxAttempts": self.auth_max_attempts, "windowMs": 60000, "lockoutMs": 300000},
                 },
                 "controlUi": {"allowedOrigins": list(self.origins)},
+                # HTTPS only: the token, full operator access, never crosses the LAN in clear.
+                "tls": {"enabled": True, "autoGenerate": False, "certPath": TLS_CERT, "keyPath": TLS_KEY},
                 "http": {"endpoints": {"chatCompletions": {"enabled": True}}},
             },
             # Nothing leaves the LAN: no update checks, catalog downloads, mDNS, heartbeats or dreaming.
@@ -179,16 +195,18 @@ def build_gateway_config(
     node_lock: Lock,
     openclaw_lock: Lock,
     backup_copies_dir: str,
+    tls: Issuance,
+    certificate_metrics_unit: str,
 ) -> GatewayConfig:
     """``names``: the frontend's names as /etc/hosts pins them; the model figures come from the backend."""
-    port_suffix = "" if settings.port == 80 else f":{settings.port}"
+    port_suffix = "" if settings.port == 443 else f":{settings.port}"
     return GatewayConfig(
         node_version=settings.node_version,
         openclaw_version=settings.openclaw_version,
         npm_registry=settings.npm_registry,
         listen_address=address,
         port=settings.port,
-        origins=tuple(f"http://{name}{port_suffix}" for name in (*names, address)),
+        origins=tuple(f"https://{name}{port_suffix}" for name in (*names, address)),
         client_networks=settings.client_networks,
         model_base_url=f"http://127.0.0.1:{egress_port}/v1",
         model_id=model_id,
@@ -203,6 +221,8 @@ def build_gateway_config(
         node_lock=node_lock,
         openclaw_lock=openclaw_lock,
         backup_copies_dir=backup_copies_dir,
+        tls=tls,
+        certificate_metrics_unit=certificate_metrics_unit,
     )
 
 

@@ -19,6 +19,7 @@ from roles.common.files import host_files
 from roles.common.packages import install_packages
 from roles.common.secrets import site_secret
 from roles.common.templates import TEMPLATES, render, rendered
+from roles.common.tls import own_identity
 from roles.common.units import service, timer_job, timer_job_files
 from roles.gateway.config import (
     AUDIT_COMMAND,
@@ -37,6 +38,8 @@ from roles.gateway.config import (
     NODE_ROOT,
     OPENCLAW_ROOT,
     STATE_DIR,
+    TLS_CERT,
+    TLS_KEY,
     UNIT,
     USER,
     GatewayConfig,
@@ -149,9 +152,11 @@ def gateway(config: GatewayConfig, installed_packages: frozenset[str] = frozense
         mode="644",
         create_remote_dir=False,
     )
-    changed = (node, package, secrets, settings, unit)
+    key, certificate = own_identity("gateway", TLS_KEY, TLS_CERT, USER, config.tls, config.certificate_metrics_unit)
+    # OpenClaw reads its certificate at start: a renewed one restarts it (once a year, inside the renewal window).
+    changed = (node, package, secrets, settings, unit, key, certificate)
     service(
-        name=f"Run {UNIT} (restarted only when its versions, configuration, secrets or unit changed)",
+        name=f"Run {UNIT} (restarted only when its versions, configuration, secrets, certificate or unit changed)",
         unit=UNIT,
         daemon_reload_on=(unit,),
         restart_on=changed,
@@ -230,6 +235,6 @@ def _unit_context(config: GatewayConfig) -> dict:
         "node": config.node,
         "openclaw": config.openclaw,
         "await_ready": AWAIT_READY,
-        "ready_url": f"http://{config.listen_address}:{config.port}/readyz",
+        "ready_url": f"{config.url}/readyz",
         "client_networks": config.client_networks,
     }

@@ -101,6 +101,7 @@ class ProbeConfig:
                         "url": self.gateway_url,
                         "model": "openclaw",
                         "api_key_env": "OPENCLAW_GATEWAY_TOKEN",
+                        "ca_file": CA_CERT,
                         **common,
                     },
                     {
@@ -226,7 +227,7 @@ def build_probe_config(
         timeout_s=settings.probe_timeout_s,
         max_tokens=settings.probe_max_tokens,
         # The LAN address, as a user's browser reaches the gateway, not its loopback listener.
-        gateway_url=f"http://{host.address}:{gateway_port}/v1/chat/completions",
+        gateway_url=f"https://{host.address}:{gateway_port}/v1/chat/completions",
         # The backends' shared name, pinned to each of them: the first that answers is probed.
         backend_url=f"https://{backend_name}:{mtls_port}/v1/chat/completions",
         backend_model=backend_model,

@@ -6,7 +6,6 @@ Debian's units are kept and extended with drop-ins (flags, hardening, an IP filt
 
 from __future__ import annotations
 
-import shlex
 from io import StringIO
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from roles.common.accounts import system_user
 from roles.common.files import host_files
 from roles.common.packages import install_packages
 from roles.common.templates import render, rendered
-from roles.common.tls import CA_CERT, host_certificate, private_key
+from roles.common.tls import CA_CERT, own_identity
 from roles.common.units import service
 from roles.monitor.config import (
     MONITOR_CERT,
@@ -48,25 +47,6 @@ PROBE_SOURCES = Path(__file__).resolve().parent / "programs"
 
 def _dropin(unit: str) -> str:
     return f"/etc/systemd/system/{unit}.d/clawlan.conf"
-
-
-def _client_identity(who: str, key_path: str, cert_path: str, owner: str, issuance, metrics_unit: str):
-    """A TLS client identity of its own: a key made on the host for ``owner`` (the host's key stays root's), a
-    certificate from the site CA, and the expiry metric written again when the certificate changed."""
-    key = private_key(name=f"Generate the {who}'s own TLS key on the host ({key_path}, 0600 {owner})",
-                      path=key_path, owner=owner)  # fmt: skip
-    certificate = host_certificate(
-        name=f"Keep the {who}'s client certificate issued by the site CA",
-        key_path=key_path,
-        cert_path=cert_path,
-        issuance=issuance,
-    )
-    server.shell(
-        name=f"Write the certificate expiry metric now (the {who}'s certificate changed)",
-        commands=[f"systemctl start {shlex.quote(metrics_unit + '.service')}"],
-        _if=certificate.did_change,
-    )
-    return key, certificate
 
 
 @deploy("Node exporter")
@@ -125,7 +105,7 @@ def probe(config: ProbeConfig, secrets_changes=(), tls_changes=(), installed_pac
         dest=unit_path,
         mode="644",
     )
-    key, certificate = _client_identity("probe", PROBE_KEY, PROBE_CERT, PROBE_USER, config.issuance,
+    key, certificate = own_identity("probe", PROBE_KEY, PROBE_CERT, PROBE_USER, config.issuance,
                                         config.certificate_metrics_unit)  # fmt: skip
     changed = (*programs, settings, unit, key, certificate, *secrets_changes, *tls_changes)
     service(
@@ -160,7 +140,7 @@ def prometheus(config: PrometheusConfig, monitor_name: str, installed_packages: 
     install_packages("Install Debian's Prometheus", ["prometheus"], installed_packages, no_recommends=True)
     # Prometheus' user comes with the package.
     scrape = config.model_server
-    key, certificate = _client_identity(
+    key, certificate = own_identity(
         "monitor", MONITOR_KEY, MONITOR_CERT, PROMETHEUS_USER, scrape.identity, scrape.certificate_metrics_unit
     )
 

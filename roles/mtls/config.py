@@ -16,6 +16,10 @@ METRICS_KEY_CONF = "/etc/nginx/clawlan-metrics-key.conf"
 OLD_EGRESS_CONF = "/etc/nginx/conf.d/clawlan-egress.conf"
 BALANCER_CONF = "/etc/haproxy/haproxy.cfg"  # Debian's unit reads this one (and checks it before a reload)
 BALANCER_UNIT = "haproxy.service"
+INGRESS_UNIT = "nginx.service"
+# Debian's units, kept, with our hardening as a drop-in of each (and nginx's Restart=): never an edited unit file.
+HARDENING = {INGRESS_UNIT: "mtls/nginx-hardening.conf", BALANCER_UNIT: "mtls/haproxy-hardening.conf"}
+
 BALANCER_PROXY = "model_servers"  # HAProxy's name for the pool: the proxy label of its metrics
 # Health checks: every second, two failures take a backend out, one pass puts it back. A backend that goes bad just
 # after a passed check is out within ~3 s (two checks, each allowed a second), inside the 5 s; one that is
@@ -28,6 +32,18 @@ CHECK_RISE = 1
 # a client's bad request that makes one backend answer 500 must not empty the pool.
 ERROR_LIMIT = 3
 HEALTH_PATH = "/health"  # on the ingress: the model server's readiness, for frontend certificates
+# TCP keepalive on the connections between the boxes, both ends. A backend that loses power mid-answer sends nothing
+# more, not even a reset, and a chat would wait out the read timeout (minutes: a cold prompt is slow). After
+# KEEPALIVE_IDLE_S of silence the kernel probes every KEEPALIVE_INTERVAL_S; KEEPALIVE_PROBES unanswered end the
+# connection: a dead peer fails its chats within DEAD_PEER_S.
+KEEPALIVE_IDLE_S = 10
+KEEPALIVE_INTERVAL_S = 5
+KEEPALIVE_PROBES = 3
+DEAD_PEER_S = KEEPALIVE_IDLE_S + KEEPALIVE_INTERVAL_S * KEEPALIVE_PROBES
+
+
+def hardening_dropin(unit: str) -> str:
+    return f"/etc/systemd/system/{unit}.d/clawlan.conf"
 
 
 @dataclass(frozen=True)
@@ -49,6 +65,9 @@ class IngressConfig:
     crl: str = CRL  # certificates the site retired: refused though the CA signed them
     metrics_key_conf: str = METRICS_KEY_CONF
     health_path: str = HEALTH_PATH
+    keepalive_idle_s: int = KEEPALIVE_IDLE_S
+    keepalive_interval_s: int = KEEPALIVE_INTERVAL_S
+    keepalive_probes: int = KEEPALIVE_PROBES
 
 
 @dataclass(frozen=True)
@@ -87,6 +106,9 @@ class EgressConfig:
     check_fall: int = CHECK_FALL
     check_rise: int = CHECK_RISE
     error_limit: int = ERROR_LIMIT
+    keepalive_idle_s: int = KEEPALIVE_IDLE_S
+    keepalive_interval_s: int = KEEPALIVE_INTERVAL_S
+    keepalive_probes: int = KEEPALIVE_PROBES
 
 
 def build_egress_config(

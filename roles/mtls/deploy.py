@@ -14,14 +14,25 @@ from pyinfra.operations.util import any_changed
 from roles.common.files import host_files
 from roles.common.packages import install_packages
 from roles.common.secrets import site_secret
-from roles.common.templates import rendered
+from roles.common.templates import TEMPLATES, rendered
 from roles.common.units import service
-from roles.mtls.config import BALANCER_CONF, BALANCER_UNIT, CONF, OLD_EGRESS_CONF, EgressConfig, IngressConfig
+from roles.mtls.config import (
+    BALANCER_CONF,
+    BALANCER_UNIT,
+    CONF,
+    HARDENING,
+    INGRESS_UNIT,
+    OLD_EGRESS_CONF,
+    EgressConfig,
+    IngressConfig,
+    hardening_dropin,
+)
 
 
 @deploy("mTLS ingress")
 def ingress(config: IngressConfig, tls_changes=(), installed_packages: frozenset[str] = frozenset()):
     """``tls_changes``: the pki operations whose change (a new certificate or CA) needs a reload."""
+    hardening = _hardening(INGRESS_UNIT)
     install_packages("Install nginx", ["nginx"], installed_packages)
     key = f"Bearer {site_secret(config.api_key_file)}"
     metrics_key = host_files(config.metrics_key_conf).secret(
@@ -29,7 +40,7 @@ def ingress(config: IngressConfig, tls_changes=(), installed_packages: frozenset
         content=f'proxy_set_header Authorization "{key}";\n',
         dest=config.metrics_key_conf,
     )
-    _nginx_site(CONF, "mtls/ingress.conf.j2", config, (*tls_changes, metrics_key))
+    _nginx_site(CONF, "mtls/ingress.conf.j2", config, (*tls_changes, metrics_key), hardening)
 
 
 @deploy("mTLS egress")
@@ -44,6 +55,7 @@ def egress(config: EgressConfig, tls_changes=(), installed_packages: frozenset[s
         commands=["systemctl reload-or-restart nginx.service"],
         _if=old_egress.did_change,
     )
+    hardening = _hardening(BALANCER_UNIT)
     install_packages("Install HAProxy", ["haproxy"], installed_packages)
     conf = known.put(
         name=f"Write {BALANCER_CONF}",
@@ -59,14 +71,26 @@ def egress(config: EgressConfig, tls_changes=(), installed_packages: frozenset[s
         commands=[f"haproxy -c -q -f {BALANCER_CONF}"],
         _if=any_changed(*changes),
     )
-    # A reload starts new workers; the old ones finish the chats in flight.
+    # A reload starts new workers; the old ones finish the chats in flight. New hardening needs a restart.
     service(name="Run HAProxy (reloaded when its configuration or certificates changed)", unit=BALANCER_UNIT,
-            reload_on=changes)  # fmt: skip
+            reload_on=changes, restart_on=(hardening,), daemon_reload_on=(hardening,))  # fmt: skip
 
 
-def _nginx_site(path: str, template: str, config, reload_changes):
+def _hardening(unit: str):
+    """The drop-in that hardens Debian's ``unit``: written before the package is installed, so its first start is
+    already sandboxed."""
+    dropin = hardening_dropin(unit)
+    return host_files(dropin).put(
+        name=f"Harden {unit} (a drop-in: sandboxing, and a restart after a crash)",
+        src=str(TEMPLATES / HARDENING[unit]),
+        dest=dropin,
+        mode="644",
+    )
+
+
+def _nginx_site(path: str, template: str, config, reload_changes, hardening):
     """nginx (installed by the caller) with ``path`` from ``template``; ``reload_changes``: the other operations
-    whose change needs a reload."""
+    whose change needs a reload; ``hardening``: its drop-in, whose change needs a restart."""
     default_site = files.link(
         name="Remove nginx's default site (it listens on every address)",
         path="/etc/nginx/sites-enabled/default",
@@ -84,6 +108,8 @@ def _nginx_site(path: str, template: str, config, reload_changes):
     server.shell(name="Check the nginx configuration", commands=["nginx -t -q"], _if=any_changed(*changes))
     service(
         name="Run nginx (reloaded when its configuration or certificates changed)",
-        unit="nginx.service",
+        unit=INGRESS_UNIT,
         reload_on=changes,
+        restart_on=(hardening,),
+        daemon_reload_on=(hardening,),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import posixpath
@@ -37,11 +38,12 @@ from roles.model_server.config import USER as MODEL_USER
 from roles.model_server.settings import LLAMA_SERVER
 from roles.monitor.config import NODE_EXPORTER_UNIT, PROBE_UNIT, PROMETHEUS_UNIT
 from roles.monitor.rules import render_rules
-from roles.mtls.config import BALANCER_UNIT
+from roles.mtls.config import BALANCER_UNIT, INGRESS_UNIT
 from roles.pki.config import METRICS_UNIT as CERTIFICATE_METRICS_UNIT
 from tests.compliance.conftest import control
 from tests.support.prometheus import api, prometheus_url
-from tests.support.remote import hardening_exposure, listening_addresses
+from tests.support.remote import hardening_exposure, listening_addresses, unit_property
+from tests.support.tls import site_tls
 
 HARDENING_LIMIT = 4.0  # systemd-analyze security: "OK" ends at 4.9; the roles aim lower
 
@@ -263,8 +265,32 @@ def test_GW_08_pinned_versions(host, site, host_name):
 def test_GW_07_gateway_ready(site, host_name):
     """What a person's browser reaches: the gateway's LAN address, from this machine."""
     config = site.gateway_config(host_name)
-    with urllib.request.urlopen(f"http://{config.listen_address}:{config.port}/readyz", timeout=10) as response:
+    with urllib.request.urlopen(f"{config.url}/readyz", timeout=10, context=site_tls(site)) as response:
         assert response.status == 200
+
+
+@control("GW-16", "People reach the gateway over HTTPS only, with the site CA's certificate", impact=1.0,
+         roles=("frontend",))  # fmt: skip
+@pytest.mark.parametrize("scheme", ["https-names", "no-plain-http"])
+def test_GW_16_gateway_https_only(site, host_name, scheme):
+    """The gateway's token is full operator access: in clear, anyone on the LAN could read it off the wire, and tamper
+    with the web UI that holds it. Every name the site pins for the frontend, and its address, must be in a
+    certificate the site CA signed; a plain HTTP request to the gateway's port gets no HTTP answer at all."""
+    config = site.gateway_config(host_name)
+    if scheme == "https-names":
+        for name in (*site.names_of(host_name), config.listen_address):
+            with socket.create_connection((config.listen_address, config.port), timeout=10) as raw:
+                with site_tls(site).wrap_socket(raw, server_hostname=name) as tls:
+                    assert tls.version() in ("TLSv1.2", "TLSv1.3"), name
+        return
+    with socket.create_connection((config.listen_address, config.port), timeout=10) as raw:
+        raw.sendall(f"GET /readyz HTTP/1.1\r\nHost: {config.listen_address}\r\nConnection: close\r\n\r\n".encode())
+        raw.settimeout(10)
+        answer = b""
+        with contextlib.suppress(OSError):
+            while chunk := raw.recv(4096):
+                answer += chunk
+    assert not answer.startswith(b"HTTP/"), answer[:200]
 
 
 @control("GW-09", "openclaw's security audit runs hourly", impact=0.4, roles=("frontend",))
@@ -374,6 +400,25 @@ def test_NET_03_egress_on_loopback(host, site, host_name):
     port = site.egress_config(host_name).port
     listening = set(listening_addresses(host))
     assert {a for a in listening if a.rsplit(":", 1)[1] == str(port)} == {f"127.0.0.1:{port}"}
+
+
+def proxy_unit(site, host_name) -> str:
+    """The box's TLS door: nginx in front of a backend's model server, HAProxy on a frontend."""
+    return INGRESS_UNIT if site.host(host_name).role == "backend" else BALANCER_UNIT
+
+
+@control("NET-07", "The TLS proxy is hardened and comes back by itself", impact=0.8)
+@pytest.mark.parametrize("aspect", ["sandboxed", "restarts"])
+def test_NET_07_proxy_hardened(host, site, host_name, aspect):
+    """nginx is a backend's only door from the LAN and HAProxy a frontend's only way to the model: a compromise of
+    either should reach little (Debian's units score 9.6 UNSAFE), and a crash or a kill -9 must not leave the site
+    down until someone acts."""
+    unit = proxy_unit(site, host_name)
+    if aspect == "sandboxed":
+        score, report = hardening_exposure(host, unit)
+        assert score <= HARDENING_LIMIT, report
+    else:
+        assert unit_property(host, unit, "Restart") in ("on-failure", "always")
 
 
 def connects(address: str, port: int) -> bool:

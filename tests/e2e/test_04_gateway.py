@@ -37,19 +37,19 @@ from tests.compliance import test_services as service_controls
 from tests.compliance.conftest import GATEWAY_AUDIT
 from tests.e2e.conftest import deploy
 from tests.support.remote import unit_property
+from tests.support.tls import lab_site, site_tls
 from tools.locks import pinned_version
 
 FRONTEND, BACKEND = "lab-front", "lab-back"
 BACKEND_LOG = "/var/log/nginx/clawlan-llm.access.log"
-RUN_GATEWAY = f"Gateway | Run {UNIT} (restarted only when its versions, configuration, secrets or unit changed)"
+RUN_GATEWAY = f"Gateway | Run {UNIT} (restarted only when its versions, configuration, secrets, certificate or unit changed)"
 RUN_AUDIT = "Gateway | Run the security audit now (the gateway or the audit changed)"
 SHOW_AUDIT = f"python3 {AUDIT_PROGRAM} show {AUDIT_REPORT} --max-age {AUDIT_MAX_AGE_S}"  # the report, if current
 
 
 @pytest.fixture(scope="module")
 def gateway_url(first_deploy, site):
-    config = site.gateway_config(FRONTEND)
-    return f"http://{config.listen_address}:{config.port}"
+    return site.gateway_config(FRONTEND).url
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,9 @@ def request(url, body=None, token=None, timeout=240):
         headers["Authorization"] = f"Bearer {token}"
     data = json.dumps(body).encode() if body is not None else None
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, data, headers), timeout=timeout) as response:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, data, headers), timeout=timeout, context=site_tls(lab_site())
+        ) as response:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()

@@ -145,11 +145,11 @@ def test_a_chat_with_tools_through_the_gateway_is_accepted(front, site):
 
 def gateway_chat(front, gateway) -> tuple[int, str]:
     """POST TOOLS_CHAT to the gateway with its token read on the host (never on a command line)."""
-    url = f"http://{gateway.listen_address}:{gateway.port}/v1/chat/completions"
+    url = f"{gateway.url}/v1/chat/completions"
     header = f"sed -n 's/^OPENCLAW_GATEWAY_TOKEN=/Authorization: Bearer /p' {GATEWAY_ENV_FILE}"
     result = front.run(
         f"{header} | curl -s -m 120 -w '\\n%{{http_code}}' -H @- -H 'Content-Type: application/json'"
-        f" --data @{TOOLS_CHAT} {url}"
+        f" --cacert {CA_CERT} --data @{TOOLS_CHAT} {url}"
     )
     text, _, code = result.stdout.rpartition("\n")
     return int(code), text

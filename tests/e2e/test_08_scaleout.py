@@ -61,7 +61,7 @@ def hosts(grown):
 @pytest.fixture(scope="module")
 def gateway(site):
     config = site.gateway_config(FRONTEND)
-    return f"http://{config.listen_address}:{config.port}", site.gateway_token_file.read_text().strip()
+    return config.url, site.gateway_token_file.read_text().strip()
 
 
 def pool(hosts, site) -> dict[str, str]:

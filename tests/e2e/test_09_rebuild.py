@@ -112,7 +112,7 @@ def test_one_deploy_of_the_edited_inventory_gives_a_working_site(retired_backend
         assert retired_backend_serial in revoked, f"{host.backend.get_hostname()} still admits the old box"
     wait_until_settled(site)  # the probe's chats through both paths succeed: the balancer has the new box up
     config = site.gateway_config("lab-front")
-    status, text = chat(f"http://{config.listen_address}:{config.port}", site.gateway_token_file.read_text().strip())
+    status, text = chat(config.url, site.gateway_token_file.read_text().strip())
     assert status == 200, text
     wait_until_passes(run_control, service_controls.test_MON_03_targets_up, hosts["lab-front"], site, "lab-front",
                       timeout_s=60)  # fmt: skip
@@ -132,7 +132,7 @@ def test_swapping_the_old_box_back_works_the_same_way(first_deploy, lab, site):
     deploy()
     wait_until_settled(site)
     config = site.gateway_config("lab-front")
-    status, text = chat(f"http://{config.listen_address}:{config.port}", site.gateway_token_file.read_text().strip())
+    status, text = chat(config.url, site.gateway_token_file.read_text().strip())
     assert status == 200, text
     assert deploy().changed == set()
 
@@ -172,7 +172,7 @@ def test_a_swapped_frontend_keeps_its_peoples_sessions(first_deploy, lab, site, 
     control machine's copy of the newest backup before the gateway first starts. A session made before the swap
     (and in that backup: the daily one, made now) is still there after it."""
     gateway = site.gateway_config(FRONTEND)
-    url, token = f"http://{gateway.listen_address}:{gateway.port}", site.gateway_token_file.read_text().strip()
+    url, token = gateway.url, site.gateway_token_file.read_text().strip()
     status, text = chat(url, token)
     assert status == 200, text
     before = sessions(hosts[FRONTEND])  # the probe's chats make more as it goes: these are all in the backup

@@ -89,9 +89,10 @@ def path_targets(site, frontend_name: str, max_tokens: int | None = None) -> dic
     return {
         "gateway": {
             "name": "gateway",
-            "url": f"http://{gateway.listen_address}:{gateway.port}/v1/chat/completions",
+            "url": f"{gateway.url}/v1/chat/completions",
             "model": "openclaw",
             "env_var": "OPENCLAW_GATEWAY_TOKEN",
+            "ca_file": CA_CERT,
             **common,
         },
         "backend": {

@@ -52,8 +52,11 @@ def test_binds_the_lan_address_with_token_auth_and_the_chat_endpoint():
     assert (gateway["bind"], gateway["customBindHost"], gateway["port"]) == ("custom", "10.0.0.10", 8080)
     assert gateway["auth"]["mode"] == "token"
     assert gateway["http"]["endpoints"]["chatCompletions"]["enabled"] is True
-    assert "http://chat.home.arpa:8080" in gateway["controlUi"]["allowedOrigins"]
-    assert "http://10.0.0.10:8080" in gateway["controlUi"]["allowedOrigins"]
+    assert "https://chat.home.arpa:8080" in gateway["controlUi"]["allowedOrigins"]
+    assert "https://10.0.0.10:8080" in gateway["controlUi"]["allowedOrigins"]
+    # HTTPS only, with the gateway's own key and the site CA's certificate, never one OpenClaw makes up.
+    assert gateway["tls"] == {"enabled": True, "autoGenerate": False, "certPath": "/etc/clawlan/pki/gateway.crt",
+                              "keyPath": "/etc/clawlan/pki/gateway.key"}  # fmt: skip
 
 
 def test_nothing_calls_outside_the_lan():
@@ -92,7 +95,7 @@ def test_unit_runs_the_pinned_versions_as_the_gateway_user():
     assert "User=openclaw" in text
     assert "Restart=always" in text
     assert "EnvironmentFile=/etc/clawlan/gateway.env" in text
-    assert f"ExecStartPost={node} /opt/clawlan/bin/await-gateway-ready.mjs http://10.0.0.10:18789/readyz" in text
+    assert f"ExecStartPost={node} /opt/clawlan/bin/await-gateway-ready.mjs https://10.0.0.10:18789/readyz" in text
 
 
 def test_a_version_without_a_lock_is_refused_before_any_host_is_contacted():

@@ -77,7 +77,7 @@ def test_the_probe_configuration_holds_no_secret_and_names_both_paths(site):
     probe = json.loads(site.probe_config("front").probe_json())
     targets = {t["name"]: t for t in probe["targets"]}
     assert set(targets) == {"gateway", "backend"}
-    assert targets["gateway"]["url"] == f"http://{FRONT}:18789/v1/chat/completions"
+    assert targets["gateway"]["url"] == f"https://{FRONT}:18789/v1/chat/completions"
     assert targets["backend"]["url"] == "https://llm.home.arpa:8443/v1/chat/completions"
     assert (targets["backend"]["cert_file"], targets["backend"]["key_file"]) == (PROBE_CERT, PROBE_KEY)
     assert {t["api_key_env"] for t in targets.values()} == {"OPENCLAW_GATEWAY_TOKEN", "CLAWLAN_MODEL_API_KEY"}

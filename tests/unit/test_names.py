@@ -65,7 +65,7 @@ def test_every_reader_of_a_name_reads_the_one_result(aliases):
     assert member.server_name == pinned[member.address][0], "the balancer verifies each backend by its own FQDN"
     assert site.probe_config("front").backend_url.startswith(f"https://{service}:")
     origins = site.gateway_config("front").origins
-    assert origins == tuple(f"http://{name}:18789" for name in (*pinned["10.0.0.10"], "10.0.0.10"))
+    assert origins == tuple(f"https://{name}:18789" for name in (*pinned["10.0.0.10"], "10.0.0.10"))
 
 
 def test_the_names_are_worked_out_once_per_site():

@@ -62,5 +62,6 @@ def test_the_revocation_list_spares_every_certificate_each_host_holds():
     site = grown()
     assert site.certificate_paths("back2") == ("/etc/clawlan/pki/host.crt",)
     assert site.certificate_paths("front") == (
-        "/etc/clawlan/pki/host.crt", "/etc/clawlan/pki/probe.crt", "/etc/clawlan/pki/monitor.crt",
+        "/etc/clawlan/pki/host.crt", "/etc/clawlan/pki/probe.crt", "/etc/clawlan/pki/gateway.crt",
+            "/etc/clawlan/pki/monitor.crt",
     )  # fmt: skip

@@ -1,0 +1,29 @@
+"""TLS from the control machine to a site's services: trusting the site CA, and nothing else."""
+
+from __future__ import annotations
+
+import functools
+import ssl
+
+from roles.common.ca import CA_CERT
+from roles.site import Site
+
+
+@functools.cache
+def _context(ca_file: str) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=ca_file)
+
+
+def site_tls(site: Site) -> ssl.SSLContext:
+    """A client context that trusts the site CA (the control machine's copy) and checks names as a browser does."""
+    return _context(str(site.state_dir / "pki" / CA_CERT))
+
+
+@functools.cache
+def lab_site() -> Site:
+    """The lab inventory's site, for helpers called without the suite's fixtures."""
+    from lab.core import INVENTORY
+    from lab.runner import REPO
+    from roles.inventory import load_inventory, site_from_inventory
+
+    return site_from_inventory(load_inventory(str(INVENTORY), cwd=str(REPO)))
