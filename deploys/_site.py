@@ -12,7 +12,10 @@ from pyinfra.facts.files import FileContents
 
 from roles.base.facts import HostHardware
 from roles.base.hardware import HardwareMismatch, mismatches
-from roles.common.ca import held_serials, issued_serials, load_or_create_ca, revocation_list
+from roles.common.ca import held_serials, issued_serials, load_ca, revocation_list, trusted_ca_directories
+from roles.common.settings import InventoryError
+from roles.firewall.config import control_path_problem
+from roles.firewall.facts import SshClientAddress
 from roles.inventory import site_from_inventory
 from roles.site import Site
 
@@ -22,6 +25,7 @@ def this_site() -> Site:
     site = site_from_inventory(inventory)
     _refuse_a_partial_site()
     _check_hardware(site)
+    _check_control_path(site)
     return replace(site, revocations=_revocations(site))
 
 
@@ -48,25 +52,40 @@ def _check_hardware(site: Site) -> None:
         raise HardwareMismatch(problems)
 
 
+def _check_control_path(site: Site) -> None:
+    """The firewall admits SSH from the admin networks only: a deploy from a machine outside them would lock that
+    machine out on its next connection. Refused here, before any host is touched."""
+    problems = []
+    for each in sorted(inventory.get_active_hosts(), key=lambda h: h.name):
+        control = each.get_fact(SshClientAddress)
+        if control and (problem := control_path_problem(site.settings[each.name]["firewall"], each.name, control)):
+            problems.append(problem)
+    if problems:
+        raise InventoryError(problems)
+
+
 def _revocations(site: Site) -> str:
-    """The site CA's revocation list for this run: every certificate it issued that no inventory host holds now (a
-    retired or swapped box's, a host's removed from the inventory). A certificate being replaced in this run is still
-    held, so it works until the next run: a deploy killed halfway never locks a host out. Unless every inventory
-    host is in the run (--limit, a host down), who holds what is not known, and the list stays as it was."""
+    """The revocation lists for this run, one per CA the hosts trust (two during a CA rotation): every certificate
+    the CA issued that no inventory host holds now (a retired or swapped box's, a host's removed from the inventory).
+    A certificate being replaced in this run is still held, so it works until the next run: a deploy killed halfway
+    never locks a host out. Unless every inventory host is in the run (--limit, a host down), who holds what is not
+    known, and each list stays as it was."""
     issuance = site.pki_config(site.hosts[0].name).issuance
-    directory = Path(issuance.ca_dir)
-    ca = load_or_create_ca(directory, issuance.organization, issuance.ca_days)
+    issuance.site_ca()  # a new site's CA is made before anything reads the directory
     active = {each.name: each for each in inventory.get_active_hosts()}
-    if set(active) != {spec.name for spec in site.hosts}:
-        return revocation_list(ca, directory, revoked=None)
+    everyone = set(active) == {spec.name for spec in site.hosts}
     held = [
         "\n".join(lines) + "\n"
         for name, each in active.items()
         for path in site.certificate_paths(name)
-        if (lines := each.get_fact(FileContents, path=path))
+        if everyone and (lines := each.get_fact(FileContents, path=path))
     ]
-    serials = held_serials(ca, directory, held)
-    return revocation_list(ca, directory, revoked=issued_serials(directory) - serials)
+    lists = []
+    for directory in trusted_ca_directories(Path(issuance.ca_dir)):
+        ca = load_ca(directory)
+        revoked = issued_serials(directory) - held_serials(ca, directory, held) if everyone else None
+        lists.append(revocation_list(ca, directory, revoked=revoked))
+    return "".join(lists)
 
 
 def installed_packages() -> frozenset[str]:

@@ -4,6 +4,7 @@ from pyinfra import host
 
 from deploys._site import installed_packages, this_site
 from roles.base.deploy import base
+from roles.firewall.deploy import firewall
 from roles.gateway.deploy import gateway
 from roles.model_server.deploy import model_server
 from roles.monitor.deploy import node_exporter, probe, prometheus
@@ -15,6 +16,7 @@ installed = installed_packages()
 role = site.host(host.name).role
 
 base(site.base_config(host.name), installed_packages=installed)
+firewall(site.firewall_config(host.name), installed_packages=installed)
 node_exporter(site.node_exporter_config(host.name), installed_packages=installed)
 tls_changes = pki(site.pki_config(host.name), installed_packages=installed)
 if role == "backend":

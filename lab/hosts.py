@@ -15,6 +15,9 @@ SITE = {
     "ssh_key": str(_STATE / "id_ed25519"),  # made by `python -m lab up`, removed by `down`
     "ssh_known_hosts_file": str(_STATE / "known_hosts"),  # host keys read from the containers
     "ssh_strict_host_key_checking": "yes",
+    # Prometheus' UI for this machine (the lab network's gateway, .1) and the frontends (.10-.15): another device on
+    # the lab's LAN (the e2e tests put one at .30) gets nothing but the gateway and SSH.
+    "monitor_client_networks": ["10.242.17.0/28"],
     # Monitoring at test pace: alerts the e2e tests wait for fire within seconds, not minutes.
     "monitor_scrape_interval_s": 5,
     "monitor_retention_days": 1,

@@ -21,6 +21,7 @@ from roles.common.locks import LockMissing
 from roles.common.names import HostSpec, alias_problems, fqdn, site_names
 from roles.common.settings import InventoryError, Problem, parse_settings, prefixed_keys
 from roles.common.values import DnsLabel, LanIPv4, Number, WholeNumber, shown
+from roles.firewall.settings import FirewallSettings
 from roles.gateway.config import preflight as gateway_preflight
 from roles.gateway.settings import GatewaySettings
 from roles.model_server.config import engine_problems, kv_cache
@@ -29,6 +30,7 @@ from roles.model_server.settings import ModelServerSettings
 from roles.monitor.config import preflight as monitor_preflight
 from roles.monitor.settings import MonitorSettings
 from roles.mtls.settings import MtlsSettings
+from roles.pki.config import preflight as pki_preflight
 from roles.pki.settings import PkiSettings
 from roles.site import Site
 from roles.site_settings import LatencyTargets, SiteSettings
@@ -43,6 +45,7 @@ SETTINGS = {
     "mtls": MtlsSettings,
     "gateway": GatewaySettings,
     "monitor": MonitorSettings,
+    "firewall": FirewallSettings,
     "latency": LatencyTargets,
 }
 # Keys whose value must be the same on every host.
@@ -54,6 +57,7 @@ SITE_WIDE = (
     "base_host_aliases",
     "base_extra_hosts",
     "pki_organization",
+    "pki_permitted_networks",
     "mtls_port",
 )
 SITE_WIDE_PREFIXES = ("monitor_", "latency_")  # one Prometheus, one set of rules and targets for the whole site
@@ -132,6 +136,7 @@ def build_site(hosts: Mapping[str, tuple[tuple[str, ...], Mapping[str, Any]]]) -
             else:
                 problems += preflight(settings[spec.name]["base"], spec, 0.0)
                 problems += gateway_preflight(settings[spec.name]["gateway"], spec.name, spec.address)
+            problems += pki_preflight(settings[spec.name]["pki"], spec.name, spec.address)
         problems += _pool_problems([s for s in specs if s.role == "backend"], settings)
         problems += monitor_preflight(settings[specs[0].name]["monitor"], specs)
         problems += alias_problems(settings[specs[0].name]["base"].host_aliases, specs, "base_host_aliases")
@@ -254,6 +259,7 @@ def _host_spec(name: str, groups: tuple[str, ...], data: Mapping[str, Any], prob
         role=roles[0],
         memory_gib=float(data["hw_memory_gib"]),
         cpu_cores=data["hw_cpu_cores"],
+        ssh_port=data.get("ssh_port", SSH_PORT),
     )
 
 

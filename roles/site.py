@@ -16,6 +16,7 @@ from roles.base.config import BaseConfig, build_base_config
 from roles.common.locks import MODEL_SERVER, NODE, OPENCLAW, REPOSITORY_LOCKS, Lock, read_lock
 from roles.common.names import HostSpec, SiteNames, site_names
 from roles.common.tls import HOST_CERT, Issuance
+from roles.firewall.config import FirewallConfig, Opening, build_firewall_config, opening
 from roles.gateway.config import AUDIT_MAX_AGE_S, GatewayConfig, build_gateway_config
 from roles.gateway.config import ENV_FILE as GATEWAY_ENV_FILE
 from roles.gateway.config import TLS_CERT as GATEWAY_CERT
@@ -266,8 +267,30 @@ class Site:
 
     def pki_config(self, name: str) -> PkiConfig:
         host = self.host(name)
-        own = issuance(self.settings[name]["pki"], self.state_dir, host.role, self.names_of(name), host.address)
+        own = issuance(self.settings[name]["pki"], self.state_dir, host.role, self.names_of(name), host.address,
+                       self._site_wide("base").dns_domain)  # fmt: skip
         return PkiConfig(issuance=own, metrics_dir=TEXTFILE_DIR, revocations=self.revocations)
+
+    def firewall_config(self, name: str) -> FirewallConfig:
+        """What the box serves on its LAN address, and to whom: the same ports and peers its roles are given."""
+        spec, monitor, monitor_address = self.host(name), self.monitor, self.monitor_host().address
+        services: list[Opening] = [opening("node exporter", monitor.node_exporter_port, [monitor_address])]
+        if spec.role == "frontend":
+            gateway, mtls = self.settings[name]["gateway"], self.settings[name]["mtls"]
+            services += [
+                opening("gateway (HTTPS)", gateway.port, gateway.client_networks),
+                opening("latency probe metrics", monitor.probe_port, [monitor_address]),
+                opening("balancer metrics", mtls.balancer_metrics_port, [monitor_address]),
+            ]
+        else:
+            frontends = [h.address for h in self.hosts if h.role == "frontend"]
+            services.append(
+                opening("model (mutual TLS)", self.settings[name]["mtls"].port, [*frontends, monitor_address])
+            )
+        if name == self.monitor_host().name:
+            services.append(opening("Prometheus", monitor.prometheus_port, monitor.client_networks))
+        return build_firewall_config(self.settings[name]["firewall"], name, spec.address, spec.ssh_port,
+                                     tuple(services))  # fmt: skip
 
     def certificate_paths(self, name: str) -> tuple[str, ...]:
         """Every certificate the site CA keeps issued on ``name``: its own, the probe's and the gateway's on a

@@ -10,7 +10,7 @@ import datetime as dt
 import fcntl
 import ipaddress
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cryptography import x509
@@ -23,6 +23,13 @@ CA_KEY = "ca.key"
 CA_CERT = "ca.crt"
 ISSUED_DIR = "issued"  # every certificate the CA signed, named by serial: what a revocation list can name
 CRL_FILE = "crl.pem"  # the revocation list the hosts have: rewritten only when what it revokes changes
+# A CA rotation rolls a new CA in with both trusted everywhere, so no host ever meets a certificate it cannot verify:
+# "begin" makes the new CA in NEXT_DIR (trusted, signing nothing); "switch" makes it the CA that signs and moves the old
+# one to PREVIOUS_DIR (trusted still, signing nothing); "finish" retires the old one. A deploy follows each step.
+NEXT_DIR = "next"
+PREVIOUS_DIR = "previous"
+RETIRED_DIR = "retired"  # old CAs, kept (0700) for the record: nothing reads them
+CA_FILES = (CA_KEY, CA_CERT, ISSUED_DIR, CRL_FILE)
 # Certificates start a few minutes in the past so a host whose clock lags a little still accepts them.
 BACKDATE = dt.timedelta(minutes=5)
 
@@ -54,6 +61,19 @@ class CertSpec:
 
 
 @dataclass(frozen=True)
+class NameScope:
+    """What a new site CA may vouch for, as its name constraints: names under ``domain``, addresses in ``networks``.
+    A person who trusts the site CA in a browser then trusts it for the appliance's names alone, never for a bank's."""
+
+    domain: str
+    networks: tuple[str, ...]
+
+    def constraints(self) -> x509.NameConstraints:
+        permitted = [x509.DNSName(self.domain), *(x509.IPAddress(ipaddress.ip_network(n)) for n in self.networks)]
+        return x509.NameConstraints(permitted_subtrees=permitted, excluded_subtrees=None)
+
+
+@dataclass(frozen=True)
 class SiteCA:
     key: ec.EllipticCurvePrivateKey
     cert: x509.Certificate
@@ -63,8 +83,9 @@ class SiteCA:
         return self.cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
-def load_or_create_ca(directory: Path, organization: str, days: int) -> SiteCA:
-    """The site CA in ``directory`` (inside the site state directory), created on first use.
+def load_or_create_ca(directory: Path, organization: str, days: int, scope: NameScope | None = None) -> SiteCA:
+    """The site CA in ``directory`` (inside the site state directory), created on first use, limited to ``scope``.
+    A CA made before name constraints existed stays as it is (rotating it gives the site a limited one).
 
     Safe against parallel deploys. Both directories are kept 0700: they hold the CA key and secrets.
     """
@@ -81,11 +102,13 @@ def load_or_create_ca(directory: Path, organization: str, days: int) -> SiteCA:
         name = x509.Name(
             [
                 x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
-                x509.NameAttribute(NameOID.COMMON_NAME, f"{organization} site CA"),
+                # Its own name, not only its own key: while a rotation has two CAs trusted, OpenSSL finds issuers and
+                # revocation lists by name first, and two CAs of one name make some lookups fail.
+                x509.NameAttribute(NameOID.COMMON_NAME, f"{organization} site CA {_key_id(key)}"),
             ]
         )
         now = dt.datetime.now(dt.UTC)
-        cert = (
+        builder = (
             x509.CertificateBuilder()
             .subject_name(name)
             .issuer_name(name)
@@ -96,8 +119,10 @@ def load_or_create_ca(directory: Path, organization: str, days: int) -> SiteCA:
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(_key_usage(cert_sign=True), critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .sign(key, hashes.SHA256())
         )
+        if scope is not None:
+            builder = builder.add_extension(scope.constraints(), critical=True)
+        cert = builder.sign(key, hashes.SHA256())
         _write(key_path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                            serialization.NoEncryption()), 0o600)  # fmt: skip
         _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
@@ -107,6 +132,7 @@ def load_or_create_ca(directory: Path, organization: str, days: int) -> SiteCA:
 def sign_csr(ca: SiteCA, csr_pem: str, spec: CertSpec, days: int, now: dt.datetime | None = None) -> str:
     """A certificate for the CSR's key with the identity and names of ``spec`` (not the CSR's: the CA decides)."""
     csr = x509.load_pem_x509_csr(csr_pem.encode())
+    spec = vouched(spec, ca.cert)
     if not csr.is_signature_valid:
         raise ValueError("the CSR's signature does not verify: refusing to sign it")
     now = now or dt.datetime.now(dt.UTC)
@@ -213,6 +239,7 @@ def reissue_reason(
         return "the certificate was not issued by this site's CA"
     if public_key_pem is None or cert.public_key() != serialization.load_pem_public_key(public_key_pem.encode()):
         return "the certificate does not match the host's private key"
+    spec = vouched(spec, ca_cert)
     if cert.subject != spec.subject():
         return f"the identity changed ({cert.subject.rfc4514_string()} -> {spec.subject_dn()})"
     have = _alt_names(cert)
@@ -222,6 +249,23 @@ def reissue_reason(
     if cert.not_valid_after_utc - now < renew_before:
         return f"it expires on {cert.not_valid_after_utc:%Y-%m-%d}, within the renewal window"
     return None
+
+
+def vouched(spec: CertSpec, ca_cert: x509.Certificate) -> CertSpec:
+    """``spec`` with only the names and addresses the CA may vouch for: all of them for a CA without name
+    constraints; for a limited one, the names under its domain (not a short name like ``chat``) and the addresses in
+    its networks. A certificate naming more would fail every client's verification."""
+    try:
+        permitted = ca_cert.extensions.get_extension_for_class(x509.NameConstraints).value.permitted_subtrees or []
+    except x509.ExtensionNotFound:
+        return spec
+    domains = [each.value for each in permitted if isinstance(each, x509.DNSName)]
+    networks = [each.value for each in permitted if isinstance(each, x509.IPAddress)]
+    return replace(
+        spec,
+        dns_names=tuple(n for n in spec.dns_names if any(n == d or n.endswith(f".{d}") for d in domains)),
+        ip_addresses=tuple(a for a in spec.ip_addresses if any(ipaddress.ip_address(a) in n for n in networks)),
+    )
 
 
 def not_after(cert_pem: str) -> dt.datetime:
@@ -234,6 +278,10 @@ def _alt_names(cert: x509.Certificate):
     except x509.ExtensionNotFound:
         return frozenset(), frozenset()
     return frozenset(san.get_values_for_type(x509.DNSName)), frozenset(san.get_values_for_type(x509.IPAddress))
+
+
+def _key_id(key: ec.EllipticCurvePrivateKey) -> str:
+    return x509.SubjectKeyIdentifier.from_public_key(key.public_key()).digest[:4].hex()
 
 
 def _key_usage(cert_sign: bool) -> x509.KeyUsage:
@@ -256,3 +304,66 @@ def _write(path: Path, data: bytes, mode: int) -> None:
     with os.fdopen(fd, "wb") as stream:
         stream.write(data)
     os.replace(partial, path)
+
+
+class RotationError(RuntimeError):
+    pass
+
+
+def trusted_ca_directories(directory: Path) -> list[Path]:
+    """The CAs every host trusts: the one that signs, then a CA rolling in or out during a rotation."""
+    extra = [directory / NEXT_DIR, directory / PREVIOUS_DIR]
+    return [directory, *(each for each in extra if (each / CA_CERT).exists())]
+
+
+def load_ca(directory: Path) -> SiteCA:
+    key = serialization.load_pem_private_key((directory / CA_KEY).read_bytes(), password=None)
+    return SiteCA(key, x509.load_pem_x509_certificate((directory / CA_CERT).read_bytes()))
+
+
+def trust_bundle(directory: Path) -> str:
+    """The CA certificates a host trusts (its ca.crt): one, or two while a rotation is under way."""
+    return "".join((each / CA_CERT).read_text() for each in trusted_ca_directories(directory))
+
+
+def rotation_step(directory: Path) -> str:
+    """Where a rotation stands: "none", "begun" (a new CA is trusted, not signing) or "switched" (the old one is
+    trusted, not signing)."""
+    if (directory / NEXT_DIR / CA_CERT).exists():
+        return "begun"
+    return "switched" if (directory / PREVIOUS_DIR / CA_CERT).exists() else "none"
+
+
+def rotate(directory: Path, step: str, organization: str, days: int, scope: NameScope | None,
+           now: dt.datetime | None = None) -> SiteCA:  # fmt: skip
+    """One step of a CA rotation ("begin", "switch", "finish"); returns the CA the step brought in (or the one that
+    signs). Each step is refused unless the one before it was taken; a deploy must follow each."""
+    at = rotation_step(directory)
+    expected = {"begin": "none", "switch": "begun", "finish": "switched"}
+    if step not in expected:
+        raise RotationError(f"unknown step {step!r}: begin, switch or finish")
+    if at != expected[step]:
+        raise RotationError(f"cannot {step}: the rotation is at {at!r} (the steps are begin, switch, finish)")
+    if step == "begin":
+        return load_or_create_ca(directory / NEXT_DIR, organization, days, scope)
+    with open(directory / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if step == "switch":
+            _move_ca(directory, directory / PREVIOUS_DIR)
+            _move_ca(directory / NEXT_DIR, directory)
+            (directory / NEXT_DIR).rmdir()
+        else:
+            stamp = (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%dT%H%M%SZ")
+            retired = directory / RETIRED_DIR
+            retired.mkdir(mode=0o700, exist_ok=True)
+            (directory / PREVIOUS_DIR).rename(retired / stamp)
+    return load_ca(directory)
+
+
+def _move_ca(source: Path, target: Path) -> None:
+    target.mkdir(mode=0o700, exist_ok=True)
+    for name in CA_FILES:
+        if (source / name).exists():
+            (source / name).rename(target / name)
+    for leftover in (".lock",):
+        (source / leftover).unlink(missing_ok=True)

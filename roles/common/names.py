@@ -20,6 +20,7 @@ class HostSpec:
     role: str
     memory_gib: float
     cpu_cores: int
+    ssh_port: int = 22  # sshd's port: the firewall keeps it open to the admin networks
 
 
 # Groups whose hosts are interchangeable: an alias of such a group is pinned to every host in it (llm.<domain> names

@@ -14,10 +14,10 @@ from pathlib import Path
 
 from pyinfra import host
 from pyinfra.api import FunctionCommand, operation
-from pyinfra.operations import server
 from pyinfra.facts.files import File, FileContents
+from pyinfra.operations import server
 
-from roles.common.ca import CertSpec, load_or_create_ca, not_after, record_issued, reissue_reason, sign_csr
+from roles.common.ca import CertSpec, NameScope, load_or_create_ca, not_after, record_issued, reissue_reason, sign_csr
 from roles.common.connection import sudo_arguments
 from roles.common.tls_facts import PublicKeyPem
 
@@ -38,6 +38,11 @@ class Issuance:
     cert_days: int
     renew_before_days: int
     spec: CertSpec
+    scope: NameScope | None = None  # the limits a new site CA is made with
+
+    def site_ca(self):
+        """The site CA this certificate comes from (made on first use, limited to ``scope``)."""
+        return load_or_create_ca(Path(self.ca_dir), self.organization, self.ca_days, self.scope)
 
 
 @operation()
@@ -65,7 +70,7 @@ def host_certificate(key_path: str, cert_path: str, issuance: Issuance):
     Reissued when missing, from another CA, for another key, for other names, or within
     ``renew_before_days`` of expiry; otherwise left alone.
     """
-    ca = load_or_create_ca(Path(issuance.ca_dir), issuance.organization, issuance.ca_days)
+    ca = issuance.site_ca()
     cert_lines = host.get_fact(FileContents, path=cert_path)
     cert_pem = "\n".join(cert_lines) + "\n" if cert_lines else None
     reason = reissue_reason(
@@ -87,7 +92,7 @@ def _issue(state, host, key_path: str, cert_path: str, issuance: Issuance):
     ok, output = host.run_shell_command(f"openssl req -new -key {shlex.quote(key_path)} -subj /CN=csr", **sudo)
     if not ok:
         raise RuntimeError(f"could not make a CSR on {host.name}: {output.stderr}")
-    ca = load_or_create_ca(Path(issuance.ca_dir), issuance.organization, issuance.ca_days)
+    ca = issuance.site_ca()
     certificate = sign_csr(ca, output.stdout + "\n", issuance.spec, issuance.cert_days)
     record_issued(Path(issuance.ca_dir), certificate)
     partial = shlex.quote(f"{cert_path}.partial")

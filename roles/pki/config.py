@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
-from roles.common.ca import CertSpec
+from roles.common.ca import CertSpec, NameScope
+from roles.common.settings import Problem
 from roles.common.tls import Issuance
 from roles.pki.settings import PkiSettings
 
@@ -20,14 +22,16 @@ class PkiConfig:
     revocations: str  # the site CA's revocation list (PEM), installed beside the CA certificate
 
 
-def issuance(settings: PkiSettings, state_dir: Path, role: str, names: tuple[str, ...], address: str) -> Issuance:
-    """The host's certificate; ``names`` are its names as the site pins them, FQDN first."""
+def issuance(settings: PkiSettings, state_dir: Path, role: str, names: tuple[str, ...], address: str,
+             domain: str) -> Issuance:  # fmt: skip
+    """The host's certificate; ``names`` are its names as the site pins them, FQDN first; ``domain`` the site's."""
     return Issuance(
         ca_dir=str(state_dir / "pki"),
         organization=settings.organization,
         ca_days=settings.ca_days,
         cert_days=settings.cert_days,
         renew_before_days=settings.renew_before_days,
+        scope=NameScope(domain, settings.permitted_networks),
         spec=CertSpec(
             common_name=names[0],
             role=role,
@@ -38,3 +42,11 @@ def issuance(settings: PkiSettings, state_dir: Path, role: str, names: tuple[str
             server=True,
         ),
     )
+
+
+def preflight(settings: PkiSettings, host: str, address: str) -> list[Problem]:
+    own = ipaddress.ip_address(address)
+    if any(own in ipaddress.ip_network(network) for network in settings.permitted_networks):
+        return []
+    return [Problem(host, "pki_permitted_networks", f"none of them holds the host's address {address}: the site CA "
+                    "could not vouch for it")]  # fmt: skip

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pyinfra.api import deploy
 
-from roles.common.ca import load_or_create_ca
+from roles.common.ca import trust_bundle
 from roles.common.files import HostFiles, host_files
 from roles.common.packages import install_packages
 from roles.common.templates import TEMPLATES, rendered
@@ -22,12 +22,13 @@ PROGRAMS = Path(__file__).resolve().parent / "programs"  # run on the hosts
 def pki(config: PkiConfig, installed_packages: frozenset[str] = frozenset()):
     """Returns the operations that change TLS material, for the services that must reload on them."""
     issuance = config.issuance
-    ca = load_or_create_ca(Path(issuance.ca_dir), issuance.organization, issuance.ca_days)
+    issuance.site_ca()  # made on first use
+    trusted = trust_bundle(Path(issuance.ca_dir))  # two CAs while a rotation is under way
     install_packages("Install openssl", ["openssl"], installed_packages)
     known = host_files(PKI_DIR, CA_CERT, CRL, config.metrics_dir, METRICS_SCRIPT, *timer_job_files(METRICS_UNIT))
     known.directory(name=f"Create {PKI_DIR}", path=PKI_DIR, mode="755", user="root", group="root")
     private_key(name="Generate this host's private key on the host", path=HOST_KEY)
-    ca_cert = _public_pem(known, "Install the site CA certificate", ca.cert_pem, CA_CERT)
+    ca_cert = _public_pem(known, "Install the site CA certificate (both CAs during a rotation)", trusted, CA_CERT)
     # Before the services that read it are configured: nginx and HAProxy refuse a configuration naming a missing file.
     revocations = _public_pem(
         known, "Install the site CA's revocation list (certificates no inventory host holds any more)",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from roles.common.settings import setting
-from roles.common.values import SubjectText, WholeNumber
+from roles.common.values import Networks, SubjectText, WholeNumber
 
 
 @dataclass(frozen=True)
@@ -22,3 +22,8 @@ class PkiSettings:
     renew_before_days: int = setting(
         30, "A deploy reissues a certificate this close to expiry (and the expiry alert uses it).", WholeNumber(1, 365)
     )
+    permitted_networks: tuple[str, ...] = setting(
+        ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"),
+        "Addresses a new site CA may vouch for (with names under base_dns_domain): trusting it vouches for no other.",
+        Networks(),
+    )  # fmt: skip

@@ -279,9 +279,11 @@ def test_GW_16_gateway_https_only(site, host_name, scheme):
     config = site.gateway_config(host_name)
     if scheme == "https-names":
         for name in (*site.names_of(host_name), config.listen_address):
-            with socket.create_connection((config.listen_address, config.port), timeout=10) as raw:
-                with site_tls(site).wrap_socket(raw, server_hostname=name) as tls:
-                    assert tls.version() in ("TLSv1.2", "TLSv1.3"), name
+            with (
+                socket.create_connection((config.listen_address, config.port), timeout=10) as raw,
+                site_tls(site).wrap_socket(raw, server_hostname=name) as tls,
+            ):
+                assert tls.version() in ("TLSv1.2", "TLSv1.3"), name
         return
     with socket.create_connection((config.listen_address, config.port), timeout=10) as raw:
         raw.sendall(f"GET /readyz HTTP/1.1\r\nHost: {config.listen_address}\r\nConnection: close\r\n\r\n".encode())
@@ -463,7 +465,7 @@ def test_NET_06_balancer_metrics_refuse_others(site, host_name):
         pytest.skip("n/a: this machine is an admitted client")
     url = f"http://{config.metrics_address}:{config.metrics_port}/metrics"
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:
+        with urllib.request.urlopen(url, timeout=2) as response:
             answered = response.status
     except (OSError, http.client.HTTPException):
         answered = None

@@ -42,7 +42,9 @@ from tools.locks import pinned_version
 
 FRONTEND, BACKEND = "lab-front", "lab-back"
 BACKEND_LOG = "/var/log/nginx/clawlan-llm.access.log"
-RUN_GATEWAY = f"Gateway | Run {UNIT} (restarted only when its versions, configuration, secrets, certificate or unit changed)"
+RUN_GATEWAY = (
+    f"Gateway | Run {UNIT} (restarted only when its versions, configuration, secrets, certificate or unit changed)"
+)
 RUN_AUDIT = "Gateway | Run the security audit now (the gateway or the audit changed)"
 SHOW_AUDIT = f"python3 {AUDIT_PROGRAM} show {AUDIT_REPORT} --max-age {AUDIT_MAX_AGE_S}"  # the report, if current
 

@@ -76,7 +76,7 @@ def test_every_control_is_listed_once_under_a_stable_id():
     ids = [control.id for control in docs.controls()]
     assert len(ids) == len(set(ids)), "two controls share an ID"
     assert len(ids) >= 50, "the compliance suite's controls were not found"
-    assert all(re.fullmatch(r"(BASE|PKI|LLM|GW|NET|LB|MON)-\d\d", i) for i in ids), ids
+    assert all(re.fullmatch(r"(BASE|PKI|LLM|GW|NET|LB|MON|FW)-\d\d", i) for i in ids), ids
 
 
 def test_the_types_table_names_every_value_type_a_key_uses_with_what_it_accepts():

@@ -113,7 +113,12 @@ def test_prometheus_scrapes_every_exporter_and_probe_by_inventory_name(site):
 
 
 def test_prometheus_may_reach_a_scrape_target_outside_the_ui_networks():
-    hosts = with_change(lambda h: h["back"][1].update(ssh_hostname="100.64.0.20"))
+    def outside(hosts):
+        hosts["back"][1].update(ssh_hostname="100.64.0.20")
+        for _, data in hosts.values():
+            data["pki_permitted_networks"] = ["10.0.0.0/8", "100.64.0.0/10"]  # the site CA may vouch for it
+
+    hosts = with_change(outside)
     config = build_site(hosts).prometheus_config()
     assert config.allowed_networks[-1] == "100.64.0.20"
 

@@ -20,7 +20,8 @@ def rendered(health_upstream_path="/health", upstream_idle_close_s=5, **settings
 
 def test_listens_on_the_lan_address_only_with_tls13_and_client_certificates():
     text = rendered(port=9443)
-    assert "listen 10.0.0.20:9443 ssl;" in text
+    # Keepalive probes find a frontend gone silent mid-answer: 10 s idle, 3 probes 5 s apart.
+    assert "listen 10.0.0.20:9443 ssl so_keepalive=10s:5s:3;" in text
     assert "ssl_protocols TLSv1.3;" in text
     assert "ssl_verify_client on;" in text
     assert "ssl_client_certificate /etc/clawlan/pki/ca.crt;" in text
@@ -99,11 +100,14 @@ def test_every_backend_is_verified_by_its_own_name_over_tls13_with_the_frontends
     text = egress()
     assert "ssl-server-verify required" in text
     assert (
-        "default-server check inter 1s fall 2 rise 1 observe layer7 error-limit 3 on-error mark-down ssl verify "
+        "default-server check inter 1s fall 2 rise 1 observe layer7 error-limit 3 on-error mark-down "
+        "on-marked-down shutdown-sessions ssl verify "
         "required ca-file /etc/clawlan/pki/ca.crt crl-file /etc/clawlan/pki/crl.pem crt /etc/clawlan/pki/host.crt "
         "ssl-min-ver TLSv1.3 ssl-max-ver TLSv1.3"
     ) in text
     assert "ssl-load-extra-del-ext" in text  # crt host.crt takes its key from host.key
+    # A backend that dies mid-answer: its chats end when it is marked down, or by keepalive within 25 s.
+    assert "option srvtcpka\n    srvtcpka-idle 10s\n    srvtcpka-intvl 5s\n    srvtcpka-cnt 3\n" in text
     assert server_lines(text) == [
         "server back 10.0.0.20:8443 maxconn 4 sni str(back.home.arpa) check-sni back.home.arpa "
         "verifyhost back.home.arpa",
