@@ -346,11 +346,31 @@ class Lab:
         _podman("start", host.container)
         self._wait_ready(host)
 
+    def pause(self, host_name: str) -> None:
+        """A host frozen: no process runs, its kernel still answers on the network, as a box hung mid-answer."""
+        _podman("pause", self._host(host_name).container)
+
+    def unpause(self, host_name: str) -> None:
+        _podman("unpause", self._host(host_name).container)
+
     def _host(self, host_name: str) -> LabHost:
         host = next((h for h in self.hosts if h.name == host_name), None)
         if host is None:
             raise LabError(f"no lab host {host_name!r}; hosts: {', '.join(h.name for h in self.hosts)}")
         return host
+
+    def device(self, address: str, program: str, stdin: str = "", timeout_s: float = 120) -> str:
+        """Run ``program`` (Python source) on another device of the lab's LAN: a throwaway container at ``address`` on
+        the lab network, from the lab's image, with no key, no deploy and no privileges. Returns its stdout."""
+        image = ensure_image(self.cache_dir, log=self.log)
+        result = subprocess.run(
+            ["podman", "run", "--rm", "-i", "--label", LABEL, "--network", NETWORK, "--ip", address, *RLIMITS, *RUNTIME,
+             image, "python3", "-c", program],
+            input=stdin, capture_output=True, text=True, timeout=timeout_s, check=False,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise LabError(f"the lab device at {address} failed: {result.stderr.strip()}")
+        return result.stdout
 
     def recreate(self, host_name: str, trust: bool = True) -> None:
         """A hardware swap: the host comes back blank (new disk, new host key) at the address and with the hardware

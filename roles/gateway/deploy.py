@@ -185,6 +185,9 @@ def _backups(config: GatewayConfig, known):
             backup_dir=BACKUP_DIR,
             suffix=BACKUP_SUFFIX,
             kept=BACKUPS_KEPT,
+            state_dir=STATE_DIR,
+            cache_dir=CACHE_DIR,
+            own_addresses=("localhost", config.listen_address),
         ),  # fmt: skip
         timer_src=str(TEMPLATES / "gateway" / f"{BACKUP_UNIT}.timer"),
         run_now="Back up OpenClaw's state now (the backup unit is new or changed)",

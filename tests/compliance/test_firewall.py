@@ -8,7 +8,8 @@ import pytest
 
 from roles.firewall.config import LOADED, PREVIOUS, ROLLBACK_UNIT, RULES, TABLE, UNIT
 from tests.compliance.conftest import control
-from tests.support.remote import unit_property
+from tests.compliance.test_services import HARDENING_LIMIT
+from tests.support.remote import hardening_exposure, unit_property
 
 # One rule per opening, as nft lists it: `tcp dport 22 ip saddr { 10.0.0.0/8, ... } accept comment "ssh"`.
 ACCEPT_RULE = re.compile(r"tcp dport (\d+) ip saddr (\{ [^}]* \}|\S+) accept")
@@ -56,3 +57,10 @@ def test_FW_04_no_rollback_pending(host):
     still pending after that means the rollback itself failed."""
     assert unit_property(host, f"{ROLLBACK_UNIT}.timer", "ActiveState") != "active"
     assert not host.file(PREVIOUS).exists
+
+
+@control("FW-05", "The firewall's boot unit is hardened", impact=0.3)
+def test_FW_05_firewall_unit_hardened(host):
+    """It runs as root at every boot: it may talk netlink to the kernel and read one file, nothing else."""
+    score, report = hardening_exposure(host, UNIT)
+    assert score <= HARDENING_LIMIT, report

@@ -14,7 +14,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
+from roles.common.ca import vouched
 from roles.common.tls import CA_CERT
 from roles.common.units import UnitState
 from roles.gateway.config import (
@@ -269,16 +271,28 @@ def test_GW_07_gateway_ready(site, host_name):
         assert response.status == 200
 
 
+@control("GW-17", "The backup unit is hardened", impact=0.3, roles=("frontend",))
+def test_GW_17_backup_unit_hardened(host):
+    """It reads all of OpenClaw's state daily as root, then as the gateway's user: a compromise of it should reach
+    that state and the backups, nothing else."""
+    score, report = hardening_exposure(host, f"{BACKUP_UNIT}.service")
+    assert score <= HARDENING_LIMIT, report
+
+
 @control("GW-16", "People reach the gateway over HTTPS only, with the site CA's certificate", impact=1.0,
          roles=("frontend",))  # fmt: skip
 @pytest.mark.parametrize("scheme", ["https-names", "no-plain-http"])
 def test_GW_16_gateway_https_only(site, host_name, scheme):
     """The gateway's token is full operator access: in clear, anyone on the LAN could read it off the wire, and tamper
-    with the web UI that holds it. Every name the site pins for the frontend, and its address, must be in a
-    certificate the site CA signed; a plain HTTP request to the gateway's port gets no HTTP answer at all."""
+    with the web UI that holds it. Every name the site pins for the frontend that the site CA may vouch for (all
+    under the site's domain), and its address, must be in a certificate the site CA signed; a plain HTTP request to
+    the gateway's port gets no HTTP answer at all."""
     config = site.gateway_config(host_name)
     if scheme == "https-names":
-        for name in (*site.names_of(host_name), config.listen_address):
+        ca = x509.load_pem_x509_certificate((site.state_dir / "pki" / "ca.crt").read_bytes())
+        spec = vouched(site.gateway_identity(host_name).spec, ca)
+        assert spec.dns_names and config.listen_address in spec.ip_addresses
+        for name in (*spec.dns_names, *spec.ip_addresses):
             with (
                 socket.create_connection((config.listen_address, config.port), timeout=10) as raw,
                 site_tls(site).wrap_socket(raw, server_hostname=name) as tls,

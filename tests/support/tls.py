@@ -10,13 +10,14 @@ from roles.site import Site
 
 
 @functools.cache
-def _context(ca_file: str) -> ssl.SSLContext:
-    return ssl.create_default_context(cafile=ca_file)
+def _context(ca_pem: str) -> ssl.SSLContext:
+    return ssl.create_default_context(cadata=ca_pem)
 
 
 def site_tls(site: Site) -> ssl.SSLContext:
-    """A client context that trusts the site CA (the control machine's copy) and checks names as a browser does."""
-    return _context(str(site.state_dir / "pki" / CA_CERT))
+    """A client context that trusts the site CA (the control machine's copy, as it is now: a rotation replaces it)
+    and checks names as a browser does."""
+    return _context((site.state_dir / "pki" / CA_CERT).read_text())
 
 
 @functools.cache
