@@ -7,7 +7,7 @@ INVENTORY ?= inventory/lab.py
 # podman runs the lab hosts (with runc: crun refuses cgroup v1/v2 hybrid hosts); mmdebstrap builds their image.
 SYSTEM_PACKAGES := podman runc netavark aardvark-dns iptables mmdebstrap openssh-client python3-venv
 
-.PHONY: demo test unit lint docs locks bench check enrol rotate-ca lab-up lab-down lab-status system-deps venv clean
+.PHONY: demo test unit lint docs locks bench check enrol rotate-ca faults lab-up lab-down lab-status system-deps venv clean
 
 demo: system-deps venv ## Build the lab and deploy the appliance into it
 	$(BIN)/python -m lab up
@@ -40,6 +40,9 @@ check: venv ## Drift, compliance and latency of a running site: make check INVEN
 
 enrol: venv ## Trust a (replacement) box's SSH host key: make enrol HOST=claw-back [FINGERPRINT=SHA256:...]
 	$(BIN)/python tools/enrol.py --inventory "$(INVENTORY)" "$(HOST)" $(if $(FINGERPRINT),--fingerprint "$(FINGERPRINT)")
+
+faults: venv ## The faults suite on a deployed lab (make demo first): each fault injected, detected, recovered
+	CLAWLAN_REUSE_LAB=1 CLAWLAN_KEEP_LAB=1 $(BIN)/pytest -p no:cacheprovider tests/e2e/test_11_faults.py
 
 rotate-ca: venv ## Rotate the site CA, one step at a time, a deploy after each: make rotate-ca STEP=begin|switch|finish|status
 	$(BIN)/python tools/rotate_ca.py --inventory "$(INVENTORY)" "$(STEP)"

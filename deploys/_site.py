@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import socket
+import time
 from dataclasses import replace
 from pathlib import Path
+from typing import IO
 
 from pyinfra import host, inventory, state
 from pyinfra.api.exceptions import PyinfraError
@@ -19,14 +24,45 @@ from roles.firewall.facts import SshClientAddress
 from roles.inventory import site_from_inventory
 from roles.site import Site
 
+# The site lock, held by this pyinfra process from its first host's deploy file to its exit (the kernel lets it go
+# then, however the process ends: killed, crashed or done).
+_held: dict[str, IO] = {}
+
 
 def this_site() -> Site:
     # Validated again here: pyinfra --data overrides are applied after the inventory file's own check.
     site = site_from_inventory(inventory)
+    _hold_the_site_lock(site)
     _refuse_a_partial_site()
     _check_hardware(site)
     _check_control_path(site)
     return replace(site, revocations=_revocations(site))
+
+
+def _hold_the_site_lock(site: Site) -> None:
+    """One deploy of a site at a time: a second, started while one runs (two admins, a timer and a person), would
+    write the same files and restart the same units under it. It is refused at once, before any host is touched;
+    the first goes on."""
+    path = site.state_dir / "deploy.lock"
+    if str(path) in _held:
+        return
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    lock = open(path, "a+")  # noqa: SIM115 (held open for the process' lifetime, on purpose)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "another process"
+        lock.close()
+        raise PyinfraError(
+            f"another deploy of this site is running ({holder}; lock {path}): nothing was changed. Wait for it to"
+            " end, then deploy again."
+        ) from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S %Z')}\n")
+    lock.flush()
+    _held[str(path)] = lock
 
 
 def _refuse_a_partial_site() -> None:

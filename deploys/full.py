@@ -7,7 +7,7 @@ from roles.base.deploy import base
 from roles.firewall.deploy import firewall
 from roles.gateway.deploy import gateway
 from roles.model_server.deploy import model_server
-from roles.monitor.deploy import node_exporter, probe, prometheus
+from roles.monitor.deploy import alertmanager, node_exporter, probe, prometheus
 from roles.mtls.deploy import egress, ingress
 from roles.pki.deploy import pki
 
@@ -28,3 +28,4 @@ else:
     probe(site.probe_config(host.name), secrets_changes, tls_changes, installed_packages=installed)
 if host.name == site.monitor_host().name:
     prometheus(site.prometheus_config(), monitor_name=host.name, installed_packages=installed)
+    alertmanager(site.alertmanager_config(), installed_packages=installed)

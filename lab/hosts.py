@@ -18,6 +18,11 @@ SITE = {
     # Prometheus' UI for this machine (the lab network's gateway, .1) and the frontends (.10-.15): another device on
     # the lab's LAN (the e2e tests put one at .30) gets nothing but the gateway and SSH.
     "monitor_client_networks": ["10.242.17.0/28"],
+    # Alerts go to a webhook the e2e tests run on this machine (the lab network's gateway address), at test pace.
+    "monitor_alert_webhook_url": "http://10.242.17.1:9099/alerts",
+    "monitor_alert_watchdog_url": "http://10.242.17.1:9099/watchdog",
+    "monitor_alert_group_wait_s": 1,
+    "monitor_alert_group_interval_s": 5,
     # Monitoring at test pace: alerts the e2e tests wait for fire within seconds, not minutes.
     "monitor_scrape_interval_s": 5,
     "monitor_retention_days": 1,

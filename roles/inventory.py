@@ -146,7 +146,7 @@ def build_site(hosts: Mapping[str, tuple[tuple[str, ...], Mapping[str, Any]]]) -
 
     site = Site(hosts=tuple(specs), settings=settings)
     if not problems:
-        problems += _lock_problems(site)
+        problems += _lock_problems(site) + _alert_secret_problems(site)
     if problems:
         raise InventoryError(problems)
     return site
@@ -178,6 +178,16 @@ def _lock_problems(site: Site) -> list[Problem]:
             except LockMissing as missing:
                 problems.append(Problem(spec.name, key, str(missing)))
     return problems
+
+
+def _alert_secret_problems(site: Site) -> list[Problem]:
+    """A relay login needs its password, which a person puts in the state directory (it is never in the inventory)."""
+    config = site.alertmanager_config()
+    if not (config.sends_mail and config.smtp_username) or site.alert_smtp_password_file.is_file():
+        return []
+    return [Problem(site.monitor_host().name, "monitor_alert_smtp_username",
+                    f"its password file {site.alert_smtp_password_file} is missing: put the relay's password there "
+                    "(one line, chmod 600)")]  # fmt: skip
 
 
 def _known_key(key: str) -> bool:

@@ -26,11 +26,13 @@ from roles.monitor.config import (
     MONITOR_CERT,
     PROBE_CERT,
     TEXTFILE_DIR,
+    AlertmanagerConfig,
     ModelServerScrape,
     NodeExporterConfig,
     ProbeConfig,
     PrometheusConfig,
     ScrapeTarget,
+    build_alertmanager_config,
     build_node_exporter_config,
     build_probe_config,
     build_prometheus_config,
@@ -230,6 +232,14 @@ class Site:
         own = self.pki_config(monitor.name).issuance
         return replace(own, spec=replace(own.spec, role="monitor", client=True, server=False))
 
+    @property
+    def alert_smtp_password_file(self) -> Path:
+        """The mail relay's password: put there by a person (0600), never in the inventory."""
+        return self.state_dir / "secrets" / "alert-smtp-password"
+
+    def alertmanager_config(self) -> AlertmanagerConfig:
+        return build_alertmanager_config(self.monitor, self.monitor_host(), str(self.alert_smtp_password_file))
+
     def model_server_scrape(self) -> ModelServerScrape:
         servers = [
             (h, self.settings[h.name]["model_server"])
@@ -288,7 +298,10 @@ class Site:
                 opening("model (mutual TLS)", self.settings[name]["mtls"].port, [*frontends, monitor_address])
             )
         if name == self.monitor_host().name:
-            services.append(opening("Prometheus", monitor.prometheus_port, monitor.client_networks))
+            services += [
+                opening("Prometheus", monitor.prometheus_port, monitor.client_networks),
+                opening("Alertmanager", monitor.alertmanager_port, monitor.client_networks),
+            ]
         return build_firewall_config(self.settings[name]["firewall"], name, spec.address, spec.ssh_port,
                                      tuple(services))  # fmt: skip
 

@@ -290,6 +290,15 @@ class Pattern(ValueType):
 
 
 @dataclass(frozen=True)
+class EmailAddress(Pattern):
+    """An e-mail address, plain: no display name, quotes, spaces or anything a mail header could be split on."""
+
+    regex: str = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+"
+    what: str = "an e-mail address like alerts@example.org"
+    max_length: int = 254
+
+
+@dataclass(frozen=True)
 class Name(Pattern):
     """A plain name: a model id, a chat format."""
 

@@ -38,6 +38,17 @@ PROMETHEUS_DIR = "/etc/clawlan/prometheus"  # ours, beside Debian's /etc/prometh
 PROMETHEUS_STAGING = f"{PROMETHEUS_DIR}/staged"  # checked by promtool before it replaces the live copy
 # Long-running units whose state the node exporter reports and the unit-down alert watches; oneshots are left out:
 # between runs they are inactive by design.
+ALERTMANAGER_UNIT = "prometheus-alertmanager.service"  # Debian's
+ALERTMANAGER_STAGING = f"{PROMETHEUS_STAGING}/alertmanager"  # checked by amtool before it replaces the live copy
+ALERTMANAGER_CONFIG = f"{PROMETHEUS_DIR}/alertmanager.yml"
+ALERTMANAGER_STORAGE = "/var/lib/prometheus/alertmanager"  # Debian's: silences and the notification log
+# The relay's password, from the control machine's secrets: root and Alertmanager's user only, outside the config.
+SMTP_PASSWORD_FILE = f"{PROMETHEUS_DIR}/alert-smtp-password"
+# A cause and the alerts it brings with it: while a backend is down or out, the probe failing, slow or queueing is
+# the same story. The person hears the cause; the effects are inhibited.
+CAUSES = ("ClawlanModelServerNotReady", "ClawlanBackendOutOfPool", "ClawlanBackendsBelowMinimum")
+EFFECTS = ("ClawlanProbeFailing", "ClawlanProbeTtftHigh", "ClawlanTokensPerSecondLow", "ClawlanBalancerQueueing")
+WATCHDOG = "Watchdog"
 WATCHED_UNITS = (
     "clawlan-model-server.service",
     "clawlan-gateway.service",
@@ -45,6 +56,7 @@ WATCHED_UNITS = (
     "nginx.service",
     "haproxy.service",
     PROMETHEUS_UNIT,
+    ALERTMANAGER_UNIT,
     NODE_EXPORTER_UNIT,
 )
 
@@ -176,6 +188,7 @@ class PrometheusConfig:
     balancer_targets: tuple[ScrapeTarget, ...]  # each frontend's HAProxy exporter
     model_server: ModelServerScrape
     thresholds: AlertThresholds
+    alertmanager: str  # address:port of the site's Alertmanager, on the monitor host: alerts go there
 
     def arguments(self) -> tuple[str, ...]:
         return (
@@ -189,9 +202,113 @@ class PrometheusConfig:
     @property
     def allowed_networks(self) -> tuple[str, ...]:
         """Prometheus' IP filter: the UI's clients and every scrape target (they may sit outside those networks)."""
-        scraped = (*self.node_targets, *self.probe_targets, *self.balancer_targets, *self.model_server.targets)
+        scraped = (*self.node_targets, *self.probe_targets, *self.balancer_targets, *self.model_server.targets,
+                   ScrapeTarget("alertmanager", self.alertmanager))  # fmt: skip
         targets = {target.address.rsplit(":", 1)[0] for target in scraped}
         return (*self.client_networks, *sorted(targets - set(self.client_networks)))
+
+
+@dataclass(frozen=True)
+class AlertmanagerConfig:
+    listen_address: str
+    port: int
+    client_networks: tuple[str, ...]  # the UI's and API's networks (and Prometheus on the same box, by loopback)
+    external_url: str
+    webhook_url: str
+    email_to: str
+    email_from: str
+    smtp_host: str
+    smtp_port: int
+    smtp_username: str
+    smtp_password_file: str  # on the control machine: site_state_dir/secrets/alert-smtp-password
+    watchdog_url: str
+    group_wait_s: int
+    group_interval_s: int
+    repeat_interval_s: int
+
+    def arguments(self) -> tuple[str, ...]:
+        return (
+            f"--config.file={ALERTMANAGER_CONFIG}",
+            f"--storage.path={ALERTMANAGER_STORAGE}",
+            f"--web.listen-address={self.listen_address}:{self.port}",
+            f"--web.external-url={self.external_url}",
+            # One Alertmanager: no gossip port (by default it listens on every address, 9094).
+            "--cluster.listen-address=",
+        )
+
+    @property
+    def sends_mail(self) -> bool:
+        return bool(self.email_to and self.smtp_host)
+
+    def config(self) -> dict:
+        """Alertmanager's configuration, as data: every inventory value reaches the file through a JSON encoder."""
+        person: dict = {"name": "person"}
+        if self.webhook_url:
+            person["webhook_configs"] = [{"url": self.webhook_url, "send_resolved": True}]
+        if self.sends_mail:
+            mail = {
+                "to": self.email_to,
+                "from": self.email_from or f"alertmanager@{self.external_url.split('//')[1].split(':')[0]}",
+                "smarthost": f"{self.smtp_host}:{self.smtp_port}",
+                "require_tls": True,
+                "send_resolved": True,
+            }
+            if self.smtp_username:
+                mail |= {"auth_username": self.smtp_username, "auth_password_file": SMTP_PASSWORD_FILE}
+            person["email_configs"] = [mail]
+        watchdog: dict = {"name": "watchdog"}
+        if self.watchdog_url:
+            watchdog["webhook_configs"] = [{"url": self.watchdog_url, "send_resolved": False}]
+        return {
+            "route": {
+                "receiver": "person",
+                # One notification per alert and host: a person reads "what, where" at once.
+                "group_by": ["alertname", "instance"],
+                "group_wait": f"{self.group_wait_s}s",
+                "group_interval": f"{self.group_interval_s}s",
+                "repeat_interval": f"{self.repeat_interval_s}s",
+                "routes": [
+                    {
+                        "matchers": [f'alertname="{WATCHDOG}"'],
+                        "receiver": "watchdog",
+                        "group_wait": "0s",
+                        "group_interval": "1m",
+                        "repeat_interval": "1m",
+                    },  # fmt: skip
+                ],
+            },
+            "inhibit_rules": [
+                {
+                    "source_matchers": [f'alertname=~"{"|".join(CAUSES)}"'],
+                    "target_matchers": [f'alertname=~"{"|".join(EFFECTS)}"'],
+                }
+            ],
+            "receivers": [person, watchdog],
+        }
+
+    def yaml(self) -> str:
+        """JSON is YAML: no value can break out of its string."""
+        return "# Managed by clawlan (role monitor).\n" + json.dumps(self.config(), indent=2, sort_keys=True) + "\n"
+
+
+def build_alertmanager_config(settings: MonitorSettings, monitor: HostSpec, smtp_password_file: str):
+    return AlertmanagerConfig(
+        listen_address=monitor.address,
+        port=settings.alertmanager_port,
+        client_networks=settings.client_networks,
+        external_url=f"http://{monitor.address}:{settings.alertmanager_port}/",
+        webhook_url=settings.alert_webhook_url,
+        email_to=settings.alert_email_to,
+        email_from=settings.alert_email_from,
+        smtp_host=settings.alert_smtp_host,
+        smtp_port=settings.alert_smtp_port,
+        smtp_username=settings.alert_smtp_username,
+        smtp_password_file=smtp_password_file,
+        watchdog_url=settings.alert_watchdog_url,
+        group_wait_s=settings.alert_group_wait_s,
+        group_interval_s=settings.alert_group_interval_s,
+        repeat_interval_s=settings.alert_repeat_interval_s,
+    )
 
 
 def monitor_host(settings: MonitorSettings, hosts: Sequence[HostSpec]) -> HostSpec:
@@ -260,6 +377,7 @@ def build_prometheus_config(
         ),
         balancer_targets=balancer_targets,
         model_server=model_server,
+        alertmanager=f"{monitor.address}:{settings.alertmanager_port}",
         thresholds=AlertThresholds(
             memory_used_percent=settings.alert_memory_used_percent,
             memory_for_s=settings.alert_memory_for_s,

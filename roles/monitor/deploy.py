@@ -19,6 +19,10 @@ from roles.common.templates import render, rendered
 from roles.common.tls import CA_CERT, own_identity
 from roles.common.units import service
 from roles.monitor.config import (
+    ALERTMANAGER_CONFIG,
+    ALERTMANAGER_STAGING,
+    ALERTMANAGER_STORAGE,
+    ALERTMANAGER_UNIT,
     MONITOR_CERT,
     MONITOR_KEY,
     NODE_EXPORTER_UNIT,
@@ -34,6 +38,8 @@ from roles.monitor.config import (
     PROMETHEUS_STAGING,
     PROMETHEUS_UNIT,
     PROMETHEUS_USER,
+    SMTP_PASSWORD_FILE,
+    AlertmanagerConfig,
     NodeExporterConfig,
     ProbeConfig,
     PrometheusConfig,
@@ -187,7 +193,57 @@ def prometheus_yml_text(config: PrometheusConfig, monitor_name: str) -> str:
         probe_targets=config.probe_targets,
         balancer_targets=config.balancer_targets,
         model_server=config.model_server,
+        alertmanager=config.alertmanager,
         ca_file=CA_CERT,
         cert_file=MONITOR_CERT,
         key_file=MONITOR_KEY,
+    )
+
+
+@deploy("Alertmanager")
+def alertmanager(config: AlertmanagerConfig, installed_packages: frozenset[str] = frozenset()):
+    """Debian's Alertmanager on the monitor host: the configuration checked by amtool before it replaces the live
+    one, a reload when it changed, a restart when the unit's flags did."""
+    staged_file = f"{ALERTMANAGER_STAGING}/alertmanager.yml"
+    known = host_files(ALERTMANAGER_STAGING, _dropin(ALERTMANAGER_UNIT), ALERTMANAGER_CONFIG, staged_file,
+                       SMTP_PASSWORD_FILE)  # fmt: skip
+    dropin = known.put(
+        name="Configure Alertmanager: our configuration, the LAN listener for the UI's networks, no gossip port",
+        src=rendered(
+            "monitor/alertmanager.conf.j2",
+            arguments=config.arguments(),
+            config_file=ALERTMANAGER_CONFIG,
+            storage=ALERTMANAGER_STORAGE,
+        ),
+        dest=_dropin(ALERTMANAGER_UNIT),
+        mode="644",
+    )
+    install_packages("Install Debian's Alertmanager", ["prometheus-alertmanager"], installed_packages,
+                     no_recommends=True)  # fmt: skip
+    secrets = []
+    if config.sends_mail and config.smtp_username:
+        secrets.append(known.secret(
+            name=f"Write the mail relay's password to {SMTP_PASSWORD_FILE} (root and Alertmanager only)",
+            content=Path(config.smtp_password_file).read_text().strip() + "\n",
+            dest=SMTP_PASSWORD_FILE, mode="640", group=PROMETHEUS_USER,
+        ))  # fmt: skip
+    known.directory(name=f"Create {ALERTMANAGER_STAGING}", path=ALERTMANAGER_STAGING, mode="755")
+    text = config.yaml()
+    staged = known.put(name="Stage alertmanager.yml", src=StringIO(text), dest=staged_file, mode="644")
+    server.shell(
+        name="Check the staged Alertmanager configuration with amtool",
+        commands=[
+            f"amtool check-config {staged_file} > /dev/null"
+            f" || {{ rm -f {staged_file}; echo 'amtool rejected the configuration; Alertmanager keeps its own' >&2;"
+            " exit 1; }"
+        ],
+        _if=staged.did_change,
+    )
+    live = known.put(name=f"Write {ALERTMANAGER_CONFIG}", src=StringIO(text), dest=ALERTMANAGER_CONFIG, mode="644")
+    service(
+        name=f"Run {ALERTMANAGER_UNIT} (restarted when its flags changed, reloaded when its configuration did)",
+        unit=ALERTMANAGER_UNIT,
+        daemon_reload_on=(dropin,),
+        restart_on=(dropin,),
+        reload_on=(live, *secrets),
     )

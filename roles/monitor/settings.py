@@ -8,7 +8,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from roles.common.settings import setting
-from roles.common.values import DnsLabel, Networks, Number, OrEmpty, Port, WholeNumber
+from roles.common.values import (
+    DnsLabel,
+    EmailAddress,
+    HostName,
+    Networks,
+    Number,
+    OrEmpty,
+    Pattern,
+    Port,
+    Url,
+    WholeNumber,
+)
 
 
 @dataclass(frozen=True)
@@ -82,3 +93,34 @@ class MonitorSettings:
     )
     alert_disk_free_percent: float = setting(10.0, "Free space below this % on any disk alerts (the model's volume).",
                                              Number(0.1, 99))  # fmt: skip
+    alertmanager_port: int = setting(
+        9093, "Alertmanager's UI and API on the monitor's LAN address, for monitor_client_networks only.", Port()
+    )
+    alert_webhook_url: str = setting(
+        "", "Alerts POSTed here as Alertmanager's JSON (a home-automation or ntfy-style endpoint on the LAN).",
+        OrEmpty(Url(), "no webhook"),
+    )  # fmt: skip
+    alert_email_to: str = setting("", "Alerts mailed here, through alert_smtp_host.",
+                                  OrEmpty(EmailAddress(), "no e-mail"))  # fmt: skip
+    alert_email_from: str = setting("", "The From: of alert mails (the relay may insist on its own account).",
+                                    OrEmpty(EmailAddress(), "alertmanager@<the monitor's FQDN>"))  # fmt: skip
+    alert_smtp_host: str = setting("", "The mail relay for alert mails (STARTTLS required).",
+                                   OrEmpty(HostName(), "no e-mail"))  # fmt: skip
+    alert_smtp_port: int = setting(587, "The relay's submission port.", Port())
+    alert_smtp_username: str = setting(
+        "", "The relay account; its password is site_state_dir/secrets/alert-smtp-password (0600), never here.",
+        OrEmpty(Pattern(r"[A-Za-z0-9._%+@-]+", "a login name (letters, digits, . _ % + @ -)"), "no login"),
+    )  # fmt: skip
+    alert_watchdog_url: str = setting(
+        "", "A dead man's switch (a healthchecks-style URL) the always-firing Watchdog alert is sent to every minute.",
+        OrEmpty(Url(), "the Watchdog shows in Alertmanager only"),
+    )  # fmt: skip
+    alert_group_wait_s: int = setting(30, "Alertmanager waits this long to gather an alert's group before notifying.",
+                                      WholeNumber(0, 3600))  # fmt: skip
+    alert_group_interval_s: int = setting(
+        300, "New and resolved alerts of a group already notified wait this long to be sent together.",
+        WholeNumber(1, 86400),
+    )  # fmt: skip
+    alert_repeat_interval_s: int = setting(
+        14400, "A firing alert is sent again this often (4 h: a reminder, not a flood).", WholeNumber(60, 604800)
+    )

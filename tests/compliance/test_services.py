@@ -38,12 +38,19 @@ from roles.model_server.config import SERVER_DIR, VENV
 from roles.model_server.config import UNIT as MODEL_UNIT
 from roles.model_server.config import USER as MODEL_USER
 from roles.model_server.settings import LLAMA_SERVER
-from roles.monitor.config import NODE_EXPORTER_UNIT, PROBE_UNIT, PROMETHEUS_UNIT
+from roles.monitor.config import (
+    ALERTMANAGER_CONFIG,
+    ALERTMANAGER_UNIT,
+    NODE_EXPORTER_UNIT,
+    PROBE_UNIT,
+    PROMETHEUS_UNIT,
+    WATCHDOG,
+)
 from roles.monitor.rules import render_rules
 from roles.mtls.config import BALANCER_UNIT, INGRESS_UNIT
 from roles.pki.config import METRICS_UNIT as CERTIFICATE_METRICS_UNIT
 from tests.compliance.conftest import control
-from tests.support.prometheus import api, prometheus_url
+from tests.support.prometheus import alertmanager_alerts, alertmanager_url, api, prometheus_url
 from tests.support.remote import hardening_exposure, listening_addresses, unit_property
 from tests.support.tls import site_tls
 
@@ -389,7 +396,7 @@ def expected_lan_listeners(site, host_name) -> set[str]:
     else:
         ports += [site.gateway_config(host_name).port, monitor.probe_port, site.egress_config(host_name).metrics_port]
     if site.monitor_host().name == host_name:
-        ports.append(monitor.prometheus_port)
+        ports += [monitor.prometheus_port, monitor.alertmanager_port]
     return {"0.0.0.0:22", "[::]:22"} | {f"{spec.address}:{port}" for port in ports}
 
 
@@ -588,7 +595,37 @@ def test_MON_05_probe_succeeds(site, host_name):
     assert len(ages) == 2 * sum(1 for h in site.hosts if h.role == "frontend") and not stale, f"stale: {stale or ages}"
 
 
-MONITORING_UNITS = (NODE_EXPORTER_UNIT, f"{CERTIFICATE_METRICS_UNIT}.service", PROBE_UNIT, PROMETHEUS_UNIT)
+MONITORING_UNITS = (
+    NODE_EXPORTER_UNIT, f"{CERTIFICATE_METRICS_UNIT}.service", PROBE_UNIT, PROMETHEUS_UNIT, ALERTMANAGER_UNIT,
+)  # fmt: skip
+
+
+@control("MON-07", "Alertmanager runs and Prometheus sends it the alerts", impact=0.8)
+def test_MON_07_alertmanager_receives(host, site, host_name):
+    """Without it an alert shows on Prometheus' page only, where nobody looks at night."""
+    only_on_the_monitor(site, host_name)
+    check_unit_running_and_enabled(host, ALERTMANAGER_UNIT)
+    active = prometheus_api(site, "alertmanagers")["activeAlertmanagers"]
+    assert [a["url"] for a in active] == [f"{alertmanager_url(site)}/api/v2/alerts"], active
+
+
+@control("MON-08", "The Watchdog alert is firing in Alertmanager", impact=0.7)
+def test_MON_08_watchdog_reaches_alertmanager(site, host_name):
+    """The pipeline's heartbeat: rules evaluated, alerts sent, Alertmanager up. A dead man's switch downstream
+    calls a person when it stops."""
+    only_on_the_monitor(site, host_name)
+    assert [a["status"]["state"] for a in alertmanager_alerts(site, WATCHDOG)] == ["active"]
+
+
+@control("MON-09", "Each alert is routed to its receiver", impact=0.6)
+@pytest.mark.parametrize("alertname, receiver", [("ClawlanUnitDown", "person"), (WATCHDOG, "watchdog")])
+def test_MON_09_routes(host, site, host_name, alertname, receiver):
+    """A person hears about faults; the Watchdog goes to the dead man's switch only, never to the person's phone."""
+    only_on_the_monitor(site, host_name)
+    routed = host.check_output(
+        f"amtool config routes test --config.file={ALERTMANAGER_CONFIG} alertname={alertname} instance={host_name}"
+    )
+    assert routed.split() == [receiver], routed
 
 
 @pytest.mark.parametrize("unit", MONITORING_UNITS)
@@ -598,6 +635,6 @@ def test_MON_06_monitoring_hardening(host, site, host_name, unit):
     compromise of it could reach."""
     if unit == PROBE_UNIT and site.host(host_name).role != "frontend":
         pytest.skip("n/a: the probe runs on frontends")
-    if unit == PROMETHEUS_UNIT:
+    if unit in (PROMETHEUS_UNIT, ALERTMANAGER_UNIT):
         only_on_the_monitor(site, host_name)
     assert hardening_exposure(host, unit)[0] <= HARDENING_LIMIT

@@ -16,12 +16,14 @@ import inspect
 import os
 import sys
 import time
+import urllib.parse
 
 import pytest
 
 from lab.core import INVENTORY, Lab
 from lab.runner import REPO, run_pyinfra
 from roles.inventory import load_inventory, site_from_inventory
+from tests.support.alert_receiver import AlertReceiver
 from tests.support.hosts import remote_host
 
 LAB_INVENTORY = str(INVENTORY.relative_to(REPO))
@@ -68,6 +70,15 @@ def first_deploy(lab):
 def hosts(first_deploy, inventory):
     """testinfra connections to the deployed lab hosts."""
     return {host.name: remote_host(host) for host in inventory}
+
+
+@pytest.fixture(scope="session")
+def alert_receiver(lab, inventory):
+    """The lab's person: the webhook the lab inventory's Alertmanager sends to (monitor_alert_webhook_url), on the
+    lab network's gateway address, which this machine holds."""
+    url = urllib.parse.urlsplit(next(iter(inventory)).data.monitor_alert_webhook_url)
+    with AlertReceiver(url.hostname, url.port) as receiver:
+        yield receiver
 
 
 def deploy(*args: str, check: bool = True):

@@ -18,3 +18,14 @@ def api(base_url: str, path: str, **params):
         body = json.load(response)
     assert body["status"] == "success", body
     return body["data"]
+
+
+def alertmanager_url(site) -> str:
+    return f"http://{site.monitor_host().address}:{site.monitor.alertmanager_port}"
+
+
+def alertmanager_alerts(site, alertname: str | None = None) -> list[dict]:
+    """The alerts Alertmanager holds now (its v2 API), optionally one alert's only."""
+    query = "?" + urllib.parse.urlencode({"filter": f'alertname="{alertname}"'}) if alertname else ""
+    with urllib.request.urlopen(f"{alertmanager_url(site)}/api/v2/alerts{query}", timeout=10) as response:
+        return json.load(response)

@@ -23,7 +23,15 @@ from roles.common.ca import CertSpec
 from roles.common.names import HostSpec
 from roles.common.tls import Issuance
 from roles.gateway.config import AUDIT_MAX_AGE_S
-from roles.monitor.config import AlertThresholds, ModelServerScrape, ScrapeTarget, build_prometheus_config
+from roles.monitor.config import (
+    CAUSES,
+    EFFECTS,
+    WATCHDOG,
+    AlertThresholds,
+    ModelServerScrape,
+    ScrapeTarget,
+    build_prometheus_config,
+)
 from roles.monitor.programs.collector import TTFT_BUCKETS
 from roles.monitor.rules import gib_to_bytes, number, prometheus_duration, render_rules, ttft_window_s
 from roles.monitor.settings import MonitorSettings
@@ -761,12 +769,12 @@ def test_rules_pass_promtool_check(tmp_path):
     rules.write_text(render_rules(DEFAULTS))
     result = run_promtool("check", "rules", rules)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"SUCCESS: {len(ALERTS)} rules found" in result.stdout
+    assert f"SUCCESS: {len(ALERTS) + 1} rules found" in result.stdout  # and the Watchdog
 
 
 def test_rules_hold_every_alert_once_each_with_for_and_severity():
     text = render_rules(DEFAULTS)
-    assert re.findall(r"^ {6}- alert: (\w+)$", text, re.MULTILINE) == list(ALERTS)
+    assert re.findall(r"^ {6}- alert: (\w+)$", text, re.MULTILINE) == [*ALERTS, WATCHDOG]
     assert len(re.findall(r"^ {8}for: \d+[smhd]$", text, re.MULTILINE)) == len(ALERTS)
     assert len(re.findall(r"^ {10}severity: (?:warning|critical)$", text, re.MULTILINE)) == len(ALERTS)
 
@@ -890,3 +898,18 @@ def test_ttft_window_is_never_shorter_than_the_latency_for():
     assert ttft_window_s(thresholds(alert_latency_for_s=60)) == 600
     assert ttft_window_s(thresholds(alert_latency_for_s=1800)) == 1800
     assert "[30m]" in render_rules(thresholds(alert_latency_for_s=1800))
+
+
+def test_the_watchdog_always_fires_with_no_series_at_all(tmp_path):
+    """Its absence downstream is the signal: it must fire on an empty Prometheus too."""
+    case = Case(series={}, eval_s=0, alerts=[{"exp_labels": {"severity": "none"}, "exp_annotations": {
+        "summary": "The alert pipeline works (this alert always fires)",
+        "description": "Nothing to do. If the dead man's switch stops receiving it, Prometheus or Alertmanager on the "
+        "monitor host is down, or cannot reach it: no other alert reaches anyone either.",
+    }}])  # fmt: skip
+    promtool_test(tmp_path, render_rules(DEFAULTS), WATCHDOG, case)
+
+
+def test_inhibition_names_alerts_that_exist():
+    """A renamed alert would silently stop inhibiting (or being inhibited)."""
+    assert set(CAUSES) <= set(ALERTS) and set(EFFECTS) <= set(ALERTS) and not set(CAUSES) & set(EFFECTS)

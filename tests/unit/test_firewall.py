@@ -27,6 +27,7 @@ def test_a_frontend_opens_ssh_the_gateway_and_its_metrics_each_to_its_own_client
         "latency probe metrics": (9464, ("10.0.0.10",)),
         "balancer metrics": (8405, ("10.0.0.10",)),
         "Prometheus": (9090, ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")),  # the monitor host
+        "Alertmanager": (9093, ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")),
     }
 
 
