@@ -558,13 +558,13 @@ def test_MON_03_targets_up(host, site, host_name):
     targets = prometheus_api(site, "targets")["activeTargets"]
     down = [(t["labels"]["job"], t["labels"]["instance"], t["lastError"]) for t in targets if t["health"] != "up"]
     # The instance label is the inventory name: each host's node exporter, each frontend's probe and balancer,
-    # Prometheus itself.
+    # Prometheus itself and Alertmanager beside it.
     scraped = {(t["labels"]["job"], t["labels"]["instance"]) for t in targets}
     expected = (
         {("node", h.name) for h in site.hosts}
         | {("probe", h.name) for h in site.hosts if h.role == "frontend"}
         | {("balancer", h.name) for h in site.hosts if h.role == "frontend"}
-        | {("prometheus", host_name)}
+        | {("prometheus", host_name), ("alertmanager", host_name)}
         | {("model_server", target.host) for target in site.prometheus_config().model_server.targets}
     )
     assert not down, f"down: {down}"
