@@ -132,6 +132,9 @@ def test_the_rendered_prometheus_configuration_passes_promtool(site, tmp_path):
         (pki / name).touch()
     text = prometheus_yml_text(config, "front")
     assert "cert_file: /etc/clawlan/pki/monitor.crt" in text
+    # Alerts go to the site's Alertmanager beside Prometheus, which is scraped too.
+    assert 'alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ["10.0.0.10:9093"]' in text
+    assert "job_name: alertmanager" in text
     (tmp_path / "prometheus.yml").write_text(text.replace("/etc/clawlan/pki/", f"{pki}/"))
     (tmp_path / "clawlan.rules.yml").write_text(render_rules(config.thresholds))
     result = subprocess.run([promtool(), "check", "config", str(tmp_path / "prometheus.yml")],
