@@ -49,10 +49,11 @@ def egress(config: EgressConfig, tls_changes=(), installed_packages: frozenset[s
     change (a new certificate or CA) needs a reload."""
     known = host_files(BALANCER_CONF, OLD_EGRESS_CONF)
     # A frontend set up before the balancer ran nginx on the egress port: free the port before HAProxy takes it.
+    # Nothing else of the appliance runs in that nginx: it is stopped for good, not left idle and unhardened.
     old_egress = known.absent(name=f"Remove the old nginx egress proxy ({OLD_EGRESS_CONF})", path=OLD_EGRESS_CONF)
     server.shell(
-        name="Reload nginx without the old egress proxy",
-        commands=["systemctl reload-or-restart nginx.service"],
+        name="Stop and disable nginx, which the frontend no longer uses",
+        commands=[f"systemctl disable --now {INGRESS_UNIT}"],
         _if=old_egress.did_change,
     )
     hardening = _hardening(BALANCER_UNIT)

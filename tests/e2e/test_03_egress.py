@@ -12,7 +12,7 @@ import pytest
 from roles.mtls.config import BALANCER_UNIT, OLD_EGRESS_CONF
 from tests.compliance import test_services as service_controls
 from tests.e2e.conftest import deploy, run_control, wait_until_passes
-from tests.support.remote import curl, listening_addresses, put_text
+from tests.support.remote import curl, listening_addresses, put_text, unit_property
 
 FRONTEND, BACKEND = "lab-front", "lab-back"
 HEADERS = "/root/.clawlan-egress-headers"
@@ -77,7 +77,7 @@ server {{
 
 
 def test_a_frontend_with_the_old_nginx_egress_proxy_moves_to_the_balancer(front, egress_url, site):
-    """The upgrade: nginx holds the egress port; the deploy removes its site and reloads it before HAProxy runs."""
+    """The upgrade: nginx holds the egress port; the deploy removes its site and stops nginx before HAProxy runs."""
     egress = site.egress_config(FRONTEND)
     front.run_expect([0], f"systemctl stop {BALANCER_UNIT}")
     front.run_expect([0], "DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx")
@@ -89,6 +89,8 @@ def test_a_frontend_with_the_old_nginx_egress_proxy_moves_to_the_balancer(front,
     changed = result.changed_ops(FRONTEND)
     assert any("Remove the old nginx egress proxy" in op for op in changed), changed
     assert not front.file(OLD_EGRESS_CONF).exists
+    assert unit_property(front, "nginx.service", "ActiveState") == "inactive"  # not left idle on the LAN box
+    assert unit_property(front, "nginx.service", "UnitFileState") == "disabled"
     service_controls.test_NET_03_egress_on_loopback(front, site, FRONTEND)
     assert front.check_output(f"ss -Htlnp 'sport = :{egress.port}'").count("haproxy") >= 1
     code, text, _ = ask(front, egress_url)
