@@ -149,6 +149,7 @@ class AlertThresholds:
     down_for_s: int
     disk_free_percent: float
     certificate_renew_before_days: int
+    certificate_for_s: int  # a certificate inside its window this long alerts (a renewing deploy finishes first)
     gateway_audit_max_age_s: int  # the gateway's security audit report counts as current this long
     queue_for_s: int  # chats waiting for a slot this long alert
     context_full_percent: float  # a chat filling its slot's context past this alerts
@@ -389,6 +390,7 @@ def build_prometheus_config(
             latency_for_s=settings.alert_latency_for_s,
             probe_failing_for_s=settings.alert_probe_failing_for_s,
             down_for_s=settings.alert_down_for_s,
+            certificate_for_s=settings.alert_certificate_for_s,
             disk_free_percent=settings.alert_disk_free_percent,
             certificate_renew_before_days=renew_before_days,
             gateway_audit_max_age_s=gateway_audit_max_age_s,

@@ -68,6 +68,7 @@ def render_rules(thresholds: AlertThresholds) -> str:
         disk_free_percent=number(t.disk_free_percent),
         certificate_renew_before_days=t.certificate_renew_before_days,
         certificate_renew_before_s=t.certificate_renew_before_days * 86400,
+        certificate_for=prometheus_duration(t.certificate_for_s),
         watched_units_regex=unit_regex(t.watched_units),
         gateway_audit_stale=prometheus_duration(t.gateway_audit_max_age_s),
         gateway_audit_stale_s=t.gateway_audit_max_age_s,

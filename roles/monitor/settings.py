@@ -91,6 +91,10 @@ class MonitorSettings:
         "Fewer healthy backends than this in a balancer's pool alerts (critical): too little capacity.",
         WholeNumber(1, 64),
     )
+    alert_certificate_for_s: int = setting(
+        600, "A certificate inside its renewal window this long alerts: a deploy renewing it right now finishes first.",
+        WholeNumber(0, 86400),
+    )  # fmt: skip
     alert_disk_free_percent: float = setting(10.0, "Free space below this % on any disk alerts (the model's volume).",
                                              Number(0.1, 99))  # fmt: skip
     alertmanager_port: int = setting(

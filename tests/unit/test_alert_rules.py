@@ -53,7 +53,6 @@ FIXED_FOR_S = {
     "ClawlanPacketLoss": 300,
     "ClawlanTcpRetransmits": 300,
     "ClawlanDiskFilling": 600,
-    "ClawlanCertificateExpiring": 600,
     "ClawlanGatewayAuditCritical": 600,
     "ClawlanGatewayAuditFailing": 600,
     "ClawlanModelServerContextNearFull": 0,
@@ -175,6 +174,7 @@ def for_s(alertname: str, t: AlertThresholds) -> int:
         "ClawlanBackendOutOfPool": t.backend_out_for_s,
         "ClawlanBackendsBelowMinimum": t.backend_out_for_s,
         "ClawlanBalancerQueueing": t.queue_for_s,
+        "ClawlanCertificateExpiring": t.certificate_for_s,
     }
     return settings[alertname] if alertname in settings else FIXED_FOR_S[alertname]
 
