@@ -66,9 +66,10 @@ def first_deploy(lab):
     return run_pyinfra(LAB_INVENTORY, "deploys/full.py")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def hosts(first_deploy, inventory):
-    """testinfra connections to the deployed lab hosts."""
+    """testinfra connections to the deployed lab hosts, fresh for each module: a module may replace the boxes
+    (test_09 does), and a connection to a box that is gone stays dead."""
     return {host.name: remote_host(host) for host in inventory}
 
 
