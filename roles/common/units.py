@@ -91,6 +91,11 @@ def service(
         host.noop(f"{unit} is {'running' if is_running else 'stopped'}{' and enabled' if enabled else ''}")
 
 
+def dropin_path(unit: str) -> str:
+    """Our drop-in for ``unit`` (a Debian unit kept as it is, extended and hardened): one per unit, one name."""
+    return f"/etc/systemd/system/{unit}.d/clawlan.conf"
+
+
 def timer_job_files(unit: str) -> tuple[str, str]:
     """Where ``unit``.service and ``unit``.timer live: for host_files, which reads their state up front."""
     return f"/etc/systemd/system/{unit}.service", f"/etc/systemd/system/{unit}.timer"

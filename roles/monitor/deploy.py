@@ -17,7 +17,7 @@ from roles.common.files import host_files
 from roles.common.packages import install_packages
 from roles.common.templates import render, rendered
 from roles.common.tls import CA_CERT, own_identity
-from roles.common.units import service
+from roles.common.units import dropin_path, service
 from roles.monitor.config import (
     ALERTMANAGER_CONFIG,
     ALERTMANAGER_STAGING,
@@ -51,19 +51,15 @@ from roles.monitor.rules import render_rules
 PROBE_SOURCES = Path(__file__).resolve().parent / "programs"
 
 
-def _dropin(unit: str) -> str:
-    return f"/etc/systemd/system/{unit}.d/clawlan.conf"
-
-
 @deploy("Node exporter")
 def node_exporter(config: NodeExporterConfig, installed_packages: frozenset[str] = frozenset()):
     # Written before the package is installed: its first start already listens where, and for whom, it should.
-    dropin = host_files(_dropin(NODE_EXPORTER_UNIT)).put(
+    dropin = host_files(dropin_path(NODE_EXPORTER_UNIT)).put(
         name="Configure the node exporter: LAN listener for the monitor only, unit states, textfiles",
         src=rendered(
             "monitor/node-exporter.conf.j2", arguments=config.arguments(), monitor_address=config.monitor_address
         ),  # fmt: skip
-        dest=_dropin(NODE_EXPORTER_UNIT),
+        dest=dropin_path(NODE_EXPORTER_UNIT),
         mode="644",
     )
     # No recommends: Debian's extra collectors add timers for smartctl, ipmitool and apt we do not alert on.
@@ -128,7 +124,7 @@ def prometheus(config: PrometheusConfig, monitor_name: str, installed_packages: 
     names = ("prometheus.yml", "clawlan.rules.yml")
     known = host_files(
         PROMETHEUS_STAGING,
-        _dropin(PROMETHEUS_UNIT),
+        dropin_path(PROMETHEUS_UNIT),
         *(f"{directory}/{name}" for directory in (PROMETHEUS_STAGING, PROMETHEUS_DIR) for name in names),
     )
     known.directory(name=f"Create {PROMETHEUS_STAGING}", path=PROMETHEUS_STAGING, mode="755")
@@ -140,7 +136,7 @@ def prometheus(config: PrometheusConfig, monitor_name: str, installed_packages: 
             allowed_networks=config.allowed_networks,
             config_file=f"{PROMETHEUS_DIR}/prometheus.yml",
         ),
-        dest=_dropin(PROMETHEUS_UNIT),
+        dest=dropin_path(PROMETHEUS_UNIT),
         mode="644",
     )
     install_packages("Install Debian's Prometheus", ["prometheus"], installed_packages, no_recommends=True)
@@ -205,7 +201,7 @@ def alertmanager(config: AlertmanagerConfig, installed_packages: frozenset[str] 
     """Debian's Alertmanager on the monitor host: the configuration checked by amtool before it replaces the live
     one, a reload when it changed, a restart when the unit's flags did."""
     staged_file = f"{ALERTMANAGER_STAGING}/alertmanager.yml"
-    known = host_files(ALERTMANAGER_STAGING, _dropin(ALERTMANAGER_UNIT), ALERTMANAGER_CONFIG, staged_file,
+    known = host_files(ALERTMANAGER_STAGING, dropin_path(ALERTMANAGER_UNIT), ALERTMANAGER_CONFIG, staged_file,
                        SMTP_PASSWORD_FILE)  # fmt: skip
     dropin = known.put(
         name="Configure Alertmanager: our configuration, the LAN listener for the UI's networks, no gossip port",
@@ -215,7 +211,7 @@ def alertmanager(config: AlertmanagerConfig, installed_packages: frozenset[str] 
             config_file=ALERTMANAGER_CONFIG,
             storage=ALERTMANAGER_STORAGE,
         ),
-        dest=_dropin(ALERTMANAGER_UNIT),
+        dest=dropin_path(ALERTMANAGER_UNIT),
         mode="644",
     )
     install_packages("Install Debian's Alertmanager", ["prometheus-alertmanager"], installed_packages,

@@ -42,10 +42,6 @@ KEEPALIVE_PROBES = 3
 DEAD_PEER_S = KEEPALIVE_IDLE_S + KEEPALIVE_INTERVAL_S * KEEPALIVE_PROBES
 
 
-def hardening_dropin(unit: str) -> str:
-    return f"/etc/systemd/system/{unit}.d/clawlan.conf"
-
-
 @dataclass(frozen=True)
 class IngressConfig:
     listen_address: str

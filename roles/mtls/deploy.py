@@ -15,7 +15,7 @@ from roles.common.files import host_files
 from roles.common.packages import install_packages
 from roles.common.secrets import site_secret
 from roles.common.templates import TEMPLATES, rendered
-from roles.common.units import service
+from roles.common.units import dropin_path, service
 from roles.mtls.config import (
     BALANCER_CONF,
     BALANCER_UNIT,
@@ -25,7 +25,6 @@ from roles.mtls.config import (
     OLD_EGRESS_CONF,
     EgressConfig,
     IngressConfig,
-    hardening_dropin,
 )
 
 
@@ -80,11 +79,11 @@ def egress(config: EgressConfig, tls_changes=(), installed_packages: frozenset[s
 def _hardening(unit: str):
     """The drop-in that hardens Debian's ``unit``: written before the package is installed, so its first start is
     already sandboxed."""
-    dropin = hardening_dropin(unit)
-    return host_files(dropin).put(
+    path = dropin_path(unit)
+    return host_files(path).put(
         name=f"Harden {unit} (a drop-in: sandboxing, and a restart after a crash)",
         src=str(TEMPLATES / HARDENING[unit]),
-        dest=dropin,
+        dest=path,
         mode="644",
     )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from roles.base.deploy import SYSCTL_FILE, THP_TMPFILES, TIMESYNCD_DROPIN
 from roles.common.templates import render
 from roles.common.tls import PKI_DIR
+from roles.common.units import dropin_path
 from roles.gateway.config import AUDIT_COMMAND, AUDIT_PROGRAM, AUDIT_REPORT, AUDIT_REPORT_DIR, AUDIT_UNIT, CACHE_DIR
 from roles.gateway.config import CLI as GATEWAY_CLI
 from roles.gateway.config import CONFIG_FILE as GATEWAY_CONFIG
@@ -28,7 +29,7 @@ from roles.monitor.config import (
     PROMETHEUS_DIR,
     PROMETHEUS_UNIT,
 )
-from roles.monitor.deploy import _dropin, prometheus_yml_text
+from roles.monitor.deploy import prometheus_yml_text
 from roles.monitor.rules import render_rules
 from roles.mtls.config import BALANCER_CONF, CONF
 from roles.pki.config import METRICS_SCRIPT, METRICS_UNIT
@@ -48,7 +49,7 @@ def host_files(site: Site, name: str) -> dict[str, str]:
         files[TIMESYNCD_DROPIN] = render("base/timesyncd.conf.j2", servers=base.ntp_servers)
 
     exporter = site.node_exporter_config(name)
-    files[_dropin(NODE_EXPORTER_UNIT)] = render(
+    files[dropin_path(NODE_EXPORTER_UNIT)] = render(
         "monitor/node-exporter.conf.j2", arguments=exporter.arguments(), monitor_address=exporter.monitor_address
     )
     pki = site.pki_config(name)
@@ -84,7 +85,7 @@ def host_files(site: Site, name: str) -> dict[str, str]:
 
     if name == site.monitor_host().name:
         prometheus = site.prometheus_config()
-        files[_dropin(PROMETHEUS_UNIT)] = render(
+        files[dropin_path(PROMETHEUS_UNIT)] = render(
             "monitor/prometheus.conf.j2", arguments=prometheus.arguments(),
             allowed_networks=prometheus.allowed_networks, config_file=f"{PROMETHEUS_DIR}/prometheus.yml",
         )  # fmt: skip
