@@ -96,8 +96,7 @@ def load_or_create_ca(directory: Path, organization: str, days: int, scope: Name
         fcntl.flock(lock, fcntl.LOCK_EX)
         key_path, cert_path = directory / CA_KEY, directory / CA_CERT
         if key_path.exists() and cert_path.exists():
-            key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-            return SiteCA(key, x509.load_pem_x509_certificate(cert_path.read_bytes()))
+            return load_ca(directory)
         key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name(
             [
@@ -365,5 +364,4 @@ def _move_ca(source: Path, target: Path) -> None:
     for name in CA_FILES:
         if (source / name).exists():
             (source / name).rename(target / name)
-    for leftover in (".lock",):
-        (source / leftover).unlink(missing_ok=True)
+    (source / ".lock").unlink(missing_ok=True)

@@ -214,7 +214,6 @@ class AlertmanagerConfig:
     listen_address: str
     port: int
     client_networks: tuple[str, ...]  # the UI's and API's networks (and Prometheus on the same box, by loopback)
-    external_url: str
     webhook_url: str
     email_to: str
     email_from: str
@@ -232,7 +231,7 @@ class AlertmanagerConfig:
             f"--config.file={ALERTMANAGER_CONFIG}",
             f"--storage.path={ALERTMANAGER_STORAGE}",
             f"--web.listen-address={self.listen_address}:{self.port}",
-            f"--web.external-url={self.external_url}",
+            f"--web.external-url=http://{self.listen_address}:{self.port}/",
             # One Alertmanager: no gossip port (by default it listens on every address, 9094).
             "--cluster.listen-address=",
         )
@@ -249,7 +248,7 @@ class AlertmanagerConfig:
         if self.sends_mail:
             mail = {
                 "to": self.email_to,
-                "from": self.email_from or f"alertmanager@{self.external_url.split('//')[1].split(':')[0]}",
+                "from": self.email_from or f"alertmanager@{self.listen_address}",
                 "smarthost": f"{self.smtp_host}:{self.smtp_port}",
                 "require_tls": True,
                 "send_resolved": True,
@@ -297,7 +296,6 @@ def build_alertmanager_config(settings: MonitorSettings, monitor: HostSpec, smtp
         listen_address=monitor.address,
         port=settings.alertmanager_port,
         client_networks=settings.client_networks,
-        external_url=f"http://{monitor.address}:{settings.alertmanager_port}/",
         webhook_url=settings.alert_webhook_url,
         email_to=settings.alert_email_to,
         email_from=settings.alert_email_from,
