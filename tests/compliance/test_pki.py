@@ -9,11 +9,11 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from roles.common.ca import CA_CERT as CA_FILE
 from roles.common.ca import CRL_FILE, vouched
 from roles.common.tls import CA_CERT, CRL, HOST_CERT, HOST_KEY
 from roles.monitor.config import PROBE_CERT, PROBE_KEY, PROBE_USER
 from tests.compliance.conftest import control
+from tests.support.tls import site_ca_cert
 
 PAIRS = {"host": (HOST_KEY, HOST_CERT, "root"), "probe": (PROBE_KEY, PROBE_CERT, PROBE_USER)}
 
@@ -21,7 +21,7 @@ PAIRS = {"host": (HOST_KEY, HOST_CERT, "root"), "probe": (PROBE_KEY, PROBE_CERT,
 @pytest.fixture(scope="session")
 def site_ca(site) -> x509.Certificate:
     """The CA on the control machine: the one the hosts must trust, not whatever sits on them."""
-    return x509.load_pem_x509_certificate((Path(site.state_dir) / "pki" / "ca.crt").read_bytes())
+    return site_ca_cert(site)
 
 
 def certificate(host, path) -> x509.Certificate:
@@ -68,8 +68,7 @@ def test_PKI_03_trusted_ca(host, site_ca):
 def test_PKI_04_subject_alternative_names(host, site, host_name):
     """TLS checks the name a peer connects to: a host renamed or readdressed needs a new certificate. A site CA with
     name constraints vouches for the names under the site's domain only: the short names are left out."""
-    ca = x509.load_pem_x509_certificate((site.state_dir / "pki" / CA_FILE).read_bytes())
-    spec = vouched(site.pki_config(host_name).issuance.spec, ca)
+    spec = vouched(site.pki_config(host_name).issuance.spec, site_ca_cert(site))
     names = certificate(host, HOST_CERT).extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     have = (set(names.get_values_for_type(x509.DNSName)), {str(a) for a in names.get_values_for_type(x509.IPAddress)})
     assert have == (set(spec.dns_names), set(spec.ip_addresses))

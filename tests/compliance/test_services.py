@@ -14,7 +14,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from cryptography import x509
 
 from roles.common.ca import vouched
 from roles.common.tls import CA_CERT
@@ -52,7 +51,7 @@ from roles.pki.config import METRICS_UNIT as CERTIFICATE_METRICS_UNIT
 from tests.compliance.conftest import control
 from tests.support.prometheus import alertmanager_alerts, alertmanager_url, api, prometheus_url
 from tests.support.remote import hardening_exposure, listening_addresses, unit_property
-from tests.support.tls import site_tls
+from tests.support.tls import site_ca_cert, site_tls
 
 HARDENING_LIMIT = 4.0  # systemd-analyze security: "OK" ends at 4.9; the roles aim lower
 
@@ -296,8 +295,7 @@ def test_GW_16_gateway_https_only(site, host_name, scheme):
     the gateway's port gets no HTTP answer at all."""
     config = site.gateway_config(host_name)
     if scheme == "https-names":
-        ca = x509.load_pem_x509_certificate((site.state_dir / "pki" / "ca.crt").read_bytes())
-        spec = vouched(site.gateway_identity(host_name).spec, ca)
+        spec = vouched(site.gateway_identity(host_name).spec, site_ca_cert(site))
         assert spec.dns_names and config.listen_address in spec.ip_addresses
         for name in (*spec.dns_names, *spec.ip_addresses):
             with (
