@@ -17,7 +17,7 @@ from roles.base.operations import (
     transparent_hugepages,
 )
 from roles.common.files import host_files
-from roles.common.packages import install_packages
+from roles.common.packages import dpkg_repaired, install_packages
 from roles.common.templates import TEMPLATES, render, rendered
 from roles.common.units import unit_enabled
 
@@ -48,6 +48,7 @@ def basic_regex_literal(text: str) -> str:
 
 @deploy("Base system")
 def base(config: BaseConfig, installed_packages: frozenset[str] = frozenset()):
+    dpkg_repaired(name="Finish any package install a killed deploy or a power cut left half-done")
     swapon_path = "/etc/systemd/system/clawlan-swapon.service"
     known = host_files(SYSCTL_FILE, THP_TMPFILES, swapon_path, TIMESYNCD_DROPIN, DPKG_LOCK_CONF,
                        SECURITY_ORIGINS_CONF, AUTO_UPGRADES_CONF)  # fmt: skip

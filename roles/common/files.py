@@ -1,22 +1,23 @@
-"""files.put and files.directory that cost one remote command per role on a converged host, not four per file.
+"""File writes and files.directory that cost one remote command per role on a converged host, not four per file.
 
 pyinfra's files.put reads two facts (File, then Sha1File) plus its parent directory's, and reads them again at
 execution when a deploy asks ``will_change``. At ~50 ms per SSH command that was most of a no-op re-run. A role
 names the paths it manages once; ``host_files`` reads owner, group, mode and SHA-1 of all of them in one command,
-and ``put``/``directory`` leave out the operation when the host already matches. Anything else becomes the usual
-pyinfra operation, which checks the host again at execution, as always.
+and ``put``/``directory`` leave out the operation when the host already matches. A file that differs is written
+whole (``whole_file``), never half; anything else becomes the usual pyinfra operation.
 """
 
 from __future__ import annotations
 
 import hashlib
+import posixpath
 import shlex
 from io import StringIO
 from pathlib import Path
 from typing import IO, Any
 
 from pyinfra import host
-from pyinfra.api import FactBase, FunctionCommand, OperationError
+from pyinfra.api import FactBase, FunctionCommand, OperationError, operation
 from pyinfra.operations import files
 
 from roles.common.connection import sudo_arguments
@@ -66,6 +67,9 @@ class Unchanged:
 
     will_change = False
 
+    def __init__(self, *paths: str) -> None:
+        self.clawlan_paths = paths
+
     def did_change(self) -> bool:
         return False
 
@@ -74,6 +78,20 @@ class Unchanged:
 
 
 UNCHANGED = Unchanged()
+
+
+def writing(op, *paths: str):
+    """``op``, marked as the one that writes ``paths``: a service restarted or reloaded when ``op`` changed watches
+    them (units.service), so a deploy killed between this write and that restart is finished by the next."""
+    if isinstance(op, Unchanged):
+        return Unchanged(*paths)
+    op.clawlan_paths = paths
+    return op
+
+
+def written_paths(ops) -> tuple[str, ...]:
+    """The paths that ``ops`` (operations marked by ``writing``, or left out as unchanged) write."""
+    return tuple(dict.fromkeys(path for op in ops for path in getattr(op, "clawlan_paths", ())))
 
 
 def content_sha1(src: str | IO[Any]) -> str:
@@ -114,16 +132,16 @@ class HostFiles:
         return state["type"] == "file" and state["sha1"] == sha1 and _attributes_match(state, mode, user, group)
 
     def put(self, *, name: str, src: str | IO[Any], dest: str, mode=None, user=None, group=None, **kwargs):
-        """files.put, left out when the host's file has this content, mode and owner already."""
+        """``src`` at ``dest`` (swapped in whole), left out when the host's file has this content, mode and owner."""
         if self.matches_file(dest, content_sha1(src), mode, user, group):
-            return UNCHANGED
-        return files.put(name=name, src=src, dest=dest, mode=mode, user=user, group=group, **kwargs)
+            return Unchanged(dest)
+        return writing(whole_file(name=name, src=src, dest=dest, mode=mode, user=user, group=group, **kwargs), dest)
 
     def secret(self, *, name: str, content: str, dest: str, mode="600", user="root", group="root"):
         """secret_file (never world-readable on the way), left out when the host's file matches already."""
         if self.matches_file(dest, hashlib.sha1(content.encode()).hexdigest(), mode, user, group):
-            return UNCHANGED
-        return secret_file(name=name, path=dest, content=content, user=user, group=group, mode=mode)
+            return Unchanged(dest)
+        return writing(secret_file(name=name, path=dest, content=content, user=user, group=group, mode=mode), dest)
 
     def directory(self, *, name: str, path: str, mode=None, user=None, group=None, **kwargs):
         """files.directory, left out when the host has this directory with this mode and owner already."""
@@ -137,6 +155,30 @@ class HostFiles:
         if self._state(path)["type"] is None:
             return UNCHANGED
         return files.file(name=name, path=path, present=False, **kwargs)
+
+
+@operation()
+def whole_file(src: str | IO[Any], dest: str, mode=None, user=None, group=None, create_remote_dir: bool = True):
+    """``src`` at ``dest``, never half-written: it is copied beside ``dest``, given its owner and mode, flushed to
+    disk and renamed over ``dest``, so a deploy killed (or a box losing power) at any point leaves the old file or
+    the new one, which a service restarted by systemd meanwhile reads whole. pyinfra's files.put writes into
+    ``dest`` itself. What ``HostFiles.put`` found matching never gets here."""
+    q = shlex.quote
+    new = f"{dest}.clawlan-new"
+    if create_remote_dir:
+        yield f"mkdir -p {q(posixpath.dirname(dest))}"
+    yield upload(src, new)
+    steps = []
+    if user:
+        steps.append(f"chown {q(user + (':' + group if group else ''))} {q(new)}")
+    elif group:
+        steps.append(f"chgrp {q(group)} {q(new)}")
+    if mode is not None:
+        steps.append(f"chmod {q(str(mode))} {q(new)}")
+    else:  # keep the mode the file had, as files.put does
+        steps.append(f"{{ ! [ -e {q(dest)} ] || chmod --reference={q(dest)} {q(new)}; }}")
+    steps += [f"sync {q(new)}", f"mv -f {q(new)} {q(dest)}"]
+    yield " && ".join(steps)
 
 
 def upload(src: str | IO[Any], remote: str) -> FunctionCommand:

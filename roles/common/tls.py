@@ -19,6 +19,7 @@ from pyinfra.operations import server
 
 from roles.common.ca import CertSpec, NameScope, load_or_create_ca, not_after, record_issued, reissue_reason, sign_csr
 from roles.common.connection import sudo_arguments
+from roles.common.files import writing
 from roles.common.tls_facts import PublicKeyPem
 
 PKI_DIR = "/etc/clawlan/pki"
@@ -116,6 +117,7 @@ def own_identity(who: str, key_path: str, cert_path: str, owner: str, issuance: 
         cert_path=cert_path,
         issuance=issuance,
     )
+    key, certificate = writing(key, key_path), writing(certificate, cert_path)
     server.shell(
         name=f"Write the certificate expiry metric now (the {who}'s certificate changed)",
         commands=[f"systemctl start {shlex.quote(metrics_unit + '.service')}"],

@@ -9,6 +9,11 @@ from pyinfra import host, state
 from pyinfra.api import FactBase, operation
 from pyinfra.operations import server
 
+from roles.common.files import written_paths
+
+# What each unit of ours last started, restarted or reloaded with: a hash of the files it watches.
+APPLIED_DIR = "/var/lib/clawlan/applied"
+
 
 class UnitFileState(FactBase):
     """``systemctl is-enabled`` for one unit: "enabled", "disabled", "static", ... or "not-found"."""
@@ -33,17 +38,36 @@ def unit_enabled(unit: str, daemon_reload: bool = False):
 
 
 class UnitState(FactBase):
-    """``ActiveState`` and ``UnitFileState`` of one unit, from one ``systemctl show`` of that unit.
+    """``ActiveState`` and ``UnitFileState`` of one unit, from one ``systemctl show`` of that unit; with ``watch``,
+    also ``Applied`` (the hash of those files when the unit last took them in) and ``Current`` (their hash now).
 
     pyinfra's systemd.service reads every unit on the host, twice (``systemctl show --all`` and
     ``list-unit-files``): the slowest facts of a no-op re-run.
     """
 
-    def command(self, unit: str) -> str:
-        return f"systemctl show --property ActiveState --property UnitFileState {shlex.quote(unit)}"
+    def command(self, unit: str, watch: tuple[str, ...] = ()) -> str:
+        show = f"systemctl show --property ActiveState --property UnitFileState {shlex.quote(unit)}"
+        if not watch:
+            return show
+        applied = shlex.quote(applied_path(unit))
+        return f"{show}; echo Applied=$(cat {applied} 2>/dev/null); echo Current={watch_hash(watch)}"
 
     def process(self, output):
         return dict(line.split("=", 1) for line in output if "=" in line)
+
+
+def applied_path(unit: str) -> str:
+    return f"{APPLIED_DIR}/{unit}"
+
+
+def watch_hash(watch: tuple[str, ...]) -> str:
+    """Shell: one hash over the watched files' contents (a missing one counts as missing)."""
+    quoted = " ".join(shlex.quote(path) for path in watch)
+    return f"$(sha1sum -- {quoted} 2>&1 | sha1sum | cut -c1-40)"
+
+
+def _record_applied(unit: str, watch: tuple[str, ...]) -> str:
+    return f"mkdir -p -m 700 {APPLIED_DIR} && echo {watch_hash(watch)} > {shlex.quote(applied_path(unit))}"
 
 
 RUNNING_STATES = ("active", "activating", "reloading")
@@ -67,25 +91,39 @@ def service(
     """Keep ``unit`` running and enabled; restart it when an operation in ``restart_on`` changed the host, reload
     it when one in ``reload_on`` did (restart wins), reload systemd first when one in ``daemon_reload_on`` did.
 
-    A unit that was stopped is started, not restarted.
+    A unit that was stopped is started, not restarted. The files those operations write (``files.writing``) are
+    watched: a unit left running on older ones than it has (a deploy killed between a write and the restart) is
+    restarted by the next deploy, though that deploy changes no file.
     """
+    watch = written_paths((*restart_on, *reload_on, *daemon_reload_on))
     daemon_reload = _changed(daemon_reload_on)
     if daemon_reload:
         yield "systemctl daemon-reload"
-    unit_state = host.get_fact(UnitState, unit=unit)  # read after the daemon-reload: a new unit is known by then
+    unit_state = host.get_fact(UnitState, unit=unit, watch=watch)  # after the daemon-reload: a new unit is known
+    applied, current = unit_state.get("Applied", ""), unit_state.get("Current", "")
+    # No record yet (a site set up before units recorded what they run with) is taken as applied.
+    stale = bool(watch) and applied not in ("", current)
+    if stale and not daemon_reload:
+        yield "systemctl daemon-reload"
+    stale_restart = stale and bool(restart_on or reload_on)
     quoted = shlex.quote(unit)
     commands = []
     if enabled and unit_state.get("UnitFileState") not in ENABLED_STATES:
         commands.append(f"systemctl enable {quoted}")
     is_running = unit_state.get("ActiveState") in RUNNING_STATES
+    took_in = True
     if running and not is_running:
         commands.append(f"systemctl start {quoted}")
-    elif running and _changed(restart_on):
+    elif running and (stale_restart or _changed(restart_on)):
         commands.append(f"systemctl restart {quoted}")
     elif running and _changed(reload_on):
         commands.append(f"systemctl reload {quoted}")
     elif not running and is_running:
         commands.append(f"systemctl stop {quoted}")
+    else:
+        took_in = False
+    if watch and (took_in or applied != current):
+        commands.append(_record_applied(unit, watch))
     yield from commands
     if not commands and not daemon_reload:
         host.noop(f"{unit} is {'running' if is_running else 'stopped'}{' and enabled' if enabled else ''}")

@@ -9,7 +9,7 @@ from pathlib import Path
 from pyinfra.api import deploy
 
 from roles.common.accounts import system_user
-from roles.common.files import host_files
+from roles.common.files import host_files, writing
 from roles.common.packages import install_packages
 from roles.common.python import virtualenv
 from roles.common.secrets import site_secret
@@ -57,12 +57,15 @@ def model_server(config: ModelServerConfig, installed_packages: frozenset[str] =
         create_remote_dir=False,
     )
 
-    model = model_file(
-        name="Provision the pinned model file",
-        path=config.model_path,
-        source=config.model_source,
-        sha256=config.model_sha256,
-        size_gib=config.model_size_gib,
+    model = writing(
+        model_file(
+            name="Provision the pinned model file",
+            path=config.model_path,
+            source=config.model_source,
+            sha256=config.model_sha256,
+            size_gib=config.model_size_gib,
+        ),
+        config.model_path + ".sha256",  # what the model server runs is watched by its recorded hash, not 45 GB read
     )
 
     known.directory(name="Create /etc/clawlan", path="/etc/clawlan", mode="755")

@@ -8,7 +8,7 @@ from pathlib import Path
 from pyinfra.api import deploy
 
 from roles.common.ca import trust_bundle
-from roles.common.files import HostFiles, host_files
+from roles.common.files import HostFiles, host_files, writing
 from roles.common.packages import install_packages
 from roles.common.templates import TEMPLATES, rendered
 from roles.common.tls import CA_CERT, CRL, HOST_CERT, HOST_KEY, PKI_DIR, host_certificate, private_key
@@ -34,11 +34,14 @@ def pki(config: PkiConfig, installed_packages: frozenset[str] = frozenset()):
         known, "Install the site CA's revocation list (certificates no inventory host holds any more)",
         config.revocations, CRL,
     )  # fmt: skip
-    certificate = host_certificate(
-        name="Keep this host's certificate issued by the site CA",
-        key_path=HOST_KEY,
-        cert_path=HOST_CERT,
-        issuance=issuance,
+    certificate = writing(
+        host_certificate(
+            name="Keep this host's certificate issued by the site CA",
+            key_path=HOST_KEY,
+            cert_path=HOST_CERT,
+            issuance=issuance,
+        ),
+        HOST_CERT,
     )
     _expiry_metrics(config, known, tls_changes=(ca_cert, certificate))
     return ca_cert, revocations, certificate

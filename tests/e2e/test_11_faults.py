@@ -7,15 +7,18 @@ seconds, the next chat succeeds); a model download cut off and resumed is test_0
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import time
 
 import pytest
 
-from lab.runner import REPO, run_pyinfra
+from lab.runner import PYINFRA, REPO, run_pyinfra
 from roles.common.ca import load_ca, sign_csr
 from roles.common.tls import HOST_CERT, HOST_KEY
 from roles.gateway.config import UNIT as GATEWAY_UNIT
+from roles.model_server.config import CONFIG_FILE as MODEL_CONFIG
 from roles.model_server.config import UNIT as MODEL_UNIT
 from roles.monitor.config import ALERTMANAGER_UNIT, NODE_EXPORTER_UNIT, PROBE_UNIT, PROMETHEUS_UNIT, WATCHDOG
 from roles.mtls.config import BALANCER_UNIT, INGRESS_UNIT
@@ -136,6 +139,123 @@ def test_a_second_deploy_of_the_site_is_refused_at_once_and_the_first_completes(
     assert second.returncode != 0 and second.changed == frozenset(), second.log[-2000:]
     assert "another deploy of this site is running" in second.log and "nothing was changed" in second.log
     assert refused_after < 30, f"the second deploy took {refused_after:.0f} s to be refused"
+
+
+def deploy_killed_at(operation: str, *args: str, host=None, until: str | None = None, then: str | None = None) -> str:
+    """A deploy of the site (``args`` added), killed (SIGKILL, pyinfra and its SSH connections) the moment it
+    starts ``operation``, or, given ``until``, once that command succeeds on ``host`` after it started; ``then``
+    runs on ``host`` right after the kill (the host's side of a power cut). Returns what the deploy printed."""
+    process = subprocess.Popen(
+        [PYINFRA, "-y", LAB_INVENTORY, "deploys/full.py", *args], cwd=REPO, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    printed = []
+    try:
+        for line in process.stdout:
+            printed.append(line)
+            if "Starting operation" in line and operation in line:
+                break
+        else:
+            raise AssertionError(f"the deploy ended before {operation!r}:\n{''.join(printed)[-3000:]}")
+        deadline = time.monotonic() + 300
+        while until and host.run(until).rc != 0:
+            assert time.monotonic() < deadline and process.poll() is None, "".join(printed)[-3000:]
+            time.sleep(0.1)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    if then:
+        host.run(then)
+    return "".join(printed)
+
+
+def started_at(host, unit: str) -> int:
+    return int(host.check_output(f"systemctl show --property ExecMainStartTimestamp --timestamp=unix --value {unit}")
+               .lstrip("@"))  # fmt: skip
+
+
+def test_a_deploy_killed_inside_a_package_install_is_repaired_by_the_next(hosts):
+    """The deploy, and the apt and dpkg it started on the backend, killed between dpkg's unpack and configure of
+    a package (a power cut, or a hung run stopped hard): dpkg is left half-done. The next deploy repairs it before
+    it installs anything, and the site converges."""
+    back = hosts[BACKEND]
+    package = "unattended-upgrades"  # in the base role's list; nothing serving chats needs it
+    hold, held = "/etc/dpkg/dpkg.cfg.d/zz-clawlan-fault", "/run/clawlan-fault-dpkg-held"
+    back.run_expect([0], f"apt-get remove -y {package}")
+    # dpkg runs this after each call apt makes: after the unpack it holds dpkg there, configure still to come.
+    put_text(back, hold, f"post-invoke=touch {held}; sleep 607\n", 0o644)
+    try:
+        deploy_killed_at(
+            "Base system | Install the packages every appliance box needs", host=back, until=f"test -e {held}",
+            then="pkill -9 -x apt-get; pkill -9 -x dpkg; pkill -9 -f 'slee[p] 607'",
+        )  # fmt: skip
+    finally:
+        back.run(f"rm -f {hold} {held}")
+    assert package in back.check_output("dpkg --audit")  # left unpacked, not configured
+    result = deploy()
+    assert ("Base system | Finish any package install a killed deploy or a power cut left half-done", BACKEND) in (
+        result.changed
+    )
+    assert back.check_output("dpkg --audit") == "" and back.package(package).is_installed
+    assert deploy().changed == frozenset()
+
+
+def test_a_deploy_killed_as_it_writes_a_configuration_leaves_the_old_file_or_the_new_whole(hosts, site):
+    back = hosts[BACKEND]
+    good = back.file(MODEL_CONFIG).content_string
+    back.run_expect([0], f"echo '# drifted by hand' >> {MODEL_CONFIG}")
+    drifted = back.file(MODEL_CONFIG).content_string
+    deploy_killed_at(f"Model server | Write the model server's settings to {MODEL_CONFIG}")
+    assert back.file(MODEL_CONFIG).content_string in (good, drifted)
+    deploy()
+    assert back.file(MODEL_CONFIG).content_string == good
+    assert back.run("ls /etc/clawlan/*.clawlan-new").rc != 0  # nothing half-done left beside it
+    assert started_at(back, MODEL_UNIT) >= int(back.check_output(f"stat -c %Y {MODEL_CONFIG}"))
+    assert deploy().changed == frozenset()
+    status, text = gateway_chat(site)
+    assert status == 200, text
+
+
+def model_server_arguments(host) -> str:
+    return host.check_output(f"tr '\\0' ' ' < /proc/$(systemctl show --property MainPID --value {MODEL_UNIT})/cmdline")
+
+
+def test_a_deploy_killed_between_a_configuration_write_and_its_restart_is_finished_by_the_next(hosts, site):
+    """A setting changed, and the deploy killed as the model server's restart begins, after its settings were
+    written: the server still runs on the old ones, though the file on disk is right. The next deploy has no file
+    to write, and restarts it all the same."""
+    back = hosts[BACKEND]
+    changed = ("--data", "model_server_prompt_cache_mib=128")
+    assert " --cache-ram 256 " in model_server_arguments(back)
+    deploy_killed_at(f"Model server | Run {MODEL_UNIT}", *changed)
+    assert " --cache-ram 128 " in back.file(MODEL_CONFIG).content_string
+    assert " --cache-ram 256 " in model_server_arguments(back)  # the kill came before the restart
+    result = deploy(*changed)
+    assert result.changed == {
+        (f"Model server | Run {MODEL_UNIT} (restarted only when its build, model, settings or unit changed)", BACKEND)
+    }
+    assert " --cache-ram 128 " in model_server_arguments(back)
+    deploy()
+    assert " --cache-ram 256 " in model_server_arguments(back)
+    assert deploy().changed == frozenset()
+    status, text = gateway_chat(site)
+    assert status == 200, text
+
+
+def test_a_deploy_killed_during_a_service_restart_converges_on_the_next(hosts, site):
+    """Killed while systemd is restarting the model server: systemd finishes the restart on its own; the next
+    deploy finds the server serving its files and settles."""
+    back = hosts[BACKEND]
+    back.run_expect([0], f"echo '# drifted by hand' >> {MODEL_CONFIG}")
+    deploy_killed_at(
+        f"Model server | Run {MODEL_UNIT}", host=back, until=f"systemctl is-active {MODEL_UNIT} | grep -qv '^active$'"
+    )
+    deploy()
+    assert back.service(MODEL_UNIT).is_running
+    assert started_at(back, MODEL_UNIT) >= int(back.check_output(f"stat -c %Y {MODEL_CONFIG}"))
+    assert deploy().changed == frozenset()
+    status, text = gateway_chat(site)
+    assert status == 200, text
 
 
 def test_the_site_is_settled_after_the_faults(site, hosts):
