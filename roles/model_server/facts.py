@@ -44,10 +44,16 @@ class ModelFile(FactBase):
 
 
 class FreeMiB(FactBase):
-    """Free space in MiB on the filesystem holding ``path`` (or its nearest existing parent)."""
+    """Free space in MiB on the filesystem holding ``path`` (or its nearest existing parent), counting what an
+    interrupted transfer left in ``path``.partial: a download resumes into it, a copy writes over it."""
 
     def command(self, path: str) -> str:
-        return f'p={shlex.quote(path)}; while [ ! -e "$p" ]; do p=$(dirname "$p"); done; df -Pm "$p" | tail -n1'
+        partial = shlex.quote(f"{path}.partial")
+        return (
+            f'p={shlex.quote(path)}; while [ ! -e "$p" ]; do p=$(dirname "$p"); done; df -Pm "$p" | tail -n1;'
+            f" stat -c %s {partial} 2>/dev/null || echo 0"
+        )
 
     def process(self, output):
-        return int(output[0].split()[3])
+        held = int(output[1]) if len(output) > 1 else 0
+        return int(output[0].split()[3]) + held // (1 << 20)

@@ -194,8 +194,17 @@ def model_file(path: str, source: str, sha256: str, size_gib: float):
     quoted, partial = shlex.quote(path), shlex.quote(f"{path}.partial")
     yield f"mkdir -p {shlex.quote(str(Path(path).parent))}"
     if source.startswith(("http://", "https://")):
-        # --continue-at - resumes a partial file left by an interrupted run.
-        yield (f"curl --fail --location --silent --show-error --continue-at - --output {partial} {shlex.quote(source)}")
+        # --continue-at - resumes a partial file left by an interrupted run. When the transfer stops (the disk
+        # filled, the server went away) the partial file stays for the next deploy, and the error says so.
+        directory = shlex.quote(str(Path(path).parent))
+        stopped = shlex.quote(f"{host.name}: the download of {source} stopped")
+        yield (
+            f"curl --fail --location --silent --show-error --continue-at - --output {partial} {shlex.quote(source)}"
+            " || { status=$?; printf '%s (curl exit %s) with %s MiB left on the disk under %s: %s bytes of it are"
+            " kept in %s for the next deploy to resume; the model in service is unchanged\\n'"
+            f' {stopped} "$status" "$(df -Pm {directory} | awk \'NR==2 {{print $4}}\')" {directory}'
+            f' "$(stat -c %s {partial} 2>/dev/null || echo 0)" {partial} >&2; exit "$status"; }}'
+        )
     else:
         local = sha256_file(source)  # memoised: pyinfra plans, then runs, this operation
         if local != sha256:

@@ -14,18 +14,22 @@ import time
 
 import pytest
 
+from lab.paths import TINY_MODEL
 from lab.runner import PYINFRA, REPO, run_pyinfra
 from roles.common.ca import load_ca, sign_csr
 from roles.common.tls import HOST_CERT, HOST_KEY
 from roles.gateway.config import UNIT as GATEWAY_UNIT
 from roles.model_server.config import CONFIG_FILE as MODEL_CONFIG
+from roles.model_server.config import MODELS_DIR
 from roles.model_server.config import UNIT as MODEL_UNIT
 from roles.monitor.config import ALERTMANAGER_UNIT, NODE_EXPORTER_UNIT, PROBE_UNIT, PROMETHEUS_UNIT, WATCHDOG
 from roles.mtls.config import BALANCER_UNIT, INGRESS_UNIT
 from roles.pki.config import METRICS_UNIT as CERTIFICATE_METRICS_UNIT
 from tests.e2e.conftest import LAB_INVENTORY, deploy
+from tests.e2e.test_02_backend import main_pid
 from tests.e2e.test_04_gateway import chat
 from tests.e2e.test_06_compliance import wait_until_settled
+from tests.support.file_server import FileServer
 from tests.support.prometheus import alertmanager_alerts, api, prometheus_url
 from tests.support.remote import put_text
 
@@ -257,6 +261,56 @@ def test_a_deploy_killed_during_a_service_restart_converges_on_the_next(hosts, s
     assert deploy().changed == frozenset()
     status, text = gateway_chat(site)
     assert status == 200, text
+
+
+def as_root_with_mounts(lab, host_name: str, script: str) -> None:
+    """``script`` on a lab host with the right to mount: the lab's stand-in for a disk of another size."""
+    container = next(host.container for host in lab.hosts if host.name == host_name)
+    subprocess.run(["podman", "exec", "--privileged", container, "sh", "-ec", script], check=True)
+
+
+def test_a_disk_that_fills_during_a_model_download_stops_it_clearly_and_the_old_model_keeps_serving(hosts, lab,
+                                                                                                    site):  # fmt: skip
+    """The backend's model directory on a disk with room for the size the inventory declares (the deploy's check
+    passes) but not for the file that arrives: the download stops with an error saying where and how much is left;
+    the model in service goes on serving; what arrived is kept. Room made, the next deploy resumes it."""
+    back, config = hosts[BACKEND], site.model_server_config(BACKEND)
+    name = "clawlan-tiny-next.gguf"
+    path = f"{MODELS_DIR}/{name}"
+    used_kib = int(back.check_output(f"du -sk {MODELS_DIR}").split()[0])
+    # What is there now, on a disk with 3 MiB free: the deploy's check (2 MiB for this model) passes, 4.6 MB does not.
+    as_root_with_mounts(lab, BACKEND, f"rm -rf /root/models-kept && cp -a {MODELS_DIR}/. /root/models-kept/"
+                        f" && mount -t tmpfs -o size={used_kib + 3072}k,mode=755 clawlan-small-disk {MODELS_DIR}"
+                        f" && cp -a /root/models-kept/. {MODELS_DIR}/")  # fmt: skip
+    serving = main_pid(back, MODEL_UNIT)
+    gateway = str(next(lab.subnet.hosts()))  # this machine, on the lab network
+    try:
+        with FileServer(gateway, {f"/{name}": TINY_MODEL}, bytes_per_second=8 << 20) as server:
+            args = ("--data", f"model_server_model_source={server.url}/{name}")
+            result = deploy(*args, check=False)
+            assert result.returncode != 0
+            assert f"{BACKEND}: the download of {server.url}/{name} stopped (curl exit 23) with " in result.log
+            assert f"MiB left on the disk under {MODELS_DIR}: " in result.log, result.log[-3000:]
+            print("disk full:", next(line for line in result.log.splitlines() if "stopped (curl exit" in line))
+            kept = int(back.check_output(f"stat -c %s {path}.partial"))
+            assert 0 < kept < TINY_MODEL.stat().st_size and not back.file(path).exists
+            assert main_pid(back, MODEL_UNIT) == serving  # never restarted: the old model serves on
+            status, text = gateway_chat(site)
+            assert status == 200, text
+
+            as_root_with_mounts(lab, BACKEND, f"mount -o remount,size={used_kib + 16384}k {MODELS_DIR}")  # room made
+            deploy(*args)
+            assert server.ranges[-1] == f"bytes={kept}-"  # resumed where the disk filled
+        assert back.check_output(f"sha256sum {path}").split()[0] == config.model_sha256
+        assert f"--model {path} " in model_server_arguments(back)
+        status, text = gateway_chat(site)
+        assert status == 200, text
+    finally:
+        # The disk as it was (the server keeps the detached copy it runs on until the deploy restarts it).
+        as_root_with_mounts(lab, BACKEND, f"umount -l {MODELS_DIR}; rm -rf /root/models-kept")
+        deploy()
+    assert f"--model {config.model_path} " in model_server_arguments(back)
+    assert deploy().changed == frozenset()
 
 
 def test_both_boxes_power_cycled_serve_again_with_no_action_and_their_alerts_resolve(lab, site, alert_receiver):

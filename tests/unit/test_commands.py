@@ -152,6 +152,34 @@ def test_a_matching_model_is_moved_into_place_and_recorded(shell):
     assert shell.pwned() == []
 
 
+def test_a_download_stopped_by_a_full_disk_says_so_and_keeps_what_arrived(shell):
+    path = str(shell.root / "models" / f"m {HOSTILE}.gguf")
+    source = f"http://nas/{HOSTILE}.gguf"
+    curl = (
+        f"#!/bin/sh\n{RECORDER.split(chr(10), 1)[1]}"
+        'while [ "$1" != --output ]; do shift; done; printf half > "$2"\n'
+        "echo 'curl: (23) Failure writing output to destination' >&2; exit 23\n"
+    )
+    shell.stub(shell.root / "stubs" / "curl", curl)
+    commands, _ = plan(model_operations.model_file, model_operations, {ModelFile: None, FreeMiB: 10**6}, path=path,
+                       source=source, sha256="0" * 64, size_gib=1.0)  # fmt: skip
+
+    result = shell.run_all(commands)
+    assert result.returncode == 23  # the deploy stops on this host: nothing after it runs, no restart
+    assert f"back: the download of {source} stopped (curl exit 23) with " in result.stderr
+    assert f"MiB left on the disk under {shell.root / 'models'}: 4 bytes of it are kept in {path}.partial" in (
+        result.stderr
+    )
+    assert "the model in service is unchanged" in result.stderr
+    assert Path(path + ".partial").read_text() == "half" and not Path(path).exists()
+    assert shell.pwned() == []
+
+
+def test_what_a_partial_download_holds_counts_as_free_for_the_model():
+    assert FreeMiB().process(["/dev/sda1 100 90 10 90% /", str(3 << 20)]) == 13
+    assert FreeMiB().process(["/dev/sda1 100 90 10 90% /", "0"]) == 10
+
+
 def hostile_lock(package: str, *names: str) -> Lock:
     return Lock(package, HOSTILE, tuple((name, f"# {HOSTILE}\n") for name in names))
 
