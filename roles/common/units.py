@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shlex
 from collections.abc import Sequence
 
@@ -11,7 +12,7 @@ from pyinfra.operations import server
 
 from roles.common.files import written_paths
 
-# What each unit of ours last started, restarted or reloaded with: a hash of the files it watches.
+# What each unit of ours last started, restarted or reloaded with: a hash of the files it watches, and their paths.
 APPLIED_DIR = "/var/lib/clawlan/applied"
 
 
@@ -50,7 +51,11 @@ class UnitState(FactBase):
         if not watch:
             return show
         applied = shlex.quote(applied_path(unit))
-        return f"{show}; echo Applied=$(cat {applied} 2>/dev/null); echo Current={watch_hash(watch)}"
+        return (
+            f"{show}; echo Applied=$(head -n 1 {applied} 2>/dev/null);"
+            f" echo Watched=$(tail -n +2 {applied} 2>/dev/null | sha1sum | cut -c1-40);"
+            f" echo Current={watch_hash(watch)}"
+        )
 
     def process(self, output):
         return dict(line.split("=", 1) for line in output if "=" in line)
@@ -60,6 +65,11 @@ def applied_path(unit: str) -> str:
     return f"{APPLIED_DIR}/{unit}"
 
 
+def watch_list_hash(watch: tuple[str, ...]) -> str:
+    """What the fact's ``Watched`` is when the record lists exactly ``watch``."""
+    return hashlib.sha1("".join(f"{path}\n" for path in watch).encode()).hexdigest()
+
+
 def watch_hash(watch: tuple[str, ...]) -> str:
     """Shell: one hash over the watched files' contents (a missing one counts as missing)."""
     quoted = " ".join(shlex.quote(path) for path in watch)
@@ -67,7 +77,10 @@ def watch_hash(watch: tuple[str, ...]) -> str:
 
 
 def _record_applied(unit: str, watch: tuple[str, ...]) -> str:
-    return f"mkdir -p -m 700 {APPLIED_DIR} && echo {watch_hash(watch)} > {shlex.quote(applied_path(unit))}"
+    """The record: the hash, then the watched paths one per line (what the compliance suite hashes again)."""
+    paths = " ".join(shlex.quote(path) for path in watch)
+    record = shlex.quote(applied_path(unit))
+    return f"mkdir -p -m 700 {APPLIED_DIR} && {{ echo {watch_hash(watch)}; printf '%s\\n' {paths}; }} > {record}"
 
 
 RUNNING_STATES = ("active", "activating", "reloading")
@@ -101,8 +114,10 @@ def service(
         yield "systemctl daemon-reload"
     unit_state = host.get_fact(UnitState, unit=unit, watch=watch)  # after the daemon-reload: a new unit is known
     applied, current = unit_state.get("Applied", ""), unit_state.get("Current", "")
-    # No record yet (a site set up before units recorded what they run with) is taken as applied.
-    stale = bool(watch) and applied not in ("", current)
+    # A record of other files (none yet, or a version of the role that watched others) says nothing about these:
+    # what runs is taken as applied, and recorded.
+    same_watch = unit_state.get("Watched") == watch_list_hash(watch)
+    stale = bool(watch) and same_watch and applied != current
     if stale and not daemon_reload:
         yield "systemctl daemon-reload"
     stale_restart = stale and bool(restart_on or reload_on)
@@ -122,7 +137,7 @@ def service(
         commands.append(f"systemctl stop {quoted}")
     else:
         took_in = False
-    if watch and (took_in or applied != current):
+    if watch and (took_in or applied != current or not same_watch):
         commands.append(_record_applied(unit, watch))
     yield from commands
     if not commands and not daemon_reload:

@@ -7,6 +7,7 @@ import shlex
 from roles.base import hardware
 from roles.base.deploy import PACKAGES, SYSCTL_FILE, THP_TMPFILES
 from roles.base.facts import PENDING_SECURITY_UPDATES, PlainHttpAptSources
+from roles.common.units import APPLIED_DIR, watch_hash
 from tests.compliance.conftest import control
 
 BLOCK_BEGIN = "# BEGIN clawlan managed hosts\n"
@@ -208,3 +209,26 @@ def test_BASE_18_declared_hardware(host, site, host_name):
     tolerance = site.settings[host_name]["base"].hw_memory_tolerance_percent
     problems = hardware.mismatches(site.host(host_name), found, tolerance)
     assert not problems, "; ".join(map(str, problems))
+
+
+@control("BASE-19", "dpkg has no install left half-done", impact=0.5)
+def test_BASE_19_dpkg_is_whole(host):
+    """A package unpacked and never configured (a deploy or an upgrade killed half-way) may not work, and apt
+    installs nothing more until dpkg is repaired: the next security update would not come. A deploy repairs it."""
+    assert host.check_output("dpkg --audit") == "", "dpkg --audit reports a half-done install"
+    assert host.check_output("ls -A /var/lib/dpkg/updates") == "", "dpkg's journal holds an unfinished update"
+
+
+@control("BASE-20", "Every service of the appliance runs on the files it has", impact=0.6)
+def test_BASE_20_services_run_on_the_files_they_have(host):
+    """Each unit records a hash of the files it watches when it starts, restarts or reloads. A file changed since (a
+    deploy killed between its write and the restart, or an edit by hand) is not what the service runs, and a crash
+    or a reboot would change its behaviour without anyone deploying. A deploy restarts it."""
+    units = host.check_output(f"ls -A {APPLIED_DIR}").split()
+    assert units, f"no unit recorded the files it runs on in {APPLIED_DIR}: deploy the site"
+    behind = []
+    for unit in units:
+        recorded, *paths = host.check_output(f"cat {shlex.quote(f'{APPLIED_DIR}/{unit}')}").splitlines()
+        if not paths or host.check_output(f"echo {watch_hash(tuple(paths))}") != recorded:
+            behind.append(unit)
+    assert not behind, f"running on older files than they have (or recorded by an older clawlan): {behind}"

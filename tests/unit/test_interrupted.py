@@ -35,8 +35,11 @@ class Changed:
         self.clawlan_paths = paths
 
 
-def unit_state(applied: str, current: str = "c" * 40, active: str = "active") -> dict:
-    return {"ActiveState": active, "UnitFileState": "enabled", "Applied": applied, "Current": current}
+def unit_state(applied: str, watch: tuple[str, ...] = ("/etc/app.conf",), current: str = "c" * 40) -> dict:
+    """The fact for a running unit whose record holds ``applied`` and lists ``watch``."""
+    watched = units.watch_list_hash(watch)
+    return {"ActiveState": "active", "UnitFileState": "enabled", "Applied": applied, "Watched": watched,
+            "Current": current}  # fmt: skip
 
 
 def test_a_new_file_takes_the_old_ones_place_only_whole_and_with_its_owner_and_mode(shell):
@@ -105,24 +108,34 @@ def test_a_converged_unit_is_left_alone(planning):
 def test_a_unit_running_on_older_files_than_it_has_is_restarted_and_recorded(planning):
     """A deploy killed after it wrote the unit's files and before the restart: this deploy changes no file."""
     written = {"restart_on": (Unchanged("/etc/app.conf"),), "daemon_reload_on": (Unchanged("/etc/app.service"),)}
-    commands, _ = plan(service, units, {UnitState: unit_state("a" * 40)}, unit="app.service", **written)
+    state = unit_state("a" * 40, ("/etc/app.conf", "/etc/app.service"))
+    commands, _ = plan(service, units, {UnitState: state}, unit="app.service", **written)
     assert commands[:2] == ["systemctl daemon-reload", "systemctl restart app.service"]
     assert commands[2].startswith(
-        f"mkdir -p -m 700 {units.APPLIED_DIR} && echo $(sha1sum -- /etc/app.conf /etc/app.service"
+        f"mkdir -p -m 700 {units.APPLIED_DIR} && {{ echo $(sha1sum -- /etc/app.conf /etc/app.service"
     )
     assert len(commands) == 3
 
 
 def test_a_unit_that_only_needs_systemd_to_read_its_file_again_is_not_restarted(planning):
-    commands, _ = plan(service, units, {UnitState: unit_state("a" * 40)}, unit="app.timer",
+    commands, _ = plan(service, units, {UnitState: unit_state("a" * 40, ("/etc/app.timer",))}, unit="app.timer",
                        daemon_reload_on=(Unchanged("/etc/app.timer"),))  # fmt: skip
     assert commands[0] == "systemctl daemon-reload" and not any("restart" in c for c in commands)
 
 
 def test_a_unit_with_no_record_yet_is_recorded_not_restarted(planning):
-    commands, _ = plan(service, units, {UnitState: unit_state("")}, unit="app.service",
+    commands, _ = plan(service, units, {UnitState: unit_state("", ())}, unit="app.service",
                        restart_on=(Unchanged("/etc/app.conf"),))  # fmt: skip
     assert len(commands) == 1 and commands[0].startswith("mkdir -p -m 700")
+
+
+def test_a_record_of_other_files_is_replaced_not_acted_on(planning):
+    """A newer role watching one more file: its hash differs, but nothing the unit runs on changed."""
+    state = unit_state("a" * 40, ("/etc/app.conf",))
+    commands, _ = plan(service, units, {UnitState: state}, unit="app.service",
+                       restart_on=(Unchanged("/etc/app.conf"), Unchanged("/etc/app.key")))  # fmt: skip
+    assert len(commands) == 1 and commands[0].startswith("mkdir -p -m 700")
+    assert "printf '%s\\n' /etc/app.conf /etc/app.key;" in commands[0]
 
 
 def test_a_restart_for_a_change_is_recorded(planning):
@@ -141,6 +154,19 @@ def test_the_unit_state_fact_reads_the_record_and_the_hash_in_one_command():
     command = UnitState().command("app.service", ("/etc/app.conf",))
     assert command.count("systemctl show") == 1 and f"{units.APPLIED_DIR}/app.service" in command
     assert UnitState().process(["ActiveState=active", "Applied=", "Current=" + "c" * 40])["Applied"] == ""
+
+
+def test_the_record_lists_what_it_hashed_as_the_fact_reads_it_back(shell):
+    conf = shell.root / "app.conf"
+    conf.write_text("x\n")
+    record = shell.root / "record"
+    command = units._record_applied("app.service", (str(conf),)).replace(units.applied_path("app.service"),
+                                                                          str(record))  # fmt: skip
+    assert shell.run(command.replace(f"mkdir -p -m 700 {units.APPLIED_DIR} && ", "")).returncode == 0
+    first, *paths = record.read_text().splitlines()
+    assert first == hash_of(shell, conf) and paths == [str(conf)]
+    watched = shell.run(f"tail -n +2 {record} | sha1sum | cut -c1-40").stdout.strip()
+    assert watched == units.watch_list_hash((str(conf),))
 
 
 def test_a_consistent_dpkg_is_left_alone():
