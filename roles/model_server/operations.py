@@ -194,16 +194,19 @@ def model_file(path: str, source: str, sha256: str, size_gib: float):
     quoted, partial = shlex.quote(path), shlex.quote(f"{path}.partial")
     yield f"mkdir -p {shlex.quote(str(Path(path).parent))}"
     if source.startswith(("http://", "https://")):
-        # --continue-at - resumes a partial file left by an interrupted run. When the transfer stops (the disk
-        # filled, the server went away) the partial file stays for the next deploy, and the error says so.
+        # --continue-at - resumes a partial file left by an interrupted run; a server that cannot resume (curl's
+        # exit 33) gets the whole file asked again. When the transfer stops (the disk filled, the server went away)
+        # the partial file stays for the next deploy, and the error says so.
         directory = shlex.quote(str(Path(path).parent))
         stopped = shlex.quote(f"{host.name}: the download of {source} stopped")
+        curl, into = "curl --fail --location --silent --show-error", f"--output {partial} {shlex.quote(source)}"
         yield (
-            f"curl --fail --location --silent --show-error --continue-at - --output {partial} {shlex.quote(source)}"
-            " || { status=$?; printf '%s (curl exit %s) with %s MiB left on the disk under %s: %s bytes of it are"
-            " kept in %s for the next deploy to resume; the model in service is unchanged\\n'"
+            f"{curl} --continue-at - {into} || {{ status=$?;"
+            f' if [ "$status" = 33 ]; then rm -f {partial}; {curl} {into} && status=0 || status=$?; fi;'
+            ' [ "$status" = 0 ] || { printf \'%s (curl exit %s) with %s MiB left on the disk under %s: %s bytes of it'
+            " are kept in %s for the next deploy to resume; the model in service is unchanged\\n'"
             f' {stopped} "$status" "$(df -Pm {directory} | awk \'NR==2 {{print $4}}\')" {directory}'
-            f' "$(stat -c %s {partial} 2>/dev/null || echo 0)" {partial} >&2; exit "$status"; }}'
+            f' "$(stat -c %s {partial} 2>/dev/null || echo 0)" {partial} >&2; exit "$status"; }}; }}'
         )
     else:
         local = sha256_file(source)  # memoised: pyinfra plans, then runs, this operation

@@ -175,6 +175,30 @@ def test_a_download_stopped_by_a_full_disk_says_so_and_keeps_what_arrived(shell)
     assert shell.pwned() == []
 
 
+def test_a_partial_download_a_server_cannot_resume_is_fetched_whole_again(shell):
+    """curl exits 33 when the server answers a range request with the whole file: the partial file would stop every
+    later deploy the same way. It is removed and the file asked for whole."""
+    path = str(shell.root / "models" / f"m {HOSTILE}.gguf")
+    curl = (
+        f"#!/bin/sh\n{RECORDER.split(chr(10), 1)[1]}"
+        'for arg in "$@"; do [ "$arg" = --continue-at ] && exit 33; done\n'
+        'while [ "$1" != --output ]; do shift; done; [ ! -e "$2" ] || exit 99; echo model > "$2"\n'
+    )
+    shell.stub(shell.root / "stubs" / "curl", curl)
+    (shell.root / "models").mkdir()
+    Path(path + ".partial").write_text("stale part of another answer")
+    sha256 = hashlib.sha256(b"model\n").hexdigest()
+    commands, _ = plan(model_operations.model_file, model_operations, {ModelFile: None, FreeMiB: 10**6}, path=path,
+                       source=f"http://nas/{HOSTILE}.gguf", sha256=sha256, size_gib=1.0)  # fmt: skip
+
+    assert shell.run_all(commands).returncode == 0
+    assert [call[-2:] for call in program_calls(shell, "curl")] == [
+        [path + ".partial", f"http://nas/{HOSTILE}.gguf"]
+    ] * 2
+    assert Path(path).read_text() == "model\n"
+    assert shell.pwned() == []
+
+
 def test_what_a_partial_download_holds_counts_as_free_for_the_model():
     assert FreeMiB().process(["/dev/sda1 100 90 10 90% /", str(3 << 20)]) == 13
     assert FreeMiB().process(["/dev/sda1 100 90 10 90% /", "0"]) == 10
