@@ -117,10 +117,14 @@ def service(
     # A record of other files (none yet, or a version of the role that watched others) says nothing about these:
     # what runs is taken as applied, and recorded.
     same_watch = unit_state.get("Watched") == watch_list_hash(watch)
-    stale = bool(watch) and same_watch and applied != current
-    if stale and not daemon_reload:
+    restart, reload = _changed(restart_on), _changed(reload_on)
+    # Files that differ from the record though no operation of this deploy wrote them (read at execution, the hash
+    # already counts this deploy's writes, which restart or reload the unit as usual): an earlier deploy wrote them
+    # and never got to the restart. Restart, as the record cannot say which of them changed.
+    behind = bool(watch) and same_watch and applied != current and not (restart or reload or daemon_reload)
+    if behind:
         yield "systemctl daemon-reload"
-    stale_restart = stale and bool(restart_on or reload_on)
+        restart = bool(restart_on or reload_on)
     quoted = shlex.quote(unit)
     commands = []
     if enabled and unit_state.get("UnitFileState") not in ENABLED_STATES:
@@ -129,9 +133,9 @@ def service(
     took_in = True
     if running and not is_running:
         commands.append(f"systemctl start {quoted}")
-    elif running and (stale_restart or _changed(restart_on)):
+    elif running and restart:
         commands.append(f"systemctl restart {quoted}")
-    elif running and _changed(reload_on):
+    elif running and reload:
         commands.append(f"systemctl reload {quoted}")
     elif not running and is_running:
         commands.append(f"systemctl stop {quoted}")

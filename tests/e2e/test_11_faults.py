@@ -25,7 +25,7 @@ from roles.model_server.config import UNIT as MODEL_UNIT
 from roles.monitor.config import ALERTMANAGER_UNIT, NODE_EXPORTER_UNIT, PROBE_UNIT, PROMETHEUS_UNIT, WATCHDOG
 from roles.mtls.config import BALANCER_UNIT, INGRESS_UNIT
 from roles.pki.config import METRICS_UNIT as CERTIFICATE_METRICS_UNIT
-from tests.compliance.test_base import test_BASE_20_services_run_on_the_files_they_have
+from tests.compliance import test_base as base_controls
 from tests.e2e.conftest import LAB_INVENTORY, deploy, run_control
 from tests.e2e.test_02_backend import main_pid
 from tests.e2e.test_04_gateway import chat
@@ -237,13 +237,13 @@ def test_a_deploy_killed_between_a_configuration_write_and_its_restart_is_finish
     assert " --cache-ram 128 " in back.file(MODEL_CONFIG).content_string
     assert " --cache-ram 256 " in model_server_arguments(back)  # the kill came before the restart
     with pytest.raises(AssertionError, match=MODEL_UNIT):  # and the compliance suite says so
-        run_control(test_BASE_20_services_run_on_the_files_they_have, back, site, BACKEND)
+        run_control(base_controls.test_BASE_20_services_run_on_the_files_they_have, back, site, BACKEND)
     result = deploy(*changed)
     assert result.changed == {
         (f"Model server | Run {MODEL_UNIT} (restarted only when its build, model, settings or unit changed)", BACKEND)
     }
     assert " --cache-ram 128 " in model_server_arguments(back)
-    run_control(test_BASE_20_services_run_on_the_files_they_have, back, site, BACKEND)
+    run_control(base_controls.test_BASE_20_services_run_on_the_files_they_have, back, site, BACKEND)
     deploy()
     assert " --cache-ram 256 " in model_server_arguments(back)
     assert deploy().changed == frozenset()

@@ -145,9 +145,18 @@ def test_a_restart_for_a_change_is_recorded(planning):
 
 
 def test_a_reload_for_a_change_is_recorded(planning):
-    commands, _ = plan(service, units, {UnitState: unit_state("c" * 40)}, unit="nginx.service",
+    commands, _ = plan(service, units, {UnitState: unit_state("c" * 40, ("/etc/nginx/site",))}, unit="nginx.service",
                        reload_on=(Changed("/etc/nginx/site"),))  # fmt: skip
     assert commands[0] == "systemctl reload nginx.service" and commands[1].startswith("mkdir -p -m 700")
+
+
+def test_a_change_this_deploy_made_is_reloaded_not_taken_for_one_left_behind(planning):
+    """At execution the hash already counts this deploy's write: the record differs, and a reload is still right."""
+    state = unit_state("a" * 40, ("/etc/nginx/site",))
+    commands, _ = plan(
+        service, units, {UnitState: state}, unit="nginx.service", reload_on=(Changed("/etc/nginx/site"),)
+    )
+    assert commands[0] == "systemctl reload nginx.service" and len(commands) == 2
 
 
 def test_the_unit_state_fact_reads_the_record_and_the_hash_in_one_command():
