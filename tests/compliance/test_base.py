@@ -7,7 +7,7 @@ import shlex
 from roles.base import hardware
 from roles.base.deploy import PACKAGES, SYSCTL_FILE, THP_TMPFILES
 from roles.base.facts import PENDING_SECURITY_UPDATES, PlainHttpAptSources
-from roles.common.units import APPLIED_DIR, watch_hash
+from roles.common.units import APPLIED_DIR, applied_path, watch_hash
 from tests.compliance.conftest import control
 
 BLOCK_BEGIN = "# BEGIN clawlan managed hosts\n"
@@ -228,7 +228,7 @@ def test_BASE_20_services_run_on_the_files_they_have(host):
     assert units, f"no unit recorded the files it runs on in {APPLIED_DIR}: deploy the site"
     behind = []
     for unit in units:
-        recorded, *paths = host.check_output(f"cat {shlex.quote(f'{APPLIED_DIR}/{unit}')}").splitlines()
+        recorded, *paths = host.check_output(f"cat {shlex.quote(applied_path(unit))}").splitlines()
         if not paths or host.check_output(f"echo {watch_hash(tuple(paths))}") != recorded:
             behind.append(unit)
     assert not behind, f"running on older files than they have (or recorded by an older clawlan): {behind}"
