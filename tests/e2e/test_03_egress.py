@@ -12,7 +12,7 @@ import pytest
 from roles.mtls.config import BALANCER_UNIT, OLD_EGRESS_CONF
 from tests.compliance import test_services as service_controls
 from tests.e2e.conftest import deploy, run_control, wait_until_passes
-from tests.support.remote import curl, listening_addresses, put_text, unit_property
+from tests.support.remote import curl, last_chat_logged, listening_addresses, put_text, unit_property
 
 FRONTEND, BACKEND = "lab-front", "lab-back"
 HEADERS = "/root/.clawlan-egress-headers"
@@ -53,7 +53,7 @@ def test_a_stream_through_the_egress_proxy_arrives_token_by_token(front, egress_
 
 def test_the_backend_saw_the_frontends_certificate(front, egress_url, hosts, site):
     ask(front, egress_url)
-    log = hosts[BACKEND].check_output("tail -n 1 /var/log/nginx/clawlan-llm.access.log")
+    log = last_chat_logged(hosts[BACKEND])
     assert f'"{site.pki_config(FRONTEND).issuance.spec.subject_dn()}"' in log and " 200 " in log
 
 

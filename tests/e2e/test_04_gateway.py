@@ -36,12 +36,11 @@ from roles.monitor.config import PROBE_UNIT
 from tests.compliance import test_services as service_controls
 from tests.compliance.conftest import GATEWAY_AUDIT
 from tests.e2e.conftest import deploy
-from tests.support.remote import unit_property
+from tests.support.remote import chats_logged, last_chat_logged, unit_property
 from tests.support.tls import lab_site, site_tls
 from tools.locks import pinned_version
 
 FRONTEND, BACKEND = "lab-front", "lab-back"
-BACKEND_LOG = "/var/log/nginx/clawlan-llm.access.log"
 RUN_GATEWAY = (
     f"Gateway | Run {UNIT} (restarted only when its versions, configuration, secrets, certificate or unit changed)"
 )
@@ -79,23 +78,23 @@ def chat(gateway_url, token, text="hello from the laptop"):
     return request(f"{gateway_url}/v1/chat/completions", body, token)
 
 
-def backend_requests(hosts) -> int:
-    return int(hosts[BACKEND].check_output(f"wc -l < {BACKEND_LOG}"))
+def backend_chats(hosts) -> int:
+    return chats_logged(hosts[BACKEND])
 
 
 @pytest.fixture
 def probe_paused(hosts):
     """The frontend's probe stopped, and the backend idle: the probe chats with the backend on its own clock (on
-    both paths), so only with it paused is every request the backend logs the test's own."""
+    both paths), so only with it paused is every chat the backend logs the test's own."""
     front = hosts[FRONTEND]
     front.run_expect([0], f"systemctl stop {PROBE_UNIT}")
     try:
         # A probe chat OpenClaw was still running when the probe stopped may yet reach the backend.
-        count, quiet_since, deadline = backend_requests(hosts), time.monotonic(), time.monotonic() + 60
+        count, quiet_since, deadline = backend_chats(hosts), time.monotonic(), time.monotonic() + 60
         while time.monotonic() - quiet_since < 3:
-            assert time.monotonic() < deadline, "the backend kept serving requests with the probe stopped"
+            assert time.monotonic() < deadline, "the backend kept serving chats with the probe stopped"
             time.sleep(0.5)
-            if (now := backend_requests(hosts)) != count:
+            if (now := backend_chats(hosts)) != count:
                 count, quiet_since = now, time.monotonic()
         yield
     finally:
@@ -122,22 +121,22 @@ def test_the_web_ui_is_served_on_the_lan_address(gateway_url):
 
 
 def test_a_chat_through_the_gateway_is_answered_by_the_backends_model(gateway_url, token, hosts, site):
-    before = backend_requests(hosts)
+    before = backend_chats(hosts)
     status, text = chat(gateway_url, token)
     assert status == 200, text
     answer = json.loads(text)["choices"][0]["message"]["content"]
     assert answer.strip()
-    assert backend_requests(hosts) > before  # the answer came through the backend's mutual-TLS port
-    last = hosts[BACKEND].check_output(f"tail -n 1 {BACKEND_LOG}")
+    assert backend_chats(hosts) > before  # the answer came through the backend's mutual-TLS port
+    last = last_chat_logged(hosts[BACKEND])
     assert f'"{site.pki_config(FRONTEND).issuance.spec.subject_dn()}"' in last and " 200 " in last
 
 
 @pytest.mark.parametrize("credential", [None, "not-the-token"], ids=["no token", "wrong token"])
 def test_a_chat_without_the_token_is_refused(gateway_url, hosts, credential, probe_paused):
-    before = backend_requests(hosts)
+    before = backend_chats(hosts)
     status, _ = chat(gateway_url, credential)
     assert status == 401
-    assert backend_requests(hosts) == before
+    assert backend_chats(hosts) == before
 
 
 def test_state_config_and_secrets_are_private(hosts):

@@ -26,12 +26,10 @@ from tests.e2e.test_04_gateway import chat
 from tests.e2e.test_06_compliance import compliance, wait_until_settled
 from tests.support.hosts import remote_host
 from tests.support.prometheus import api, prometheus_url
-from tests.support.remote import put_text
+from tests.support.remote import chats_logged, put_text
 
 SCALEOUT = "inventory/lab_scaleout.py"
 FRONTEND, FIRST, SECOND = "lab-front", "lab-back", "lab-back2"
-INGRESS_LOG = "/var/log/nginx/clawlan-llm.access.log"
-CHAT_LINE = "POST /v1/chat/completions"
 OUT_WITHIN_S = 5  # the issue's bound: a backend gone bad gets no new chat after this
 
 
@@ -66,10 +64,6 @@ def gateway(site):
 
 def pool(hosts, site) -> dict[str, str]:
     return service_controls.pool_states(hosts[FRONTEND], site.egress_config(FRONTEND))
-
-
-def chat_lines(host) -> int:
-    return int(host.check_output(f"grep -c {CHAT_LINE!r} {INGRESS_LOG} || true"))
 
 
 def firing(site, alertname: str, **labels: str) -> bool:
@@ -120,11 +114,11 @@ def test_gateway_chats_spread_over_both_backends(hosts, gateway):
     """Only the test's chats: the probe is paused (its backend path goes to the shared name's first address)."""
     hosts[FRONTEND].run_expect([0], f"systemctl stop {PROBE_UNIT}")
     try:
-        before = {name: chat_lines(hosts[name]) for name in (FIRST, SECOND)}
+        before = {name: chats_logged(hosts[name]) for name in (FIRST, SECOND)}
         for _ in range(6):
             status, text = chat(*gateway)
             assert status == 200, text
-        moved = {name: chat_lines(hosts[name]) - before[name] for name in (FIRST, SECOND)}
+        moved = {name: chats_logged(hosts[name]) - before[name] for name in (FIRST, SECOND)}
     finally:
         hosts[FRONTEND].run_expect([0], f"systemctl start {PROBE_UNIT}")
     assert all(count > 0 for count in moved.values()), f"chat requests per backend: {moved}"

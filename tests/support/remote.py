@@ -6,6 +6,11 @@ import io
 import json
 import shlex
 
+# The backend's mutual-TLS port logs every request (templates/mtls/ingress.conf.j2), the monitor's scrapes among
+# them: a test looking for its own chat picks the chat lines out.
+INGRESS_LOG = "/var/log/nginx/clawlan-llm.access.log"
+CHAT_REQUEST = "POST /v1/chat/completions"
+
 
 def put_text(host, path: str, text: str, mode: int = 0o600) -> None:
     """Write a file over SFTP: secrets used by a test never appear on a remote command line."""
@@ -46,3 +51,13 @@ def hardening_exposure(host, unit: str) -> tuple[float, str]:
     report = host.check_output(f"systemd-analyze security --no-pager {unit}")
     overall = next(line for line in report.splitlines() if "Overall exposure level" in line)
     return float(overall.split(f"{unit}:")[1].split()[0]), report
+
+
+def chats_logged(host) -> int:
+    """How many chats the backend's ingress has logged."""
+    return int(host.check_output(f"grep -c {shlex.quote(CHAT_REQUEST)} {INGRESS_LOG} || true"))
+
+
+def last_chat_logged(host) -> str:
+    """The ingress's log line for the latest chat."""
+    return host.check_output(f"grep {shlex.quote(CHAT_REQUEST)} {INGRESS_LOG} | tail -n 1")
