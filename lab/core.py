@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.image import ensure_image
+from lab.image import ADMIN, ensure_image
 from lab.paths import CACHE_DIR, MACHINE_DIR, REPO, STATE_DIR, TINY_MODEL, TINY_MODEL_SHA256
 
 INVENTORY = REPO / "inventory" / "lab.py"
@@ -243,6 +243,7 @@ class Lab:
         authorized = self.state_dir / "authorized_keys"
         shutil.copyfile(self.key.with_suffix(".pub"), authorized)
         _podman("cp", str(authorized), f"{host.container}:/root/.ssh/authorized_keys")
+        _podman("cp", str(authorized), f"{host.container}:/home/{ADMIN}/.ssh/authorized_keys")
         _podman("start", host.container)
 
     def _wait_ready(self, host: LabHost, timeout: float = 90) -> None:

@@ -3,6 +3,7 @@ frontend and a backend sized for the lab. inventory/lab.py is the default two-ho
 a second backend.
 """
 
+from lab.image import ADMIN
 from lab.paths import CACHE_DIR as _CACHE
 from lab.paths import STATE_DIR as _STATE
 from lab.paths import TINY_MODEL as _MODEL
@@ -11,7 +12,10 @@ from lab.paths import TINY_MODEL_SHA256 as _MODEL_SHA256
 SITE = {
     "site_state_dir": str(_STATE / "site"),  # the lab's CA and secrets; removed by `down`
     "site_cache_dir": str(_CACHE),  # the llama-cpp-python wheelhouse survives the lab: builds take minutes
-    "ssh_user": "root",
+    # A sudo-capable admin, as on a real site (inventory/site.py): the deploy, the checks and the tools work as root
+    # through sudo, so the tests run the path a real site runs.
+    "ssh_user": ADMIN,
+    "_sudo": True,
     "ssh_key": str(_STATE / "id_ed25519"),  # made by `python -m lab up`, removed by `down`
     "ssh_known_hosts_file": str(_STATE / "known_hosts"),  # host keys read from the containers
     "ssh_strict_host_key_checking": "yes",

@@ -1,7 +1,7 @@
 """The lab hosts' root filesystem: a bare Debian 12 box, built once and cached.
 
 The image holds only what a freshly installed server has (systemd, sshd, python3, iproute2,
-procps): every package the appliance needs is installed by the deploy, as on a real site.
+procps, sudo and an admin login): every package the appliance needs is installed by the deploy, as on a real site.
 """
 
 from __future__ import annotations
@@ -23,11 +23,16 @@ PACKAGES = (
     "python3",
     "iproute2",
     "procps",
+    "sudo",
 )
+# The deploys log in as this user and work as root through sudo, as inventory/site.py does on a real site: every test
+# runs the path a real site runs (pyinfra's sudo transfers included). Root's own login is the lab's console only.
+ADMIN = "admin"
 
 # Run inside the new root by mmdebstrap. Host keys are removed so each container makes its own on
 # first boot (as cloud images do); /etc/hosts is the installer's, since podman's is disabled.
-CUSTOMIZE = r"""
+CUSTOMIZE = (
+    r"""
 set -e
 root="$1"
 rm -f "$root"/etc/ssh/ssh_host_*
@@ -53,11 +58,18 @@ EOF
 printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' > "$root"/etc/hosts
 printf 'deb %s %s main\ndeb http://deb.debian.org/debian-security %s-security main\n' \
     "MIRROR" "SUITE" "SUITE" > "$root"/etc/apt/sources.list
+chroot "$root" useradd --create-home --shell /bin/bash ADMIN
+chroot "$root" install -d -m 700 -o ADMIN -g ADMIN /home/ADMIN/.ssh
+printf 'ADMIN ALL=(ALL:ALL) NOPASSWD: ALL\n' > "$root"/etc/sudoers.d/ADMIN
+chmod 440 "$root"/etc/sudoers.d/ADMIN
 chroot "$root" systemctl enable ssh.service ssh-host-keys.service
 chroot "$root" systemctl mask getty@tty1.service console-getty.service systemd-udevd.service \
     2>/dev/null || true
 rm -f "$root"/etc/machine-id && touch "$root"/etc/machine-id
-""".replace("MIRROR", MIRROR).replace("SUITE", SUITE)
+""".replace("MIRROR", MIRROR)
+    .replace("SUITE", SUITE)
+    .replace("ADMIN", ADMIN)
+)
 
 
 def image_tag() -> str:

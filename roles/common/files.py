@@ -20,7 +20,7 @@ from pyinfra import host
 from pyinfra.api import FactBase, FunctionCommand, OperationError, operation
 from pyinfra.operations import files
 
-from roles.common.connection import sudo_arguments
+from roles.common import transfer
 from roles.common.secrets import secret_file
 
 _ABSENT = "-"
@@ -190,9 +190,6 @@ def upload(src: str | IO[Any], remote: str) -> FunctionCommand:
 
 
 def _upload(state, host, src, remote: str) -> bool:
-    sudo = sudo_arguments(host)
-    if isinstance(src, StringIO):
-        src = StringIO(src.getvalue())  # a fresh reader each time: a retried command sends it whole
-    if not host.put_file(src, remote, **sudo):
+    if not transfer.put(host, src, remote):
         raise OperationError(f"could not copy {getattr(src, 'name', 'a file')} to {host.name}:{remote}")
     return True

@@ -7,13 +7,13 @@ import fcntl
 import os
 import secrets
 import shlex
-import uuid
 from io import StringIO
 from pathlib import Path
 
 from pyinfra.api import FunctionCommand, OperationError, StringCommand, operation
 
 from roles.common.connection import sudo_arguments
+from roles.common.transfer import staged_name
 
 
 def site_secret(path: str | Path) -> str:
@@ -30,30 +30,19 @@ def site_secret(path: str | Path) -> str:
         return path.read_text().strip()
 
 
-# Under the login user's home, 0700: a secret on its way to the host is readable by that user alone. pyinfra's own
-# upload with sudo stages the file world-readable in /tmp, under a predictable name; files.put without sudo writes
-# the destination 0644 before it chmods it.
-STAGING = ".cache/clawlan-staging"
-
-
 @operation()
 def secret_file(path: str, content: str, user: str = "root", group: str = "root", mode: str = "600"):
     """``content`` at ``path``, owned ``user:group`` with ``mode``, and never readable by anyone else on the way.
 
-    The content travels by SFTP into a private staging directory, is copied beside ``path`` under umask 077,
-    given its owner and mode, then renamed over ``path``: the service reading it sees the old file or the new.
+    The content travels by SFTP into the login user's private staging directory (roles.common.transfer), is copied
+    beside ``path`` under umask 077, given its owner and mode, then renamed over ``path``: the service reading it
+    sees the old file or the new. (files.put without sudo writes the destination 0644 before it chmods it.)
     """
     yield FunctionCommand(_install_secret, (path, content, user, group, mode), {})
 
 
 def _install_secret(state, host, path: str, content: str, user: str, group: str, mode: str) -> bool:
-    status, output = host.run_shell_command(
-        StringCommand(f'umask 077 && mkdir -p "$HOME/{STAGING}" && cd "$HOME/{STAGING}" && chmod 700 . && pwd -P'),
-        _sudo=False,
-    )
-    if not status:
-        raise OperationError(f"could not make the staging directory ~/{STAGING} on {host.name}: {output.stderr}")
-    staged = f"{output.stdout_lines[-1]}/{uuid.uuid4().hex}"
+    staged = staged_name(host)
     if not host.put_file(StringIO(content), staged, _sudo=False):
         raise OperationError(f"could not upload the secret for {path} to {host.name}")
     new = f"{path}.clawlan-new"

@@ -41,6 +41,16 @@ BACKUP_UNIT = "clawlan-gateway-backup"  # .service makes one backup, .timer dail
 BACKUP_DIR = "/var/backups/clawlan-gateway"  # the gateway user's, 0700: outside the state it backs up
 BACKUP_SUFFIX = "-openclaw-backup.tar.gz"  # openclaw names each archive <timestamp>-openclaw-backup.tar.gz
 BACKUPS_KEPT = 7  # on the frontend and on the control machine: a week of dailies
+# BACKUP_DIR is the gateway user's, so anything running as that user decides its content and names. The backup unit
+# (root) copies the newest archive into root's own directory with its sha256; the deploy takes it from there.
+EXPORT_DIR = "/var/lib/clawlan-gateway-backup"  # the backup unit's StateDirectory=, root 0700
+BACKUP_PROGRAM = "/usr/local/lib/clawlan/gateway-backup.py"
+RESTORE_DIR = "/var/lib/clawlan/gateway-restore"  # root:openclaw 0750 while a restore runs
+# Root's record that this frontend's state is its own (restored, or started empty): a restore happens only without it.
+STATE_MARK = "/var/lib/clawlan/gateway-state-kept"
+# Parts of the state directory a restore leaves out: code (plugins) and scheduled jobs are installed by the deploy,
+# not carried over from an archive the gateway's user wrote.
+NOT_RESTORED = ("extensions", "cron")
 PROVIDER = "clawlan"  # the model provider's name inside OpenClaw
 # The gateway serves HTTPS itself (OpenClaw's own TLS): its key is the gateway user's, made on the frontend, apart from
 # the host key HAProxy presents to the backends; its certificate is from the site CA, for the frontend's names.

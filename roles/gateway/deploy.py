@@ -28,13 +28,14 @@ from roles.gateway.config import (
     AUDIT_REPORT_DIR,
     AUDIT_UNIT,
     BACKUP_DIR,
-    BACKUP_SUFFIX,
+    BACKUP_PROGRAM,
     BACKUP_UNIT,
     BACKUPS_KEPT,
     CACHE_DIR,
     CLI,
     CONFIG_FILE,
     ENV_FILE,
+    EXPORT_DIR,
     NODE_ROOT,
     OPENCLAW_ROOT,
     STATE_DIR,
@@ -65,7 +66,7 @@ def gateway(config: GatewayConfig, installed_packages: frozenset[str] = frozense
                      installed_packages)  # fmt: skip
     unit_path = f"/etc/systemd/system/{UNIT}"
     known = host_files(STATE_DIR, AWAIT_READY, "/etc/clawlan", ENV_FILE, CLI, CANDIDATE, CONFIG_FILE, unit_path,
-                       AUDIT_PROGRAM, *timer_job_files(AUDIT_UNIT), BACKUP_DIR,
+                       AUDIT_PROGRAM, *timer_job_files(AUDIT_UNIT), BACKUP_DIR, BACKUP_PROGRAM,
                        *timer_job_files(BACKUP_UNIT))  # fmt: skip
     system_user(name=f"Create the {USER} system user", user=USER, home=STATE_DIR)
     state_dir = known.directory(
@@ -176,6 +177,12 @@ def gateway(config: GatewayConfig, installed_packages: frozenset[str] = frozense
 
 def _backups(config: GatewayConfig, known):
     """OpenClaw's own backup daily (and at once when the unit is new), the newest copied to the control machine."""
+    program = known.put(
+        name="Install the program that prunes and publishes the gateway's backups",
+        src=str(PROGRAMS / "backup.py"),
+        dest=BACKUP_PROGRAM,
+        mode="755",
+    )
     timer_job(
         known,
         unit=BACKUP_UNIT,
@@ -183,15 +190,18 @@ def _backups(config: GatewayConfig, known):
             "gateway/clawlan-gateway-backup.service.j2",
             cli=CLI,
             backup_dir=BACKUP_DIR,
-            suffix=BACKUP_SUFFIX,
+            export_dir=EXPORT_DIR,
+            export_state_directory=EXPORT_DIR.removeprefix("/var/lib/"),
+            program=BACKUP_PROGRAM,
+            user=USER,
             kept=BACKUPS_KEPT,
             state_dir=STATE_DIR,
             cache_dir=CACHE_DIR,
             own_addresses=("localhost", config.listen_address),
         ),  # fmt: skip
         timer_src=str(TEMPLATES / "gateway" / f"{BACKUP_UNIT}.timer"),
-        run_now="Back up OpenClaw's state now (the backup unit is new or changed)",
-        run_now_on=(),
+        run_now="Back up OpenClaw's state now (the backup unit or its program is new or changed)",
+        run_now_on=(program,),
     )
     keep_newest_backup(
         name="Copy the newest backup of OpenClaw's state to the control machine", copies_dir=config.backup_copies_dir

@@ -7,6 +7,7 @@ restarted on the new one.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import posixpath
 import re
@@ -19,11 +20,24 @@ from pyinfra import host
 from pyinfra.api import FactBase, FunctionCommand, OperationError, operation
 from pyinfra.facts.files import Directory, File
 
+from roles.common import transfer
 from roles.common.connection import sudo_arguments
 from roles.common.files import upload
 from roles.common.locks import PACKAGE_JSON, PACKAGE_LOCK, REQUIREMENTS, Lock
 from roles.common.python import PIP
-from roles.gateway.config import BACKUP_DIR, BACKUP_SUFFIX, BACKUP_UNIT, BACKUPS_KEPT, CLI, STATE_DIR, USER
+from roles.gateway.config import (
+    BACKUP_SUFFIX,
+    BACKUP_UNIT,
+    BACKUPS_KEPT,
+    CLI,
+    EXPORT_DIR,
+    NOT_RESTORED,
+    RESTORE_DIR,
+    STATE_DIR,
+    STATE_MARK,
+    USER,
+)
+from roles.gateway.programs.backup import ARCHIVE, RECORD
 
 COMPLETE = ".clawlan-complete"
 LIFECYCLE_PENDING = ".openclaw-lifecycle-pending"  # in openclaw's package until its postinstall has run
@@ -125,19 +139,61 @@ def remove_other_versions(root: str, keep: str) -> str:
 
 
 class NewestBackup(FactBase):
-    """The file name of the newest of OpenClaw's backups in ``directory``, or None."""
+    """The file name of the newest archive root published in ``directory`` (the backup unit's export), or None.
+
+    The names are the host's word: only one of OpenClaw's exact form is taken (anything else is ignored), and it
+    reaches a shell only as one quoted word."""
 
     def command(self, directory: str) -> str:
-        return f"ls -1t {shlex.quote(directory)}/*{shlex.quote(BACKUP_SUFFIX)} 2>/dev/null | head -n 1 || true"
+        return f"ls -1 {shlex.quote(directory)} 2>/dev/null || true"
 
     def process(self, output):
-        return posixpath.basename(output[0].strip()) if output and output[0].strip() else None
+        return newest_archive(output)
+
+
+def newest_archive(names) -> str | None:
+    archives = sorted(name for name in names if ARCHIVE.fullmatch(name))
+    return archives[-1] if archives else None
+
+
+def copies_of(copies_dir: str) -> list[Path]:
+    """The backups the control machine holds for a frontend, oldest first (OpenClaw's names sort by time)."""
+    return sorted(
+        path for path in Path(copies_dir).expanduser().glob(f"*{BACKUP_SUFFIX}") if ARCHIVE.fullmatch(path.name)
+    )
 
 
 def newest_copy(copies_dir: str) -> Path | None:
-    """The newest backup the control machine holds for a frontend (OpenClaw's names sort by time)."""
-    copies = sorted(Path(copies_dir).expanduser().glob(f"*{BACKUP_SUFFIX}"))
+    copies = copies_of(copies_dir)
     return copies[-1] if copies else None
+
+
+def checked_copy(archive: Path) -> str:
+    """The sha256 of a copy on the control machine, which must match the one the frontend's root unit recorded when
+    it published the archive (``<archive>.sha256``): a copy changed since, or one that came from anywhere else, is
+    refused."""
+    record = archive.with_name(archive.name + RECORD)
+    if not record.is_file():
+        raise OperationError(
+            f"{archive} has no {record.name} beside it (the sha256 the frontend recorded when it made the backup):"
+            " it is not restored. Move it away to start this frontend without it."
+        )
+    recorded = record.read_text().split()[0] if record.read_text().split() else ""
+    actual = sha256_of(archive)
+    if actual != recorded:
+        raise OperationError(
+            f"{archive} has sha256 {actual}, but {record.name} records {recorded!r}: the copy changed after the"
+            " frontend made it, so it is not restored. Move it away to start this frontend without it."
+        )
+    return actual
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def backup_version(archive: Path) -> str:
@@ -154,16 +210,22 @@ def backup_version(archive: Path) -> str:
 
 @operation()
 def restore_state(copies_dir: str, openclaw_version: str):
-    """A replacement frontend starts with its people's state: the newest backup on the control machine is checked
-    by openclaw (`backup verify`) and unpacked, as the gateway's user, into the state directory before the gateway
-    first starts. A frontend whose gateway has run (its ``state`` directory exists) is never touched. A backup made
-    by a newer openclaw than the pinned one is refused before anything changes: openclaw will not start on it."""
-    if host.get_fact(Directory, path=f"{STATE_DIR}/state"):
+    """A replacement frontend starts with its people's state: the newest backup on the control machine, checked
+    against the sha256 the old frontend's root unit recorded, then by openclaw (`backup verify`), is unpacked as the
+    gateway's user into the state directory before the gateway first starts (plugins and scheduled jobs left out).
+
+    Whether a frontend is new is root's record (``STATE_MARK``), written by the first deploy: never the state
+    directory, which the gateway's user could remove to have an old archive unpacked over its state. A backup made by
+    a newer openclaw than the pinned one is refused before anything changes: openclaw will not start on it."""
+    if host.get_fact(File, path=STATE_MARK):
         host.noop("the gateway has its own state")
         return
+    mark = f"mkdir -p {shlex.quote(posixpath.dirname(STATE_MARK))} && touch {shlex.quote(STATE_MARK)}"
     newest = newest_copy(copies_dir)
-    if newest is None:
-        host.noop("no backup of this frontend on the control machine: the gateway starts empty")
+    if newest is None or host.get_fact(Directory, path=f"{STATE_DIR}/state"):
+        # A new frontend with no copy starts empty; one that already runs (a site deployed before this record
+        # existed) keeps its state. Either way, from now on the record decides.
+        yield mark
         return
     made_by = backup_version(newest)
     if version_key(made_by) > version_key(openclaw_version):
@@ -173,12 +235,15 @@ def restore_state(copies_dir: str, openclaw_version: str):
             f" {made_by} or newer, or move {Path(copies_dir).expanduser()} away to start this frontend without its"
             " history."
         )
-    remote = f"{BACKUP_DIR}/{newest.name}"
-    archive = shlex.quote(remote)
-    yield upload(str(newest), remote)
-    yield f"chown {USER}:{USER} {archive} && chmod 600 {archive}"
+    checked_copy(newest)
+    # Root's directory, readable by the gateway's group: that user can read the archive, not swap it for a link.
+    directory, archive = shlex.quote(RESTORE_DIR), shlex.quote(f"{RESTORE_DIR}/{newest.name}")
+    yield f"install -d -m 750 -o root -g {USER} {directory}"
+    yield upload(str(newest), f"{RESTORE_DIR}/{newest.name}")
+    yield f"chown root:{USER} {archive} && chmod 640 {archive}"
     yield f"{CLI} backup verify {archive} > /dev/null"
-    yield f"runuser -u {USER} -- {unpack_command(remote, STATE_DIR)}"
+    yield f"runuser -u {USER} -- {unpack_command(f'{RESTORE_DIR}/{newest.name}', STATE_DIR)}"
+    yield f"rm -rf {directory} && {mark}"
 
 
 def unpack_command(archive: str, state_dir: str) -> str:
@@ -189,14 +254,16 @@ def unpack_command(archive: str, state_dir: str) -> str:
         f"tar --extract --gzip --preserve-permissions --file {shlex.quote(archive)}"
         f" --directory {shlex.quote(state_dir)} --strip-components {depth}"
         f" --wildcards {shlex.quote(f'*/payload/posix{state_dir}/*')}"
+        + "".join(f" --exclude {shlex.quote(f'*/payload/posix{state_dir}/{name}')}" for name in NOT_RESTORED)
     )
 
 
 @operation()
 def keep_newest_backup(copies_dir: str):
-    """The newest of the frontend's backups, copied to the control machine (0600: it holds the people's sessions and
-    credentials) unless it is there already; the BACKUPS_KEPT newest copies are kept."""
-    remote = host.get_fact(NewestBackup, directory=BACKUP_DIR)
+    """The newest of the frontend's backups, as root's backup unit published it, copied to the control machine with
+    its recorded sha256 (0600: it holds the people's sessions and credentials) unless it is there already; the
+    BACKUPS_KEPT newest copies are kept."""
+    remote = host.get_fact(NewestBackup, directory=EXPORT_DIR)
     local = newest_copy(copies_dir)
     if remote is not None and local is not None and local.name == remote:
         host.noop(f"the control machine has the newest backup, {remote}")
@@ -208,23 +275,28 @@ def keep_newest_backup(copies_dir: str):
 def _fetch_newest_backup(state, host, copies_dir: str) -> bool:
     """Runs at execution time."""
     sudo = sudo_arguments(host)
-    _, output = host.run_shell_command(NewestBackup().command(BACKUP_DIR), **sudo)
+    _, output = host.run_shell_command(NewestBackup().command(EXPORT_DIR), **sudo)
     name = NewestBackup().process(output.stdout_lines)
     if name is None:  # none made yet, or removed by hand: make one now
         host.run_shell_command(f"systemctl start {BACKUP_UNIT}.service", **sudo)
-        _, output = host.run_shell_command(NewestBackup().command(BACKUP_DIR), **sudo)
+        _, output = host.run_shell_command(NewestBackup().command(EXPORT_DIR), **sudo)
         name = NewestBackup().process(output.stdout_lines)
     if name is None:
         raise OperationError(
-            f"no backup of OpenClaw's state in {host.name}:{BACKUP_DIR} ({BACKUP_UNIT}.service failed)"
+            f"no backup of OpenClaw's state in {host.name}:{EXPORT_DIR} ({BACKUP_UNIT}.service failed)"
         )
     copies = Path(copies_dir).expanduser()
     copies.mkdir(mode=0o700, parents=True, exist_ok=True)
-    partial = copies / f".{name}.partial"
-    partial.touch(mode=0o600)
-    if not host.get_file(f"{BACKUP_DIR}/{name}", str(partial), **sudo):
-        raise OperationError(f"could not copy {BACKUP_DIR}/{name} from {host.name}")
-    partial.replace(copies / name)
-    for old in sorted(copies.glob(f"*{BACKUP_SUFFIX}"))[:-BACKUPS_KEPT]:
+    record = copies / f"{name}{RECORD}"
+    transfer.fetch(host, f"{EXPORT_DIR}/{name}{RECORD}", record)
+    transfer.fetch(host, f"{EXPORT_DIR}/{name}", copies / name)
+    try:
+        checked_copy(copies / name)
+    except OperationError:
+        (copies / name).unlink(missing_ok=True)
+        record.unlink(missing_ok=True)
+        raise
+    for old in copies_of(copies_dir)[:-BACKUPS_KEPT]:
         old.unlink()
+        old.with_name(old.name + RECORD).unlink(missing_ok=True)
     return True

@@ -13,6 +13,7 @@ from pyinfra import host
 from pyinfra.api import FunctionCommand, OperationError, operation
 from pyinfra.facts.files import FileContents
 
+from roles.common import transfer
 from roles.common.files import upload
 from roles.common.locks import BUILD_REQUIREMENTS, REQUIREMENTS, Lock, without_requirement
 from roles.common.python import PIP
@@ -163,8 +164,7 @@ def _keep_wheelhouse(state, host, remote: str, local: str) -> bool:
     target = Path(local)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
-    if not host.get_file(remote, str(partial)):
-        raise OperationError(f"could not fetch {remote} from {host.name}")
+    transfer.fetch(host, remote, partial)
     # Only a complete archive ever carries the key's name, and its hash is recorded before it does.
     target.with_name(target.name + ".sha256").write_text(f"{sha256_file(str(partial))}  {target.name}\n")
     partial.replace(target)

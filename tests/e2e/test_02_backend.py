@@ -15,11 +15,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from lab.image import ADMIN
 from lab.paths import TINY_MODEL
 from lab.runner import PYINFRA, REPO
 from roles.common.ca import CertSpec, load_or_create_ca, sign_csr
-from roles.common.secrets import STAGING
 from roles.common.tls import CA_CERT, HOST_CERT, HOST_KEY
+from roles.common.transfer import STAGING
 from roles.model_server.config import CONFIG_FILE, KEY_FILE, UNIT
 from tests.compliance import test_services as service_controls
 from tests.e2e.conftest import LAB_INVENTORY, deploy
@@ -171,7 +172,7 @@ def test_a_drifted_api_key_is_put_back_without_a_readable_copy_on_the_way(first_
     assert (f"Model server | Write the API key to {KEY_FILE} (root and the llm group only)", BACKEND) in result.changed
     assert backend.file(KEY_FILE).content_string == f"{api_key}\n"
     service_controls.test_LLM_03_api_key_file_mode(backend, site, BACKEND)
-    staging = backend.file(f"/root/{STAGING}")
+    staging = backend.file(f"/home/{ADMIN}/{STAGING}")
     assert (staging.mode, staging.listdir()) == (0o700, [])
     assert backend.run("ls -a /tmp /var/tmp | grep -e pyinfra- -e clawlan-new").stdout == ""
     assert deploy().changed == set()

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import shlex
+import uuid
+
+from roles.common.transfer import STAGING
 
 # The backend's mutual-TLS port logs every request (templates/mtls/ingress.conf.j2), the monitor's scrapes among
 # them: a test looking for its own chat picks the chat lines out.
@@ -13,13 +17,27 @@ CHAT_REQUEST = "POST /v1/chat/completions"
 
 
 def put_text(host, path: str, text: str, mode: int = 0o600) -> None:
-    """Write a file over SFTP: secrets used by a test never appear on a remote command line."""
+    """Write a file over SFTP: secrets used by a test never appear on a remote command line. On a host the checks
+    reach through sudo, the file goes into the login's private directory first and root installs it from there."""
     sftp = host.backend.client.open_sftp()
     try:
-        sftp.putfo(io.BytesIO(text.encode()), path)
-        sftp.chmod(path, mode)
+        if not host.backend.sudo:
+            sftp.putfo(io.BytesIO(text.encode()), path)
+            sftp.chmod(path, mode)
+            return
+        private = sftp.normalize(".")
+        for part in STAGING.split("/"):  # made by the login itself, as the deploy makes it
+            private = f"{private}/{part}"
+            with contextlib.suppress(OSError):
+                sftp.mkdir(private, 0o700)
+        sftp.chmod(private, 0o700)
+        staged = f"{private}/{uuid.uuid4().hex}"
+        sftp.putfo(io.BytesIO(text.encode()), staged)
     finally:
         sftp.close()
+    host.run_expect(
+        [0], f"install -m {mode:o} -- {shlex.quote(staged)} {shlex.quote(path)} && rm -f -- {shlex.quote(staged)}"
+    )
 
 
 def curl(host, url: str, *options: str, body: dict | None = None, config: str | None = None):
