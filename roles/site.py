@@ -227,15 +227,21 @@ class Site:
         )
 
     def monitor_identity(self) -> Issuance:
-        """The monitor's client certificate: its host's names, its own subject (OU=monitor), client use only."""
+        """The monitor's certificate: its host's names, its own subject (OU=monitor); a client toward the backends'
+        /metrics, and the server of Prometheus' and Alertmanager's HTTPS."""
         monitor = self.monitor_host()
         own = self.pki_config(monitor.name).issuance
-        return replace(own, spec=replace(own.spec, role="monitor", client=True, server=False))
+        return replace(own, spec=replace(own.spec, role="monitor", client=True, server=True))
 
     @property
     def alert_smtp_password_file(self) -> Path:
         """The mail relay's password: put there by a person (0600), never in the inventory."""
         return self.state_dir / "secrets" / "alert-smtp-password"
+
+    @property
+    def monitor_web_password_file(self) -> Path:
+        """The password of Prometheus' and Alertmanager's UI and API (user ``clawlan``): made on first use, 0600."""
+        return self.state_dir / "secrets" / "monitor-password"
 
     def alertmanager_config(self) -> AlertmanagerConfig:
         return build_alertmanager_config(self.monitor, self.monitor_host(), str(self.alert_smtp_password_file))
@@ -273,6 +279,7 @@ class Site:
             self.model_server_scrape(),
             balancers,
             BALANCER_PROXY,
+            str(self.monitor_web_password_file),
         )
 
     def pki_config(self, name: str) -> PkiConfig:

@@ -135,7 +135,7 @@ def sign_csr(ca: SiteCA, csr_pem: str, spec: CertSpec, days: int, now: dt.dateti
     if not csr.is_signature_valid:
         raise ValueError("the CSR's signature does not verify: refusing to sign it")
     now = now or dt.datetime.now(dt.UTC)
-    usages = [ExtendedKeyUsageOID.CLIENT_AUTH] * spec.client + [ExtendedKeyUsageOID.SERVER_AUTH] * spec.server
+    usages = _wanted_usages(spec)
     alt_names = [x509.DNSName(n) for n in spec.dns_names]
     alt_names += [x509.IPAddress(ipaddress.ip_address(a)) for a in spec.ip_addresses]
     cert = (
@@ -245,9 +245,22 @@ def reissue_reason(
     want = (frozenset(spec.dns_names), frozenset(ipaddress.ip_address(a) for a in spec.ip_addresses))
     if have != want:
         return "the names or addresses in the inventory changed"
+    if _usages(cert) != frozenset(_wanted_usages(spec)):
+        return "what the certificate is for changed (client, server)"
     if cert.not_valid_after_utc - now < renew_before:
         return f"it expires on {cert.not_valid_after_utc:%Y-%m-%d}, within the renewal window"
     return None
+
+
+def _wanted_usages(spec: CertSpec) -> list[x509.ObjectIdentifier]:
+    return [ExtendedKeyUsageOID.CLIENT_AUTH] * spec.client + [ExtendedKeyUsageOID.SERVER_AUTH] * spec.server
+
+
+def _usages(cert: x509.Certificate) -> frozenset[x509.ObjectIdentifier]:
+    try:
+        return frozenset(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+    except x509.ExtensionNotFound:
+        return frozenset()
 
 
 def vouched(spec: CertSpec, ca_cert: x509.Certificate) -> CertSpec:

@@ -10,6 +10,7 @@ import shlex
 from io import StringIO
 from pathlib import Path
 
+import bcrypt
 from pyinfra.api import FunctionCommand, OperationError, StringCommand, operation
 
 from roles.common.connection import sudo_arguments
@@ -28,6 +29,26 @@ def site_secret(path: str | Path) -> str:
             with os.fdopen(fd, "w") as stream:
                 stream.write(secrets.token_urlsafe(32) + "\n")
         return path.read_text().strip()
+
+
+def password_hash(path: str | Path, password: str) -> str:
+    """The bcrypt hash of ``password`` (the secret at ``path``), made once and kept beside it (``<path>.bcrypt``,
+    0600): a salted hash made anew on every deploy would rewrite the hosts' files every time."""
+    path = Path(path)
+    stored = path.with_name(path.name + ".bcrypt")
+    with open(path.parent / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if stored.exists():
+            hashed = stored.read_text().strip()
+            if hashed and bcrypt.checkpw(password.encode(), hashed.encode()):
+                return hashed
+        hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10)).decode()
+        partial = stored.with_name(stored.name + ".partial")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as stream:
+            stream.write(hashed + "\n")
+        partial.replace(stored)
+        return hashed
 
 
 @operation()

@@ -44,6 +44,12 @@ ALERTMANAGER_CONFIG = f"{PROMETHEUS_DIR}/alertmanager.yml"
 ALERTMANAGER_STORAGE = "/var/lib/prometheus/alertmanager"  # Debian's: silences and the notification log
 # The relay's password, from the control machine's secrets: root and Alertmanager's user only, outside the config.
 SMTP_PASSWORD_FILE = f"{PROMETHEUS_DIR}/alert-smtp-password"
+# Who may use Prometheus' and Alertmanager's UI and API: HTTPS with the monitor's certificate from the site CA, and a
+# password (its bcrypt hash in the web configuration both read). Without it anyone on the client networks, or anything
+# running on the monitor host (the agent included), could silence every alert or post false ones.
+WEB_CONFIG = f"{PROMETHEUS_DIR}/web.yml"  # root:prometheus 0640
+WEB_USER = "clawlan"
+WEB_PASSWORD_FILE = f"{PROMETHEUS_DIR}/web-password"  # Prometheus' own login to itself and Alertmanager; 0640
 # A cause and the alerts it brings with it: while a backend is down or out, the probe failing, slow or queueing is
 # the same story. The person hears the cause; the effects are inhibited.
 CAUSES = ("ClawlanModelServerNotReady", "ClawlanBackendOutOfPool", "ClawlanBackendsBelowMinimum")
@@ -190,6 +196,7 @@ class PrometheusConfig:
     model_server: ModelServerScrape
     thresholds: AlertThresholds
     alertmanager: str  # address:port of the site's Alertmanager, on the monitor host: alerts go there
+    web_password_file: str  # on the control machine: the password for the UI and API of both (user WEB_USER)
 
     def arguments(self) -> tuple[str, ...]:
         return (
@@ -197,7 +204,8 @@ class PrometheusConfig:
             "--storage.tsdb.path=/var/lib/prometheus/metrics2/",
             f"--storage.tsdb.retention.time={self.retention_days}d",
             f"--web.listen-address={self.listen_address}:{self.port}",
-            f"--web.external-url=http://{self.listen_address}:{self.port}/",
+            f"--web.external-url=https://{self.listen_address}:{self.port}/",
+            f"--web.config.file={WEB_CONFIG}",
         )
 
     @property
@@ -231,7 +239,8 @@ class AlertmanagerConfig:
             f"--config.file={ALERTMANAGER_CONFIG}",
             f"--storage.path={ALERTMANAGER_STORAGE}",
             f"--web.listen-address={self.listen_address}:{self.port}",
-            f"--web.external-url=http://{self.listen_address}:{self.port}/",
+            f"--web.external-url=https://{self.listen_address}:{self.port}/",
+            f"--web.config.file={WEB_CONFIG}",
             # One Alertmanager: no gossip port (by default it listens on every address, 9094).
             "--cluster.listen-address=",
         )
@@ -363,6 +372,7 @@ def build_prometheus_config(
     model_server: ModelServerScrape,
     balancer_targets: tuple[ScrapeTarget, ...],
     balancer_proxy: str,
+    web_password_file: str,
 ) -> PrometheusConfig:
     return PrometheusConfig(
         listen_address=monitor.address,
@@ -377,6 +387,7 @@ def build_prometheus_config(
         balancer_targets=balancer_targets,
         model_server=model_server,
         alertmanager=f"{monitor.address}:{settings.alertmanager_port}",
+        web_password_file=web_password_file,
         thresholds=AlertThresholds(
             memory_used_percent=settings.alert_memory_used_percent,
             memory_for_s=settings.alert_memory_for_s,
@@ -433,3 +444,13 @@ def preflight(settings: MonitorSettings, hosts: Sequence[HostSpec]) -> list[Prob
             )
         )
     return problems
+
+
+def web_config_yaml(password_hash: str) -> str:
+    """Prometheus' and Alertmanager's web configuration (the exporter toolkit's): HTTPS with the monitor's key and
+    certificate (read again at each handshake, so a renewal needs no restart) and one user. JSON is YAML."""
+    config = {
+        "tls_server_config": {"cert_file": MONITOR_CERT, "key_file": MONITOR_KEY, "min_version": "TLS12"},
+        "basic_auth_users": {WEB_USER: password_hash},
+    }
+    return "# Managed by clawlan (role monitor).\n" + json.dumps(config, indent=2, sort_keys=True) + "\n"

@@ -15,6 +15,7 @@ from pyinfra.operations import server
 from roles.common.accounts import system_user
 from roles.common.files import host_files
 from roles.common.packages import install_packages
+from roles.common.secrets import password_hash, site_secret
 from roles.common.templates import render, rendered
 from roles.common.tls import CA_CERT, own_identity
 from roles.common.units import dropin_path, service
@@ -39,10 +40,14 @@ from roles.monitor.config import (
     PROMETHEUS_UNIT,
     PROMETHEUS_USER,
     SMTP_PASSWORD_FILE,
+    WEB_CONFIG,
+    WEB_PASSWORD_FILE,
+    WEB_USER,
     AlertmanagerConfig,
     NodeExporterConfig,
     ProbeConfig,
     PrometheusConfig,
+    web_config_yaml,
 )
 from roles.monitor.rules import render_rules
 
@@ -126,6 +131,8 @@ def prometheus(config: PrometheusConfig, monitor_name: str, installed_packages: 
         PROMETHEUS_STAGING,
         dropin_path(PROMETHEUS_UNIT),
         *(f"{directory}/{name}" for directory in (PROMETHEUS_STAGING, PROMETHEUS_DIR) for name in names),
+        WEB_CONFIG,
+        WEB_PASSWORD_FILE,
     )
     known.directory(name=f"Create {PROMETHEUS_STAGING}", path=PROMETHEUS_STAGING, mode="755")
     dropin = known.put(
@@ -146,6 +153,25 @@ def prometheus(config: PrometheusConfig, monitor_name: str, installed_packages: 
         "monitor", MONITOR_KEY, MONITOR_CERT, PROMETHEUS_USER, scrape.identity, scrape.certificate_metrics_unit
     )
 
+    # The UI's and API's password is made on the control machine (a person types it); the hosts get its bcrypt hash,
+    # and Prometheus the password itself, for its own requests to itself and to Alertmanager.
+    password = site_secret(config.web_password_file)
+    web_password = known.secret(
+        name=f"Write Prometheus' password for its own and Alertmanager's API to {WEB_PASSWORD_FILE} (root and"
+        " Prometheus only)",
+        content=password + "\n",
+        dest=WEB_PASSWORD_FILE,
+        mode="640",
+        group=PROMETHEUS_USER,
+    )
+    known.put(
+        name=f"Write {WEB_CONFIG}: HTTPS with the monitor's certificate and a password for Prometheus and Alertmanager",
+        src=StringIO(web_config_yaml(password_hash(config.web_password_file, password))),
+        dest=WEB_CONFIG,
+        mode="640",
+        user="root",
+        group=PROMETHEUS_USER,
+    )
     prometheus_yml = prometheus_yml_text(config, monitor_name)
     rules = render_rules(config.thresholds)
     texts = dict(zip(names, (prometheus_yml, rules), strict=True))
@@ -174,7 +200,7 @@ def prometheus(config: PrometheusConfig, monitor_name: str, installed_packages: 
         daemon_reload_on=(dropin,),
         restart_on=(dropin,),
         # Prometheus reads its client certificate and key on each new connection; a reload drops the old ones.
-        reload_on=(*live, key, certificate),
+        reload_on=(*live, key, certificate, web_password),
     )
 
 
@@ -193,6 +219,8 @@ def prometheus_yml_text(config: PrometheusConfig, monitor_name: str) -> str:
         ca_file=CA_CERT,
         cert_file=MONITOR_CERT,
         key_file=MONITOR_KEY,
+        web_user=WEB_USER,
+        web_password_file=WEB_PASSWORD_FILE,
     )
 
 

@@ -9,6 +9,7 @@ import posixpath
 import shlex
 import socket
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -49,7 +50,7 @@ from roles.monitor.rules import render_rules
 from roles.mtls.config import BALANCER_UNIT, INGRESS_UNIT
 from roles.pki.config import METRICS_UNIT as CERTIFICATE_METRICS_UNIT
 from tests.compliance.conftest import control
-from tests.support.prometheus import alertmanager_alerts, alertmanager_url, api, prometheus_url
+from tests.support.prometheus import alertmanager_alerts, alertmanager_url, api, open_url, prometheus_url
 from tests.support.remote import hardening_exposure, listening_addresses, unit_property
 from tests.support.tls import site_ca_cert, site_tls
 
@@ -624,6 +625,43 @@ def test_MON_09_routes(host, site, host_name, alertname, receiver):
         f"amtool config routes test --config.file={ALERTMANAGER_CONFIG} alertname={alertname} instance={host_name}"
     )
     assert routed.split() == [receiver], routed
+
+
+def refused(url: str, *, data: bytes | None = None, login: bool = False) -> int | None:
+    """The HTTP status a request gets (None: no HTTP answer at all)."""
+    try:
+        with open_url(url, data=data, login=login, **({"Content-Type": "application/json"} if data else {})) as answer:
+            return answer.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except (OSError, http.client.HTTPException):
+        return None
+
+
+@control("MON-10", "Prometheus and Alertmanager answer only over HTTPS, and only with the password", impact=0.8)
+def test_MON_10_monitor_access(site, host_name):
+    """Alertmanager's API silences alerts and takes new ones; Prometheus' shows every box's state. Without TLS and a
+    password, anyone on the client networks (or anything on the monitor host, the agent included) could silence
+    every alert or send false ones. Plain HTTP gets no data; HTTPS without the password gets 401, for reading and
+    for writing alike. The password's own use is what MON-03, -07 and -08 do."""
+    only_on_the_monitor(site, host_name)
+    prometheus, alertmanager = prometheus_url(site), alertmanager_url(site)
+    silence = json.dumps({"matchers": [{"name": "alertname", "value": ".+", "isRegex": True}], "startsAt":
+                          "2026-01-01T00:00:00Z", "endsAt": "2099-01-01T00:00:00Z", "createdBy": "MON-10",
+                          "comment": "must be refused"}).encode()  # fmt: skip
+    alert = json.dumps([{"labels": {"alertname": "MON10Forged"}}]).encode()
+    answers = {
+        "Prometheus' API": refused(f"{prometheus}/api/v1/alerts"),
+        "Prometheus' UI": refused(f"{prometheus}/classic/alerts"),
+        "Alertmanager's alerts": refused(f"{alertmanager}/api/v2/alerts"),
+        "a new silence": refused(f"{alertmanager}/api/v2/silences", data=silence),
+        "a forged alert": refused(f"{alertmanager}/api/v2/alerts", data=alert),
+    }
+    assert all(code == 401 for code in answers.values()), f"without the password: {answers}"
+    for base in (prometheus, alertmanager):
+        plain = "http://" + base.removeprefix("https://")
+        code = refused(plain + "/api/v2/status" if base == alertmanager else plain + "/api/v1/status/buildinfo")
+        assert code in (None, 400), f"{plain} answered plain HTTP with {code}"
 
 
 @pytest.mark.parametrize("unit", MONITORING_UNITS)

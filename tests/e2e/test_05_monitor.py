@@ -6,10 +6,9 @@ model server raises ClawlanProbeFailing within its ``for:``, starting it resolve
 
 from __future__ import annotations
 
+import json
 import re
 import time
-import urllib.parse
-import urllib.request
 
 import pytest
 
@@ -19,7 +18,7 @@ from roles.monitor.rules import render_rules
 from tests.compliance import test_pki as pki_controls
 from tests.compliance import test_services as service_controls
 from tests.e2e.conftest import deploy, wait_until_passes
-from tests.support.prometheus import api, prometheus_url
+from tests.support.prometheus import alertmanager_url, api, open_url, prometheus_url
 
 FRONTEND, BACKEND = "lab-front", "lab-back"
 PATHS = ("gateway", "backend")
@@ -67,7 +66,7 @@ def alert_states(prometheus, name) -> dict[str, str]:
 )
 def test_the_prometheus_ui_answers_on_the_monitors_lan_address(prometheus, page, shows):
     """Debian's package serves Prometheus' classic UI (under /classic/; / leads there)."""
-    with urllib.request.urlopen(prometheus + page, timeout=10) as response:
+    with open_url(prometheus + page) as response:
         assert response.status == 200
         assert shows in response.read().decode()
 
@@ -102,7 +101,7 @@ def test_the_probe_measures_real_chats_on_each_path(prometheus, path):
 
 def test_every_alert_rule_is_loaded(prometheus, site):
     rendered = set(re.findall(r"^\s*- alert: (\w+)", render_rules(site.prometheus_config().thresholds), re.M))
-    assert len(rendered) == 21  # 20 alerts and the Watchdog: "all loaded" is not "none rendered, none loaded"
+    assert len(rendered) == 22  # 21 alerts and the Watchdog: "all loaded" is not "none rendered, none loaded"
     service_controls.test_MON_04_alert_rules_loaded(site, site.monitor_host().name)
 
 
@@ -232,3 +231,28 @@ def test_a_changed_threshold_reloads_prometheus_and_changes_nothing_else(hosts, 
     assert "< 12.5" in disk["query"]
     assert deploy().changed == result.changed  # back to the inventory's value: the same steps
     assert deploy().changed == set()
+
+
+def test_only_the_password_opens_the_monitor_and_a_silence_is_heard(prometheus, site):
+    """Without the password Alertmanager takes no silence and no alert, and Prometheus shows nothing (MON-10). With
+    it, a person's silence is taken, and ClawlanSilenceActive fires until the silence is expired."""
+    monitor = site.monitor_host().name
+    service_controls.test_MON_10_monitor_access(site, monitor)
+    alertmanager = alertmanager_url(site)
+    silence = json.dumps({"matchers": [{"name": "alertname", "value": "ClawlanNothing", "isRegex": False}],
+                          "startsAt": "2026-01-01T00:00:00Z", "endsAt": "2099-01-01T00:00:00Z",
+                          "createdBy": "test_05", "comment": "a person's own silence"}).encode()  # fmt: skip
+    with open_url(f"{alertmanager}/api/v2/silences", data=silence, **{"Content-Type": "application/json"}) as answer:
+        silence_id = json.load(answer)["silenceID"]
+    try:
+        wait_for(lambda: alert_states(prometheus, "ClawlanSilenceActive").get(monitor) == "firing", 60,
+                 "ClawlanSilenceActive firing for the person's silence")  # fmt: skip
+    finally:
+        with open_url(f"{alertmanager}/api/v2/silence/{silence_id}", method="DELETE") as answer:
+            assert answer.status == 200
+    wait_for(lambda: "ClawlanSilenceActive" not in alert_names(prometheus), 60,
+             "ClawlanSilenceActive resolved once the silence is expired")  # fmt: skip
+
+
+def alert_names(prometheus) -> set[str]:
+    return {alert["labels"]["alertname"] for alert in api(prometheus, "alerts")["alerts"]}

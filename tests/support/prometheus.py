@@ -1,31 +1,59 @@
-"""Prometheus' HTTP API on a site's monitor host, as the e2e and compliance suites read it."""
+"""Prometheus' and Alertmanager's HTTP APIs on a site's monitor host, as the e2e and compliance suites read them: HTTPS
+checked against the site CA, and the password a person uses (``site_state_dir/secrets/monitor-password``)."""
 
 from __future__ import annotations
 
+import base64
 import json
+import ssl
 import urllib.parse
 import urllib.request
 
+from roles.monitor.config import WEB_USER
+
+_logins: dict[str, tuple[ssl.SSLContext, str]] = {}  # base URL -> how to reach it
+
+
+def _register(site, base_url: str) -> str:
+    context = ssl.create_default_context(cafile=str(site.state_dir / "pki" / "ca.crt"))
+    password = site.monitor_web_password_file.read_text().strip()
+    _logins[base_url] = (context, "Basic " + base64.b64encode(f"{WEB_USER}:{password}".encode()).decode())
+    return base_url
+
 
 def prometheus_url(site) -> str:
-    return f"http://{site.monitor_host().address}:{site.monitor.prometheus_port}"
+    return _register(site, f"https://{site.monitor_host().address}:{site.monitor.prometheus_port}")
+
+
+def alertmanager_url(site) -> str:
+    return _register(site, f"https://{site.monitor_host().address}:{site.monitor.alertmanager_port}")
+
+
+def open_url(url: str, *, data: bytes | None = None, login: bool = True, timeout: float = 10, method: str | None = None,
+             **headers: str):  # fmt: skip
+    """urlopen for a URL under a registered base: the site CA's context, and the password unless ``login`` is
+    False. Other URLs are opened as they are."""
+    base = next((base for base in _logins if url.startswith(base)), None)
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)
+    if base is None:
+        return urllib.request.urlopen(request, timeout=timeout)
+    context, authorization = _logins[base]
+    if login:
+        request.add_header("Authorization", authorization)
+    return urllib.request.urlopen(request, timeout=timeout, context=context)
 
 
 def api(base_url: str, path: str, **params):
     """The ``data`` of ``/api/v1/<path>``; an answer that is not "success" fails the caller."""
     url = f"{base_url}/api/v1/{path}" + (f"?{urllib.parse.urlencode(params)}" if params else "")
-    with urllib.request.urlopen(url, timeout=10) as response:
+    with open_url(url) as response:
         body = json.load(response)
     assert body["status"] == "success", body
     return body["data"]
 
 
-def alertmanager_url(site) -> str:
-    return f"http://{site.monitor_host().address}:{site.monitor.alertmanager_port}"
-
-
 def alertmanager_alerts(site, alertname: str | None = None) -> list[dict]:
     """The alerts Alertmanager holds now (its v2 API), optionally one alert's only."""
     query = "?" + urllib.parse.urlencode({"filter": f'alertname="{alertname}"'}) if alertname else ""
-    with urllib.request.urlopen(f"{alertmanager_url(site)}/api/v2/alerts{query}", timeout=10) as response:
+    with open_url(f"{alertmanager_url(site)}/api/v2/alerts{query}") as response:
         return json.load(response)

@@ -56,6 +56,7 @@ FIXED_FOR_S = {
     "ClawlanGatewayAuditCritical": 600,
     "ClawlanGatewayAuditFailing": 600,
     "ClawlanModelServerContextNearFull": 0,
+    "ClawlanSilenceActive": 0,
 }
 ALERTS = (
     "ClawlanMemoryHigh",
@@ -78,6 +79,7 @@ ALERTS = (
     "ClawlanBackendOutOfPool",
     "ClawlanBackendsBelowMinimum",
     "ClawlanBalancerQueueing",
+    "ClawlanSilenceActive",
 )
 SLOT_CONTEXT = 32768
 
@@ -96,7 +98,7 @@ def thresholds(**monitor_settings) -> AlertThresholds:
     balancers = (ScrapeTarget(FRONT, "10.0.0.10:8405"),)
     return build_prometheus_config(
         settings, HOSTS, HOSTS[0], PkiSettings().renew_before_days, AUDIT_MAX_AGE_S, MODEL_SERVER, balancers,
-        BALANCER_PROXY,
+        BALANCER_PROXY, "/nonexistent/monitor-password",
     ).thresholds  # fmt: skip
 
 
@@ -430,6 +432,23 @@ def audit_failing_text(instance: str) -> tuple[str, str]:
     )
 
 
+def silence_text(instance: str, count: int) -> tuple[str, str]:
+    return (
+        f"{count} silences active on {instance}'s Alertmanager",
+        "Alerts a silence matches reach nobody until it ends. Alertmanager's page Silences (HTTPS on the monitor "
+        "host, user clawlan) lists who set each and why; expire those nobody meant. One nobody set means the password "
+        "is known: remove `site_state_dir/secrets/monitor-password` on the control machine and rerun "
+        f"{DEPLOY} for a new one.",
+    )
+
+
+def silences(t: AlertThresholds, count: int, eval_s: int, *, fires: bool) -> Case:
+    labels = {"job": "alertmanager", "instance": FRONT, "state": "active"}
+    series = {selector("alertmanager_silences", **labels): constant(count, eval_s)}
+    alerts = [alert(silence_text(FRONT, count), severity="warning", **labels)] if fires else []
+    return Case(series, eval_s, alerts)
+
+
 # --- Inputs per alert --------------------------------------------------------------------------------------------
 
 
@@ -698,6 +717,7 @@ FIRING: dict[str, Callable[[AlertThresholds], Case]] = {
     "ClawlanBalancerQueueing": lambda t: balancer_queueing(
         t, 2, firing_eval_s("ClawlanBalancerQueueing", t), fires=True
     ),
+    "ClawlanSilenceActive": lambda t: silences(t, 2, firing_eval_s("ClawlanSilenceActive", t), fires=True),
 }
 
 # Alert name -> a case where it stays quiet: just on the good side of its threshold, or bad for less than its for:.
@@ -736,6 +756,8 @@ QUIET: dict[str, Callable[[AlertThresholds], Case]] = {
         t, t.backends_min, firing_eval_s("ClawlanBackendsBelowMinimum", t), fires=False
     ),
     "ClawlanBalancerQueueing": lambda t: balancer_queueing(t, 2, t.queue_for_s - STEP_S, fires=False),
+    # Expired and pending silences hide nothing.
+    "ClawlanSilenceActive": lambda t: silences(t, 0, firing_eval_s("ClawlanSilenceActive", t), fires=False),
 }
 
 

@@ -9,17 +9,24 @@ import subprocess
 import sys
 from pathlib import Path
 
+import bcrypt
 import pytest
 
+from roles.common.secrets import password_hash
 from roles.common.templates import render
 from roles.inventory import build_site
 from roles.monitor.config import (
+    MONITOR_CERT,
+    MONITOR_KEY,
     NODE_EXPORTER_UNIT,
     PROBE_CERT,
     PROBE_KEY,
     PROBE_ROUND_LOCK,
     PROBE_RUNTIME_DIR,
     WATCHED_UNITS,
+    WEB_CONFIG,
+    WEB_PASSWORD_FILE,
+    web_config_yaml,
 )
 from roles.monitor.deploy import prometheus_yml_text
 from roles.monitor.rules import render_rules
@@ -132,12 +139,54 @@ def test_the_rendered_prometheus_configuration_passes_promtool(site, tmp_path):
         (pki / name).touch()
     text = prometheus_yml_text(config, "front")
     assert "cert_file: /etc/clawlan/pki/monitor.crt" in text
-    # Alerts go to the site's Alertmanager beside Prometheus, which is scraped too.
-    assert 'alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ["10.0.0.10:9093"]' in text
+    # Alerts go to the site's Alertmanager beside Prometheus, which is scraped too: over HTTPS, with a password.
+    login = (
+        "    - scheme: https\n      tls_config: {ca_file: /etc/clawlan/pki/ca.crt}\n"
+        f"      basic_auth: {{username: clawlan, password_file: {WEB_PASSWORD_FILE}}}\n"
+    )
+    assert f'alerting:\n  alertmanagers:\n{login}      static_configs:\n        - targets: ["10.0.0.10:9093"]' in text
     assert "job_name: alertmanager" in text
+    assert text.count("basic_auth: {username: clawlan") == 3  # alerts, and the scrapes of Prometheus and Alertmanager
+    (tmp_path / "web-password").write_text("x\n")
+    text = text.replace(WEB_PASSWORD_FILE, str(tmp_path / "web-password"))
     (tmp_path / "prometheus.yml").write_text(text.replace("/etc/clawlan/pki/", f"{pki}/"))
     (tmp_path / "clawlan.rules.yml").write_text(render_rules(config.thresholds))
     result = subprocess.run([promtool(), "check", "config", str(tmp_path / "prometheus.yml")],
                             capture_output=True, text=True)  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS: 1 rule files found" in result.stdout + result.stderr
+
+
+def test_the_web_configuration_serves_https_with_the_monitors_certificate_and_one_user(tmp_path):
+    """promtool reads it as Prometheus and Alertmanager do: their UI and API need TLS and the password."""
+    key, cert = tmp_path / "monitor.key", tmp_path / "monitor.crt"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", key, "-out", cert, "-subj", "/CN=monitor", "-days", "1"],
+                   check=True, capture_output=True)  # fmt: skip
+    hashed = bcrypt.hashpw(b"secret", bcrypt.gensalt(rounds=4)).decode()
+    text = web_config_yaml(hashed)
+    config = json.loads(text.split("\n", 1)[1])
+    assert config == {
+        "basic_auth_users": {"clawlan": hashed},
+        "tls_server_config": {"cert_file": MONITOR_CERT, "key_file": MONITOR_KEY, "min_version": "TLS12"},
+    }
+    (tmp_path / "web.yml").write_text(text.replace(MONITOR_CERT, str(cert)).replace(MONITOR_KEY, str(key)))
+    result = subprocess.run([promtool(), "check", "web-config", str(tmp_path / "web.yml")],
+                            capture_output=True, text=True)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_prometheus_and_alertmanager_read_the_web_configuration(site):
+    for arguments in (site.prometheus_config().arguments(), site.alertmanager_config().arguments()):
+        assert f"--web.config.file={WEB_CONFIG}" in arguments
+        assert any(a.startswith("--web.external-url=https://") for a in arguments)
+
+
+def test_the_password_hash_is_made_once_and_follows_the_password(tmp_path):
+    secret = tmp_path / "monitor-password"
+    first = password_hash(secret, "one")
+    assert password_hash(secret, "one") == first  # the hosts' web configuration does not change on every deploy
+    assert bcrypt.checkpw(b"one", first.encode())
+    assert (tmp_path / "monitor-password.bcrypt").stat().st_mode & 0o777 == 0o600
+    second = password_hash(secret, "two")  # a new password (the old file removed) gets its own hash
+    assert second != first and bcrypt.checkpw(b"two", second.encode())

@@ -113,6 +113,7 @@ def test_a_good_certificate_is_left_alone(ca, issued):
         ("address changed", "names or addresses"),
         ("alias added", "names or addresses"),
         ("role changed", "identity changed"),
+        ("now a server too", "what the certificate is for changed"),
         ("near expiry", "within the renewal window"),
     ],
 )
@@ -134,6 +135,8 @@ def test_reissue_reasons(tmp_path, ca, issued, case, expected):
         spec = CertSpec(**{**SPEC.__dict__, "dns_names": (*SPEC.dns_names, "extra.home.arpa")})
     elif case == "role changed":
         spec = CertSpec(**{**SPEC.__dict__, "role": "backend"})
+    elif case == "now a server too":  # the monitor's certificate, once client only, now serves Prometheus' HTTPS
+        spec = CertSpec(**{**SPEC.__dict__, "server": not SPEC.server})
     elif case == "near expiry":
         now = NOW + dt.timedelta(days=365 - 29)
     reason = reissue_reason(pem, ca.cert, public, spec, WINDOW, now)
