@@ -7,7 +7,7 @@ INVENTORY ?= inventory/lab.py
 # podman runs the lab hosts (with runc: crun refuses cgroup v1/v2 hybrid hosts); mmdebstrap builds their image.
 SYSTEM_PACKAGES := podman runc netavark aardvark-dns iptables mmdebstrap openssh-client python3-venv
 
-.PHONY: demo test unit lint docs locks bench check enrol rotate-ca faults lab-up lab-down lab-status system-deps venv clean
+.PHONY: demo test unit lint docs locks bench check enrol rotate-ca rotate-token faults lab-up lab-down lab-status system-deps venv clean
 
 demo: system-deps venv ## Build the lab and deploy the appliance into it
 	$(BIN)/python -m lab up
@@ -46,6 +46,9 @@ faults: venv ## The faults suite on a deployed lab (make demo first): each fault
 
 rotate-ca: venv ## Rotate the site CA, one step at a time, a deploy after each: make rotate-ca STEP=begin|switch|finish|status
 	$(BIN)/python tools/rotate_ca.py --inventory "$(INVENTORY)" "$(STEP)"
+
+rotate-token: venv ## A new gateway token (or SECRET=monitor-password|model-api-key); deploy after it
+	$(BIN)/python tools/rotate_secret.py --inventory "$(INVENTORY)" "$(or $(SECRET),gateway-token)"
 
 lab-up: system-deps venv
 	$(BIN)/python -m lab up

@@ -37,8 +37,10 @@ SSH_TYPES: dict[str, Any] = typing.get_type_hints(ssh.ConnectorData)
 SSH_KEYS = frozenset(ssh.connector_data_meta)  # what pyinfra's SSH connector reads from host data
 ARGUMENT_TYPES: dict[str, Any] = {name: hint for name, hint in all_global_arguments() if name.startswith("_")}
 ARGUMENT_KEYS = frozenset(ARGUMENT_TYPES)  # _sudo, _sudo_user, _env, ...: operation arguments host data may set
-# What pyinfra's SSH client takes for StrictHostKeyChecking (sshuserclient.client.get_missing_host_key_policy).
-STRICT_HOST_KEY_CHECKING = ("yes", "accept-new", "ask", "no", "off")
+# What pyinfra's SSH client takes for StrictHostKeyChecking (sshuserclient.client.get_missing_host_key_policy), less
+# "no" and "off": a deploy works as root on the box it reaches, so an unknown host key must never be taken silently
+# (anyone answering at the box's address would get the site's secrets).
+STRICT_HOST_KEY_CHECKING = ("yes", "accept-new", "ask")
 
 _FILE = Text(max_length=1024)  # a file on the control machine, read by pyinfra (it expands ~)
 _PROGRAM = Pattern(r"/?[A-Za-z0-9._+-]+(/[A-Za-z0-9._+-]+)*", "a program: a plain name or an absolute path", 256)

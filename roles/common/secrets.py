@@ -31,6 +31,21 @@ def site_secret(path: str | Path) -> str:
         return path.read_text().strip()
 
 
+def replace_site_secret(path: str | Path) -> None:
+    """A new secret at ``path`` in place of the old one (which nothing keeps), and no hash of the old one left: the
+    next deploy writes it to the hosts and restarts what reads it."""
+    path = Path(path)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with open(path.parent / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        partial = path.with_name(path.name + ".partial")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as stream:
+            stream.write(secrets.token_urlsafe(32) + "\n")
+        partial.replace(path)
+        path.with_name(path.name + ".bcrypt").unlink(missing_ok=True)
+
+
 def password_hash(path: str | Path, password: str) -> str:
     """The bcrypt hash of ``password`` (the secret at ``path``), made once and kept beside it (``<path>.bcrypt``,
     0600): a salted hash made anew on every deploy would rewrite the hosts' files every time."""

@@ -46,34 +46,41 @@ class Issuance:
         return load_or_create_ca(Path(self.ca_dir), self.organization, self.ca_days, self.scope)
 
 
+def key_exposed(existing, owner: str) -> bool:
+    """A key file others could have read (not 0600, or not its owner's): it is replaced, not just chmodded, since a
+    copy may already be elsewhere."""
+    return bool(existing) and (existing["mode"] != 600 or existing["user"] != owner)
+
+
 @operation()
 def private_key(path: str, owner: str = "root"):
-    """Generate an EC P-256 private key on the host (0600, ``owner``'s), once. It never leaves the host."""
+    """Generate an EC P-256 private key on the host (0600, ``owner``'s), once. It never leaves the host. A key found
+    readable by others is replaced (its certificate is reissued for the new one)."""
     existing = host.get_fact(File, path=path)
-    owned = f"{shlex.quote(owner)}:{shlex.quote(owner)}"
-    if existing:
-        if existing["mode"] != 600 or existing["user"] != owner:
-            yield f"chown {owned} {shlex.quote(path)} && chmod 600 {shlex.quote(path)}"
-        else:
-            host.noop(f"{path} exists, 0600 {owner}")
+    if existing and not key_exposed(existing, owner):
+        host.noop(f"{path} exists, 0600 {owner}")
         return
+    owned = f"{shlex.quote(owner)}:{shlex.quote(owner)}"
     quoted, partial = shlex.quote(path), shlex.quote(f"{path}.partial")
     yield (
-        f"umask 077 && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out {partial} "
-        f"&& chown {owned} {partial} && mv {partial} {quoted}"
+        f"umask 077 && rm -f {partial} && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256"
+        f" -out {partial} && chown {owned} {partial} && mv {partial} {quoted}"
     )
 
 
 @operation()
-def host_certificate(key_path: str, cert_path: str, issuance: Issuance):
+def host_certificate(key_path: str, cert_path: str, issuance: Issuance, key_owner: str = "root"):
     """Keep a certificate from the site CA for the host's own key, with the inventory's names.
 
-    Reissued when missing, from another CA, for another key, for other names, or within
-    ``renew_before_days`` of expiry; otherwise left alone.
+    Reissued when missing, from another CA, for another key (or one private_key replaces now), for other names, or
+    within ``renew_before_days`` of expiry; otherwise left alone.
     """
     ca = issuance.site_ca()
     cert_lines = host.get_fact(FileContents, path=cert_path)
     cert_pem = "\n".join(cert_lines) + "\n" if cert_lines else None
+    if key_exposed(host.get_fact(File, path=key_path), key_owner):
+        yield FunctionCommand(_issue, (key_path, cert_path, issuance), {})
+        return
     reason = reissue_reason(
         cert_pem,
         ca.cert,
@@ -116,6 +123,7 @@ def own_identity(who: str, key_path: str, cert_path: str, owner: str, issuance: 
         key_path=key_path,
         cert_path=cert_path,
         issuance=issuance,
+        key_owner=owner,
     )
     key, certificate = writing(key, key_path), writing(certificate, cert_path)
     server.shell(

@@ -253,7 +253,9 @@ def alertmanager(config: AlertmanagerConfig, installed_packages: frozenset[str] 
         ))  # fmt: skip
     known.directory(name=f"Create {ALERTMANAGER_STAGING}", path=ALERTMANAGER_STAGING, mode="755")
     text = config.yaml()
-    staged = known.put(name="Stage alertmanager.yml", src=StringIO(text), dest=staged_file, mode="644")
+    # Its receivers' URLs are capabilities (a webhook's token, a dead man's switch): root and Alertmanager's user only.
+    staged = known.put(name="Stage alertmanager.yml", src=StringIO(text), dest=staged_file, mode="640", user="root",
+                       group=PROMETHEUS_USER)  # fmt: skip
     server.shell(
         name="Check the staged Alertmanager configuration with amtool",
         commands=[
@@ -263,7 +265,8 @@ def alertmanager(config: AlertmanagerConfig, installed_packages: frozenset[str] 
         ],
         _if=staged.did_change,
     )
-    live = known.put(name=f"Write {ALERTMANAGER_CONFIG}", src=StringIO(text), dest=ALERTMANAGER_CONFIG, mode="644")
+    live = known.put(name=f"Write {ALERTMANAGER_CONFIG}", src=StringIO(text), dest=ALERTMANAGER_CONFIG, mode="640",
+                     user="root", group=PROMETHEUS_USER)  # fmt: skip
     service(
         name=f"Run {ALERTMANAGER_UNIT} (restarted when its flags changed, reloaded when its configuration did)",
         unit=ALERTMANAGER_UNIT,

@@ -11,6 +11,8 @@ import hashlib
 import json
 import re
 import shutil
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -18,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from lab.runner import REPO
 from roles.common.locks import NODE, OPENCLAW, PACKAGE_LOCK, REPOSITORY_LOCKS, REQUIREMENTS, read_lock
 from roles.gateway.config import (
     AUDIT_MAX_AGE_S,
@@ -35,7 +38,7 @@ from roles.model_server.config import UNIT as MODEL_UNIT
 from roles.monitor.config import PROBE_UNIT
 from tests.compliance import test_services as service_controls
 from tests.compliance.conftest import GATEWAY_AUDIT
-from tests.e2e.conftest import deploy
+from tests.e2e.conftest import LAB_INVENTORY, deploy
 from tests.support.remote import chats_logged, last_chat_logged, unit_property
 from tests.support.tls import lab_site, site_tls
 from tools.locks import pinned_version
@@ -313,4 +316,23 @@ def test_upgrading_the_pinned_versions_is_one_inventory_change(hosts, gateway_ur
     service_controls.test_GW_08_pinned_versions(front, site, FRONTEND)
     service_controls.test_GW_14_only_the_pinned_versions(front, site, FRONTEND)
     assert chat(gateway_url, token)[0] == 200
+    assert deploy().changed == set()
+
+
+def test_a_rotated_token_replaces_the_old_one_with_the_next_deploy(hosts, gateway_url, token, site):
+    """`make rotate-token`: a new token on the control machine at once; the next deploy makes it the only one that
+    works (the gateway and the probe restart for it), and the one after changes nothing. Last in this module: the
+    module's token is the old one."""
+    rotated = subprocess.run([sys.executable, "tools/rotate_secret.py", "--inventory", LAB_INVENTORY, "gateway-token"],
+                             cwd=REPO, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert rotated.returncode == 0, rotated.stderr
+    new = site.gateway_token_file.read_text().strip()
+    assert new != token and token not in rotated.stdout + rotated.stderr and new not in rotated.stdout
+    assert chat(gateway_url, token)[0] == 200  # until the deploy
+    result = deploy()
+    assert {(RUN_GATEWAY, FRONTEND), (f"Latency probe | Run {PROBE_UNIT} (restarted only when its program,"
+            " configuration, unit, secrets or key changed)", FRONTEND)} <= result.changed  # fmt: skip
+    assert all(secret not in result.output + result.log for secret in (token, new))
+    assert chat(gateway_url, token)[0] == 401
+    assert chat(gateway_url, new)[0] == 200
     assert deploy().changed == set()

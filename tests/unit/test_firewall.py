@@ -55,6 +55,19 @@ def test_the_ruleset_is_one_table_of_its_own_replaced_whole_dropping_and_countin
     assert 'tcp dport 8443 ip saddr { 10.0.0.10 } accept comment "model (mutual TLS)"' in text
 
 
+def test_only_the_icmp_ip_needs_is_admitted_never_a_redirect():
+    text = site_with().firewall_config("back").ruleset()
+    accepted = [line.strip() for line in text.splitlines() if "icmp" in line and line.strip().endswith("accept")]
+    assert accepted == [
+        "icmp type { echo-request, destination-unreachable, time-exceeded, parameter-problem } accept",
+        "icmpv6 type { echo-request, destination-unreachable, packet-too-big, time-exceeded, parameter-problem }"
+        " accept",
+        "icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert } ip6 hoplimit 255 accept",
+    ]
+    rules = "\n".join(line for line in text.splitlines() if not line.strip().startswith("#"))
+    assert "redirect" not in rules and "l4proto { icmp" not in rules
+
+
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("nft"), reason="nft -c needs root and nftables")
 @pytest.mark.parametrize("name", ["front", "back"])
 def test_nft_accepts_the_ruleset(tmp_path, name):

@@ -272,6 +272,10 @@ CASES = {
         lambda h: h["front"][1].update(ssh_strict_host_key_checking="maybe"),
         ("front", "ssh_strict_host_key_checking"),
     ),
+    "host key checking turned off": (
+        lambda h: h["back"][1].update(ssh_strict_host_key_checking="no"),
+        ("back", "ssh_strict_host_key_checking"),
+    ),
     "misspelt SSH key": (lambda h: h["front"][1].update(ssh_usr="admin"), ("front", "ssh_usr")),
     "misspelt operation argument": (lambda h: h["front"][1].update(_sudoo=True), ("front", "_sudoo")),
     "sudo given as text": (lambda h: h["front"][1].update(_sudo="yes"), ("front", "_sudo")),
