@@ -120,7 +120,11 @@ def _revocations(site: Site) -> str:
     for directory in trusted_ca_directories(Path(issuance.ca_dir)):
         ca = load_ca(directory)
         revoked = issued_serials(directory) - held_serials(ca, directory, held) if everyone else None
-        lists.append(revocation_list(ca, directory, revoked=revoked))
+        lists.append(
+            revocation_list(
+                ca, directory, revoked=revoked, valid_days=site.settings[site.hosts[0].name]["pki"].crl_days
+            )
+        )
     return "".join(lists)
 
 

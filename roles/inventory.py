@@ -58,6 +58,7 @@ SITE_WIDE = (
     "base_extra_hosts",
     "pki_organization",
     "pki_permitted_networks",
+    "pki_crl_days",
     "mtls_port",
 )
 SITE_WIDE_PREFIXES = ("monitor_", "latency_")  # one Prometheus, one set of rules and targets for the whole site

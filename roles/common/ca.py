@@ -22,7 +22,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 CA_KEY = "ca.key"
 CA_CERT = "ca.crt"
 ISSUED_DIR = "issued"  # every certificate the CA signed, named by serial: what a revocation list can name
-CRL_FILE = "crl.pem"  # the revocation list the hosts have: rewritten only when what it revokes changes
+CRL_FILE = "crl.pem"  # the revocation list the hosts have: rewritten when what it revokes changes, or it ages
+CRL_DAYS = 90  # pki_crl_days' default
 # A CA rotation rolls a new CA in with both trusted everywhere, so no host ever meets a certificate it cannot verify:
 # "begin" makes the new CA in NEXT_DIR (trusted, signing nothing); "switch" makes it the CA that signs and moves the old
 # one to PREVIOUS_DIR (trusted still, signing nothing); "finish" retires the old one. A deploy follows each step.
@@ -186,28 +187,41 @@ def held_serials(ca: SiteCA, directory: Path, held_pems: list[str]) -> frozenset
     return frozenset(serials)
 
 
-def revocation_list(ca: SiteCA, directory: Path, revoked: frozenset[int] | None, now: dt.datetime | None = None) -> str:
-    """The site CA's CRL, naming exactly ``revoked`` (None: whatever the one on file names, none without one). The
-    one on file is kept while it names the same serials: a new one would have new dates and a new signature, and
-    every host would reload its TLS for nothing. It stays valid as long as the CA (nginx refuses every client
-    while its CRL is past its next update)."""
+def revocation_list(
+    ca: SiteCA,
+    directory: Path,
+    revoked: frozenset[int] | None,
+    now: dt.datetime | None = None,
+    valid_days: int = CRL_DAYS,
+) -> str:
+    """The site CA's CRL, naming exactly ``revoked`` (None: whatever the one on file names, none without one), valid
+    ``valid_days``. The one on file is kept while it names the same serials and has more than half of that left: a
+    new one would have new dates and a new signature, and every host would reload its TLS for nothing. So a deploy in
+    the second half of its life signs it anew; one that is never renewed runs out (nginx then refuses every client),
+    which ClawlanRevocationListExpiring announces first. A short life bounds how long a stolen copy of an older list
+    (one that does not yet name a revoked certificate) can be served."""
     path = directory / CRL_FILE
     with open(directory / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         dates: dict[int, dt.datetime] = {}
+        now = now or dt.datetime.now(dt.UTC)
         if path.exists():
             current = x509.load_pem_x509_crl(path.read_bytes())
             if current.is_signature_valid(ca.key.public_key()):
                 dates = {entry.serial_number: entry.revocation_date_utc for entry in current}
-                if revoked is None or frozenset(dates) == revoked:
+                fresh = current.next_update_utc is not None and (
+                    current.next_update_utc - now > dt.timedelta(days=valid_days) / 2
+                )
+                if fresh and (revoked is None or frozenset(dates) == revoked):
                     return path.read_text()
+                if revoked is None:
+                    revoked = frozenset(dates)
         revoked = revoked or frozenset()
-        now = now or dt.datetime.now(dt.UTC)
         builder = (
             x509.CertificateRevocationListBuilder()
             .issuer_name(ca.cert.subject)
             .last_update(now - BACKDATE)
-            .next_update(ca.cert.not_valid_after_utc)
+            .next_update(min(now + dt.timedelta(days=valid_days), ca.cert.not_valid_after_utc))
             .add_extension(x509.CRLNumber(int(now.timestamp())), critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False)
         )

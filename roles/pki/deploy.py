@@ -43,7 +43,7 @@ def pki(config: PkiConfig, installed_packages: frozenset[str] = frozenset()):
         ),
         HOST_CERT,
     )
-    _expiry_metrics(config, known, tls_changes=(ca_cert, certificate))
+    _expiry_metrics(config, known, tls_changes=(ca_cert, revocations, certificate))
     return ca_cert, revocations, certificate
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from roles.common.ca import CRL_DAYS
 from roles.common.settings import setting
 from roles.common.values import Networks, SubjectText, WholeNumber
 
@@ -22,6 +23,10 @@ class PkiSettings:
     renew_before_days: int = setting(
         30, "A deploy reissues a certificate this close to expiry (and the expiry alert uses it).", WholeNumber(1, 365)
     )
+    crl_days: int = setting(
+        CRL_DAYS, "The revocation list lasts this long; a deploy re-signs it once half has passed (nginx refuses every "
+        "client with an expired one, so an alert warns within renew_before_days).", WholeNumber(14, 3650),
+    )  # fmt: skip
     permitted_networks: tuple[str, ...] = setting(
         ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"),
         "Addresses a new site CA may vouch for (with names under base_dns_domain): trusting it vouches for no other.",

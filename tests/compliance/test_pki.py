@@ -115,3 +115,19 @@ def test_PKI_08_revocation_list(host, site, host_name):
     revoked = {entry.serial_number for entry in x509.load_pem_x509_crl(current)}
     held = [path for path in site.certificate_paths(host_name) if certificate(host, path).serial_number in revoked]
     assert not held, f"revoked, yet in use: {', '.join(held)}"
+
+
+@control("PKI-09", "The revocation lists the host checks are fresh", impact=0.7)
+def test_PKI_09_revocation_list_fresh(host, site, host_name):
+    """Each list (one per trusted CA) must run longer than the renewal window: a deploy signs it anew in the second
+    half of its life, so one near its end means no deploy for too long; at its end nginx refuses every client."""
+    window = dt.timedelta(days=site.pki_config(host_name).issuance.renew_before_days)
+    now = dt.datetime.now(dt.UTC)
+    text = host.file(CRL).content_string
+    blocks = [f"-----BEGIN X509 CRL-----{block}" for block in text.split("-----BEGIN X509 CRL-----")[1:]]
+    assert blocks, f"{CRL} holds no revocation list"
+    for crl in (x509.load_pem_x509_crl(block.encode()) for block in blocks):
+        assert crl.next_update_utc is not None and crl.next_update_utc - now > window, (
+            f"the list of {crl.issuer.rfc4514_string()} runs out {crl.next_update_utc:%Y-%m-%d},"
+            f" within {window.days} days"
+        )

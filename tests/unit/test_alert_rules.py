@@ -71,6 +71,7 @@ ALERTS = (
     "ClawlanUnitDown",
     "ClawlanDiskFilling",
     "ClawlanCertificateExpiring",
+    "ClawlanRevocationListExpiring",
     "ClawlanGatewayAuditCritical",
     "ClawlanGatewayAuditFailing",
     "ClawlanModelServerNotReady",
@@ -177,6 +178,7 @@ def for_s(alertname: str, t: AlertThresholds) -> int:
         "ClawlanBackendsBelowMinimum": t.backend_out_for_s,
         "ClawlanBalancerQueueing": t.queue_for_s,
         "ClawlanCertificateExpiring": t.certificate_for_s,
+        "ClawlanRevocationListExpiring": t.certificate_for_s,
     }
     return settings[alertname] if alertname in settings else FIXED_FOR_S[alertname]
 
@@ -411,6 +413,28 @@ def certificate_text(t: AlertThresholds, instance: str, file: str, left_s: int) 
         f"`openssl x509 -noout -enddate -in {file}` on {instance}. At expiry mTLS between the boxes fails and the "
         "backend stops answering.",
     )
+
+
+def revocation_text(instance: str, left_s: int) -> tuple[str, str]:
+    when = f"runs out in {humanize_duration(left_s)}" if left_s >= 0 else "has run out"
+    return (
+        f"The revocation list on {instance} {when}",
+        "A deploy signs the site CA's revocation list anew once half of its life has passed: run "
+        f"{DEPLOY}. When it runs out, the backend's nginx refuses every client (chats fail) until a deploy "
+        "installs a new one.",
+    )
+
+
+def revocation_list(t: AlertThresholds, left_at_eval_s: int, *, fires: bool) -> Case:
+    eval_s = firing_eval_s("ClawlanRevocationListExpiring", t)
+    labels = {"job": "node", "instance": BACK, "file": "/etc/clawlan/pki/crl.pem", "list": "1"}
+    series = {
+        selector("clawlan_revocation_list_next_update_timestamp_seconds", **labels): constant(
+            eval_s + left_at_eval_s, eval_s
+        )
+    }
+    alerts = [alert(revocation_text(BACK, left_at_eval_s), severity="warning", **labels)] if fires else []
+    return Case(series, eval_s, alerts)
 
 
 def audit_critical_text(instance: str, count: int) -> tuple[str, str]:
@@ -703,6 +727,7 @@ FIRING: dict[str, Callable[[AlertThresholds], Case]] = {
     "ClawlanUnitDown": lambda t: unit_down(t, t.watched_units[0], firing_eval_s("ClawlanUnitDown", t), fires=True),
     "ClawlanDiskFilling": lambda t: disk(t, t.disk_free_percent - 0.5, fires=True),
     "ClawlanCertificateExpiring": lambda t: certificate(t, renew_before_s(t) - 3600, fires=True),
+    "ClawlanRevocationListExpiring": lambda t: revocation_list(t, renew_before_s(t) - 3600, fires=True),
     "ClawlanGatewayAuditCritical": lambda t: audit_critical(t, 1, fires=True),
     "ClawlanGatewayAuditFailing": lambda t: audit_failing(t, success=0, age_s=0, fires=True),
     "ClawlanModelServerNotReady": lambda t: not_ready(t, firing_eval_s("ClawlanModelServerNotReady", t), fires=True),
@@ -741,6 +766,7 @@ QUIET: dict[str, Callable[[AlertThresholds], Case]] = {
     "ClawlanUnitDown": lambda t: unit_down(t, t.watched_units[0], before_for_s("ClawlanUnitDown", t), fires=False),
     "ClawlanDiskFilling": lambda t: disk(t, t.disk_free_percent + 0.5, fires=False),
     "ClawlanCertificateExpiring": lambda t: certificate(t, renew_before_s(t) + 60, fires=False),
+    "ClawlanRevocationListExpiring": lambda t: revocation_list(t, renew_before_s(t) + 60, fires=False),
     "ClawlanGatewayAuditCritical": lambda t: audit_critical(t, 0, fires=False),
     # A report as old as the compliance suite still trusts.
     "ClawlanGatewayAuditFailing": lambda t: audit_failing(t, success=1, age_s=AUDIT_MAX_AGE_S, fires=False),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 from pathlib import Path
 
@@ -49,13 +50,37 @@ def test_every_issued_certificate_is_recorded_by_serial(ca, directory):
     assert issued_serials(directory) == {serial_of(cert) for cert in certs}
 
 
-def test_names_exactly_what_it_is_given_signed_by_the_ca_and_valid_as_long_as_it(ca, directory):
+def test_names_exactly_what_it_is_given_signed_by_the_ca_and_valid_for_its_days(ca, directory):
     old, kept = issue(ca, directory), issue(ca, directory)
-    pem = revocation_list(ca, directory, revoked=frozenset({serial_of(old)}))
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    pem = revocation_list(ca, directory, revoked=frozenset({serial_of(old)}), now=now, valid_days=30)
     crl = x509.load_pem_x509_crl(pem.encode())
     assert names(pem) == {serial_of(old)} and serial_of(kept) not in names(pem)
     assert crl.is_signature_valid(ca.key.public_key())
-    assert crl.next_update_utc == ca.cert.not_valid_after_utc  # nginx refuses every client once it is past
+    assert crl.next_update_utc == now + dt.timedelta(days=30)  # nginx refuses every client once it is past
+
+
+def test_signed_anew_once_half_its_life_has_passed_with_the_same_serials_and_dates(ca, directory):
+    """Every deploy in the second half re-signs it: a site deployed now and then never lets it run out, and a stolen
+    older list stops being accepted soon after."""
+    serials = frozenset({serial_of(issue(ca, directory))})
+    start = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    first = revocation_list(ca, directory, serials, now=start, valid_days=90)
+    assert revocation_list(ca, directory, serials, now=start + dt.timedelta(days=44), valid_days=90) == first
+    later = start + dt.timedelta(days=46)
+    for revoked in (serials, None):  # a --limit run (None) re-signs too, naming what the old one named
+        renewed = revocation_list(ca, directory, revoked, now=later, valid_days=90)
+        crl = x509.load_pem_x509_crl(renewed.encode())
+        assert renewed != first and names(renewed) == serials
+        assert crl.next_update_utc == later + dt.timedelta(days=90)
+        assert crl[0].revocation_date_utc == x509.load_pem_x509_crl(first.encode())[0].revocation_date_utc
+        later += dt.timedelta(days=46)
+
+
+def test_never_valid_past_its_ca(ca, directory):
+    far = ca.cert.not_valid_after_utc - dt.timedelta(days=10)
+    crl = x509.load_pem_x509_crl(revocation_list(ca, directory, frozenset(), now=far, valid_days=90).encode())
+    assert crl.next_update_utc == ca.cert.not_valid_after_utc
 
 
 def test_kept_byte_for_byte_while_it_names_the_same_serials(ca, directory):
