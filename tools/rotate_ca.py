@@ -7,8 +7,8 @@
 2. switch  makes the new CA the one that signs; the next deploy reissues every certificate from it (the gateway
            restarts once, for its own). Both CAs are still trusted, so old and new certificates meet only peers that
            accept them.
-3. finish  retires the old CA (kept under retired/ in the state directory); the next deploy has the hosts trust the
-           new one alone.
+3. finish  retires the old CA (its certificate kept under retired/ in the state directory, its key destroyed); the
+           next deploy has the hosts trust the new one alone.
 
 Run a whole-site deploy after each step (`pyinfra -y inventory/site.py deploys/full.py`).
 """

@@ -383,7 +383,21 @@ def rotate(directory: Path, step: str, organization: str, days: int, scope: Name
             retired = directory / RETIRED_DIR
             retired.mkdir(mode=0o700, exist_ok=True)
             (directory / PREVIOUS_DIR).rename(retired / stamp)
+            # What the old CA signed is kept (its certificate, its records, its last list); its key, which could
+            # still sign certificates someone's old trust store accepts, is not.
+            _destroy(retired / stamp / CA_KEY)
     return load_ca(directory)
+
+
+def _destroy(path: Path) -> None:
+    """Overwrite a key file and remove it (on a journaling or copy-on-write disk the overwrite is best effort)."""
+    if not path.exists():
+        return
+    with open(path, "r+b") as stream:
+        stream.write(b"\0" * path.stat().st_size)
+        stream.flush()
+        os.fsync(stream.fileno())
+    path.unlink()
 
 
 def _move_ca(source: Path, target: Path) -> None:
