@@ -27,6 +27,7 @@ class BaseConfig:
     sysctls: tuple[Sysctl, ...]
     ntp_servers: tuple[str, ...]
     security_updates: bool
+    log_retention_days: int
 
     @property
     def hugetlb_pages(self) -> int:
@@ -72,6 +73,7 @@ def build_base_config(
         sysctls=sysctls,
         ntp_servers=settings.ntp_servers,
         security_updates=settings.security_updates,
+        log_retention_days=settings.log_retention_days,
     )
 
 

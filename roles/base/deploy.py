@@ -32,6 +32,7 @@ PACKAGES = (
 SYSCTL_FILE = "/etc/sysctl.d/60-clawlan.conf"
 THP_TMPFILES = "/etc/tmpfiles.d/clawlan-thp.conf"
 TIMESYNCD_DROPIN = "/etc/systemd/timesyncd.conf.d/clawlan.conf"
+JOURNALD_DROPIN = "/etc/systemd/journald.conf.d/clawlan.conf"
 DPKG_LOCK_CONF = "/etc/apt/apt.conf.d/80clawlan-dpkg-lock"
 SECURITY_ORIGINS_CONF = "/etc/apt/apt.conf.d/52clawlan-unattended-upgrades"
 # After Debian's 20auto-upgrades (which the package's own scripts may rewrite), so this one has the last word.
@@ -51,7 +52,7 @@ def base(config: BaseConfig, installed_packages: frozenset[str] = frozenset()):
     dpkg_repaired(name="Finish any package install a killed deploy or a power cut left half-done")
     swapon_path = "/etc/systemd/system/clawlan-swapon.service"
     known = host_files(SYSCTL_FILE, THP_TMPFILES, swapon_path, TIMESYNCD_DROPIN, DPKG_LOCK_CONF,
-                       SECURITY_ORIGINS_CONF, AUTO_UPGRADES_CONF)  # fmt: skip
+                       SECURITY_ORIGINS_CONF, AUTO_UPGRADES_CONF, JOURNALD_DROPIN)  # fmt: skip
     known.put(
         name="Make apt wait for dpkg's lock (a deploy and the daily upgrades never break each other)",
         src=str(TEMPLATES / "base" / "80clawlan-dpkg-lock"),
@@ -61,6 +62,7 @@ def base(config: BaseConfig, installed_packages: frozenset[str] = frozenset()):
     )
     install_packages("Install the packages every appliance box needs", list(PACKAGES), installed_packages)
     _security_updates(config, known)
+    _journal(config, known)
 
     files.block(
         name="Pin inventory hosts and service aliases in /etc/hosts",
@@ -137,6 +139,24 @@ def base(config: BaseConfig, installed_packages: frozenset[str] = frozenset()):
         running=None,
         restarted=True,
         _if=timesyncd.did_change,
+    )
+
+
+def _journal(config: BaseConfig, known):
+    """The journal keeps a bounded time: a gateway or proxy log line may quote what a person sent."""
+    journald = known.put(
+        name=f"Keep the system journal {config.log_retention_days} days at most",
+        src=rendered("base/journald.conf.j2", retention_days=config.log_retention_days),
+        dest=JOURNALD_DROPIN,
+        mode="644",
+        create_remote_dir=True,
+    )
+    systemd.service(
+        name="Restart systemd-journald for its retention",
+        service="systemd-journald.service",
+        running=None,
+        restarted=True,
+        _if=journald.did_change,
     )
 
 

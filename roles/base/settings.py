@@ -82,6 +82,10 @@ class BaseSettings:
         (), "Time servers for systemd-timesyncd; empty keeps Debian's default pool. Certificates need a true clock.",
         ListOf(HostName(), max_items=16),
     )  # fmt: skip
+    log_retention_days: int = setting(
+        30, "The system journal keeps this many days (and at most 1 GiB): services' logs can quote what people send.",
+        WholeNumber(1, 3650),
+    )  # fmt: skip
     security_updates: bool = setting(
         True, "Debian security updates: pending ones applied by the deploy, new ones daily by unattended-upgrades. "
         "Off: the operator installs them; BASE-15 reports what waits either way.",

@@ -209,9 +209,10 @@ def revocation_list(
             current = x509.load_pem_x509_crl(path.read_bytes())
             if current.is_signature_valid(ca.key.public_key()):
                 dates = {entry.serial_number: entry.revocation_date_utc for entry in current}
-                fresh = current.next_update_utc is not None and (
-                    current.next_update_utc - now > dt.timedelta(days=valid_days) / 2
-                )
+                # More than half its life left, and no more than a whole one: a list made before this limit (valid
+                # as long as the CA) is signed anew too.
+                left = current.next_update_utc - now if current.next_update_utc else dt.timedelta(0)
+                fresh = dt.timedelta(days=valid_days) / 2 < left <= dt.timedelta(days=valid_days + 1)
                 if fresh and (revoked is None or frozenset(dates) == revoked):
                     return path.read_text()
                 if revoked is None:

@@ -58,6 +58,42 @@ TLS_KEY = f"{PKI_DIR}/gateway.key"
 TLS_CERT = f"{PKI_DIR}/gateway.crt"
 
 
+# OpenClaw's tool policy per agent_tools profile (2026.9.6; `openclaw config validate` accepts each). Deny wins over
+# the profile; the groups are OpenClaw's. Tool Search and code mode are off: with either on, the model is offered
+# tool_search/tool_call (or a JS exec) beside an empty list.
+_CONFINED = {
+    "toolSearch": False,
+    "codeMode": False,
+    "elevated": {"enabled": False},
+    "exec": {"mode": "deny"},
+    "web": {"search": {"enabled": False}, "fetch": {"enabled": False}},
+    "agentToAgent": {"enabled": False},
+    "sessions": {"visibility": "self"},
+    "fs": {"workspaceOnly": True},
+}
+_NEVER = ("gateway", "session_status", "group:runtime", "group:automation", "group:ui", "group:nodes",
+          "group:sessions", "group:web", "group:messaging", "group:plugins")  # fmt: skip
+TOOL_POLICIES: dict[str, dict] = {
+    # Answers only: no tool at all, so nothing a page, a file or the model itself says can act on the frontend.
+    "chat": {
+        "profile": "minimal",
+        "deny": [*_NEVER, "group:fs", "group:memory", "group:agents", "group:media"],
+        **_CONFINED,
+    },  # fmt: skip
+    # Files in its own workspace (/var/lib/openclaw/workspace), nothing outside it, no commands.
+    "workspace": {"profile": "minimal", "alsoAllow": ["group:fs"], "deny": list(_NEVER), **_CONFINED},
+    # OpenClaw's own default: every tool, commands included, as the gateway's user.
+    "operator": {"profile": "full"},
+}
+# What the running gateway must report (`tools.effective`) for each profile: exactly these, or (operator) these
+# among others.
+EFFECTIVE_TOOLS: dict[str, tuple[str, ...]] = {
+    "chat": (),
+    "workspace": ("apply_patch", "edit", "ls", "read", "write"),
+    "operator": ("exec", "process", "read", "write"),
+}
+
+
 @dataclass(frozen=True)
 class GatewayConfig:
     node_version: str
@@ -73,6 +109,7 @@ class GatewayConfig:
     max_tokens: int  # the backend's longest answer
     request_timeout_s: int
     model_tools: bool
+    agent_tools: str  # a key of TOOL_POLICIES
     auth_max_attempts: int
     token_file: str  # on the control machine
     model_api_key_file: str  # on the control machine
@@ -184,6 +221,8 @@ class GatewayConfig:
                 }
             },
             "plugins": {"entries": {"memory-core": {"config": {"dreaming": {"enabled": False}}}}},
+            "tools": TOOL_POLICIES[self.agent_tools],
+            **({} if self.agent_tools == "operator" else {"browser": {"enabled": False}}),
         }
 
     def openclaw_json(self) -> str:
@@ -224,6 +263,7 @@ def build_gateway_config(
         max_tokens=max_tokens,
         request_timeout_s=settings.request_timeout_s,
         model_tools=model_parses_tools if settings.model_tools == "auto" else settings.model_tools,
+        agent_tools=settings.agent_tools,
         auth_max_attempts=settings.auth_max_attempts,
         token_file=token_file,
         model_api_key_file=model_api_key_file,

@@ -220,21 +220,27 @@ def _security_audit(config: GatewayConfig, known, gateway_changes):
     timer_job(
         known,
         unit=AUDIT_UNIT,
-        service_src=rendered(
-            "gateway/clawlan-gateway-audit.service.j2",
-            program=AUDIT_PROGRAM,
-            report=AUDIT_REPORT,
-            report_directory=AUDIT_REPORT_DIR.removeprefix("/var/lib/"),  # systemd takes it relative to /var/lib
-            metrics=config.audit_metrics,
-            metrics_dir=config.metrics_dir,
-            inputs=config.audit_inputs,
-            command=AUDIT_COMMAND,
-            state_dir=STATE_DIR,
-            cache_dir=CACHE_DIR,
-        ),
+        service_src=StringIO(audit_unit_text(config)),
         timer_src=str(TEMPLATES / "gateway" / f"{AUDIT_UNIT}.timer"),
         run_now="Run the security audit now (the gateway or the audit changed)",
         run_now_on=(*gateway_changes, program),
+    )
+
+
+def audit_unit_text(config: GatewayConfig) -> str:
+    return render(
+        "gateway/clawlan-gateway-audit.service.j2",
+        program=AUDIT_PROGRAM,
+        report=AUDIT_REPORT,
+        report_directory=AUDIT_REPORT_DIR.removeprefix("/var/lib/"),  # systemd takes it relative to /var/lib
+        metrics=config.audit_metrics,
+        metrics_dir=config.metrics_dir,
+        inputs=config.audit_inputs,
+        command=AUDIT_COMMAND,
+        cli=CLI,
+        own_addresses=("localhost", config.listen_address),
+        state_dir=STATE_DIR,
+        cache_dir=CACHE_DIR,
     )
 
 

@@ -40,5 +40,10 @@ class GatewaySettings:
         "auto", "Send OpenClaw's tool definitions; 'auto' = with llama-server, whose Jinja path parses tool calls.",
         Either(Flag(), Choice("auto")),
     )  # fmt: skip
+    agent_tools: Literal["chat", "workspace", "operator"] = setting(
+        "chat", "What the agent may do: 'chat' answers only; 'workspace' also reads and writes files in its own "
+        "workspace; 'operator' runs commands on the frontend as the gateway's user (README: the agent's tools).",
+        Choice("chat", "workspace", "operator"),
+    )  # fmt: skip
     auth_max_attempts: int = setting(10, "Failed token attempts per client per minute before a 5-minute lockout.",
                                      WholeNumber(1, 1000))  # fmt: skip

@@ -232,3 +232,15 @@ def test_BASE_20_services_run_on_the_files_they_have(host):
         if not paths or host.check_output(f"echo {watch_hash(tuple(paths))}") != recorded:
             behind.append(unit)
     assert not behind, f"running on older files than they have (or recorded by an older clawlan): {behind}"
+
+
+@control("BASE-21", "The system journal keeps logs for a bounded time", impact=0.3)
+def test_BASE_21_journal_retention(host, site, host_name):
+    """A service's log can quote what a person sent (a refused request, an error with its input): the journal keeps
+    base_log_retention_days, as journald itself reads its configuration."""
+    days = site.base_config(host_name).log_retention_days
+    merged = host.check_output("systemd-analyze cat-config systemd/journald.conf")
+    settings = [
+        line.strip() for line in merged.splitlines() if line.strip().startswith(("MaxRetentionSec=", "SystemMaxUse="))
+    ]
+    assert settings[-2:] == [f"MaxRetentionSec={days}day", "SystemMaxUse=1G"], settings

@@ -25,6 +25,7 @@ from roles.gateway.config import (
     BACKUP_DIR,
     BACKUP_SUFFIX,
     BACKUP_UNIT,
+    EFFECTIVE_TOOLS,
     NODE_ROOT,
     OPENCLAW_ROOT,
 )
@@ -250,6 +251,26 @@ def test_GW_05_gateway_security_audit(gateway_audit):
     assert "findings" in report, f"the audit did not run (exit {rc}): {report.get('error', report)}"
     critical = [f.get("checkId", f) for f in report["findings"] if f.get("severity") == "critical"]
     assert critical == [], f"critical findings: {critical}"
+
+
+@control("GW-18", "The agent has its profile's tools and no others, as the running gateway reports them", impact=0.9,
+         roles=("frontend",))  # fmt: skip
+def test_GW_18_agent_tools(gateway_audit, _gateway_audits_started, site, host_name):
+    """What the agent may do is what a prompt injection (a web page, a file, the model's own output) or any token
+    holder may make it do. The running gateway's own answer (``tools.effective``, kept by the audit unit) must be the
+    profile's (gateway_agent_tools): none for 'chat', the workspace's file tools for 'workspace'."""
+    record = json.loads(_gateway_audits_started[host_name].result().stdout)
+    effective = record.get("effective_tools") or {"error": "the report holds no effective tools"}
+    assert "tools" in effective, f"the gateway did not say which tools its agent has: {effective.get('error')}"
+    profile = site.gateway_config(host_name).agent_tools
+    wanted = set(EFFECTIVE_TOOLS[profile])
+    have = set(effective["tools"])
+    if profile == "operator":
+        assert wanted <= have, f"profile operator, but the agent lacks {sorted(wanted - have)}"
+    else:
+        assert have == wanted, (
+            f"profile {profile}: the agent also has {sorted(have - wanted)}, lacks {sorted(wanted - have)}"
+        )
 
 
 @control("GW-06", "The gateway's unit is hardened", impact=0.5, roles=("frontend",))

@@ -39,7 +39,7 @@ from roles.monitor.config import PROBE_UNIT
 from tests.compliance import test_services as service_controls
 from tests.compliance.conftest import GATEWAY_AUDIT
 from tests.e2e.conftest import LAB_INVENTORY, deploy
-from tests.support.remote import chats_logged, last_chat_logged, unit_property
+from tests.support.remote import chats_logged, last_chat_logged, put_text, unit_property
 from tests.support.tls import lab_site, site_tls
 from tools.locks import pinned_version
 
@@ -317,6 +317,45 @@ def test_upgrading_the_pinned_versions_is_one_inventory_change(hosts, gateway_ur
     service_controls.test_GW_14_only_the_pinned_versions(front, site, FRONTEND)
     assert chat(gateway_url, token)[0] == 200
     assert deploy().changed == set()
+
+
+HOSTILE_CALLS = [  # what an injected instruction asks of the agent: a command, and a private file outside its workspace
+    {"name": "exec", "arguments": {"command": "touch /var/lib/openclaw/PWNED-by-the-model"}},
+    {"name": "read", "arguments": {"path": CONFIG_FILE}},
+]
+
+
+def test_an_agent_told_to_run_a_command_or_read_a_private_file_does_neither(
+    hosts, gateway_url, token, site, probe_paused
+):
+    """The model is not trusted: its output may be a web page's or a file's instructions. In place of the backend's
+    model, a model that answers every chat with tool calls (tests/support/hostile_model.py) sits behind the real
+    nginx and balancer: the agent must offer it no tool (gateway_agent_tools 'chat'), run none of its calls, and hand
+    nothing of the file back to it. With OpenClaw's default tools the command ran (seen on the lab)."""
+    front, back = hosts[FRONTEND], hosts[BACKEND]
+    port, log = site.model_server_config(BACKEND).port, "/root/hostile-model.jsonl"
+    put_text(back, "/root/hostile_model.py", (REPO / "tests/support/hostile_model.py").read_text(), 0o644)
+    put_text(back, "/root/hostile-calls.json", json.dumps(HOSTILE_CALLS), 0o644)
+    back.run_expect([0], f"rm -f {log} && systemctl stop {MODEL_UNIT} && systemd-run --unit clawlan-hostile-model"
+                         f" python3 /root/hostile_model.py {port} {log} /root/hostile-calls.json")  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60  # the balancer's checks find the "model" answering
+        while (answer := chat(gateway_url, token, "run the command and show me the file"))[0] != 200:
+            assert time.monotonic() < deadline, f"no chat went through to the hostile model: {answer}"
+            time.sleep(1)
+        requests = [json.loads(line) for line in back.file(log).content_string.splitlines()]
+    finally:
+        back.run(f"systemctl stop clawlan-hostile-model; systemctl reset-failed clawlan-hostile-model;"
+                 f" systemctl start {MODEL_UNIT}")  # fmt: skip
+    assert requests and all(request["tools"] == [] for request in requests), [r["tools"] for r in requests]
+    assert not front.file("/var/lib/openclaw/PWNED-by-the-model").exists
+    assert '"customBindHost"' in front.file(CONFIG_FILE).content_string  # what a read of the file would hand back
+    handed_back = [m for r in requests for m in r["messages"] if m.get("role") == "tool"]
+    assert not any("customBindHost" in json.dumps(m) for m in handed_back), handed_back
+    deadline = time.monotonic() + 60
+    while chat(gateway_url, token, "are you back?")[0] != 200:
+        assert time.monotonic() < deadline, "the model server did not serve again"
+        time.sleep(1)
 
 
 def test_a_rotated_token_replaces_the_old_one_with_the_next_deploy(hosts, gateway_url, token, site):

@@ -10,12 +10,11 @@ from roles.base.deploy import SYSCTL_FILE, THP_TMPFILES, TIMESYNCD_DROPIN
 from roles.common.templates import render
 from roles.common.tls import PKI_DIR
 from roles.common.units import dropin_path
-from roles.gateway.config import AUDIT_COMMAND, AUDIT_PROGRAM, AUDIT_REPORT, AUDIT_REPORT_DIR, AUDIT_UNIT, CACHE_DIR
+from roles.gateway.config import AUDIT_UNIT
 from roles.gateway.config import CLI as GATEWAY_CLI
 from roles.gateway.config import CONFIG_FILE as GATEWAY_CONFIG
-from roles.gateway.config import STATE_DIR as GATEWAY_STATE_DIR
 from roles.gateway.config import UNIT as GATEWAY_UNIT
-from roles.gateway.deploy import _unit_context
+from roles.gateway.deploy import _unit_context, audit_unit_text
 from roles.model_server.config import CONFIG_FILE as MODEL_CONFIG
 from roles.model_server.config import UNIT
 from roles.model_server.deploy import unit_text
@@ -70,12 +69,7 @@ def host_files(site: Site, name: str) -> dict[str, str]:
         files[GATEWAY_CLI] = render("gateway/openclaw.sh.j2", **context)
         files[GATEWAY_CONFIG] = gateway.openclaw_json()
         files[f"/etc/systemd/system/{GATEWAY_UNIT}"] = render("gateway/clawlan-gateway.service.j2", **context)
-        files[f"/etc/systemd/system/{AUDIT_UNIT}.service"] = render(
-            "gateway/clawlan-gateway-audit.service.j2", program=AUDIT_PROGRAM, report=AUDIT_REPORT,
-            report_directory=AUDIT_REPORT_DIR.removeprefix("/var/lib/"), metrics=gateway.audit_metrics,
-            metrics_dir=gateway.metrics_dir, inputs=gateway.audit_inputs, command=AUDIT_COMMAND,
-            state_dir=GATEWAY_STATE_DIR, cache_dir=CACHE_DIR,
-        )  # fmt: skip
+        files[f"/etc/systemd/system/{AUDIT_UNIT}.service"] = audit_unit_text(gateway)
         probe = site.probe_config(name)
         files[PROBE_CONFIG] = probe.probe_json() + "\n"
         files[f"/etc/systemd/system/{PROBE_UNIT}"] = render(

@@ -156,3 +156,32 @@ def test_openclaw_versions_compare_as_numbers(older, newer):
     from roles.gateway.operations import version_key
 
     assert version_key(older) < version_key(newer)
+
+
+def test_by_default_the_agent_only_answers():
+    """No tool, no exec, no web, no browser, no Tool Search (which would offer tool_call beside an empty list)."""
+    tools = openclaw()["tools"]
+    assert tools["profile"] == "minimal" and tools["toolSearch"] is False and tools["codeMode"] is False
+    assert {"gateway", "group:runtime", "group:fs", "group:automation", "group:nodes", "group:web"} <= set(
+        tools["deny"]
+    )
+    assert tools["exec"] == {"mode": "deny"} and tools["elevated"] == {"enabled": False}
+    assert openclaw()["browser"] == {"enabled": False}
+
+
+def test_the_workspace_profile_adds_file_tools_confined_to_the_workspace():
+    tools = openclaw(front={"gateway_agent_tools": "workspace"})["tools"]
+    assert tools["alsoAllow"] == ["group:fs"] and tools["fs"] == {"workspaceOnly": True}
+    assert "group:runtime" in tools["deny"] and "group:fs" not in tools["deny"]
+
+
+def test_the_operator_profile_is_openclaws_own_default():
+    config = openclaw(front={"gateway_agent_tools": "operator"})
+    assert config["tools"] == {"profile": "full"} and "browser" not in config
+
+
+@pytest.mark.parametrize("value", ["full", "none", "", True, ["chat"], "chat; id"])
+def test_an_unknown_agent_profile_is_refused_naming_host_and_key(value):
+    with pytest.raises(InventoryError) as error:
+        site_with(front={"gateway_agent_tools": value})
+    assert "front" in str(error.value) and "gateway_agent_tools" in str(error.value)

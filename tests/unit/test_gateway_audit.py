@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from roles.common.templates import render
-from roles.gateway.config import AUDIT_COMMAND, AUDIT_PROGRAM, AUDIT_REPORT, CONFIG_FILE, ENV_FILE, STATE_DIR
+from roles.gateway.config import AUDIT_COMMAND, AUDIT_PROGRAM, AUDIT_REPORT, CLI, CONFIG_FILE, ENV_FILE, STATE_DIR
+from roles.gateway.deploy import audit_unit_text
 from roles.gateway.programs import audit
 from roles.inventory import load_inventory, site_from_inventory
 
@@ -192,21 +192,53 @@ def test_the_unit_runs_the_program_on_what_the_audit_reads():
     frontend = next(h.name for h in site.hosts if h.role == "frontend")
     config = site.gateway_config(frontend)
     assert {CONFIG_FILE, STATE_DIR, ENV_FILE, config.openclaw_dir, config.node_dir} <= set(config.audit_inputs)
-    unit = render(
-        "gateway/clawlan-gateway-audit.service.j2",
-        program=AUDIT_PROGRAM,
-        report=AUDIT_REPORT,
-        report_directory="clawlan-gateway-audit",
-        metrics=config.audit_metrics,
-        metrics_dir=config.metrics_dir,
-        inputs=config.audit_inputs,
-        command=AUDIT_COMMAND,
-        state_dir=STATE_DIR,
-        cache_dir="/var/cache/openclaw",
-    )
+    unit = audit_unit_text(config)
     exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
     arguments = exec_start.removeprefix("ExecStart=/usr/bin/python3 ").split()
     assert arguments[:4] == [AUDIT_PROGRAM, "run", AUDIT_REPORT, config.audit_metrics]
     assert [arguments[i + 1] for i, arg in enumerate(arguments) if arg == "--input"] == list(config.audit_inputs)
     assert " ".join(arguments[arguments.index("--") + 1 :]) == AUDIT_COMMAND
     assert config.metrics_dir in next(line for line in unit.splitlines() if line.startswith("ReadWritePaths="))
+
+
+def fake_cli(tmp_path: Path, answer: str, known: bool) -> Path:
+    """An openclaw CLI that answers `gateway call`: tools.effective fails for an unknown session until it is made."""
+    made = tmp_path / "session-made"
+    if known:
+        made.touch()
+    cli = tmp_path / "openclaw"
+    cli.write_text(
+        "#!/bin/sh\n"
+        f'echo "$@" >> {tmp_path}/calls\n'
+        f'case "$3" in sessions.create) touch {made}; echo \'{{"ok": true}}\';;\n'
+        f"  tools.effective) if [ -e {made} ]; then echo '{answer}';"
+        " else echo 'unknown session key' >&2; exit 1; fi;;\n"
+        "esac\n"
+    )
+    cli.chmod(0o755)
+    return cli
+
+
+def test_the_effective_tools_are_what_the_gateway_answers_for_a_session_it_makes_when_missing(tmp_path):
+    groups = [{"id": "core", "tools": [{"id": "write"}, {"id": "read"}]}, {"id": "plugin", "tools": [{"id": "read"}]}]
+    answer = json.dumps({"agentId": "main", "profile": "minimal", "groups": groups})
+    cli = fake_cli(tmp_path, answer, known=False)
+    assert audit.effective_tools(str(cli)) == {"profile": "minimal", "tools": ["read", "write"]}
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert [call.split()[2] for call in calls] == ["tools.effective", "sessions.create", "tools.effective"]
+    assert f'{{"sessionKey": "{audit.TOOLS_SESSION}"}}' in calls[0]
+
+
+def test_no_answer_from_the_gateway_is_an_error_not_an_empty_list(tmp_path):
+    cli = fake_cli(tmp_path, "not json", known=True)
+    assert "error" in audit.effective_tools(str(cli))
+    missing = audit.effective_tools(str(tmp_path / "no-such-cli"))
+    assert "error" in missing and "tools" not in missing
+
+
+def test_the_unit_asks_the_running_gateway_over_its_own_address_only():
+    site = site_from_inventory(load_inventory(str(REPO / "inventory/lab.py"), cwd=str(REPO)))
+    frontend = next(h.name for h in site.hosts if h.role == "frontend")
+    unit = audit_unit_text(site.gateway_config(frontend))
+    assert f"--tools-cli {CLI} -- {AUDIT_COMMAND}" in unit
+    assert "IPAddressDeny=any" in unit and f"IPAddressAllow=localhost {site.host(frontend).address}" in unit

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from roles.common.ca import (
     CRL_FILE,
@@ -75,6 +76,15 @@ def test_signed_anew_once_half_its_life_has_passed_with_the_same_serials_and_dat
         assert crl.next_update_utc == later + dt.timedelta(days=90)
         assert crl[0].revocation_date_utc == x509.load_pem_x509_crl(first.encode())[0].revocation_date_utc
         later += dt.timedelta(days=46)
+
+
+def test_a_list_made_to_last_as_long_as_the_ca_is_signed_anew(ca, directory):
+    serials = frozenset({serial_of(issue(ca, directory))})
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    revocation_list(ca, directory, serials, now=now, valid_days=3650)  # what earlier versions made
+    renewed = x509.load_pem_x509_crl(revocation_list(ca, directory, None, now=now, valid_days=90).encode())
+    assert renewed.next_update_utc == now + dt.timedelta(days=90) and names(renewed.public_bytes(
+        serialization.Encoding.PEM).decode()) == serials  # fmt: skip
 
 
 def test_never_valid_past_its_ca(ca, directory):

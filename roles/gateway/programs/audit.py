@@ -1,6 +1,7 @@
 """openclaw's security audit, run on the frontend by clawlan-gateway-audit.service and kept as a report.
 
-    audit.py run REPORT METRICS --input PATH ... -- COMMAND ...   run the audit, keep its report and metrics
+    audit.py run REPORT METRICS --input PATH ... [--tools-cli CLI] -- COMMAND ...
+                                                                   run the audit, keep its report and metrics
     audit.py show REPORT --max-age SECONDS                         print the report while it speaks for now
 
 The audit costs ~10 s of Node on a small frontend. Run by the deploy whenever the gateway changes, and hourly by a
@@ -9,6 +10,9 @@ younger than --max-age and none of its inputs (the configuration, the token file
 state directory's mode and owner) changed since the audit ran: an edit or a chmod makes it stale at once, and the
 suite then has the unit run the audit again. The node exporter reads the metrics, so an alert fires on a critical
 finding, and on an audit that fails (a rejected configuration) or stopped running.
+
+With --tools-cli the record also holds the tools the running gateway gives its agent (OpenClaw's ``tools.effective``
+for a session of its own, made empty when missing): what the gateway enforces, not what its configuration says.
 
 Standard library only: the host's Python 3 runs it, as root (the audit itself runs as the gateway's user).
 """
@@ -27,6 +31,7 @@ from pathlib import Path
 
 SEVERITIES = ("critical", "warn", "info")
 RECORD_KEYS = ("started", "finished", "exit_status", "inputs", "report")
+TOOLS_SESSION = "agent:main:clawlan-tools-check"  # an empty session the check asks about; no model call is made
 
 
 def parse_report(stdout: str) -> dict | None:
@@ -66,6 +71,29 @@ def run_audit(command: list[str], inputs: list[str]) -> dict:
         "inputs": before,
         "report": parse_report(process.stdout),
     }
+
+
+def gateway_call(cli: str, method: str, params: dict) -> tuple[int, dict | None, str]:
+    command = [cli, "gateway", "call", method, "--json", "--params", json.dumps(params)]
+    try:
+        process = subprocess.run(
+            command, capture_output=True, stdin=subprocess.DEVNULL, text=True, check=False, timeout=120
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return 127, None, str(error)
+    return process.returncode, parse_report(process.stdout), (process.stdout + process.stderr).strip()[-500:]
+
+
+def effective_tools(cli: str) -> dict:
+    """``{"profile": ..., "tools": [ids]}`` as the running gateway answers for TOOLS_SESSION, or ``{"error": ...}``."""
+    status, answer, text = gateway_call(cli, "tools.effective", {"sessionKey": TOOLS_SESSION})
+    if status != 0 and "unknown session key" in text:
+        gateway_call(cli, "sessions.create", {"key": TOOLS_SESSION})
+        status, answer, text = gateway_call(cli, "tools.effective", {"sessionKey": TOOLS_SESSION})
+    if status != 0 or answer is None or not isinstance(answer.get("groups"), list):
+        return {"error": text or f"exit {status}"}
+    tools = sorted({str(tool.get("id")) for group in answer["groups"] for tool in group.get("tools", [])})
+    return {"profile": answer.get("profile"), "tools": tools}
 
 
 def staleness(record: dict, max_age_s: float, now: float) -> str | None:
@@ -140,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("report", type=Path)
     run.add_argument("metrics", type=Path)
     run.add_argument("--input", action="append", default=[], help="a file or directory the audit reads")
+    run.add_argument("--tools-cli", help="the openclaw CLI: also record the agent's effective tools")
     run.add_argument("command", nargs="+", help="the audit, after --")
     show = commands.add_parser("show", help="print the report if it still speaks for now (exit 1 if not)")
     show.add_argument("report", type=Path)
@@ -148,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.action == "run":
         record = run_audit(args.command, args.input)
+        if args.tools_cli:
+            record["effective_tools"] = effective_tools(args.tools_cli)
         write_atomically(args.report, json.dumps(record, indent=2) + "\n", 0o600)  # root's: the findings map holes
         write_atomically(args.metrics, metrics(record), 0o644)  # the node exporter's user reads it
         if record["report"] is None:
