@@ -93,7 +93,8 @@ def _check_control_path(site: Site) -> None:
     machine out on its next connection. Refused here, before any host is touched."""
     problems = []
     for each in sorted(inventory.get_active_hosts(), key=lambda h: h.name):
-        control = each.get_fact(SshClientAddress)
+        # As the login user: sudo clears SSH_CONNECTION, and an empty answer would skip the check unseen.
+        control = each.get_fact(SshClientAddress, _sudo=False)
         if control and (problem := control_path_problem(site.settings[each.name]["firewall"], each.name, control)):
             problems.append(problem)
     if problems:

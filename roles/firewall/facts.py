@@ -24,7 +24,8 @@ class FirewallState(FactBase):
 
 
 class SshClientAddress(FactBase):
-    """The address this deploy's SSH connection comes from, as the host sees it ("" when not over SSH)."""
+    """The address this deploy's SSH connection comes from, as the host sees it ("" when not over SSH). Read it as
+    the login user (``_sudo=False``): sudo does not pass SSH_CONNECTION on."""
 
     def command(self) -> str:
         return 'echo "${SSH_CONNECTION%% *}"'

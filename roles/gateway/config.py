@@ -110,6 +110,7 @@ class GatewayConfig:
     request_timeout_s: int
     model_tools: bool
     agent_tools: str  # a key of TOOL_POLICIES
+    session_retention_days: int
     auth_max_attempts: int
     token_file: str  # on the control machine
     model_api_key_file: str  # on the control machine
@@ -222,8 +223,15 @@ class GatewayConfig:
             },
             "plugins": {"entries": {"memory-core": {"config": {"dreaming": {"enabled": False}}}}},
             "tools": TOOL_POLICIES[self.agent_tools],
+            # People's conversations are not kept for ever: OpenClaw archives those untouched this long, and deletes
+            # archived resets and deletions after as long (the probe's chats, a session each, go the same way).
+            "session": {"maintenance": self.session_maintenance()},
             **({} if self.agent_tools == "operator" else {"browser": {"enabled": False}}),
         }
+
+    def session_maintenance(self) -> dict:
+        days = f"{self.session_retention_days}d"
+        return {"mode": "enforce", "pruneAfter": days, "resetArchiveRetention": days}
 
     def openclaw_json(self) -> str:
         return json.dumps(self.openclaw_config(), indent=2, sort_keys=True) + "\n"
@@ -264,6 +272,7 @@ def build_gateway_config(
         request_timeout_s=settings.request_timeout_s,
         model_tools=model_parses_tools if settings.model_tools == "auto" else settings.model_tools,
         agent_tools=settings.agent_tools,
+        session_retention_days=settings.session_retention_days,
         auth_max_attempts=settings.auth_max_attempts,
         token_file=token_file,
         model_api_key_file=model_api_key_file,

@@ -45,5 +45,9 @@ class GatewaySettings:
         "workspace; 'operator' runs commands on the frontend as the gateway's user (README: the agent's tools).",
         Choice("chat", "workspace", "operator"),
     )  # fmt: skip
+    session_retention_days: int = setting(
+        30, "Conversations (and their reset or deleted archives) untouched this long are cleaned up by OpenClaw.",
+        WholeNumber(1, 3650),
+    )  # fmt: skip
     auth_max_attempts: int = setting(10, "Failed token attempts per client per minute before a 5-minute lockout.",
                                      WholeNumber(1, 1000))  # fmt: skip

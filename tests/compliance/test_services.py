@@ -22,10 +22,10 @@ from roles.common.units import UnitState
 from roles.gateway.config import (
     AUDIT_REPORT,
     AUDIT_UNIT,
-    BACKUP_DIR,
     BACKUP_SUFFIX,
     BACKUP_UNIT,
     EFFECTIVE_TOOLS,
+    EXPORT_DIR,
     NODE_ROOT,
     OPENCLAW_ROOT,
 )
@@ -273,6 +273,15 @@ def test_GW_18_agent_tools(gateway_audit, _gateway_audits_started, site, host_na
         )
 
 
+@control("GW-19", "People's conversations are kept a bounded time", impact=0.5, roles=("frontend",))
+def test_GW_19_session_retention(host, site, host_name):
+    """OpenClaw keeps every conversation unless told otherwise: the configuration the gateway runs on (BASE-20 holds
+    it to the file) enforces gateway_session_retention_days, for conversations and their archives alike."""
+    config = json.loads(host.file(GATEWAY_CONFIG).content_string)
+    wanted = site.gateway_config(host_name).session_maintenance()
+    assert config.get("session", {}).get("maintenance") == wanted, config.get("session")
+
+
 @control("GW-06", "The gateway's unit is hardened", impact=0.5, roles=("frontend",))
 def test_GW_06_gateway_hardening(host):
     """The gateway parses what LAN clients send: its unit limits what a compromise could reach."""
@@ -396,13 +405,16 @@ def test_GW_14_only_the_pinned_versions(host, site, host_name):
          roles=("frontend",))  # fmt: skip
 def test_GW_15_state_backed_up(host, site, host_name):
     """People's sessions and paired devices live only on the frontend: a replacement box gets them back from the
-    control machine's copy (each deploy takes the newest). A backup older than two days means the timer stopped."""
+    control machine's copy (each deploy takes the newest, with the sha256 root recorded; a restore needs both). What
+    counts is root's published copy: the gateway's user may empty its own directory. A backup older than two days
+    means the timer stopped."""
     timer = host.run(f"systemctl is-active {BACKUP_UNIT}.timer").stdout.strip()
     assert timer == "active", f"{BACKUP_UNIT}.timer is {timer}"
-    newest = host.run(f"find {BACKUP_DIR} -name '*{BACKUP_SUFFIX}' -mmin -{2 * 24 * 60}").stdout.split()
-    assert newest, f"no backup in {BACKUP_DIR} from the last two days"
+    newest = host.run(f"find {EXPORT_DIR} -name '*{BACKUP_SUFFIX}' -mmin -{2 * 24 * 60}").stdout.split()
+    assert newest, f"no backup published in {EXPORT_DIR} in the last two days"
     copies = Path(site.gateway_config(host_name).backup_copies_dir).expanduser()
-    assert any(copies.glob(f"*{BACKUP_SUFFIX}")), f"the control machine holds no copy in {copies}"
+    recorded = [copy for copy in copies.glob(f"*{BACKUP_SUFFIX}") if copy.with_name(copy.name + ".sha256").exists()]
+    assert recorded, f"the control machine holds no copy with its recorded sha256 in {copies}"
 
 
 # --- NET: what each box exposes ------------------------------------------------------------------------------

@@ -185,3 +185,13 @@ def test_an_unknown_agent_profile_is_refused_naming_host_and_key(value):
     with pytest.raises(InventoryError) as error:
         site_with(front={"gateway_agent_tools": value})
     assert "front" in str(error.value) and "gateway_agent_tools" in str(error.value)
+
+
+def test_conversations_are_kept_a_bounded_time():
+    assert openclaw()["session"]["maintenance"] == {
+        "mode": "enforce",
+        "pruneAfter": "30d",
+        "resetArchiveRetention": "30d",
+    }
+    shorter = openclaw(front={"gateway_session_retention_days": 7})["session"]["maintenance"]
+    assert shorter["pruneAfter"] == shorter["resetArchiveRetention"] == "7d"
