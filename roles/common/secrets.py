@@ -38,11 +38,7 @@ def replace_site_secret(path: str | Path) -> None:
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     with open(path.parent / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        partial = path.with_name(path.name + ".partial")
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as stream:
-            stream.write(secrets.token_urlsafe(32) + "\n")
-        partial.replace(path)
+        _write_private(path, secrets.token_urlsafe(32) + "\n")
         path.with_name(path.name + ".bcrypt").unlink(missing_ok=True)
 
 
@@ -58,12 +54,17 @@ def password_hash(path: str | Path, password: str) -> str:
             if hashed and bcrypt.checkpw(password.encode(), hashed.encode()):
                 return hashed
         hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10)).decode()
-        partial = stored.with_name(stored.name + ".partial")
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as stream:
-            stream.write(hashed + "\n")
-        partial.replace(stored)
+        _write_private(stored, hashed + "\n")
         return hashed
+
+
+def _write_private(path: Path, text: str) -> None:
+    """``text`` at ``path``, 0600 from its first byte, swapped in whole."""
+    partial = path.with_name(path.name + ".partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as stream:
+        stream.write(text)
+    partial.replace(path)
 
 
 @operation()

@@ -12,7 +12,7 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from roles.common.secrets import password_hash
+from roles.common.secrets import password_hash, replace_site_secret, site_secret
 from roles.common.templates import render
 from roles.inventory import build_site
 from roles.monitor.config import (
@@ -190,3 +190,14 @@ def test_the_password_hash_is_made_once_and_follows_the_password(tmp_path):
     assert (tmp_path / "monitor-password.bcrypt").stat().st_mode & 0o777 == 0o600
     second = password_hash(secret, "two")  # a new password (the old file removed) gets its own hash
     assert second != first and bcrypt.checkpw(b"two", second.encode())
+
+
+def test_a_replaced_secret_is_new_private_and_takes_its_old_hash_with_it(tmp_path):
+    secret = tmp_path / "monitor-password"
+    old = site_secret(secret)
+    old_hash = password_hash(secret, old)
+    replace_site_secret(secret)
+    new = secret.read_text().strip()
+    assert new != old and len(new) >= 40 and secret.stat().st_mode & 0o777 == 0o600
+    assert not (tmp_path / "monitor-password.bcrypt").exists()
+    assert password_hash(secret, new) != old_hash and site_secret(secret) == new
