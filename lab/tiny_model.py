@@ -102,7 +102,7 @@ def generate(path: Path) -> str:
 
 
 def sha256_of(path: Path) -> str:
-    from roles.model_server.operations import sha256_file
+    from roles.common.files import sha256_file
 
     return sha256_file(str(path))
 

@@ -9,7 +9,9 @@ whole (``whole_file``), never half; anything else becomes the usual pyinfra oper
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import os
 import posixpath
 import shlex
 from io import StringIO
@@ -193,3 +195,19 @@ def _upload(state, host, src, remote: str) -> bool:
     if not transfer.put(host, src, remote):
         raise OperationError(f"could not copy {getattr(src, 'name', 'a file')} to {host.name}:{remote}")
     return True
+
+
+def sha256_file(path: str | Path) -> str:
+    """The sha256 of a file on the control machine (a model, a wheelhouse, a backup copy), read once per version."""
+    stat = os.stat(path)
+    return _sha256_file(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.cache
+def _sha256_file(path: str, size: int, mtime_ns: int) -> str:
+    """Keyed by size and mtime too, so a file replaced during a run is hashed again."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

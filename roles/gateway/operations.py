@@ -7,7 +7,6 @@ restarted on the new one.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import posixpath
 import re
@@ -22,7 +21,7 @@ from pyinfra.facts.files import Directory, File
 
 from roles.common import transfer
 from roles.common.connection import sudo_arguments
-from roles.common.files import upload
+from roles.common.files import sha256_file, upload
 from roles.common.locks import PACKAGE_JSON, PACKAGE_LOCK, REQUIREMENTS, Lock
 from roles.common.python import PIP
 from roles.gateway.config import (
@@ -179,21 +178,13 @@ def checked_copy(archive: Path) -> str:
             " it is not restored. Move it away to start this frontend without it."
         )
     recorded = record.read_text().split()[0] if record.read_text().split() else ""
-    actual = sha256_of(archive)
+    actual = sha256_file(archive)
     if actual != recorded:
         raise OperationError(
             f"{archive} has sha256 {actual}, but {record.name} records {recorded!r}: the copy changed after the"
             " frontend made it, so it is not restored. Move it away to start this frontend without it."
         )
     return actual
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        while chunk := stream.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def backup_version(archive: Path) -> str:

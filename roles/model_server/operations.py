@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import os
 import shlex
 from io import StringIO
 from pathlib import Path
@@ -14,7 +12,7 @@ from pyinfra.api import FunctionCommand, OperationError, operation
 from pyinfra.facts.files import FileContents
 
 from roles.common import transfer
-from roles.common.files import upload
+from roles.common.files import sha256_file, upload
 from roles.common.locks import BUILD_REQUIREMENTS, REQUIREMENTS, Lock, without_requirement
 from roles.common.python import PIP
 from roles.model_server.facts import BuildTarget, FreeMiB, ModelFile
@@ -230,18 +228,3 @@ def model_file(path: str, source: str, sha256: str, size_gib: float):
 def _record(path: str, sha256: str) -> str:
     quoted = shlex.quote(path)
     return f"echo {shlex.quote(sha256)} $(stat -c '%s %Y' {quoted}) > {shlex.quote(path + '.sha256')}"
-
-
-def sha256_file(path: str) -> str:
-    stat = os.stat(path)
-    return _sha256_file(path, stat.st_size, stat.st_mtime_ns)
-
-
-@functools.cache
-def _sha256_file(path: str, size: int, mtime_ns: int) -> str:
-    """Keyed by size and mtime too, so a file replaced during a run is hashed again."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
