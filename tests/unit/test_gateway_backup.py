@@ -36,14 +36,21 @@ def archive(path, files: dict[str, bytes]) -> None:
             tar.addfile(info, io.BytesIO(data))
 
 
-def test_the_state_directory_is_unpacked_in_place_and_nothing_else(tmp_path):
+def unpacked(tmp_path, state_files: dict[str, bytes], elsewhere: dict[str, bytes] | None = None):
+    """A state directory under ``tmp_path`` after unpack_command ran on an archive holding ``state_files`` (paths
+    inside the state directory) and ``elsewhere`` (paths in the archive)."""
     state = tmp_path / "var" / "lib" / "openclaw"
     state.mkdir(parents=True)
     path = tmp_path / f"x{BACKUP_SUFFIX}"
     payload = f"{ROOT}/payload/posix{state}"
-    archive(path, {f"{payload}/state/openclaw.sqlite": b"sessions", f"{payload}/agents/main/a.json": b"{}",
-                   f"{ROOT}/payload/posix/etc/elsewhere": b"not ours"})  # fmt: skip
+    archive(path, {**{f"{payload}/{name}": data for name, data in state_files.items()}, **(elsewhere or {})})
     subprocess.run(["sh", "-c", unpack_command(str(path), str(state))], check=True)
+    return state
+
+
+def test_the_state_directory_is_unpacked_in_place_and_nothing_else(tmp_path):
+    state = unpacked(tmp_path, {"state/openclaw.sqlite": b"sessions", "agents/main/a.json": b"{}"},
+                     {f"{ROOT}/payload/posix/etc/elsewhere": b"not ours"})  # fmt: skip
     assert (state / "state" / "openclaw.sqlite").read_bytes() == b"sessions"
     assert (state / "agents" / "main" / "a.json").exists()
     assert (state / "state" / "openclaw.sqlite").stat().st_mode & 0o777 == 0o600
@@ -154,13 +161,8 @@ def test_a_copy_is_restored_only_with_the_hash_the_frontend_recorded(tmp_path):
 
 
 def test_a_restore_leaves_out_plugins_and_scheduled_jobs(tmp_path):
-    state = tmp_path / "var" / "lib" / "openclaw"
-    state.mkdir(parents=True)
-    path = tmp_path / f"x{BACKUP_SUFFIX}"
-    payload = f"{ROOT}/payload/posix{state}"
-    archive(path, {f"{payload}/state/openclaw.sqlite": b"sessions", f"{payload}/extensions/evil/index.js": b"code",
-                   f"{payload}/cron/jobs.json": b"[]"})  # fmt: skip
-    subprocess.run(["sh", "-c", unpack_command(str(path), str(state))], check=True)
+    state = unpacked(tmp_path, {"state/openclaw.sqlite": b"sessions", "extensions/evil/index.js": b"code",
+                                "cron/jobs.json": b"[]"})  # fmt: skip
     assert sorted(p.name for p in state.iterdir()) == ["state"]
 
 
