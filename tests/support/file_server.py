@@ -1,7 +1,8 @@
 """A small HTTP file server with byte ranges and a rate limit, bound to an address the test chooses.
 
-Stands in for the NAS or mirror a site downloads its model from; slow enough that a test can
-interrupt a transfer midway, and it records every Range header so a test can prove a resume.
+Stands in for the NAS or mirror a site downloads its model from: a whole-file transfer is slow enough that a test
+can interrupt it midway, a resumed one (a Range request) runs at full speed, and every Range header is recorded so a
+test can prove a resume.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ class FileServer:
                 try:
                     for offset in range(start, len(data), chunk):
                         self.wfile.write(data[offset : offset + chunk])
-                        time.sleep(chunk / server.bytes_per_second)
+                        if not header:
+                            time.sleep(chunk / server.bytes_per_second)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
