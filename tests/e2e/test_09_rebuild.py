@@ -1,6 +1,7 @@
 """Last, because it replaces hosts: hardware swaps. First, one the inventory was not told about: declared hardware
 the host does not have stops the deploy. Then the backend box replaced by one at a new address with less RAM (its
-new host key enrolled, the inventory edited, one deploy), and the old box swapped back; last, the frontend's
+new host key enrolled, the inventory edited, one deploy); then the old backend box back and the frontend's box
+replaced on the same day (both enrolled, one deploy that restores the frontend's sessions); last, the frontend's
 identity replaced and its old certificate refused at once."""
 
 from __future__ import annotations
@@ -122,27 +123,69 @@ def test_one_deploy_of_the_edited_inventory_gives_a_working_site(retired_backend
     assert run_pyinfra(SWAPPED, "deploys/full.py").changed == set()
 
 
-def test_swapping_the_old_box_back_works_the_same_way(first_deploy, lab, site):
-    """The old box repaired and back at its old address: enrolled again (its key is new to the site once more), one
-    deploy of the old inventory, and the gateway answers through it."""
+def connect(name: str, inventory: str = LAB):
+    """A new testinfra connection to a lab host: the module's own die with the boxes a swap replaces."""
+    return remote_host(next(h for h in load_inventory(str(REPO / inventory), cwd=str(REPO)) if h.name == name))
+
+
+def sessions(host) -> set[str]:
+    """Every stored session: `openclaw sessions` lists the newest 100 unless told, and the probe makes one a round."""
+    listed = json.loads(host.check_output(f"{CLI} sessions --json --limit all"))
+    return {session["key"] for session in listed["sessions"]}
+
+
+@pytest.fixture(scope="module")
+def sessions_before_the_swap() -> set[str]:
+    """The sessions on the frontend, all in the backup the control machine holds when both boxes are swapped: the
+    daily backup made now and fetched by a deploy (of the site as it stands, its backend at its swapped address)."""
+    site = site_from_inventory(load_inventory(str(REPO / SWAPPED), cwd=str(REPO)))
+    front = connect(FRONTEND, SWAPPED)
+    status, text = chat(site.gateway_config(FRONTEND).url, site.gateway_token_file.read_text().strip())
+    assert status == 200, text
+    before = sessions(front)  # the probe's chats make more as it goes: these are all in the backup
+    assert before
+    front.check_output(f"systemctl start {BACKUP_UNIT}.service")
+    fetched = run_pyinfra(SWAPPED, "deploys/full.py").changed_ops(FRONTEND)
+    assert "Gateway | Copy the newest backup of OpenClaw's state to the control machine" in fetched
+    return before
+
+
+def test_both_boxes_swapped_at_once_are_refused_until_each_is_enrolled(sessions_before_the_swap, lab):
+    """The old backend box repaired and back at its old address, and the frontend's box replaced by a blank one, on
+    the same day: their keys are new to the site, so the deploy of the old inventory touches neither until each is
+    enrolled."""
     lab.recreate(BACKEND, trust=False)
+    lab.recreate(FRONTEND, trust=False)
     refused = deploy(check=False)
     assert refused.returncode != 0 and refused.changed == frozenset()
-    assert enrol(LAB, "--fingerprint", lab.console_fingerprint(BACKEND)).returncode == 0
-    deploy()
+    for host in (BACKEND, FRONTEND):
+        assert host in refused.log and "host key" in refused.log.lower(), refused.log[-2000:]
+        assert enrol(LAB, "--fingerprint", lab.console_fingerprint(host), host=host).returncode == 0
+
+
+def test_one_deploy_brings_both_back_and_the_frontend_keeps_its_peoples_sessions(sessions_before_the_swap, site):
+    """One deploy of the old inventory: the backend from the wheelhouse at its old address, and the frontend's
+    OpenClaw state restored from the control machine's copy of the newest backup before the gateway first starts. A
+    session made before the swap is still there after it, chats go through, and a second deploy changes nothing."""
+    result = deploy()
+    assert "Model server | Install llama-cpp-python" in " ".join(result.changed_ops(BACKEND))
+    restored = " ".join(result.changed_ops(FRONTEND))
+    assert "Gateway | Restore OpenClaw's state from the control machine's newest backup" in restored
+    front = connect(FRONTEND)
+    assert sessions_before_the_swap <= sessions(front), f"lost: {sorted(sessions_before_the_swap - sessions(front))}"
     wait_until_settled(site)
-    config = site.gateway_config("lab-front")
-    status, text = chat(config.url, site.gateway_token_file.read_text().strip())
+    gateway = site.gateway_config(FRONTEND)
+    status, text = chat(gateway.url, site.gateway_token_file.read_text().strip())
     assert status == 200, text
     assert deploy().changed == set()
 
 
-def test_a_retired_frontend_identity_is_refused_at_once_and_its_replacement_admitted(first_deploy, hosts, site):
+def test_a_retired_frontend_identity_is_refused_at_once_and_its_replacement_admitted(first_deploy, site):
     """The frontend's box replaced (a new key, so a new certificate), its old certificate and key kept by whoever
     has the old box: the same deploy that issues the new certificate revokes the old one, for the host's and the
     probe's identities alike, and every backend refuses it though the site CA signed it and its subject is the
     same as the new one's."""
-    front = hosts["lab-front"]
+    front = connect(FRONTEND)
     url = f"https://{site.model_endpoint_name()}:{site.ingress_config(BACKEND).port}/health"
     retired = {}
     for who, cert, key in (("host", HOST_CERT, HOST_KEY), ("probe", PROBE_CERT, PROBE_KEY)):
@@ -159,34 +202,3 @@ def test_a_retired_frontend_identity_is_refused_at_once_and_its_replacement_admi
         assert deploy().changed == set()
     finally:
         front.run("rm -f /root/retired-*")
-
-
-def sessions(host) -> set[str]:
-    """Every stored session: `openclaw sessions` lists the newest 100 unless told, and the probe makes one a round."""
-    listed = json.loads(host.check_output(f"{CLI} sessions --json --limit all"))
-    return {session["key"] for session in listed["sessions"]}
-
-
-def test_a_swapped_frontend_keeps_its_peoples_sessions(first_deploy, lab, site, hosts):
-    """The frontend box replaced by a blank one: its enrolment, then one deploy restores OpenClaw's state from the
-    control machine's copy of the newest backup before the gateway first starts. A session made before the swap
-    (and in that backup: the daily one, made now) is still there after it."""
-    gateway = site.gateway_config(FRONTEND)
-    url, token = gateway.url, site.gateway_token_file.read_text().strip()
-    status, text = chat(url, token)
-    assert status == 200, text
-    before = sessions(hosts[FRONTEND])  # the probe's chats make more as it goes: these are all in the backup
-    assert before
-    hosts[FRONTEND].check_output(f"systemctl start {BACKUP_UNIT}.service")
-    fetched = deploy().changed_ops(FRONTEND)
-    assert "Gateway | Copy the newest backup of OpenClaw's state to the control machine" in fetched
-    lab.recreate(FRONTEND, trust=False)
-    assert enrol(LAB, "--fingerprint", lab.console_fingerprint(FRONTEND), host=FRONTEND).returncode == 0
-    restored = " ".join(deploy().changed_ops(FRONTEND))
-    assert "Gateway | Restore OpenClaw's state from the control machine's newest backup" in restored
-    front = remote_host(next(h for h in load_inventory(str(REPO / LAB), cwd=str(REPO)) if h.name == FRONTEND))
-    assert before <= sessions(front), f"lost: {sorted(before - sessions(front))}"
-    wait_until_settled(site)
-    status, text = chat(url, token)
-    assert status == 200, text
-    assert deploy().changed == set()
