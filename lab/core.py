@@ -36,6 +36,15 @@ KERNEL_GLOBALS = (
     "/sys/kernel/mm/transparent_hugepage/enabled",
     "/sys/kernel/mm/transparent_hugepage/defrag",
 )
+# What a blank lab host would download again, kept on this machine per host name (a recreated box gets its
+# predecessor's): apt's archives, pip's cache (root's, through sudo -H) and npm's (roles/gateway). Each is checked as
+# it would be from the network: apt against the signed indexes, pip and npm against the locks' hashes, so a tampered
+# lock misses the cache and fails as it would without it. A site's mirror or proxy does the same for a real box.
+DOWNLOAD_CACHES = {
+    "apt": "/var/cache/apt/archives",
+    "pip": "/root/.cache/pip",
+    "npm": "/var/cache/clawlan/npm",
+}
 # podman's default rlimits cannot be set in this sandbox; these fit under the hard limits.
 RLIMITS = ("--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096")
 # crun refuses a cgroup v1/v2 hybrid host ("cgroups in hybrid mode not supported"); runc runs there.
@@ -235,6 +244,10 @@ class Lab:
             if _podman("volume", "exists", host.swap_volume, check=False).returncode != 0:
                 _podman("volume", "create", "--label", LABEL, host.swap_volume)
             args += ["--volume", f"{host.swap_volume}:{SWAP_VOLUME_MOUNT}"]
+        for name, mount in DOWNLOAD_CACHES.items():
+            kept = self.cache_dir / "downloads" / host.name / name
+            kept.mkdir(mode=0o755, parents=True, exist_ok=True)  # apt's _apt user reaches partial/ through it
+            args += ["--volume", f"{kept}:{mount}"]
         _podman(*args, image, "/lib/systemd/systemd")
         # The hosts trust the CAs this machine added locally (a proxy's, say), so they reach the package
         # registries the way this machine does; ca-certificates picks them up when the deploy installs it.
@@ -277,10 +290,12 @@ class Lab:
     # -- down ----------------------------------------------------------------------------------
 
     def down(self) -> None:
-        for container in self._labelled("container"):
+        containers = self._labelled("container")
+        for container in containers:
             self.log(f"lab: removing {container}")
             _podman("exec", container, "swapoff", "--all", check=False)
-            _podman("rm", "--force", "--time", "5", container, check=False)
+        if containers:  # one command: podman stops them side by side
+            _podman("rm", "--force", "--time", "5", *containers, check=False)
         self._swapoff_lab_volumes()
         for volume in self._labelled("volume"):
             _podman("volume", "rm", "--force", volume, check=False)
@@ -325,13 +340,13 @@ class Lab:
 
     def reboot(self) -> None:
         """A power cycle: nothing survives but the disks, so the kernel starts from its defaults."""
-        for host in self.hosts:
-            _podman("exec", host.container, "swapoff", "--all", check=False)
-            _podman("stop", "--time", "20", host.container)
+        containers = [host.container for host in self.hosts]
+        for container in containers:
+            _podman("exec", container, "swapoff", "--all", check=False)
+        _podman("stop", "--time", "20", *containers)  # side by side, as a power cut takes them
         self._swapoff_lab_volumes()
         self._restore_kernel_originals(forget=False)
-        for host in self.hosts:
-            _podman("start", host.container)
+        _podman("start", *containers)
         for host in self.hosts:
             self._wait_ready(host)
         self.log("lab: rebooted")
