@@ -29,6 +29,7 @@ from tests.compliance import test_base as base_controls
 from tests.e2e.conftest import LAB_INVENTORY, deploy, run_control
 from tests.e2e.test_02_backend import main_pid
 from tests.e2e.test_04_gateway import chat
+from tests.e2e.test_05_monitor import alert_states, wait_for
 from tests.e2e.test_06_compliance import wait_until_settled
 from tests.support.file_server import FileServer
 from tests.support.prometheus import alertmanager_alerts, api, prometheus_url
@@ -39,19 +40,11 @@ RECOVERED_WITHIN_S = 10  # the issue's goal for a process fault
 # OpenClaw takes ~12 s to start on the lab's two cores (loading its plugins; 13.3 s measured after a kill -9): the
 # gateway misses the goal by its own start time, and is held to this bound instead (README's faults table).
 GATEWAY_RECOVERED_WITHIN_S = 30
+WATCHDOG_EVERY_S = 75  # its route repeats it every minute; a notification may wait on Alertmanager's group timers
 
 
 def gateway_chat(site) -> tuple[int, str]:
     return chat(site.gateway_config(FRONTEND).url, site.gateway_token_file.read_text().strip())
-
-
-def test_the_watchdog_reaches_the_dead_mans_switch_every_minute(first_deploy, alert_receiver):
-    """The pipeline end to end: rules, Prometheus, Alertmanager, the route, the webhook. The lab's dead man's switch
-    is the same receiver (monitor_alert_watchdog_url); a site's calls a person when this stops arriving."""
-    since = time.monotonic()
-    alert_receiver.wait_for(WATCHDOG, "firing", since, timeout_s=150)
-    again = time.monotonic()
-    alert_receiver.wait_for(WATCHDOG, "firing", again, timeout_s=150)  # and again: it repeats every minute
 
 
 @pytest.mark.parametrize(
@@ -98,7 +91,9 @@ def test_a_stopped_model_server_reaches_a_person_once_and_its_effects_are_held_b
     try:
         detected = alert_receiver.wait_for("ClawlanModelServerNotReady", "firing", since, 120, instance=BACKEND)
         print(f"model server stopped: the person heard it after {detected:.0f} s")
-        time.sleep(30)  # long enough for the probe's failure alert to fire, were it not inhibited
+        # Its effect fires in Prometheus (the probe's backend path fails) and is held back by Alertmanager.
+        wait_for(lambda: alert_states(prometheus_url(site), "ClawlanProbeFailing").get("backend") == "firing", 120,
+                 "the probe's failure alert firing in Prometheus")  # fmt: skip
     finally:
         result = deploy()
     assert ("Model server | Run clawlan-model-server.service (restarted only when its build, model, settings or unit "
@@ -129,6 +124,21 @@ def test_a_certificate_inside_its_renewal_window_is_reported_and_renewed_by_the_
     alert_receiver.wait_for("ClawlanCertificateExpiring", "resolved", since, 120, instance=BACKEND)
     status, text = gateway_chat(site)
     assert status == 200, text
+
+
+def test_the_watchdog_reaches_the_dead_mans_switch_every_minute(first_deploy, alert_receiver):
+    """The pipeline end to end: rules, Prometheus, Alertmanager, the route, the webhook. The lab's dead man's switch
+    is the same receiver (monitor_alert_watchdog_url); a site's calls a person when this stops arriving. After the
+    tests above the receiver has minutes of history: two notifications a minute apart, the last within a minute, are
+    waited for only if that history lacks them."""
+    deadline = time.monotonic() + 150
+    while True:
+        times = [at for at, status, name, _ in alert_receiver.alerts() if name == WATCHDOG and status == "firing"]
+        now = time.monotonic()
+        if len(times) >= 2 and times[-1] - times[-2] <= WATCHDOG_EVERY_S and now - times[-1] <= WATCHDOG_EVERY_S:
+            break
+        assert now < deadline, f"the Watchdog's notifications: {[round(at - now) for at in times]} s from now"
+        time.sleep(1)
 
 
 def test_a_second_deploy_of_the_site_is_refused_at_once_and_the_first_completes(first_deploy):
