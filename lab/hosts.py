@@ -44,6 +44,10 @@ SITE = {
     "latency_ttft_p99_s": 3.5,
     "latency_inter_token_p99_s": 0.04,  # the 40 ms: above it a hop stalls (Nagle, delayed ACK)
     "latency_tokens_per_second": 25.0,
+    # Two shared cores: OpenClaw stalls about one gap in 500 for 40-150 ms even when idle (README, Latency), and
+    # the suite's runner, the probe and Prometheus share the cores with it. A Nagle or delayed-ACK stall (40 ms or
+    # more on every gap) still fails at 44 ms.
+    "latency_noise_margin_percent": 10.0,
 }
 
 

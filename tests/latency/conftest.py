@@ -28,11 +28,12 @@ import pytest
 from roles.inventory import load_inventory, site_from_inventory
 from tests.support.chats import path_targets, run_chats
 from tests.support.hosts import remote_host
-from tests.support.stats import summarize
+from tests.support.stats import headroom, missed, summarize
 
 REPO = Path(__file__).resolve().parents[2]
 PATHS = ("gateway", "backend")
 SUMMARIES = pytest.StashKey[dict[str, dict[str, Any]]]()  # path -> summary, for the table at the end
+REMEASURED = pytest.StashKey[dict[str, tuple[list[str], dict[str, Any]]]]()  # path -> (missed, first summary)
 TARGETS = pytest.StashKey[Any]()  # the site's LatencyTargets, which the tests hold the paths to
 SITE = pytest.StashKey[Any]()  # the inventory's Site, loaded once, when the session's tests are known
 FRONTEND = pytest.StashKey[str]()  # the first frontend's name: where both paths' chats start
@@ -78,6 +79,7 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     config.addinivalue_line("markers", "latency: the latency suite, against a running site (tests/latency)")
     config.stash[SUMMARIES] = {}
+    config.stash[REMEASURED] = {}
 
 
 @pytest.hookimpl(trylast=True)
@@ -153,16 +155,19 @@ def expected_tokens(path: str, target: dict[str, Any]) -> int:
 
 @pytest.fixture(scope="session", params=PATHS)
 def measured(request, site, frontend, frontend_host) -> Measured:
+    """A path's chats. A path whose figures miss target and margin is measured once more, and that second set is
+    the verdict: a stall on a shared core fails no check, a path that is slow fails twice. Failed or cut-short
+    chats are never measured away."""
     path = request.param
     target = path_targets(site, frontend)[path]
-    chats = run_chats(
-        frontend_host,
-        target,
-        count=request.config.getoption("--chats"),
-        concurrency=request.config.getoption("--concurrency"),
-    )
     expected = expected_tokens(path, target)
+    count, concurrency = request.config.getoption("--chats"), request.config.getoption("--concurrency")
+    chats = run_chats(frontend_host, target, count=count, concurrency=concurrency)
     summary = summarize(chats, expected_tokens=expected)
+    if (missing := missed(summary, site.latency)) and not (summary["errors"] or summary["short"]):
+        request.config.stash[REMEASURED][path] = (missing, summary)
+        chats = run_chats(frontend_host, target, count=count, concurrency=concurrency)
+        summary = summarize(chats, expected_tokens=expected)
     request.config.stash[SUMMARIES][path] = summary
     request.config.stash[TARGETS] = site.latency
     return Measured(path=path, target=target, chats=chats, expected_tokens=expected, summary=summary)
@@ -201,8 +206,13 @@ def pytest_terminal_summary(terminalreporter, config):
         path, *figures = row
         write("  ".join([path.ljust(widths[0]), *(f.rjust(w) for f, w in zip(figures, widths[1:], strict=True))]))
     targets = config.stash.get(TARGETS, None)
-    if targets is not None:
-        write(
-            f"targets: TTFT p99 <= {_ms(targets.ttft_p99_s)}, ITL p99 <= {_ms(targets.inter_token_p99_s)}"
-            f", tokens/s median >= {targets.tokens_per_second:g}"
-        )
+    if targets is None:
+        return
+    write(
+        f"targets: TTFT p99 <= {_ms(targets.ttft_p99_s)}, ITL p99 <= {_ms(targets.inter_token_p99_s)}"
+        f", tokens/s median >= {targets.tokens_per_second:g}; noise margin {targets.noise_margin_percent:g} %"
+    )
+    for path, s in summaries.items():
+        write(f"{path}: headroom to the target (negative: past it) {headroom(s, targets)}")
+    for path, (missing, first) in config.stash.get(REMEASURED, {}).items():
+        write(f"{path}: measured again, the first set missed {', '.join(missing)} ({headroom(first, targets)})")

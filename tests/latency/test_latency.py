@@ -1,4 +1,5 @@
-"""Each path's chats, measured once per session (conftest.py), against the site's targets (``latency_*``).
+"""Each path's chats, measured once per session (conftest.py), against the site's targets (``latency_*``) with its
+noise margin (0 on a real site); a path that misses is measured once more before it fails.
 
 Every test runs once per path ("gateway", "backend"); a figure that could not be computed (every chat failed)
 fails the test that needs it rather than passing unseen.
@@ -31,28 +32,28 @@ def test_no_chat_is_cut_short(measured):
 
 
 def test_ttft_p99_meets_the_target(measured, site):
-    target = site.latency.ttft_p99_s
+    target = site.latency.allowed()["ttft_p99_s"]
     p99 = measured.summary["ttft_p99_s"]
     assert p99 is not None, f"no chat answered: {_first_failures(measured)}"
     assert p99 <= target, (
-        f"TTFT p99 {p99 * 1000:.1f} ms > target {target * 1000:.1f} ms; slowest of the {len(measured.chats)} chats"
-        f" (numbered in the order they finished): {slowest_ttfts(measured.chats)}"
+        f"TTFT p99 {p99 * 1000:.1f} ms > {target * 1000:.1f} ms (target and noise margin); slowest of the"
+        f" {len(measured.chats)} chats (numbered in the order they finished): {slowest_ttfts(measured.chats)}"
     )
 
 
 def test_inter_token_p99_meets_the_target(measured, site):
-    target = site.latency.inter_token_p99_s
+    target = site.latency.allowed()["inter_token_p99_s"]
     p99 = measured.summary["inter_token_p99_s"]
     assert p99 is not None, "no chat streamed two chunks: no gap to measure"
     assert p99 <= target, (
-        f"inter-token p99 {p99 * 1000:.1f} ms > target {target * 1000:.1f} ms; chats (numbered in the order they"
-        f" finished) with gaps over the target, their slowest gap x how many:"
+        f"inter-token p99 {p99 * 1000:.1f} ms > {target * 1000:.1f} ms (target and noise margin); chats (numbered in"
+        f" the order they finished) with gaps over it, their slowest gap x how many:"
         f" {chats_with_slow_gaps(measured.chats, target)}"
     )
 
 
 def test_decode_speed_meets_the_target(measured, site):
-    target = site.latency.tokens_per_second
+    target = site.latency.allowed()["tokens_per_second_median"]
     median = measured.summary["tokens_per_second_median"]
     assert median is not None, "no chat streamed two chunks: no decode speed to measure"
-    assert median >= target, f"median decode speed {median:.1f} tokens/s < target {target:g}"
+    assert median >= target, f"median decode speed {median:.1f} tokens/s < {target:g} (target and noise margin)"

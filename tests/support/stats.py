@@ -72,3 +72,25 @@ def chats_with_slow_gaps(chats: Sequence[Mapping[str, Any]], threshold_s: float,
         if "error" not in c and c["inter_token_s"] and max(c["inter_token_s"]) > threshold_s
     ]
     return ", ".join(slow[:limit]) + (f" and {len(slow) - limit} more" if len(slow) > limit else "")
+
+
+def missed(summary: dict[str, Any], targets) -> list[str]:
+    """The figures of a path past their target and the site's noise margin (latency_noise_margin_percent)."""
+    allowed = targets.allowed()
+    late = [name for name in ("ttft_p99_s", "inter_token_p99_s") if (summary[name] or 0) > allowed[name]]
+    rate = summary["tokens_per_second_median"]
+    slow = rate is not None and rate < allowed["tokens_per_second_median"]
+    return late + ["tokens_per_second_median"] * slow
+
+
+def headroom(summary: dict[str, Any], targets) -> str:
+    """How far each figure is inside its target, in % of the target: the margin a check passed by."""
+    figures = (
+        ("TTFT p99", summary["ttft_p99_s"], targets.ttft_p99_s, 1),
+        ("ITL p99", summary["inter_token_p99_s"], targets.inter_token_p99_s, 1),
+        ("tokens/s", summary["tokens_per_second_median"], targets.tokens_per_second, -1),
+    )
+    return ", ".join(
+        f"{name} {sign * (target - value) / target * 100:+.0f} %" for name, value, target, sign in figures
+        if value is not None and target
+    )  # fmt: skip

@@ -6,7 +6,16 @@ import math
 
 import pytest
 
-from tests.support.stats import chats_with_slow_gaps, percentile, slowest_ttfts, summarize, tokens_per_second
+from roles.site_settings import LatencyTargets
+from tests.support.stats import (
+    chats_with_slow_gaps,
+    headroom,
+    missed,
+    percentile,
+    slowest_ttfts,
+    summarize,
+    tokens_per_second,
+)
 
 
 def chat(ttft_s: float, gaps: list[float]) -> dict:
@@ -146,3 +155,40 @@ def test_failure_messages_name_the_slow_chats_in_run_order():
     assert chats_with_slow_gaps(chats, 0.04) == "#3 73 ms x2, #4 41 ms x1"
     assert chats_with_slow_gaps(chats, 0.04, limit=1) == "#3 73 ms x2 and 1 more"
     assert chats_with_slow_gaps(chats, 0.1) == ""
+
+
+def figures(ttft: float, gap: float, rate: float | None) -> dict:
+    return {"ttft_p99_s": ttft, "inter_token_p99_s": gap, "tokens_per_second_median": rate}
+
+
+def test_a_real_sites_targets_have_no_noise_margin():
+    targets = LatencyTargets()
+    assert targets.noise_margin_percent == 0
+    assert targets.allowed() == {"ttft_p99_s": 0.7, "inter_token_p99_s": 0.04, "tokens_per_second_median": 25.0}
+    assert missed(figures(0.7, 0.04, 25.0), targets) == []  # on target is not a miss
+    assert missed(figures(0.71, 0.041, 24.9), targets) == [
+        "ttft_p99_s",
+        "inter_token_p99_s",
+        "tokens_per_second_median",
+    ]
+
+
+@pytest.mark.parametrize(
+    "measured, misses",
+    [
+        (figures(1.1, 0.044, 22.5), []),  # within 10 %: noise
+        (figures(1.11, 0.0, 30.0), ["ttft_p99_s"]),
+        (figures(0.5, 0.0441, 30.0), ["inter_token_p99_s"]),
+        (figures(0.5, 0.01, 22.4), ["tokens_per_second_median"]),
+        (figures(None, None, None), []),  # nothing measured: the tests say so, not this
+    ],
+)
+def test_the_noise_margin_widens_each_bound_by_its_percentage(measured, misses):
+    targets = LatencyTargets(ttft_p99_s=1.0, inter_token_p99_s=0.04, tokens_per_second=25.0, noise_margin_percent=10)
+    assert missed(measured, targets) == misses
+
+
+def test_headroom_is_the_share_of_the_target_left_and_negative_past_it():
+    targets = LatencyTargets(ttft_p99_s=1.0, inter_token_p99_s=0.04, tokens_per_second=20.0)
+    assert headroom(figures(0.25, 0.05, 30.0), targets) == "TTFT p99 +75 %, ITL p99 -25 %, tokens/s +50 %"
+    assert headroom(figures(0.5, None, None), targets) == "TTFT p99 +50 %"
