@@ -19,6 +19,7 @@ from roles.base.facts import HostHardware
 from roles.base.hardware import HardwareMismatch, mismatches
 from roles.common.ca import held_serials, issued_serials, load_ca, revocation_list, trusted_ca_directories
 from roles.common.settings import InventoryError
+from roles.common.ssh import send_at_once
 from roles.firewall.config import control_path_problem
 from roles.firewall.facts import SshClientAddress
 from roles.inventory import site_from_inventory
@@ -30,6 +31,7 @@ _held: dict[str, IO] = {}
 
 
 def this_site() -> Site:
+    _send_at_once()
     # Validated again here: pyinfra --data overrides are applied after the inventory file's own check.
     site = site_from_inventory(inventory)
     _hold_the_site_lock(site)
@@ -37,6 +39,14 @@ def this_site() -> Site:
     _check_hardware(site)
     _check_control_path(site)
     return replace(site, revocations=_revocations(site))
+
+
+def _send_at_once() -> None:
+    """Every connection pyinfra opened, before its first fact: see roles.common.ssh.send_at_once."""
+    for connected in inventory:
+        client = getattr(connected.connector, "client", None)  # SSH connections only (not @local, @docker)
+        if client is not None:
+            send_at_once(client)
 
 
 def _hold_the_site_lock(site: Site) -> None:

@@ -9,6 +9,8 @@ import paramiko
 import testinfra
 from testinfra.backend.paramiko import ParamikoBackend
 
+from roles.common.ssh import send_at_once
+
 
 class VerifiedParamikoBackend(ParamikoBackend):
     """testinfra's paramiko backend, but refusing any host key not in the inventory's known_hosts file.
@@ -30,6 +32,7 @@ class VerifiedParamikoBackend(ParamikoBackend):
         client.load_host_keys(self._known_hosts)
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
         client.connect(**self._connect_args)
+        send_at_once(client)
         return client
 
 
