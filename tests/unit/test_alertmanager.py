@@ -52,7 +52,8 @@ def test_the_watchdog_goes_to_the_dead_mans_switch_every_minute_and_the_rest_is_
     assert route["group_by"] == ["alertname", "instance"]
     (watchdog_route,) = route["routes"]
     assert watchdog_route["matchers"] == [f'alertname="{WATCHDOG}"'] and watchdog_route["receiver"] == "watchdog"
-    assert watchdog_route["repeat_interval"] == "1m"
+    # Every minute: the first look after the 50 s repeat, at a 10 s group interval, is 60 s after the last.
+    assert (watchdog_route["group_interval"], watchdog_route["repeat_interval"]) == ("10s", "50s")
     assert am["receivers"][1]["webhook_configs"][0]["url"] == "https://hc.example.org/ping/abc"
 
 
