@@ -175,15 +175,24 @@ def test_the_watchdog_reaches_the_dead_mans_switch_every_minute(first_deploy, al
         time.sleep(1)
 
 
-def test_a_second_deploy_of_the_site_is_refused_at_once_and_the_first_completes(first_deploy):
+def test_a_second_deploy_of_the_site_is_refused_at_once_and_the_first_completes(first_deploy, site):
     first = subprocess.Popen(
         [str(REPO / ".venv" / "bin" / "pyinfra"), "-y", LAB_INVENTORY, "deploys/full.py"],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    time.sleep(3)  # the first holds the site's lock from its first host's deploy file
-    started = time.monotonic()
-    second = run_pyinfra(LAB_INVENTORY, "deploys/full.py", check=False)
-    refused_after = time.monotonic() - started
+    # The first holds the site's lock from its first host's deploy file, and says so in the lock file; a re-run
+    # that changes nothing is over in seconds, so it is held there (SIGSTOP) while the second tries.
+    lock, deadline = site.state_dir / "deploy.lock", time.monotonic() + 60
+    while not (lock.exists() and lock.read_text().startswith(f"pid {first.pid} ")):
+        assert time.monotonic() < deadline and first.poll() is None, "the first deploy never held the site's lock"
+        time.sleep(0.05)
+    os.kill(first.pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        second = run_pyinfra(LAB_INVENTORY, "deploys/full.py", check=False)
+        refused_after = time.monotonic() - started
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
     _, err = first.communicate(timeout=600)
     assert first.returncode == 0, err[-3000:]
     assert second.returncode != 0 and second.changed == frozenset(), second.log[-2000:]
