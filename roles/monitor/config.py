@@ -152,6 +152,9 @@ class AlertThresholds:
     tokens_per_second_floor: float
     latency_for_s: int
     probe_failing_for_s: int
+    # A probe round, its timeout and two scrapes: how long after a backend recovers the probe may still show it
+    # failing.
+    probe_recovery_s: int
     down_for_s: int
     disk_free_percent: float
     certificate_renew_before_days: int
@@ -402,6 +405,7 @@ def build_prometheus_config(
             tokens_per_second_floor=settings.alert_tokens_per_second_floor,
             latency_for_s=settings.alert_latency_for_s,
             probe_failing_for_s=settings.alert_probe_failing_for_s,
+            probe_recovery_s=settings.probe_interval_s + settings.probe_timeout_s + 2 * settings.scrape_interval_s,
             down_for_s=settings.alert_down_for_s,
             certificate_for_s=settings.alert_certificate_for_s,
             disk_free_percent=settings.alert_disk_free_percent,

@@ -961,3 +961,37 @@ def test_the_watchdog_always_fires_with_no_series_at_all(tmp_path):
 def test_inhibition_names_alerts_that_exist():
     """A renamed alert would silently stop inhibiting (or being inhibited)."""
     assert set(CAUSES) <= set(ALERTS) and set(EFFECTS) <= set(ALERTS) and not set(CAUSES) & set(EFFECTS)
+
+
+def backend_down_then_back(t: AlertThresholds, back_at_s: int, eval_s: int, *, fires: bool) -> Case:
+    """The model server not ready from time 0 until ``back_at_s``, and the probe's backend path failing all along."""
+    down = back_at_s // STEP_S
+    probe = {"job": "probe", "instance": FRONT, "path": "backend"}
+    series = {
+        selector("up", job="model_server", instance=BACK): f"0x{down - 1} 1x{samples(eval_s) - down}",
+        selector("clawlan_probe_success", **probe): constant(0, eval_s),
+    }
+    alerts = [alert(probe_failing_text(t, FRONT, "backend"), severity="critical", **probe)] if fires else []
+    return Case(series, eval_s, alerts)
+
+
+RECOVERED_AT_S = 1200  # the model server back after 20 minutes down
+
+
+@pytest.mark.parametrize(
+    "eval_s, fires",
+    [
+        pytest.param(RECOVERED_AT_S - STEP_S, True, id="while its cause fires (Alertmanager inhibits it)"),
+        pytest.param(RECOVERED_AT_S + STEP_S, False, id="just after its cause resolved"),
+        pytest.param(RECOVERED_AT_S + DEFAULTS.probe_recovery_s - STEP_S, False, id="until the probe can have seen it"),
+        pytest.param(
+            RECOVERED_AT_S + DEFAULTS.probe_recovery_s + DEFAULTS.probe_failing_for_s + 2 * STEP_S, True,
+            id="still failing long after",
+        ),
+    ],
+)  # fmt: skip
+def test_the_probe_alert_waits_a_probe_round_after_its_cause_resolves(tmp_path, eval_s, fires):
+    """Alertmanager's inhibition ends with its cause; the probe sees a recovered backend a round later. In between
+    the effect would reach the person just after the cause's resolved notice, so the rule holds it back."""
+    case = backend_down_then_back(DEFAULTS, RECOVERED_AT_S, eval_s, fires=fires)
+    promtool_test(tmp_path, render_rules(DEFAULTS), "ClawlanProbeFailing", case)
