@@ -7,7 +7,7 @@ Prometheus durations ("5m") and bytes. The conversions live here, so the templat
 from __future__ import annotations
 
 from roles.common.templates import render
-from roles.monitor.config import CAUSES, AlertThresholds
+from roles.monitor.config import AlertThresholds
 
 RULES_TEMPLATE = "monitor/clawlan.rules.yml.j2"
 # The TTFT p99 window never drops below this: at one probe a minute it still holds ~10 probe rounds (a p99 of
@@ -65,7 +65,6 @@ def render_rules(thresholds: AlertThresholds) -> str:
         latency_for=prometheus_duration(t.latency_for_s),
         probe_failing_for=prometheus_duration(t.probe_failing_for_s),
         probe_recovery=prometheus_duration(t.probe_recovery_s),
-        causes_regex="|".join(CAUSES),
         down_for=prometheus_duration(t.down_for_s),
         disk_free_percent=number(t.disk_free_percent),
         certificate_renew_before_days=t.certificate_renew_before_days,
