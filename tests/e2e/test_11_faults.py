@@ -81,14 +81,18 @@ def test_a_service_killed_by_sigkill_is_back_by_itself_within_10_s(hosts, site, 
     assert status == 200, text  # serving: a person's chat goes through
 
 
+def probe_noticed_s(monitor) -> int:
+    """Time for a change of the backend to show in Prometheus: a probe round (its interval, plus a gateway probe
+    that may run to its timeout), a scrape and an evaluation."""
+    return monitor.probe_interval_s + 2 * monitor.probe_timeout_s + 2 * monitor.scrape_interval_s
+
+
 @pytest.fixture(scope="module")
 def stopped_model_server(hosts, site, alert_receiver) -> dict:
     """The model server stopped by hand and forgotten, until the person acts: the suite's one stop cycle, for the
     alerts Prometheus raises and for what reaches the person. The documented action, a deploy, starts it again."""
     back, monitor, prometheus = hosts[BACKEND], site.monitor, prometheus_url(site)
-    # Time for the failure to be seen: a probe round (its interval, plus a gateway probe that may run to its
-    # timeout), a scrape and an evaluation.
-    noticed_s = monitor.probe_interval_s + 2 * monitor.probe_timeout_s + 2 * monitor.scrape_interval_s
+    noticed_s = probe_noticed_s(monitor)
     wait_for(lambda: not alert_states(prometheus, "ClawlanProbeFailing"), 240, "no probe alert before the test")
     since = time.monotonic()
     seen: dict = {"since": since}
@@ -133,7 +137,7 @@ def test_a_restarted_model_server_resolves_its_alerts_and_its_effects_never_reac
     recovered = alert_receiver.wait_for("ClawlanModelServerNotReady", "resolved", seen["since"], recovery_s + 60,
                                         instance=BACKEND)  # fmt: skip
     print(f"resolved notice {recovered - seen['detected']:.0f} s after the alert")
-    noticed_s = monitor.probe_interval_s + 2 * monitor.probe_timeout_s + 2 * monitor.scrape_interval_s
+    noticed_s = probe_noticed_s(monitor)
     wait_for(lambda: "backend" not in alert_states(prometheus, "ClawlanProbeFailing"), noticed_s + 60,
              "ClawlanProbeFailing resolved after the model server started")  # fmt: skip
     wait_for(lambda: not alert_states(prometheus, "ClawlanProbeFailing"), 240, "both probe paths healthy again")
