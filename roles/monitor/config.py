@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from roles.common.names import HostSpec
 from roles.common.settings import Problem
 from roles.common.tls import CA_CERT, PKI_DIR, Issuance
+from roles.monitor.alerts import CAUSES, EFFECTS, WATCHDOG, AlertThresholds
 from roles.monitor.settings import MonitorSettings
 
 # Debian's node exporter reads this directory (its package creates it); the pki role writes certificate expiry here.
@@ -50,11 +51,6 @@ SMTP_PASSWORD_FILE = f"{PROMETHEUS_DIR}/alert-smtp-password"
 WEB_CONFIG = f"{PROMETHEUS_DIR}/web.yml"  # root:prometheus 0640
 WEB_USER = "clawlan"
 WEB_PASSWORD_FILE = f"{PROMETHEUS_DIR}/web-password"  # Prometheus' own login to itself and Alertmanager; 0640
-# A cause and the alerts it brings with it: while a backend is down or out, the probe failing, slow or queueing is
-# the same story. The person hears the cause; the effects are inhibited.
-CAUSES = ("ClawlanModelServerNotReady", "ClawlanBackendOutOfPool", "ClawlanBackendsBelowMinimum")
-EFFECTS = ("ClawlanProbeFailing", "ClawlanProbeTtftHigh", "ClawlanTokensPerSecondLow", "ClawlanBalancerQueueing")
-WATCHDOG = "Watchdog"
 WATCHED_UNITS = (
     "clawlan-model-server.service",
     "clawlan-gateway.service",
@@ -137,36 +133,6 @@ class ProbeConfig:
             indent=2,
             sort_keys=True,
         )
-
-
-@dataclass(frozen=True)
-class AlertThresholds:
-    """Everything the alert rules read from the inventory; ``*_for_s`` become the rules' ``for:``."""
-
-    memory_used_percent: float
-    memory_for_s: int
-    memory_available_floor_gib: float
-    swap_growth_for_s: int
-    packet_loss_percent: float
-    ttft_p99_s: float
-    tokens_per_second_floor: float
-    latency_for_s: int
-    probe_failing_for_s: int
-    # A probe round, its timeout and two scrapes: how long after a backend recovers the probe may still show it
-    # failing.
-    probe_recovery_s: int
-    down_for_s: int
-    disk_free_percent: float
-    certificate_renew_before_days: int
-    certificate_for_s: int  # a certificate inside its window this long alerts (a renewing deploy finishes first)
-    gateway_audit_max_age_s: int  # the gateway's security audit report counts as current this long
-    queue_for_s: int  # chats waiting for a slot this long alert
-    context_full_percent: float  # a chat filling its slot's context past this alerts
-    slot_context_tokens: tuple[tuple[str, int], ...]  # (backend, context per slot) of the llama-server backends
-    backend_out_for_s: int  # a backend out of a balancer's pool this long alerts
-    backends_min: int  # fewer healthy backends than this in a balancer's pool alerts
-    balancer_proxy: str  # HAProxy's name for the pool (the proxy label of its metrics)
-    watched_units: tuple[str, ...] = WATCHED_UNITS
 
 
 @dataclass(frozen=True)
@@ -417,6 +383,7 @@ def build_prometheus_config(
             backend_out_for_s=settings.alert_backend_out_for_s,
             backends_min=settings.alert_backends_min,
             balancer_proxy=balancer_proxy,
+            watched_units=WATCHED_UNITS,
         ),
     )
 

@@ -18,7 +18,7 @@ from lab.core import INVENTORY
 from lab.runner import REPO
 from roles.gateway.config import CONFIG_FILE as GATEWAY_CONFIG
 from roles.model_server.config import KEY_FILE
-from roles.monitor.config import WATCHDOG
+from roles.monitor.alerts import WATCHDOG
 from tests.e2e.conftest import deploy
 from tests.support.prometheus import alertmanager_alerts, api, prometheus_url
 

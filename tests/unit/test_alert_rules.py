@@ -1,12 +1,13 @@
-"""The alert rules, rendered from the inventory's thresholds, checked and unit-tested by promtool.
+"""The alert rules (roles/monitor/alerts), written with the inventory's thresholds, checked and unit-tested by promtool.
 
-Every alert has a case where it fires (labels and annotations compared word for word) and one where it stays quiet:
+Every alert has a case where it fires (labels and expanded annotations compared whole) and one where it stays quiet:
 just on the good side of its threshold, or bad for less than its for:. Inputs derive from the thresholds, so a
 changed default moves the inputs with it. promtool's test files are written as JSON, which is YAML too.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -17,26 +18,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import yaml
 from prometheus_client.utils import floatToGoString
 
 from roles.common.ca import CertSpec
 from roles.common.names import HostSpec
 from roles.common.tls import Issuance
 from roles.gateway.config import AUDIT_MAX_AGE_S
+from roles.inventory import SETTINGS
+from roles.monitor.alerts import CAUSES, EFFECTS, WATCHDOG, AlertRule, AlertThresholds, alert_groups
+from roles.monitor.alerts.latency import ttft_window_s
+from roles.monitor.alerts.model import gib_to_bytes, number, prometheus_duration
 from roles.monitor.config import (
-    CAUSES,
-    EFFECTS,
-    WATCHDOG,
-    AlertThresholds,
     ModelServerScrape,
     ScrapeTarget,
     build_prometheus_config,
 )
 from roles.monitor.programs.collector import TTFT_BUCKETS
-from roles.monitor.rules import gib_to_bytes, number, prometheus_duration, render_rules, ttft_window_s
+from roles.monitor.rules import render_rules
 from roles.monitor.settings import MonitorSettings
 from roles.mtls.config import BALANCER_PROXY
 from roles.pki.settings import PkiSettings
+from tests.support.alert_rules import rules_document
 
 HOSTS = [
     HostSpec("lab-front", "10.0.0.10", "frontend", 16, 4),
@@ -58,30 +61,6 @@ FIXED_FOR_S = {
     "ClawlanModelServerContextNearFull": 0,
     "ClawlanSilenceActive": 0,
 }
-ALERTS = (
-    "ClawlanMemoryHigh",
-    "ClawlanMemoryAvailableLow",
-    "ClawlanSwapGrowing",
-    "ClawlanPacketLoss",
-    "ClawlanTcpRetransmits",
-    "ClawlanProbeTtftHigh",
-    "ClawlanTokensPerSecondLow",
-    "ClawlanProbeFailing",
-    "ClawlanExporterDown",
-    "ClawlanUnitDown",
-    "ClawlanDiskFilling",
-    "ClawlanCertificateExpiring",
-    "ClawlanRevocationListExpiring",
-    "ClawlanGatewayAuditCritical",
-    "ClawlanGatewayAuditFailing",
-    "ClawlanModelServerNotReady",
-    "ClawlanModelServerQueueing",
-    "ClawlanModelServerContextNearFull",
-    "ClawlanBackendOutOfPool",
-    "ClawlanBackendsBelowMinimum",
-    "ClawlanBalancerQueueing",
-    "ClawlanSilenceActive",
-)
 SLOT_CONTEXT = 32768
 
 
@@ -104,6 +83,7 @@ def thresholds(**monitor_settings) -> AlertThresholds:
 
 
 DEFAULTS = thresholds()
+ALERTS = tuple(r.name for group in alert_groups(DEFAULTS) for r in group.rules if r.name != WATCHDOG)
 
 
 def promtool() -> Path:
@@ -215,7 +195,41 @@ def humanize_duration(seconds: int) -> str:
     return f"{minutes}m {secs}s"
 
 
-# --- Expected annotations, word for word as the operator reads them ---------------------------------------------
+# --- Expected annotations ------------------------------------------------------------------------------------------
+# Most are the rule's own text with its labels and value filled in as Prometheus does: promtool then proves the
+# template expands, and that the labels and the value land where the text says. The rules whose text branches on a
+# label or the value are spelled out word for word below, one function each, as the operator reads them.
+
+_ACTION = re.compile(r"\{\{ (.*?) \}\}")
+
+
+def rule(t: AlertThresholds, alertname: str) -> AlertRule:
+    return next(r for group in alert_groups(t) for r in group.rules if r.name == alertname)
+
+
+def expand(text: str, value: float, labels: dict[str, str]) -> str:
+    """Prometheus' expansion of the template actions our simple annotations use."""
+
+    def action(match: re.Match) -> str:
+        words = match.group(1)
+        if words.startswith("$labels."):
+            return labels[words.removeprefix("$labels.")]
+        if words == "$value":
+            return number(value)
+        if printf := re.fullmatch(r'printf "%\.(\d)f" \$value', words):
+            return f"{value:.{printf.group(1)}f}"
+        if words == "$value | humanize1024":
+            return humanize1024(value)
+        raise AssertionError(f"{{{{ {words} }}}}: a branch or function this test does not expand: spell it out")
+
+    return _ACTION.sub(action, text)
+
+
+def fired(t: AlertThresholds, alertname: str, value: float, labels: dict[str, str]) -> dict:
+    """The alert as promtool should see it: ``labels`` plus the rule's severity, its annotations expanded."""
+    r = rule(t, alertname)
+    annotations = expand(r.summary, value, labels), expand(r.description, value, labels)
+    return alert(annotations, **(labels | {"severity": r.severity}))
 
 
 def memory_high_text(t: AlertThresholds, instance: str, used: float) -> tuple[str, str]:
@@ -226,68 +240,6 @@ def memory_high_text(t: AlertThresholds, instance: str, used: float) -> tuple[st
         "the backend the model server should be the bulk (weights and context); if it grew, lower "
         "`model_server_context_tokens` or `model_server_prompt_cache_mib` in the inventory (or choose a smaller "
         f"model) and rerun {DEPLOY}. Stop anything that does not belong on the appliance.",
-    )
-
-
-def memory_available_text(t: AlertThresholds, instance: str, available: float) -> tuple[str, str]:
-    return (
-        f"Only {humanize1024(available)}B of memory available on {instance}, below the "
-        f"{number(t.memory_available_floor_gib)} GiB floor",
-        f"Free memory now, before the OOM killer picks a process: on {instance} find the biggest with "
-        "`ps -eo pid,rss,cmd --sort=-rss | head` and stop what does not belong on the appliance; "
-        "`journalctl -k | grep -i oom` shows earlier kills. If the model server is the consumer, lower "
-        f"`model_server_context_tokens` in the inventory and rerun {DEPLOY}.",
-    )
-
-
-def swap_text(t: AlertThresholds, instance: str, used: float) -> tuple[str, str]:
-    return (
-        f"Swap use on {instance} is {humanize1024(used)}B and has kept growing for "
-        f"{prometheus_duration(t.swap_growth_for_s)}",
-        f"Memory is being paged out. On {instance} check `free -h`, `vmstat 5` (columns si and so) and who holds "
-        "swap: `grep VmSwap /proc/*/status | sort -k2 -n | tail`. Keep `model_server_mlock` on so the weights cannot "
-        f"be swapped, free memory (see ClawlanMemoryHigh), and rerun {DEPLOY} after changing the inventory.",
-    )
-
-
-def packet_loss_text(t: AlertThresholds, instance: str, device: str, percent: float) -> tuple[str, str]:
-    return (
-        f"{percent:.2f} % of packets dropped on {instance} {device} over 5m, above {number(t.packet_loss_percent)} %",
-        f"On {instance} run `ip -s link show {device}` and `ethtool -S {device} | grep -i -e drop -e err`. Errors "
-        f"point at the cable, the switch port or a duplex mismatch (`ethtool {device}`); drops without errors at a "
-        f"saturated link or full receive rings (`ethtool -g {device}`). Chats through this link will stall.",
-    )
-
-
-def retransmits_text(t: AlertThresholds, instance: str, percent: float) -> tuple[str, str]:
-    return (
-        f"{percent:.2f} % of TCP segments retransmitted by {instance} over 5m, above {number(t.packet_loss_percent)} %",
-        f"Packets get lost between {instance} and its peers. There, `ss -ti` shows retransmits per connection (which "
-        "peer) and `nstat -az | grep -i retrans` the totals; a ClawlanPacketLoss alert on either host names the "
-        "interface. Check cables, the switch and the link's speed and duplex with `ethtool`.",
-    )
-
-
-def ttft_text(t: AlertThresholds, instance: str, path: str, p99: float) -> tuple[str, str]:
-    return (
-        f"Time to first token p99 {p99:.2f} s via the {path} path probed from {instance}, above "
-        f"{number(t.ttft_p99_s)} s for {prometheus_duration(t.latency_for_s)}",
-        "Chats start slowly. If only the gateway path is slow, check `systemctl status clawlan-gateway` and "
-        f"`journalctl -u clawlan-gateway -n 100` on {instance}. If the backend path is slow too, the model server is "
-        "queueing or prefilling: read `journalctl -u clawlan-model-server -n 100` on the backend (long prompts, many "
-        "users at once) and look for ClawlanMemoryHigh or ClawlanSwapGrowing there. If it stays slow, lower "
-        f"`model_server_context_tokens` or choose a smaller model in the inventory and rerun {DEPLOY}.",
-    )
-
-
-def tokens_text(t: AlertThresholds, instance: str, rate: float) -> tuple[str, str]:
-    return (
-        f"The backend decodes {rate:.1f} tokens/s as probed from {instance}, below "
-        f"{number(t.tokens_per_second_floor)} for {prometheus_duration(t.latency_for_s)}",
-        "Answers stream slowly. On the backend look for what takes the model server's cores or memory: `top` (other "
-        "busy processes), `vmstat 5` (swapping: si and so), CPU clock and heat (`grep MHz /proc/cpuinfo`, "
-        "`sensors`), and `journalctl -u clawlan-model-server -n 100`. `model_server_threads` should match the "
-        f"physical cores; after changing the inventory rerun {DEPLOY}.",
     )
 
 
@@ -324,86 +276,6 @@ def exporter_down_text(t: AlertThresholds, instance: str, job: str) -> tuple[str
     )
 
 
-def not_ready_text(t: AlertThresholds, instance: str) -> tuple[str, str]:
-    return (
-        f"The model server on {instance} is not ready for {prometheus_duration(t.down_for_s)}",
-        f"On {instance}: `systemctl status clawlan-model-server` and `journalctl -u clawlan-model-server -n 50` show "
-        "whether it runs or is still loading the model; `systemctl status nginx` and `tail "
-        "/var/log/nginx/clawlan-llm.access.log` show whether the monitor's scrapes reach it (403: the monitor's "
-        "certificate is not admitted). Prometheus' Targets page shows the scrape error. Rerun "
-        f"{DEPLOY} to restore the service, its configuration and certificates.",
-    )
-
-
-def queueing_text(t: AlertThresholds, instance: str, waiting: float) -> tuple[str, str]:
-    return (
-        f"{number(waiting)} chats wait for a free model server slot on {instance} for "
-        f"{prometheus_duration(t.queue_for_s)}",
-        f"Every slot on {instance} is busy and people wait before their first word. If it happens often, raise "
-        "`model_server_parallel_slots` (each slot costs its context's KV cache in RAM; the deploy refuses a count "
-        f"that does not fit) and rerun {DEPLOY}, or add a backend.",
-    )
-
-
-def context_text(t: AlertThresholds, instance: str, used: float) -> tuple[str, str]:
-    return (
-        f"A chat on {instance} used {number(used)} tokens, over {number(t.context_full_percent)} % of its "
-        "slot's context",
-        f"Chats this long on {instance} are about to lose their beginning. Raise `model_server_context_tokens` (or "
-        "lower `model_server_parallel_slots` to make room in RAM) and rerun "
-        f"{DEPLOY}; or start a new chat for a new topic.",
-    )
-
-
-def out_of_pool_text(t: AlertThresholds, instance: str, server: str) -> tuple[str, str]:
-    return (
-        f"Backend {server} is out of {instance}'s balancer pool for {prometheus_duration(t.backend_out_for_s)}",
-        f"{instance}'s HAProxy fails its health checks of {server} (`/health` over mutual TLS). On {server}: "
-        "`systemctl status clawlan-model-server nginx` and `journalctl -u clawlan-model-server -n 50` (stopped? "
-        f"still loading the model?); is the box up at all (`ping {server}`)? On {instance}: `journalctl -u haproxy "
-        "-n 20` names the failing check. It rejoins by itself at the first check after it is healthy; rerun "
-        f"{DEPLOY} to restore its services and certificates.",
-    )
-
-
-def below_minimum_text(t: AlertThresholds, instance: str, healthy: int) -> tuple[str, str]:
-    return (
-        f"Only {healthy} healthy backend(s) in {instance}'s balancer pool, fewer than {t.backends_min}",
-        "ClawlanBackendOutOfPool names the backends that are out. With none left, every chat through "
-        f"{instance} fails with 503. Bring a backend back (its model server, nginx, the box itself), then rerun "
-        f"{DEPLOY}.",
-    )
-
-
-def balancer_queueing_text(t: AlertThresholds, instance: str, waiting: float) -> tuple[str, str]:
-    return (
-        f"{number(waiting)} chats wait for a free backend slot at {instance}'s balancer for "
-        f"{prometheus_duration(t.queue_for_s)}",
-        "Every slot of every healthy backend is busy and people wait before their first word (a chat waits up to "
-        "`mtls_balancer_queue_timeout_s`, then gets 503). If it happens often, raise `model_server_parallel_slots` "
-        "where RAM allows, add a backend to the inventory, or bring back one that is out of the pool "
-        f"(ClawlanBackendOutOfPool); then rerun {DEPLOY}.",
-    )
-
-
-def unit_down_text(t: AlertThresholds, instance: str, unit: str) -> tuple[str, str]:
-    return (
-        f"{unit} is not active on {instance} for {prometheus_duration(t.down_for_s)}",
-        f"Run `systemctl status {unit}` and `journalctl -u {unit} -n 100` on {instance} to see why it stopped or "
-        f"failed. Fix the cause, then rerun {DEPLOY}, which starts it again.",
-    )
-
-
-def disk_text(t: AlertThresholds, instance: str, device: str, mountpoint: str, free: float) -> tuple[str, str]:
-    return (
-        f"Only {free:.1f} % free on {mountpoint} ({device}) on {instance}, below {number(t.disk_free_percent)} %",
-        f"Find what grew: `du -xh --max-depth=2 {mountpoint} | sort -h | tail` on {instance}. Usual suspects: model "
-        "files no longer used in /var/lib/clawlan/models, Prometheus' data in /var/lib/prometheus (lower "
-        "`monitor_retention_days`), the journal (`journalctl --vacuum-size=500M`). A full disk stops Prometheus, "
-        "logging and model downloads.",
-    )
-
-
 def certificate_text(t: AlertThresholds, instance: str, file: str, left_s: int) -> tuple[str, str]:
     when = f"expires in {humanize_duration(left_s)}" if left_s >= 0 else "has expired"
     return (
@@ -437,39 +309,10 @@ def revocation_list(t: AlertThresholds, left_at_eval_s: int, *, fires: bool) -> 
     return Case(series, eval_s, alerts)
 
 
-def audit_critical_text(instance: str, count: int) -> tuple[str, str]:
-    return (
-        f"openclaw's security audit finds {count} critical problems on {instance}",
-        f"Run `openclaw security audit` as root on {instance}: it names each finding and its fix. Settings the "
-        f"deploy manages come back with {DEPLOY}; anything else was changed by hand on the host. The audit runs "
-        "again hourly, or now with `systemctl start clawlan-gateway-audit.service`.",
-    )
-
-
-def audit_failing_text(instance: str) -> tuple[str, str]:
-    return (
-        f"openclaw's security audit on {instance} fails or no longer runs",
-        f"On {instance}: `systemctl status clawlan-gateway-audit.service clawlan-gateway-audit.timer` and "
-        "`journalctl -u clawlan-gateway-audit -n 50` show whether it ran and what it said; `openclaw config "
-        "validate` shows a configuration openclaw rejects (then the gateway does not survive its next restart). "
-        f"Rerun {DEPLOY} to put the timer and the configuration back.",
-    )
-
-
-def silence_text(instance: str, count: int) -> tuple[str, str]:
-    return (
-        f"{count} silences active on {instance}'s Alertmanager",
-        "Alerts a silence matches reach nobody until it ends. Alertmanager's page Silences (HTTPS on the monitor "
-        "host, user clawlan) lists who set each and why; expire those nobody meant. One nobody set means the password "
-        "is known: remove `site_state_dir/secrets/monitor-password` on the control machine and rerun "
-        f"{DEPLOY} for a new one.",
-    )
-
-
 def silences(t: AlertThresholds, count: int, eval_s: int, *, fires: bool) -> Case:
     labels = {"job": "alertmanager", "instance": FRONT, "state": "active"}
     series = {selector("alertmanager_silences", **labels): constant(count, eval_s)}
-    alerts = [alert(silence_text(FRONT, count), severity="warning", **labels)] if fires else []
+    alerts = [fired(t, "ClawlanSilenceActive", count, labels)] if fires else []
     return Case(series, eval_s, alerts)
 
 
@@ -491,7 +334,7 @@ def memory(t: AlertThresholds, used_percent: float, eval_s: int, *, fires: bool)
 def memory_available(t: AlertThresholds, available: float, eval_s: int, *, fires: bool) -> Case:
     node = {"job": "node", "instance": BACK}
     series = {selector("node_memory_MemAvailable_bytes", **node): constant(available, eval_s)}
-    alerts = [alert(memory_available_text(t, BACK, available), severity="critical", **node)] if fires else []
+    alerts = [fired(t, "ClawlanMemoryAvailableLow", available, node)] if fires else []
     return Case(series, eval_s, alerts)
 
 
@@ -503,7 +346,7 @@ def swap(t: AlertThresholds, mib_per_minute: float, eval_s: int, *, fires: bool)
         selector("node_memory_SwapFree_bytes", **node): counter(-mib_per_minute * MIB, eval_s, start=4 * GIB),
     }
     used = mib_per_minute * MIB * eval_s / STEP_S
-    alerts = [alert(swap_text(t, BACK, used), severity="warning", **node)] if fires else []
+    alerts = [fired(t, "ClawlanSwapGrowing", used, node)] if fires else []
     return Case(series, eval_s, alerts)
 
 
@@ -518,7 +361,7 @@ def packet_loss(t: AlertThresholds, percent: float, packets_per_s: float, *, fir
         selector("node_network_receive_drop_total", **link): counter(2 * per_minute * percent / 100, eval_s),
         selector("node_network_transmit_drop_total", **link): counter(0, eval_s),
     }
-    alerts = [alert(packet_loss_text(t, BACK, "eth0", percent), severity="warning", **link)] if fires else []
+    alerts = [fired(t, "ClawlanPacketLoss", percent, link)] if fires else []
     return Case(series, eval_s, alerts)
 
 
@@ -530,7 +373,7 @@ def retransmits(t: AlertThresholds, percent: float, *, fires: bool) -> Case:
         selector("node_netstat_Tcp_OutSegs", **node): counter(out_per_minute, eval_s),
         selector("node_netstat_Tcp_RetransSegs", **node): counter(out_per_minute * percent / 100, eval_s),
     }
-    alerts = [alert(retransmits_text(t, BACK, percent), severity="warning", **node)] if fires else []
+    alerts = [fired(t, "ClawlanTcpRetransmits", percent, node)] if fires else []
     return Case(series, eval_s, alerts)
 
 
@@ -554,7 +397,7 @@ def ttft(t: AlertThresholds, *, fires: bool) -> Case:
         )
         for edge in TTFT_BUCKETS
     }
-    alerts = [alert(ttft_text(t, FRONT, "backend", p99), severity="warning", **probe)] if fires else []
+    alerts = [fired(t, "ClawlanProbeTtftHigh", p99, probe)] if fires else []
     return Case(series, eval_s, alerts)
 
 
@@ -562,7 +405,7 @@ def tokens(t: AlertThresholds, rate: float, path: str, *, fires: bool) -> Case:
     eval_s = firing_eval_s("ClawlanTokensPerSecondLow", t)
     probe = {"job": "probe", "instance": FRONT, "path": path}
     series = {selector("clawlan_probe_tokens_per_second", **probe): constant(rate, eval_s)}
-    alerts = [alert(tokens_text(t, FRONT, rate), severity="warning", **probe)] if fires else []
+    alerts = [fired(t, "ClawlanTokensPerSecondLow", rate, probe)] if fires else []
     return Case(series, eval_s, alerts)
 
 
@@ -583,14 +426,14 @@ def exporter_down(t: AlertThresholds, job: str, instance: str, eval_s: int, *, f
 def not_ready(t: AlertThresholds, eval_s: int, *, fires: bool) -> Case:
     target = {"job": "model_server", "instance": BACK}
     series = {selector("up", **target): constant(0, eval_s)}
-    alerts = [alert(not_ready_text(t, BACK), severity="critical", **target)] if fires else []
+    alerts = [fired(t, "ClawlanModelServerNotReady", 0, target)] if fires else []
     return Case(series, eval_s, alerts)
 
 
 def queueing(t: AlertThresholds, waiting: float, eval_s: int, *, fires: bool) -> Case:
     target = {"job": "model_server", "instance": BACK}
     series = {selector("llamacpp:requests_deferred", **target): constant(waiting, eval_s)}
-    alerts = [alert(queueing_text(t, BACK, waiting), severity="warning", **target)] if fires else []
+    alerts = [fired(t, "ClawlanModelServerQueueing", waiting, target)] if fires else []
     return Case(series, eval_s, alerts)
 
 
@@ -602,7 +445,7 @@ def context_full(t: AlertThresholds, longest: int, *, grew_minutes_ago: int, fir
     values = f"{before!r}x{grew_at - 1} {float(longest)!r}x{samples(eval_s) - grew_at}"
     target = {"job": "model_server", "instance": BACK}
     series = {selector("llamacpp:n_tokens_max", **target): values}
-    alerts = [alert(context_text(t, BACK, longest), severity="warning", **target)] if fires else []
+    alerts = [fired(t, "ClawlanModelServerContextNearFull", longest, target)] if fires else []
     return Case(series, eval_s, alerts)
 
 
@@ -621,21 +464,21 @@ def pool(t: AlertThresholds, up: dict[str, int], eval_s: int) -> dict[str, str]:
 
 def out_of_pool(t: AlertThresholds, eval_s: int, *, fires: bool) -> Case:
     labels = {"job": "balancer", "instance": FRONT, "proxy": t.balancer_proxy, "server": BACK2, "state": "UP"}
-    alerts = [alert(out_of_pool_text(t, FRONT, BACK2), severity="warning", **labels)] if fires else []
+    alerts = [fired(t, "ClawlanBackendOutOfPool", 0, labels)] if fires else []
     return Case(pool(t, {BACK: 1, BACK2: 0}, eval_s), eval_s, alerts)
 
 
 def below_minimum(t: AlertThresholds, healthy: int, eval_s: int, *, fires: bool) -> Case:
     """Two backends in the pool, ``healthy`` of them up."""
     series = pool(t, {BACK: int(healthy >= 1), BACK2: int(healthy >= 2)}, eval_s)
-    alerts = [alert(below_minimum_text(t, FRONT, healthy), severity="critical", instance=FRONT)] if fires else []
+    alerts = [fired(t, "ClawlanBackendsBelowMinimum", healthy, {"instance": FRONT})] if fires else []
     return Case(series, eval_s, alerts)
 
 
 def balancer_queueing(t: AlertThresholds, waiting: float, eval_s: int, *, fires: bool) -> Case:
     labels = {"job": "balancer", "instance": FRONT, "proxy": t.balancer_proxy}
     series = {selector("haproxy_backend_current_queue", **labels): constant(waiting, eval_s)}
-    alerts = [alert(balancer_queueing_text(t, FRONT, waiting), severity="warning", **labels)] if fires else []
+    alerts = [fired(t, "ClawlanBalancerQueueing", waiting, labels)] if fires else []
     return Case(series, eval_s, alerts)
 
 
@@ -651,7 +494,7 @@ def exporter_down_model_server(eval_s: int) -> Case:
 def unit_down(t: AlertThresholds, unit: str, eval_s: int, *, fires: bool) -> Case:
     labels = {"job": "node", "instance": BACK, "name": unit, "state": "active", "type": "simple"}
     series = {selector("node_systemd_unit_state", **labels): constant(0, eval_s)}
-    alerts = [alert(unit_down_text(t, BACK, unit), severity="critical", **labels)] if fires else []
+    alerts = [fired(t, "ClawlanUnitDown", 0, labels)] if fires else []
     return Case(series, eval_s, alerts)
 
 
@@ -665,8 +508,7 @@ def disk(t: AlertThresholds, free_percent: float, *, fstype: str = "ext4", reado
         selector("node_filesystem_avail_bytes", **fs): constant(size * free_percent / 100, eval_s),
         selector("node_filesystem_readonly", **fs): constant(readonly, eval_s),
     }
-    text = disk_text(t, BACK, device, mountpoint, free_percent)
-    alerts = [alert(text, severity="warning", **fs)] if fires else []
+    alerts = [fired(t, "ClawlanDiskFilling", free_percent, fs)] if fires else []
     return Case(series, eval_s, alerts)
 
 
@@ -687,7 +529,7 @@ def audit_critical(t: AlertThresholds, count: int, *, fires: bool) -> Case:
     labels = {"job": "node", "instance": FRONT, "severity": "critical"}
     series = {selector("clawlan_gateway_audit_findings", **labels): constant(count, eval_s)}
     # The alert's own severity label replaces the metric's, which says the same.
-    alerts = [alert(audit_critical_text(FRONT, count), **labels)] if fires else []
+    alerts = [fired(t, "ClawlanGatewayAuditCritical", count, labels)] if fires else []
     return Case(series, eval_s, alerts)
 
 
@@ -699,7 +541,7 @@ def audit_failing(t: AlertThresholds, *, success: int, age_s: int, fires: bool) 
         selector("clawlan_gateway_audit_success", **labels): constant(success, eval_s),
         selector("clawlan_gateway_audit_last_run_timestamp_seconds", **labels): constant(eval_s - age_s, eval_s),
     }
-    alerts = [alert(audit_failing_text(FRONT), severity="warning", **labels)] if fires else []
+    alerts = [fired(t, "ClawlanGatewayAuditFailing", 0, labels)] if fires else []
     return Case(series, eval_s, alerts)
 
 
@@ -820,11 +662,56 @@ def test_rules_pass_promtool_check(tmp_path):
     assert f"SUCCESS: {len(ALERTS) + 1} rules found" in result.stdout  # and the Watchdog
 
 
-def test_rules_hold_every_alert_once_each_with_for_and_severity():
-    text = render_rules(DEFAULTS)
-    assert re.findall(r"^ {6}- alert: (\w+)$", text, re.MULTILINE) == [*ALERTS, WATCHDOG]
-    assert len(re.findall(r"^ {8}for: \d+[smhd]$", text, re.MULTILINE)) == len(ALERTS)
-    assert len(re.findall(r"^ {10}severity: (?:warning|critical)$", text, re.MULTILINE)) == len(ALERTS)
+def test_every_alert_has_a_firing_and_a_quiet_case():
+    assert set(FIRING) == set(QUIET) == set(ALERTS)
+
+
+@pytest.mark.parametrize("variant", ["defaults", "lab-like", "two-backends", "no-llama-server"])
+def test_the_rules_file_holds_the_rules_data_exactly(variant):
+    """Read back by a YAML parser, the file is the data: folded texts come back as the one-line annotations."""
+    t = {
+        "defaults": DEFAULTS,
+        "lab-like": thresholds(alert_memory_used_percent=70.5, alert_latency_for_s=1800, alert_down_for_s=45),
+        "two-backends": dataclasses.replace(DEFAULTS, slot_context_tokens=((BACK, 4096), ("lab-back2", 8192))),
+        "no-llama-server": dataclasses.replace(DEFAULTS, slot_context_tokens=()),
+    }[variant]
+    assert yaml.safe_load(render_rules(t)) == rules_document(t)
+
+
+def test_rules_are_grouped_as_the_reference_reads_them():
+    groups = alert_groups(DEFAULTS)
+    assert [g.name for g in groups] == ["host", "latency", "availability", "capacity", "security", "meta"]
+    names = [r.name for g in groups for r in g.rules]
+    assert len(names) == len(set(names)) and names[-1] == WATCHDOG
+
+
+def test_every_alert_warns_or_is_critical_and_waits_for_its_for_except_the_watchdog():
+    for r in (r for g in alert_groups(DEFAULTS) for r in g.rules if r.name != WATCHDOG):
+        assert r.severity in ("warning", "critical") and r.for_s is not None, r.name
+
+
+def test_the_settings_a_rule_names_exist():
+    """The reference sends operators to these keys: a renamed setting must not leave a dead name behind."""
+    keys = {f"{prefix}_{f.name}" for prefix, cls in SETTINGS.items() for f in dataclasses.fields(cls)}
+    for r in (r for g in alert_groups(DEFAULTS) for r in g.rules):
+        assert set(r.tuned_by) <= keys, (r.name, set(r.tuned_by) - keys)
+
+
+@pytest.mark.parametrize(
+    ("change", "refused"),
+    [
+        ({"name": "clawlan memory"}, "CamelCase"),
+        ({"severity": "page"}, "severity 'page'"),
+        ({"summary": "two  spaces"}, "prose"),
+        ({"description": "a line\nbreak"}, "prose"),
+        ({"expr": " up == 0"}, "blanks"),
+    ],
+)
+def test_a_malformed_rule_is_refused_when_it_is_made(change, refused):
+    fields = {"name": "ClawlanX", "expr": "up == 0", "severity": "warning", "summary": "s", "description": "d",
+              "why": "w", "for_s": 60}  # fmt: skip
+    with pytest.raises(ValueError, match=refused):
+        AlertRule(**(fields | change))
 
 
 @pytest.mark.parametrize("alertname", ALERTS)
@@ -968,7 +855,7 @@ def backend_down_then_back(t: AlertThresholds, back_at_s: int, eval_s: int, *, f
     down = back_at_s // STEP_S
     target = {"job": "model_server", "instance": BACK}
     series = {selector("up", **target): f"0x{down - 1} 1x{samples(eval_s) - down}"}
-    alerts = [alert(not_ready_text(t, BACK), severity="critical", **target)] if fires else []
+    alerts = [fired(t, "ClawlanModelServerNotReady", 0, target)] if fires else []
     return Case(series, eval_s, alerts)
 
 

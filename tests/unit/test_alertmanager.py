@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from roles.monitor.config import CAUSES, EFFECTS, SMTP_PASSWORD_FILE, WATCHDOG
+from roles.monitor.alerts import CAUSES, EFFECTS, WATCHDOG
+from roles.monitor.config import SMTP_PASSWORD_FILE
 from tests.unit.test_gateway import site_with
 from tests.unit.test_inventory_validation import problems_of, with_change
 

@@ -30,6 +30,7 @@ from roles.common.settings import InventoryError
 from roles.inventory import HOST_NAME, HOST_VALUES, SETTINGS, build_site
 from roles.model_server.deploy import unit_text
 from roles.model_server.settings import LLAMA_CPP_PYTHON, LLAMA_SERVER
+from tests.support.alert_rules import rules_document
 from tests.support.site_files import site_files
 from tests.unit.test_inventory_validation import good_hosts
 
@@ -250,6 +251,9 @@ def assert_renders_safely(site) -> None:
             continue
         if path.endswith(".yml"):
             yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        if path.endswith("/clawlan.rules.yml"):  # its texts wrap with the values' lengths: checked as what it means
+            assert yaml.safe_load(text) == rules_document(site.prometheus_config().thresholds), name
+            continue
         if path in VARIABLE:
             assert all(VARIABLE[path].fullmatch(line) for line in lines if line), f"{name}: {text!r}"
             continue
