@@ -7,8 +7,7 @@ import json
 import pytest
 
 from roles.monitor.config import CAUSES, EFFECTS, SMTP_PASSWORD_FILE, WATCHDOG
-from tests.unit.test_gateway import site_with
-from tests.unit.test_inventory_validation import problems_of, with_change
+from tests.support.sites import problems_of, site_with, with_change
 
 MAIL = {
     "monitor_alert_email_to": "ops@example.org",
