@@ -52,10 +52,8 @@ from roles.mtls.config import BALANCER_UNIT, INGRESS_UNIT
 from roles.pki.config import METRICS_UNIT as CERTIFICATE_METRICS_UNIT
 from tests.compliance.conftest import control
 from tests.support.prometheus import alertmanager_alerts, alertmanager_url, api, open_url, prometheus_url
-from tests.support.remote import hardening_exposure, listening_addresses, unit_property
+from tests.support.remote import HARDENING_LIMIT, hardening_exposure, listening_addresses, pool_states, unit_property
 from tests.support.tls import site_ca_cert, site_tls
-
-HARDENING_LIMIT = 4.0  # systemd-analyze security: "OK" ends at 4.9; the roles aim lower
 
 
 def check_unit_running_and_enabled(host, unit):
@@ -532,20 +530,6 @@ def test_NET_06_balancer_metrics_refuse_others(site, host_name):
 def test_LB_01_balancer_running(host):
     """Every chat goes through it: without it the gateway has no model."""
     check_unit_running_and_enabled(host, BALANCER_UNIT)
-
-
-def pool_states(host, config) -> dict[str, str]:
-    """{server: state} of the balancer's pool, read on the frontend from HAProxy's own exporter (which admits its
-    own box): the state whose status series is 1."""
-    url = f"http://{config.metrics_address}:{config.metrics_port}/metrics"
-    text = host.check_output(f"curl -sf --max-time 5 {shlex.quote(url)}")
-    states = {}
-    for line in text.splitlines():
-        if line.startswith("haproxy_server_status{") and line.endswith(" 1"):
-            labels = dict(pair.split("=", 1) for pair in line[line.index("{") + 1 : line.rindex("}")].split(","))
-            if labels.get("proxy") == f'"{config.proxy}"':
-                states[labels["server"].strip('"')] = labels["state"].strip('"')
-    return states
 
 
 @control("LB-02", "Every inventory backend is in the balancer's pool and healthy", impact=0.9, roles=("frontend",))

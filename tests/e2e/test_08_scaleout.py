@@ -26,7 +26,7 @@ from tests.e2e.test_04_gateway import chat
 from tests.e2e.test_06_compliance import compliance, wait_until_settled
 from tests.support.hosts import remote_host
 from tests.support.prometheus import api, prometheus_url
-from tests.support.remote import chats_logged, put_text
+from tests.support.remote import chats_logged, pool_states, put_text
 
 SCALEOUT = "inventory/lab_scaleout.py"
 FRONTEND, FIRST, SECOND = "lab-front", "lab-back", "lab-back2"
@@ -63,7 +63,7 @@ def gateway(site):
 
 
 def pool(hosts, site) -> dict[str, str]:
-    return service_controls.pool_states(hosts[FRONTEND], site.egress_config(FRONTEND))
+    return pool_states(hosts[FRONTEND], site.egress_config(FRONTEND))
 
 
 def firing(site, alertname: str, **labels: str) -> bool:
