@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from roles.common.ca import vouched
+from roles.common.network import port_open
 from roles.common.tls import CA_CERT
 from roles.common.units import UnitState
 from roles.gateway.config import (
@@ -474,21 +475,13 @@ def test_NET_07_proxy_hardened(host, site, host_name, aspect):
         assert unit_property(host, unit, "Restart") in ("on-failure", "always")
 
 
-def connects(address: str, port: int) -> bool:
-    try:
-        with socket.create_connection((address, port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 @control("NET-04", "Exporters answer the monitor host only", impact=0.6)
 def test_NET_04_exporters_refuse_others(site, host_name):
     """Metrics tell an attacker what runs where and when it is busy: only Prometheus may read them."""
     spec = site.host(host_name)
     if site.monitor_host().address == spec.address:
         pytest.skip("n/a: the monitor host may reach its own exporters")
-    assert not connects(spec.address, site.monitor.node_exporter_port), "this machine reached the node exporter"
+    assert not port_open(spec.address, site.monitor.node_exporter_port), "this machine reached the node exporter"
 
 
 @control("NET-05", "The probe's metrics answer the monitor host only", impact=0.6, roles=("frontend",))
@@ -496,7 +489,7 @@ def test_NET_05_probe_refuses_others(site, host_name):
     """The probe's figures tell when the appliance is busy and how fast it answers: only Prometheus may read them,
     on the monitor host too (the probe's IP filter admits its own box, the monitor and the backend)."""
     spec = site.host(host_name)
-    assert not connects(spec.address, site.monitor.probe_port), "this machine reached the probe's metrics"
+    assert not port_open(spec.address, site.monitor.probe_port), "this machine reached the probe's metrics"
 
 
 def source_address_towards(address: str) -> str:
