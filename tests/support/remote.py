@@ -63,6 +63,10 @@ def unit_property(host, unit: str, prop: str) -> str:
     return host.check_output(f"systemctl show --property {prop} --value {unit}")
 
 
+def main_pid(host, unit: str) -> int:
+    return int(unit_property(host, unit, "MainPID"))
+
+
 def listening_addresses(host) -> list[str]:
     """Local addresses of the host's listening TCP sockets, as ``ss`` prints them (``10.0.0.1:22``, ``[::]:22``)."""
     return host.check_output("ss -Hltn | awk '{print $4}'").split()
