@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -32,7 +31,7 @@ from roles.model_server.settings import LLAMA_CPP_PYTHON, LLAMA_SERVER  # noqa: 
 from roles.monitor.config import PROBE_UNIT  # noqa: E402
 from tests.support.chats import path_targets, run_chats  # noqa: E402
 from tests.support.hosts import remote_host  # noqa: E402
-from tests.support.stats import percentile  # noqa: E402
+from tests.support.stats import bench_figures  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 ENGINES = (LLAMA_SERVER, LLAMA_CPP_PYTHON)
@@ -46,14 +45,13 @@ GOAL_GATEWAY_INTER_TOKEN_P99_S = 0.040
 def cell(chats: list[dict[str, Any]], concurrency: int) -> dict[str, Any]:
     answered = [c for c in chats if "error" not in c]
     busy_s = sum(c["duration_s"] for c in answered)
-    ttfts = [c["ttft_s"] for c in answered]
-    gaps = [gap for c in answered for gap in c["inter_token_s"]]
+    figures = bench_figures(chats)
     return {
-        "chats": len(chats),
-        "errors": len(chats) - len(answered),
-        "ttft_p50_s": statistics.median(ttfts) if ttfts else None,
-        "ttft_p99_s": percentile(ttfts, 99) if ttfts else None,
-        "inter_token_p99_s": percentile(gaps, 99) if gaps else None,
+        "chats": figures["chats"],
+        "errors": figures["errors"],
+        "ttft_p50_s": figures["ttft_median_s"],
+        "ttft_p99_s": figures["ttft_p99_s"],
+        "inter_token_p99_s": figures["inter_token_p99_s"],
         "tokens_per_s": concurrency * sum(c["tokens"] for c in answered) / busy_s if busy_s > 0 else None,
     }
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from roles.model_server.settings import LLAMA_SERVER  # noqa: E402
 from roles.monitor.config import PROBE_UNIT
 from tests.support.chats import run_chats  # noqa: E402
 from tests.support.hosts import remote_host  # noqa: E402
-from tests.support.stats import percentile  # noqa: E402
+from tests.support.stats import bench_figures  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 GOAL_TTFT_P99_ADDED_S = 0.002
@@ -65,20 +64,6 @@ def direct_key(site, backend: str) -> dict[str, str]:
     if config.engine == LLAMA_SERVER:
         return {"token_file": config.key_file}
     return {"env_file": SECRETS_FILE, "env_var": "API_KEY"}
-
-
-def figures(chats: list[dict[str, Any]]) -> dict[str, Any]:
-    answered = [c for c in chats if "error" not in c]
-    ttfts = [c["ttft_s"] for c in answered]
-    gaps = [gap for c in answered for gap in c["inter_token_s"]]
-    return {
-        "chats": len(chats),
-        "errors": len(chats) - len(answered),
-        "ttft_median_s": statistics.median(ttfts) if ttfts else None,
-        "ttft_p99_s": percentile(ttfts, 99) if ttfts else None,
-        "inter_token_median_s": statistics.median(gaps) if gaps else None,
-        "inter_token_p99_s": percentile(gaps, 99) if gaps else None,
-    }
 
 
 def compare(a: dict[str, Any], b: dict[str, Any]) -> tuple[dict[str, float | None], dict[str, float | None]]:
@@ -177,7 +162,7 @@ def main() -> int:
         for host in probe_hosts:
             host.check_output(f"systemctl start {PROBE_UNIT}")
 
-    a, b = figures(chats["A"]), figures(chats["B"])
+    a, b = bench_figures(chats["A"]), bench_figures(chats["B"])
     difference, ratio = compare(a, b)
     added = difference["ttft_p99_s"]
     result = {

@@ -35,10 +35,9 @@ from roles.gateway.config import ENV_FILE as GATEWAY_ENV_FILE  # noqa: E402
 from roles.inventory import load_inventory, site_from_inventory  # noqa: E402
 from roles.model_server.config import UNIT as MODEL_UNIT  # noqa: E402
 from roles.monitor.config import PROBE_UNIT  # noqa: E402
-from tests.compliance.test_services import pool_states  # noqa: E402
 from tests.support.chats import run_chats  # noqa: E402
 from tests.support.hosts import remote_host  # noqa: E402
-from tests.support.remote import put_text  # noqa: E402
+from tests.support.remote import pool_states, put_text  # noqa: E402
 
 INVENTORY = REPO / "inventory" / "lab_scaleout.py"
 STREAMS = 8

@@ -12,7 +12,6 @@ import ipaddress
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from lab.image import ADMIN, ensure_image
 from lab.paths import CACHE_DIR, MACHINE_DIR, REPO, STATE_DIR, TINY_MODEL, TINY_MODEL_SHA256
+from roles.common.network import port_open
 
 INVENTORY = REPO / "inventory" / "lab.py"
 NETWORK = "clawlan-lab"
@@ -263,7 +263,7 @@ class Lab:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             state = _podman("exec", host.container, "systemctl", "is-system-running", check=False)
-            if state.stdout.strip() in ("running", "degraded") and _port_open(host.address, 22):
+            if state.stdout.strip() in ("running", "degraded") and port_open(host.address, 22):
                 return
             time.sleep(0.5)
         raise LabError(f"{host.name} did not boot within {timeout:.0f}s (systemd: {state.stdout.strip()})")
@@ -420,7 +420,7 @@ class Lab:
                     "address": host.address,
                     "groups": ",".join(host.groups),
                     "container": state,
-                    "ssh": "open" if state == "running" and _port_open(host.address, 22) else "-",
+                    "ssh": "open" if state == "running" and port_open(host.address, 22) else "-",
                 }
             )
         return rows
@@ -452,11 +452,3 @@ def _read_kernel_value(path: str) -> str:
     if "[" in text:
         return text.split("[", 1)[1].split("]", 1)[0]
     return text
-
-
-def _port_open(address: str, port: int) -> bool:
-    try:
-        with socket.create_connection((address, port), timeout=1):
-            return True
-    except OSError:
-        return False

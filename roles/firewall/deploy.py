@@ -14,7 +14,7 @@ from pyinfra.api import deploy
 
 from roles.common.files import host_files
 from roles.common.packages import install_packages
-from roles.common.templates import render
+from roles.common.templates import rendered
 from roles.common.units import service
 from roles.firewall.config import APPLY, RULES, STAGED, TABLE, UNIT, FirewallConfig
 from roles.firewall.operations import ruleset
@@ -40,7 +40,7 @@ def firewall(config: FirewallConfig, installed_packages: frozenset[str] = frozen
     )
     unit = known.put(
         name=f"Install {UNIT} (the ruleset at boot)",
-        src=StringIO(render("firewall/clawlan-firewall.service.j2", table=TABLE, rules=RULES)),
+        src=rendered("firewall/clawlan-firewall.service.j2", table=TABLE, rules=RULES),
         dest=unit_path,
         mode="644",
     )

@@ -105,7 +105,7 @@ def gateway(config: GatewayConfig, installed_packages: frozenset[str] = frozense
     )
     cli = known.put(
         name=f"Install {CLI}, the openclaw CLI as the gateway's user",
-        src=StringIO(render("gateway/openclaw.sh.j2", **context)),
+        src=rendered("gateway/openclaw.sh.j2", **context),
         dest=CLI,
         mode="755",
     )
@@ -148,7 +148,7 @@ def gateway(config: GatewayConfig, installed_packages: frozenset[str] = frozense
     )
     unit = known.put(
         name=f"Install {UNIT}",
-        src=StringIO(render("gateway/clawlan-gateway.service.j2", **context)),
+        src=rendered("gateway/clawlan-gateway.service.j2", **context),
         dest=unit_path,
         mode="644",
         create_remote_dir=False,

@@ -9,9 +9,8 @@ from roles.base.deploy import PACKAGES, SYSCTL_FILE, THP_TMPFILES
 from roles.base.facts import PENDING_SECURITY_UPDATES, PlainHttpAptSources
 from roles.common.units import APPLIED_DIR, applied_path, watch_hash
 from tests.compliance.conftest import control
+from tests.support.remote import hosts_block
 
-BLOCK_BEGIN = "# BEGIN clawlan managed hosts\n"
-BLOCK_END = "# END clawlan managed hosts\n"
 SWAPON_UNIT = "clawlan-swapon.service"  # the role's unit that turns fstab swap on inside a container
 
 
@@ -71,9 +70,7 @@ def test_BASE_05_swap_is_active(host, site, host_name):
 def test_BASE_06_hosts_block(host, site, host_name):
     """The boxes find each other without DNS: a missing line sends the frontend's TLS to the wrong place or
     nowhere."""
-    content = host.file("/etc/hosts").content_string
-    assert content.count(BLOCK_BEGIN) == 1 and content.count(BLOCK_END) == 1, "the managed block is missing"
-    block = content.split(BLOCK_BEGIN, 1)[1].split(BLOCK_END, 1)[0].splitlines()
+    block = hosts_block(host)
     wanted = [f"{address}\t{' '.join(names)}" for address, names in site.base_config(host_name).hosts_entries]
     assert block == wanted, f"missing {sorted(set(wanted) - set(block))}, extra {sorted(set(block) - set(wanted))}"
 

@@ -8,8 +8,7 @@ import pytest
 
 from roles.firewall.config import LOADED, PREVIOUS, ROLLBACK_UNIT, RULES, TABLE, UNIT
 from tests.compliance.conftest import control
-from tests.compliance.test_services import HARDENING_LIMIT
-from tests.support.remote import hardening_exposure, unit_property
+from tests.support.remote import HARDENING_LIMIT, hardening_exposure, unit_property
 
 # One rule per opening, as nft lists it: `tcp dport 22 ip saddr { 10.0.0.0/8, ... } accept comment "ssh"`.
 ACCEPT_RULE = re.compile(r"tcp dport (\d+) ip saddr (\{ [^}]* \}|\S+) accept")

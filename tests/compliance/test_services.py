@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from roles.common.ca import vouched
+from roles.common.network import port_open
 from roles.common.tls import CA_CERT
 from roles.common.units import UnitState
 from roles.gateway.config import (
@@ -51,10 +52,8 @@ from roles.mtls.config import BALANCER_UNIT, INGRESS_UNIT
 from roles.pki.config import METRICS_UNIT as CERTIFICATE_METRICS_UNIT
 from tests.compliance.conftest import control
 from tests.support.prometheus import alertmanager_alerts, alertmanager_url, api, open_url, prometheus_url
-from tests.support.remote import hardening_exposure, listening_addresses, unit_property
+from tests.support.remote import HARDENING_LIMIT, hardening_exposure, listening_addresses, pool_states, unit_property
 from tests.support.tls import site_ca_cert, site_tls
-
-HARDENING_LIMIT = 4.0  # systemd-analyze security: "OK" ends at 4.9; the roles aim lower
 
 
 def check_unit_running_and_enabled(host, unit):
@@ -475,21 +474,13 @@ def test_NET_07_proxy_hardened(host, site, host_name, aspect):
         assert unit_property(host, unit, "Restart") in ("on-failure", "always")
 
 
-def connects(address: str, port: int) -> bool:
-    try:
-        with socket.create_connection((address, port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 @control("NET-04", "Exporters answer the monitor host only", impact=0.6)
 def test_NET_04_exporters_refuse_others(site, host_name):
     """Metrics tell an attacker what runs where and when it is busy: only Prometheus may read them."""
     spec = site.host(host_name)
     if site.monitor_host().address == spec.address:
         pytest.skip("n/a: the monitor host may reach its own exporters")
-    assert not connects(spec.address, site.monitor.node_exporter_port), "this machine reached the node exporter"
+    assert not port_open(spec.address, site.monitor.node_exporter_port), "this machine reached the node exporter"
 
 
 @control("NET-05", "The probe's metrics answer the monitor host only", impact=0.6, roles=("frontend",))
@@ -497,7 +488,7 @@ def test_NET_05_probe_refuses_others(site, host_name):
     """The probe's figures tell when the appliance is busy and how fast it answers: only Prometheus may read them,
     on the monitor host too (the probe's IP filter admits its own box, the monitor and the backend)."""
     spec = site.host(host_name)
-    assert not connects(spec.address, site.monitor.probe_port), "this machine reached the probe's metrics"
+    assert not port_open(spec.address, site.monitor.probe_port), "this machine reached the probe's metrics"
 
 
 def source_address_towards(address: str) -> str:
@@ -531,20 +522,6 @@ def test_NET_06_balancer_metrics_refuse_others(site, host_name):
 def test_LB_01_balancer_running(host):
     """Every chat goes through it: without it the gateway has no model."""
     check_unit_running_and_enabled(host, BALANCER_UNIT)
-
-
-def pool_states(host, config) -> dict[str, str]:
-    """{server: state} of the balancer's pool, read on the frontend from HAProxy's own exporter (which admits its
-    own box): the state whose status series is 1."""
-    url = f"http://{config.metrics_address}:{config.metrics_port}/metrics"
-    text = host.check_output(f"curl -sf --max-time 5 {shlex.quote(url)}")
-    states = {}
-    for line in text.splitlines():
-        if line.startswith("haproxy_server_status{") and line.endswith(" 1"):
-            labels = dict(pair.split("=", 1) for pair in line[line.index("{") + 1 : line.rindex("}")].split(","))
-            if labels.get("proxy") == f'"{config.proxy}"':
-                states[labels["server"].strip('"')] = labels["state"].strip('"')
-    return states
 
 
 @control("LB-02", "Every inventory backend is in the balancer's pool and healthy", impact=0.9, roles=("frontend",))

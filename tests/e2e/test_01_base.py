@@ -12,9 +12,9 @@ import pytest
 from lab.core import INVENTORY
 from roles.inventory import ROLE_GROUPS, load_inventory
 from tests.compliance import test_base as base_controls
-from tests.compliance.test_base import BLOCK_BEGIN, BLOCK_END
 from tests.e2e.conftest import control_of, deploy, run_control
 from tests.support.hosts import remote_host
+from tests.support.remote import hosts_block
 
 SWAP_OP = "Base system | Keep the swapfile at its configured size"
 # What the base role promises on a host: the compliance suite's BASE controls, each on every host it applies to.
@@ -26,12 +26,6 @@ CASES = [
     if set(host.groups) & set(ROLE_GROUPS) & set(control_of(function).roles)
 ]
 IDS = [f"{name}-{control_of(function).id}" for name, function in CASES]
-
-
-def hosts_block(host) -> list[str]:
-    content = host.file("/etc/hosts").content_string
-    assert content.count(BLOCK_BEGIN) == 1 and content.count(BLOCK_END) == 1, content
-    return content.split(BLOCK_BEGIN, 1)[1].split(BLOCK_END, 1)[0].splitlines()
 
 
 def active_swaps(host) -> dict[str, int]:

@@ -25,7 +25,7 @@ from roles.model_server.config import CONFIG_FILE, KEY_FILE, UNIT
 from tests.compliance import test_services as service_controls
 from tests.e2e.conftest import LAB_INVENTORY, deploy
 from tests.support.file_server import FileServer
-from tests.support.remote import curl, put_text, unit_property
+from tests.support.remote import curl, main_pid, put_text
 
 BACKEND, FRONTEND = "lab-back", "lab-front"
 HEADERS = "/root/.clawlan-test-headers"  # curl config with the API key, written over SFTP
@@ -53,10 +53,6 @@ def front(first_deploy, hosts, api_key):
 def chat(front, endpoint, *options, stream=False, max_tokens=8, config=HEADERS):
     body = {"messages": [{"role": "user", "content": "Bonjour, ça va?"}], "max_tokens": max_tokens, "stream": stream}
     return curl(front, f"{endpoint}/v1/chat/completions", *options, body=body, config=config)
-
-
-def main_pid(host, unit):
-    return int(unit_property(host, unit, "MainPID"))
 
 
 def test_first_deploy_succeeds(first_deploy):

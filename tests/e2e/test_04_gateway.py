@@ -14,8 +14,6 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -39,8 +37,8 @@ from roles.monitor.config import PROBE_UNIT
 from tests.compliance import test_services as service_controls
 from tests.compliance.conftest import GATEWAY_AUDIT
 from tests.e2e.conftest import LAB_INVENTORY, deploy
-from tests.support.remote import chats_logged, last_chat_logged, put_text, unit_property
-from tests.support.tls import lab_site, site_tls
+from tests.support.gateway import chat, request
+from tests.support.remote import chats_logged, last_chat_logged, main_pid, put_text
 from tools.locks import pinned_version
 
 FRONTEND, BACKEND = "lab-front", "lab-back"
@@ -59,26 +57,6 @@ def gateway_url(first_deploy, site):
 @pytest.fixture(scope="module")
 def token(first_deploy, site):
     return site.gateway_token_file.read_text().strip()
-
-
-def request(url, body=None, token=None, timeout=240):
-    """(status, body text) of a request from this machine, the lab's "laptop"."""
-    headers = {"Content-Type": "application/json"} if body is not None else {}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    data = json.dumps(body).encode() if body is not None else None
-    try:
-        with urllib.request.urlopen(
-            urllib.request.Request(url, data, headers), timeout=timeout, context=site_tls(lab_site())
-        ) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
-
-
-def chat(gateway_url, token, text="hello from the laptop"):
-    body = {"model": "openclaw", "messages": [{"role": "user", "content": text}]}
-    return request(f"{gateway_url}/v1/chat/completions", body, token)
 
 
 def backend_chats(hosts) -> int:
@@ -102,10 +80,6 @@ def probe_paused(hosts):
         yield
     finally:
         front.run_expect([0], f"systemctl start {PROBE_UNIT}")
-
-
-def main_pid(host, unit):
-    return int(unit_property(host, unit, "MainPID"))
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/readyz"])

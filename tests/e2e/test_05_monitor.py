@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 
 import pytest
 
@@ -19,7 +18,8 @@ from roles.monitor.rules import render_rules
 from tests.compliance import test_pki as pki_controls
 from tests.compliance import test_services as service_controls
 from tests.e2e.conftest import deploy, wait_until_passes
-from tests.support.prometheus import alertmanager_url, api, open_url, prometheus_url
+from tests.support.prometheus import alert_states, alertmanager_url, api, open_url, prometheus_url, query
+from tests.support.waiting import wait_for
 
 FRONTEND, BACKEND = "lab-front", "lab-back"
 PATHS = ("gateway", "backend")
@@ -31,34 +31,6 @@ RUN_PROMETHEUS = (
 @pytest.fixture(scope="module")
 def prometheus(first_deploy, site):
     return prometheus_url(site)
-
-
-def query(prometheus, expr) -> dict[tuple, float]:
-    """An instant query's result as {sorted label pairs (without __name__): value}."""
-    return {
-        tuple(sorted((k, v) for k, v in sample["metric"].items() if k != "__name__")): float(sample["value"][1])
-        for sample in api(prometheus, "query", query=expr)["result"]
-    }
-
-
-def wait_for(condition, timeout_s, what):
-    """Poll ``condition`` (returns a true value when met) once a second; fail naming ``what``."""
-    deadline, last = time.monotonic() + timeout_s, None
-    while time.monotonic() < deadline:
-        last = condition()
-        if last:
-            return last
-        time.sleep(1)
-    pytest.fail(f"{what}: not within {timeout_s} s (last: {last!r})")
-
-
-def alert_states(prometheus, name) -> dict[str, str]:
-    """path (or instance) label -> state of every active alert called ``name``."""
-    return {
-        alert["labels"].get("path", alert["labels"].get("instance", "")): alert["state"]
-        for alert in api(prometheus, "alerts")["alerts"]
-        if alert["labels"]["alertname"] == name
-    }
 
 
 @pytest.mark.parametrize(

@@ -18,10 +18,10 @@ from roles.model_server.config import UNIT as MODEL_UNIT
 from roles.monitor.config import MONITOR_CERT, MONITOR_KEY
 from tests.compliance import test_services as service_controls
 from tests.e2e.conftest import deploy
-from tests.e2e.test_05_monitor import alert_states, query, wait_for
 from tests.support.chats import path_targets, run_chats
-from tests.support.prometheus import prometheus_url
+from tests.support.prometheus import alert_states, prometheus_url, query
 from tests.support.remote import curl, put_text
+from tests.support.waiting import wait_for
 
 FRONTEND, BACKEND = "lab-front", "lab-back"
 TOOLS_CHAT = "/root/.clawlan-tools-chat.json"

@@ -22,11 +22,12 @@ from roles.monitor.config import PROBE_UNIT
 from tests.compliance import test_base as base_controls
 from tests.compliance import test_services as service_controls
 from tests.e2e.conftest import deploy, run_control, wait_until_passes
-from tests.e2e.test_04_gateway import chat
-from tests.e2e.test_06_compliance import compliance, wait_until_settled
+from tests.support.compliance_suite import compliance, wait_until_settled
+from tests.support.gateway import chat
 from tests.support.hosts import remote_host
 from tests.support.prometheus import api, prometheus_url
-from tests.support.remote import chats_logged, put_text
+from tests.support.remote import chats_logged, pool_states, put_text
+from tests.support.waiting import seconds_until
 
 SCALEOUT = "inventory/lab_scaleout.py"
 FRONTEND, FIRST, SECOND = "lab-front", "lab-back", "lab-back2"
@@ -63,7 +64,7 @@ def gateway(site):
 
 
 def pool(hosts, site) -> dict[str, str]:
-    return service_controls.pool_states(hosts[FRONTEND], site.egress_config(FRONTEND))
+    return pool_states(hosts[FRONTEND], site.egress_config(FRONTEND))
 
 
 def firing(site, alertname: str, **labels: str) -> bool:
@@ -73,15 +74,6 @@ def firing(site, alertname: str, **labels: str) -> bool:
         and all(a["labels"].get(k) == v for k, v in labels.items())
         for a in alerts
     )  # fmt: skip
-
-
-def wait_for(condition, timeout_s: float, what: str) -> float:
-    """Seconds until ``condition()`` held, polled every half second; fails naming ``what`` after the timeout."""
-    started = time.monotonic()
-    while not condition():
-        assert time.monotonic() - started < timeout_s, f"{what}: not within {timeout_s:.0f} s"
-        time.sleep(0.5)
-    return time.monotonic() - started
 
 
 def test_a_second_backend_joins_with_one_inventory_line(grown, site):
@@ -178,7 +170,7 @@ def test_chats_keep_succeeding_when_a_backend_fails_and_it_rejoins_when_healthy(
         # may never see it gone. What matters holds all the same: the chats meanwhile succeed.
         out_after = 0.0
     else:
-        out_after = wait_for(lambda: pool(hosts, site).get(SECOND) != "UP", 15, f"{SECOND} taken out of the pool")
+        out_after = seconds_until(lambda: pool(hosts, site).get(SECOND) != "UP", 15, f"{SECOND} taken out of the pool")
     results = chats_meanwhile(gateway, 12, since=broken_at)
     print(f"{fault}: out of the pool after {out_after:.1f} s; chats (start s, status): "
           f"{[(round(t, 1), s) for t, s, _ in results]}")  # fmt: skip
@@ -186,9 +178,9 @@ def test_chats_keep_succeeding_when_a_backend_fails_and_it_rejoins_when_healthy(
     failed = [(round(t, 1), status, text) for t, status, text in results if status != 200 and t >= OUT_WITHIN_S]
     assert not failed, f"chats failed after {OUT_WITHIN_S} s: {failed}"
     if fault != "model server killed":  # systemd has it back within seconds: too short for the alert's for:
-        wait_for(lambda: firing(site, "ClawlanBackendOutOfPool", server=SECOND), 90, "ClawlanBackendOutOfPool")
+        seconds_until(lambda: firing(site, "ClawlanBackendOutOfPool", server=SECOND), 90, "ClawlanBackendOutOfPool")
     mend_it(hosts, grown_lab)
-    wait_for(lambda: pool(hosts, site) == {FIRST: "UP", SECOND: "UP"}, 120, f"{SECOND} back in the pool")
+    seconds_until(lambda: pool(hosts, site) == {FIRST: "UP", SECOND: "UP"}, 120, f"{SECOND} back in the pool")
     status, text = chat(*gateway)
     assert status == 200, text
 
@@ -231,7 +223,7 @@ def test_a_chat_in_flight_on_a_dying_backend_ends_with_an_error_not_a_hang(hosts
     code, seconds = out.split()
     assert float(seconds) < 30, f"the cut stream hung: {out} {err}"
     assert "curl: (18)" in err, f"the stream ended without an error: {out} {err}"  # transfer closed mid-answer
-    wait_for(lambda: pool(hosts, site) == {FIRST: "UP", SECOND: "UP"}, 120, f"{SECOND} back in the pool")
+    seconds_until(lambda: pool(hosts, site) == {FIRST: "UP", SECOND: "UP"}, 120, f"{SECOND} back in the pool")
 
 
 def test_dropping_the_second_backend_leaves_a_clean_one_backend_site(hosts, site, tmp_path):

@@ -22,8 +22,8 @@ from roles.inventory import load_inventory, site_from_inventory
 from roles.monitor.config import PROBE_CERT, PROBE_KEY
 from tests.compliance import test_services as service_controls
 from tests.e2e.conftest import deploy, run_control, wait_until_passes
-from tests.e2e.test_04_gateway import chat
-from tests.e2e.test_06_compliance import compliance, wait_until_settled
+from tests.support.compliance_suite import compliance, wait_until_settled
+from tests.support.gateway import chat
 from tests.support.hosts import remote_host
 from tests.support.remote import curl
 

@@ -20,10 +20,10 @@ from roles.mtls.config import BALANCER_UNIT, DEAD_PEER_S, INGRESS_UNIT
 from tests.compliance import test_firewall as firewall_controls
 from tests.compliance import test_services as service_controls
 from tests.e2e.conftest import LAB_INVENTORY, deploy, run_control
-from tests.e2e.test_04_gateway import chat
-from tests.e2e.test_06_compliance import compliance, wait_until_settled
-from tests.e2e.test_08_scaleout import pool, wait_for
-from tests.support.remote import put_text
+from tests.support.compliance_suite import compliance, wait_until_settled
+from tests.support.gateway import chat
+from tests.support.remote import pool_states, put_text
+from tests.support.waiting import seconds_until
 
 FRONTEND, BACKEND = "lab-front", "lab-back"
 DEVICE = "10.242.17.30"  # another device on the lab's LAN: a laptop, a television, an intruder
@@ -141,7 +141,7 @@ def test_a_ruleset_that_shuts_ssh_out_is_rolled_back_by_itself(hosts, site):
     try:
         back.run_expect([0], f"{APPLY} load 8")
         assert not ssh_answers(address, 22, timeout_s=3), "the hostile ruleset let a new SSH connection in"
-        seconds = wait_for(lambda: ssh_answers(address, 22, timeout_s=2), 30, "SSH back after the rollback")
+        seconds = seconds_until(lambda: ssh_answers(address, 22, timeout_s=2), 30, "SSH back after the rollback")
         print(f"SSH back {seconds:.1f} s after the check")
     finally:
         back.run(f"cp -p {RULES} {STAGED}")  # the deployed ruleset, staged again as the deploy left it
@@ -185,7 +185,9 @@ def test_a_reloaded_balancer_keeps_one_generation_of_workers(hosts):
     for _ in range(2):
         front.run_expect([0], f"systemctl reload {BALANCER_UNIT}")
         time.sleep(1)
-    wait_for(lambda: int(front.check_output("ps -C haproxy --no-headers | wc -l")) == 2, 10, "one master, one worker")
+    seconds_until(
+        lambda: int(front.check_output("ps -C haproxy --no-headers | wc -l")) == 2, 10, "one master, one worker"
+    )
 
 
 def test_a_backend_frozen_mid_answer_fails_the_chat_within_30_s_and_the_next_chat_succeeds(lab, hosts, front, site):
@@ -206,7 +208,11 @@ def test_a_backend_frozen_mid_answer_fails_the_chat_within_30_s_and_the_next_cha
     print(f"frozen backend: the chat ended after {seconds} s ({code}): {err.strip()}")
     assert float(seconds) < min(30, DEAD_PEER_S + 5), f"the chat hung: {out} {err}"
     assert "curl: (18)" in err, f"the chat ended without an error: {out} {err}"  # cut mid-answer, and said so
-    wait_for(lambda: pool(hosts, site) == {BACKEND: "UP"}, 30, "the backend back in the pool")
+    seconds_until(
+        lambda: pool_states(hosts[FRONTEND], site.egress_config(FRONTEND)) == {BACKEND: "UP"},
+        30,
+        "the backend back in the pool",
+    )
     status, text = chat(site.gateway_config(FRONTEND).url, site.gateway_token_file.read_text().strip())
     assert status == 200, text
 

@@ -28,13 +28,12 @@ from roles.mtls.config import BALANCER_UNIT, INGRESS_UNIT
 from roles.pki.config import METRICS_UNIT as CERTIFICATE_METRICS_UNIT
 from tests.compliance import test_base as base_controls
 from tests.e2e.conftest import LAB_INVENTORY, deploy, run_control
-from tests.e2e.test_02_backend import main_pid
-from tests.e2e.test_04_gateway import chat
-from tests.e2e.test_05_monitor import alert_states, wait_for
-from tests.e2e.test_06_compliance import wait_until_settled
+from tests.support.compliance_suite import wait_until_settled
 from tests.support.file_server import FileServer
-from tests.support.prometheus import alertmanager_alerts, api, prometheus_url
-from tests.support.remote import put_text
+from tests.support.gateway import chat
+from tests.support.prometheus import alert_states, alertmanager_alerts, api, prometheus_url
+from tests.support.remote import main_pid, put_text
+from tests.support.waiting import wait_for
 
 FRONTEND, BACKEND = "lab-front", "lab-back"
 RECOVERED_WITHIN_S = 10  # the goal for a process fault

@@ -57,3 +57,20 @@ def alertmanager_alerts(site, alertname: str | None = None) -> list[dict]:
     query = "?" + urllib.parse.urlencode({"filter": f'alertname="{alertname}"'}) if alertname else ""
     with open_url(f"{alertmanager_url(site)}/api/v2/alerts{query}") as response:
         return json.load(response)
+
+
+def query(prometheus, expr) -> dict[tuple, float]:
+    """An instant query's result as {sorted label pairs (without __name__): value}."""
+    return {
+        tuple(sorted((k, v) for k, v in sample["metric"].items() if k != "__name__")): float(sample["value"][1])
+        for sample in api(prometheus, "query", query=expr)["result"]
+    }
+
+
+def alert_states(prometheus, name) -> dict[str, str]:
+    """path (or instance) label -> state of every active alert called ``name``."""
+    return {
+        alert["labels"].get("path", alert["labels"].get("instance", "")): alert["state"]
+        for alert in api(prometheus, "alerts")["alerts"]
+        if alert["labels"]["alertname"] == name
+    }

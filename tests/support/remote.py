@@ -8,12 +8,16 @@ import json
 import shlex
 import uuid
 
+from roles.base.deploy import HOSTS_MARKER
 from roles.common.transfer import STAGING
 
 # The backend's mutual-TLS port logs every request (templates/mtls/ingress.conf.j2), the monitor's scrapes among
 # them: a test looking for its own chat picks the chat lines out.
 INGRESS_LOG = "/var/log/nginx/clawlan-llm.access.log"
 CHAT_REQUEST = "POST /v1/chat/completions"
+HARDENING_LIMIT = 4.0  # systemd-analyze security: "OK" ends at 4.9; the roles aim lower
+HOSTS_BLOCK_BEGIN = HOSTS_MARKER.format(mark="BEGIN") + "\n"
+HOSTS_BLOCK_END = HOSTS_MARKER.format(mark="END") + "\n"
 
 
 def put_text(host, path: str, text: str, mode: int = 0o600) -> None:
@@ -59,6 +63,10 @@ def unit_property(host, unit: str, prop: str) -> str:
     return host.check_output(f"systemctl show --property {prop} --value {unit}")
 
 
+def main_pid(host, unit: str) -> int:
+    return int(unit_property(host, unit, "MainPID"))
+
+
 def listening_addresses(host) -> list[str]:
     """Local addresses of the host's listening TCP sockets, as ``ss`` prints them (``10.0.0.1:22``, ``[::]:22``)."""
     return host.check_output("ss -Hltn | awk '{print $4}'").split()
@@ -71,6 +79,15 @@ def hardening_exposure(host, unit: str) -> tuple[float, str]:
     return float(overall.split(f"{unit}:")[1].split()[0]), report
 
 
+def hosts_block(host) -> list[str]:
+    """The lines of the base role's block in the host's /etc/hosts."""
+    content = host.file("/etc/hosts").content_string
+    assert content.count(HOSTS_BLOCK_BEGIN) == 1 and content.count(HOSTS_BLOCK_END) == 1, (
+        f"not one managed block in /etc/hosts:\n{content}"
+    )
+    return content.split(HOSTS_BLOCK_BEGIN, 1)[1].split(HOSTS_BLOCK_END, 1)[0].splitlines()
+
+
 def chats_logged(host) -> int:
     """How many chats the backend's ingress has logged."""
     return int(host.check_output(f"grep -c {shlex.quote(CHAT_REQUEST)} {INGRESS_LOG} || true"))
@@ -79,3 +96,17 @@ def chats_logged(host) -> int:
 def last_chat_logged(host) -> str:
     """The ingress's log line for the latest chat."""
     return host.check_output(f"grep {shlex.quote(CHAT_REQUEST)} {INGRESS_LOG} | tail -n 1")
+
+
+def pool_states(host, config) -> dict[str, str]:
+    """{server: state} of the balancer's pool, read on the frontend from HAProxy's own exporter (which admits its
+    own box): the state whose status series is 1."""
+    url = f"http://{config.metrics_address}:{config.metrics_port}/metrics"
+    text = host.check_output(f"curl -sf --max-time 5 {shlex.quote(url)}")
+    states = {}
+    for line in text.splitlines():
+        if line.startswith("haproxy_server_status{") and line.endswith(" 1"):
+            labels = dict(pair.split("=", 1) for pair in line[line.index("{") + 1 : line.rindex("}")].split(","))
+            if labels.get("proxy") == f'"{config.proxy}"':
+                states[labels["server"].strip('"')] = labels["state"].strip('"')
+    return states

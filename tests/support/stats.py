@@ -1,4 +1,4 @@
-"""Latency figures of streamed chats, as the latency suite and the path benchmark report them.
+"""Latency figures of streamed chats, as the latency suite and the benchmarks report them.
 
 A chat is one record as tests/support/chats.py returns it: ``{"ttft_s", "inter_token_s", "tokens", "duration_s"}``,
 or ``{"error", "message"}`` for a chat that failed.
@@ -54,6 +54,26 @@ def summarize(results: Sequence[Mapping[str, Any]], expected_tokens: int | None 
         "inter_token_p99_s": percentile(gaps, 99) if gaps else None,
         "tokens_per_second_median": statistics.median(rates) if rates else None,
         "short": None if expected_tokens is None else sum(1 for r in chats if r["tokens"] < expected_tokens),
+    }
+
+
+def bench_figures(chats: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Counts, and TTFT and inter-token median and p99, of a batch of chats, as the benchmarks report them; a figure
+    with nothing to compute it from is None.
+
+    The median is statistics.median's (the mean of the middle two of an even count), as the benchmarks' recorded
+    figures were computed; summarize's p50 is nearest-rank.
+    """
+    answered = [c for c in chats if "error" not in c]
+    ttfts = [c["ttft_s"] for c in answered]
+    gaps = [gap for c in answered for gap in c["inter_token_s"]]
+    return {
+        "chats": len(chats),
+        "errors": len(chats) - len(answered),
+        "ttft_median_s": statistics.median(ttfts) if ttfts else None,
+        "ttft_p99_s": percentile(ttfts, 99) if ttfts else None,
+        "inter_token_median_s": statistics.median(gaps) if gaps else None,
+        "inter_token_p99_s": percentile(gaps, 99) if gaps else None,
     }
 
 

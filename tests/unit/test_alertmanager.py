@@ -8,8 +8,7 @@ import pytest
 
 from roles.monitor.alerts import CAUSES, EFFECTS, WATCHDOG
 from roles.monitor.config import SMTP_PASSWORD_FILE
-from tests.unit.test_gateway import site_with
-from tests.unit.test_inventory_validation import problems_of, with_change
+from tests.support.sites import problems_of, site_with, with_change
 
 MAIL = {
     "monitor_alert_email_to": "ops@example.org",

@@ -29,7 +29,7 @@ from roles.common.ca import (
     trust_bundle,
     trusted_ca_directories,
 )
-from tests.unit.test_pki import SPEC, csr_for, host_key, public_pem
+from tests.support.pki import SPEC, csr_for, host_key, public_pem
 
 SCOPE = NameScope("home.arpa", ("10.0.0.0/8",))
 

@@ -10,8 +10,7 @@ import pytest
 
 from roles.firewall.config import FirewallSettings, control_path_problem
 from roles.firewall.facts import FirewallState, SshClientAddress
-from tests.unit.test_gateway import site_with
-from tests.unit.test_inventory_validation import problems_of, with_change
+from tests.support.sites import problems_of, site_with, with_change
 
 
 def openings(site, name) -> dict[str, tuple[int, tuple[str, ...]]]:

@@ -10,15 +10,7 @@ from roles.common.settings import InventoryError
 from roles.common.templates import render
 from roles.gateway.config import preflight
 from roles.gateway.settings import GatewaySettings, node_version_problem
-from roles.inventory import build_site
-from tests.unit.test_inventory_validation import good_hosts
-
-
-def site_with(front=None, back=None):
-    hosts = good_hosts()
-    hosts["front"][1].update(front or {})
-    hosts["back"][1].update(back or {})
-    return build_site(hosts)
+from tests.support.sites import site_with
 
 
 def openclaw(front=None, back=None) -> dict:

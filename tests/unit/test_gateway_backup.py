@@ -15,10 +15,10 @@ from pyinfra.api import OperationError
 from roles.gateway.config import BACKUP_SUFFIX, STATE_DIR
 from roles.gateway.operations import NewestBackup, backup_version, checked_copy, newest_copy, unpack_command
 from roles.gateway.programs import backup as backup_program
-from tests.unit.test_transfer import HOSTILE
+from tests.support.hostile import HOSTILE_FILE_NAMES
 
 ROOT = "2026-11-24T07-49-49.556+00-00-openclaw-backup"
-HOSTILE_NAMES = tuple(name for name in HOSTILE if "/" not in name) + (
+HOSTILE_NAMES = tuple(name for name in HOSTILE_FILE_NAMES if "/" not in name) + (
     f"{ROOT}.tar.gz;id",
     f"-{ROOT}.tar.gz",
     f"{ROOT}.tar.gz\n",

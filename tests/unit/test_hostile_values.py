@@ -6,7 +6,7 @@ of three kinds: hostile ones (text with line breaks, quotes, $(...), backticks, 
 long text; huge, negative, NaN and infinite numbers, booleans, None, lists, mappings, and what pyinfra's --data
 makes of hostile text), valid values with an injection spliced in, and valid values (which must render, unless a
 rule across settings refuses them, under some key). Each goes on both hosts of the valid two-box site of
-test_inventory_validation (an address on the backend only).
+tests/support/sites.py (an address on the backend only).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from roles.model_server.deploy import unit_text
 from roles.model_server.settings import LLAMA_CPP_PYTHON, LLAMA_SERVER
 from tests.support.alert_rules import rules_document
 from tests.support.site_files import site_files
-from tests.unit.test_inventory_validation import good_hosts
+from tests.support.sites import good_hosts
 
 # A few seconds in all: every key gets its own small runs (derandomized, so a run is repeatable).
 PER_KEY = settings(

@@ -12,7 +12,8 @@ from roles.common import files, packages, units
 from roles.common.files import Unchanged, whole_file, writing, written_paths
 from roles.common.packages import DpkgInterrupted, dpkg_repaired
 from roles.common.units import UnitState, service
-from tests.unit.test_commands import HOSTILE, Shell, plan, program_calls
+from tests.support.hostile import HOSTILE
+from tests.support.shell import Shell, plan, program_calls
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import socket
 import subprocess
 import sys
@@ -12,38 +11,9 @@ import pytest
 
 from roles.common.settings import InventoryError
 from roles.inventory import build_site, load_inventory, site_from_inventory
+from tests.support.sites import good_hosts, problems_of, with_change
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def good_hosts():
-    """A valid two-box site: {name: (groups, data)}, as pyinfra would merge it."""
-    return {
-        "front": (("frontend",), {"ssh_hostname": "10.0.0.10", "hw_memory_gib": 16, "hw_cpu_cores": 4}),
-        "back": (
-            ("backend",),
-            {
-                "ssh_hostname": "10.0.0.20",
-                "hw_memory_gib": 128,
-                "hw_cpu_cores": 16,
-                "model_server_model_source": "/srv/models/qwen.gguf",
-                "model_server_model_sha256": "ab" * 32,
-                "model_server_model_size_gib": 45,
-            },
-        ),
-    }
-
-
-def with_change(change):
-    hosts = copy.deepcopy(good_hosts())
-    change(hosts)
-    return hosts
-
-
-def problems_of(hosts):
-    with pytest.raises(InventoryError) as raised:
-        build_site(hosts)
-    return {(p.host, p.key) for p in raised.value.problems}, str(raised.value)
 
 
 def test_the_good_site_is_valid():

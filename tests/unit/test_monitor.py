@@ -30,7 +30,7 @@ from roles.monitor.config import (
 )
 from roles.monitor.deploy import prometheus_yml_text
 from roles.monitor.rules import render_rules
-from tests.unit.test_inventory_validation import good_hosts, with_change
+from tests.support.sites import good_hosts, with_change
 
 FRONT, BACK = "10.0.0.10", "10.0.0.20"
 

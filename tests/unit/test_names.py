@@ -7,7 +7,7 @@ import pytest
 
 from roles.common.names import HostSpec, site_names
 from roles.inventory import build_site
-from tests.unit.test_inventory_validation import good_hosts, with_change
+from tests.support.sites import good_hosts, with_change
 
 HOSTS = (
     HostSpec("front", "10.0.0.10", "frontend", 16, 4),

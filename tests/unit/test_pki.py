@@ -7,42 +7,13 @@ import stat
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from roles.common.ca import CertSpec, load_or_create_ca, reissue_reason, sign_csr
+from tests.support.pki import SPEC, csr_for, host_key, public_pem
 
 NOW = dt.datetime(2026, 11, 21, tzinfo=dt.UTC)
 WINDOW = dt.timedelta(days=30)
-SPEC = CertSpec(
-    common_name="front.home.arpa",
-    role="frontend",
-    organization="clawlan",
-    dns_names=("front.home.arpa", "front", "chat.home.arpa", "chat"),
-    ip_addresses=("10.0.0.10",),
-    client=True,
-    server=True,
-)
-
-
-def host_key():
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def csr_for(key) -> str:
-    csr = x509.CertificateSigningRequestBuilder().subject_name(
-        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "csr")])
-    )
-    return csr.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode()
-
-
-def public_pem(key) -> str:
-    return (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from roles.common.ca import (
     revocation_list,
     sign_csr,
 )
-from tests.unit.test_pki import SPEC, csr_for, host_key
+from tests.support.pki import SPEC, csr_for, host_key
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from all of them."""
 from __future__ import annotations
 
 from roles.inventory import build_site
-from tests.unit.test_inventory_validation import good_hosts
+from tests.support.sites import good_hosts
 
 
 def grown(**second):

@@ -17,17 +17,7 @@ import pytest
 from pyinfra.api import OperationError
 
 from roles.common import transfer
-
-HOSTILE = (
-    "x;touch PWNED_$(id -u);#-openclaw-backup.tar.gz",
-    "a'b\"c`touch PWNED`",
-    "$(touch PWNED)",
-    "-rf",
-    "--help",
-    "new\nline",
-    "sp ace && touch PWNED",
-    "*",
-)
+from tests.support.hostile import HOSTILE_FILE_NAMES
 
 
 class ShellHost:
@@ -65,7 +55,7 @@ def home(tmp_path):
     return tmp_path / "home"
 
 
-@pytest.mark.parametrize("name", HOSTILE)
+@pytest.mark.parametrize("name", HOSTILE_FILE_NAMES)
 def test_a_hostile_remote_name_is_fetched_as_a_file_and_runs_nothing(tmp_path, home, name):
     """The review's root injection: pyinfra's sudo download put the remote name into `sh -c` unquoted."""
     if "/" in name:
