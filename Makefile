@@ -27,7 +27,7 @@ lint: venv
 	$(BIN)/ruff format --check .
 
 docs: venv ## README's settings tables, made from the settings classes (a unit test fails when they drift)
-	$(BIN)/python tools/docs.py
+	$(BIN)/python -m tools.docs
 
 locks: venv ## Lock files with hashes (locks/): make locks [PIN=openclaw==X] [LOCK=package==Y] [REFRESH=1]
 	$(BIN)/python tools/locks.py $(foreach p,$(PIN),--pin $(p)) $(foreach l,$(LOCK),--lock $(l)) $(if $(REFRESH),--refresh)

@@ -1,7 +1,10 @@
-"""README's settings tables, made from the settings classes: each default and its reason is written once, there.
+"""README's generated tables and the reference pages under docs/, each made from the one place its facts live.
 
-    python tools/docs.py            rewrite the tables in README.md (make docs)
-    python tools/docs.py --check    exit 1, naming the tables, when README.md differs from what this makes
+    python -m tools.docs            rewrite the tables in README.md and the pages (make docs)
+    python -m tools.docs --check    exit 1, naming the tables and pages, when they differ from what this makes
+
+Settings tables come from the settings classes (each default and its reason is written once, there); the alert
+index and docs/alerts.md from the alert rules' data (roles/monitor/alerts).
 
 A table sits between ``<!-- settings:PREFIX -->`` and ``<!-- /settings:PREFIX -->`` (PREFIX as in
 roles.inventory.SETTINGS, ``host`` for the per-host keys, or ``controls`` for the compliance suite's controls);
@@ -21,6 +24,7 @@ from typing import Any
 
 from roles.common import connection, values
 from roles.inventory import HOST_KEYS, HOST_VALUES, ROLE_GROUPS, SETTINGS, SITE_WIDE, SITE_WIDE_PREFIXES
+from tools import alert_reference
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
@@ -28,6 +32,9 @@ HOST = "host"
 CONTROLS = "controls"
 PYINFRA = "pyinfra"
 TYPES = "types"
+ALERTS = "alerts"
+# Whole pages, written from data: path under the repository -> what belongs there.
+PAGES = {alert_reference.PAGE: alert_reference.page}
 
 
 def literal(value: Any) -> str:
@@ -135,6 +142,7 @@ def sections() -> dict[str, str]:
         PYINFRA: pyinfra_table(),
         TYPES: types_table(),
         CONTROLS: controls_table(),
+        ALERTS: alert_reference.index_table(),
     }
     return {name: f"\n{table}\n\n" for name, table in tables.items()}
 
@@ -154,6 +162,10 @@ def out_of_date(text: str) -> list[str]:
     return [name for name, body in sections().items() if section_in(text, name) != body]
 
 
+def stale_pages() -> list[str]:
+    return [page for page, make in PAGES.items() if not (REPO / page).is_file() or (REPO / page).read_text() != make()]
+
+
 def update(text: str) -> str:
     for name, body in sections().items():
         if section_in(text, name) is None:
@@ -169,14 +181,20 @@ def main(argv: list[str] | None = None) -> int:
     text = README.read_text()
     if args.check:
         stale = out_of_date(text)
+        pages = stale_pages()
         if stale:
             print(f"README.md is out of date in: {', '.join(stale)} (run make docs)", file=sys.stderr)
-            return 1
-        return 0
+        if pages:
+            print(f"out of date: {', '.join(pages)} (run make docs)", file=sys.stderr)
+        return 1 if stale or pages else 0
     new = update(text)
     if new != text:
         README.write_text(new)
         print("README.md: settings tables rewritten")
+    for page in stale_pages():
+        (REPO / page).parent.mkdir(parents=True, exist_ok=True)
+        (REPO / page).write_text(PAGES[page]())
+        print(f"{page}: rewritten")
     return 0
 
 

@@ -361,30 +361,43 @@ def build_prometheus_config(
         model_server=model_server,
         alertmanager=f"{monitor.address}:{settings.alertmanager_port}",
         web_password_file=web_password_file,
-        thresholds=AlertThresholds(
-            memory_used_percent=settings.alert_memory_used_percent,
-            memory_for_s=settings.alert_memory_for_s,
-            memory_available_floor_gib=settings.alert_memory_available_floor_gib,
-            swap_growth_for_s=settings.alert_swap_growth_for_s,
-            packet_loss_percent=settings.alert_packet_loss_percent,
-            ttft_p99_s=settings.alert_ttft_p99_s,
-            tokens_per_second_floor=settings.alert_tokens_per_second_floor,
-            latency_for_s=settings.alert_latency_for_s,
-            probe_failing_for_s=settings.alert_probe_failing_for_s,
-            probe_recovery_s=settings.probe_interval_s + settings.probe_timeout_s + 2 * settings.scrape_interval_s,
-            down_for_s=settings.alert_down_for_s,
-            certificate_for_s=settings.alert_certificate_for_s,
-            disk_free_percent=settings.alert_disk_free_percent,
-            certificate_renew_before_days=renew_before_days,
-            gateway_audit_max_age_s=gateway_audit_max_age_s,
-            queue_for_s=settings.alert_queue_for_s,
-            context_full_percent=settings.alert_context_full_percent,
-            slot_context_tokens=model_server.slot_context_tokens,
-            backend_out_for_s=settings.alert_backend_out_for_s,
-            backends_min=settings.alert_backends_min,
-            balancer_proxy=balancer_proxy,
-            watched_units=WATCHED_UNITS,
+        thresholds=alert_thresholds(
+            settings, renew_before_days, gateway_audit_max_age_s, model_server.slot_context_tokens, balancer_proxy
         ),
+    )
+
+
+def alert_thresholds(
+    settings: MonitorSettings,
+    renew_before_days: int,
+    gateway_audit_max_age_s: int,
+    slot_context_tokens: tuple[tuple[str, int], ...],
+    balancer_proxy: str,
+) -> AlertThresholds:
+    """What the alert rules read: the inventory's monitor_alert_* keys and the facts of other roles they judge."""
+    return AlertThresholds(
+        memory_used_percent=settings.alert_memory_used_percent,
+        memory_for_s=settings.alert_memory_for_s,
+        memory_available_floor_gib=settings.alert_memory_available_floor_gib,
+        swap_growth_for_s=settings.alert_swap_growth_for_s,
+        packet_loss_percent=settings.alert_packet_loss_percent,
+        ttft_p99_s=settings.alert_ttft_p99_s,
+        tokens_per_second_floor=settings.alert_tokens_per_second_floor,
+        latency_for_s=settings.alert_latency_for_s,
+        probe_failing_for_s=settings.alert_probe_failing_for_s,
+        probe_recovery_s=settings.probe_interval_s + settings.probe_timeout_s + 2 * settings.scrape_interval_s,
+        down_for_s=settings.alert_down_for_s,
+        certificate_for_s=settings.alert_certificate_for_s,
+        disk_free_percent=settings.alert_disk_free_percent,
+        certificate_renew_before_days=renew_before_days,
+        gateway_audit_max_age_s=gateway_audit_max_age_s,
+        queue_for_s=settings.alert_queue_for_s,
+        context_full_percent=settings.alert_context_full_percent,
+        slot_context_tokens=slot_context_tokens,
+        backend_out_for_s=settings.alert_backend_out_for_s,
+        backends_min=settings.alert_backends_min,
+        balancer_proxy=balancer_proxy,
+        watched_units=WATCHED_UNITS,
     )
 
 

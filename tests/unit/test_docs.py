@@ -1,4 +1,4 @@
-"""README's settings tables are made from the settings classes (tools/docs.py, make docs) and must not drift."""
+"""README's generated tables and docs/ pages are made from their data (tools/docs.py, make docs) and must not drift."""
 
 import dataclasses
 import re
@@ -20,6 +20,13 @@ def test_readme_table_is_what_make_docs_writes(section):
     )
     assert in_readme == docs.sections()[section], (
         f"README.md's settings table {section!r} differs from the settings classes: run make docs"
+    )
+
+
+@pytest.mark.parametrize("page", list(docs.PAGES))
+def test_reference_page_is_what_make_docs_writes(page):
+    assert (docs.REPO / page).is_file() and (docs.REPO / page).read_text() == docs.PAGES[page](), (
+        f"{page} differs from the data it is made from: run make docs"
     )
 
 
