@@ -18,7 +18,7 @@ from roles.common.accounts import system_user
 from roles.common.files import host_files
 from roles.common.packages import install_packages
 from roles.common.secrets import site_secret
-from roles.common.templates import TEMPLATES, render, rendered
+from roles.common.templates import TEMPLATES, render
 from roles.common.tls import own_identity
 from roles.common.units import service, timer_job, timer_job_files
 from roles.gateway.config import (
@@ -186,25 +186,29 @@ def _backups(config: GatewayConfig, known):
     timer_job(
         known,
         unit=BACKUP_UNIT,
-        service_src=rendered(
-            "gateway/clawlan-gateway-backup.service.j2",
-            cli=CLI,
-            backup_dir=BACKUP_DIR,
-            export_dir=EXPORT_DIR,
-            export_state_directory=EXPORT_DIR.removeprefix("/var/lib/"),
-            program=BACKUP_PROGRAM,
-            user=USER,
-            kept=BACKUPS_KEPT,
-            state_dir=STATE_DIR,
-            cache_dir=CACHE_DIR,
-            own_addresses=("localhost", config.listen_address),
-        ),  # fmt: skip
+        service_src=StringIO(backup_unit_text(config)),
         timer_src=str(TEMPLATES / "gateway" / f"{BACKUP_UNIT}.timer"),
         run_now="Back up OpenClaw's state now (the backup unit or its program is new or changed)",
         run_now_on=(program,),
     )
     keep_newest_backup(
         name="Copy the newest backup of OpenClaw's state to the control machine", copies_dir=config.backup_copies_dir
+    )
+
+
+def backup_unit_text(config: GatewayConfig) -> str:
+    return render(
+        "gateway/clawlan-gateway-backup.service.j2",
+        cli=CLI,
+        backup_dir=BACKUP_DIR,
+        export_dir=EXPORT_DIR,
+        export_state_directory=EXPORT_DIR.removeprefix("/var/lib/"),  # systemd takes it relative to /var/lib
+        program=BACKUP_PROGRAM,
+        user=USER,
+        kept=BACKUPS_KEPT,
+        state_dir=STATE_DIR,
+        cache_dir=CACHE_DIR,
+        own_addresses=("localhost", config.listen_address),
     )
 
 
