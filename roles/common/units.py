@@ -153,17 +153,21 @@ def dropin_path(unit: str) -> str:
     return f"/etc/systemd/system/{unit}.d/clawlan.conf"
 
 
-def timer_job_files(unit: str) -> tuple[str, str]:
-    """Where ``unit``.service and ``unit``.timer live: for host_files, which reads their state up front."""
-    return f"/etc/systemd/system/{unit}.service", f"/etc/systemd/system/{unit}.timer"
+def program_on_timer_files(unit: str, program: str) -> tuple[str, str, str]:
+    """What program_on_timer installs: for host_files, which reads their state up front."""
+    return program, f"/etc/systemd/system/{unit}.service", f"/etc/systemd/system/{unit}.timer"
 
 
-def timer_job(known, *, unit: str, service_src, timer_src, run_now: str, run_now_on: Sequence):
-    """A oneshot ``unit``.service that its ``unit``.timer runs: both installed (``known`` being the role's
-    host_files, which holds timer_job_files), the timer kept running, and the service run at once when an
-    operation in ``run_now_on`` or the service file itself changed, so a deploy returns with its output current.
-    ``run_now`` names that last operation."""
-    service_file, timer_file = timer_job_files(unit)
+def program_on_timer(
+    known, *, unit: str, program: str, program_src: str, what: str, service_src, timer_src, run_now: str,
+    run_now_on: Sequence = (),
+):  # fmt: skip
+    """A host ``program`` (``what`` it is) that a oneshot ``unit``.service runs and its ``unit``.timer schedules: all
+    three installed (``known`` being the role's host_files, which holds program_on_timer_files), the timer kept
+    running, and the service run at once when the program, the service file or an operation in ``run_now_on``
+    changed, so a deploy returns with its output current. ``run_now`` names that last operation."""
+    _, service_file, timer_file = program_on_timer_files(unit, program)
+    program_op = known.put(name=f"Install {what}", src=program_src, dest=program, mode="755")
     service_op = known.put(name=f"Install {unit}.service", src=service_src, dest=service_file, mode="644")
     timer_op = known.put(name=f"Install {unit}.timer", src=timer_src, dest=timer_file, mode="644")
     service(name=f"Run {unit}.timer", unit=f"{unit}.timer", daemon_reload_on=(service_op, timer_op))
@@ -172,5 +176,5 @@ def timer_job(known, *, unit: str, service_src, timer_src, run_now: str, run_now
     server.shell(
         name=run_now,
         commands=[f"systemctl restart {shlex.quote(unit + '.service')}"],
-        _if=lambda: any(op.did_change() for op in (*run_now_on, service_op)),
+        _if=lambda: any(op.did_change() for op in (*run_now_on, program_op, service_op)),
     )

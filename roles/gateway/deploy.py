@@ -18,9 +18,9 @@ from roles.common.accounts import system_user
 from roles.common.files import host_files
 from roles.common.packages import install_packages
 from roles.common.secrets import site_secret
-from roles.common.templates import TEMPLATES, render, rendered
+from roles.common.templates import TEMPLATES, render
 from roles.common.tls import own_identity
-from roles.common.units import service, timer_job, timer_job_files
+from roles.common.units import program_on_timer, program_on_timer_files, service
 from roles.gateway.config import (
     AUDIT_COMMAND,
     AUDIT_PROGRAM,
@@ -66,8 +66,8 @@ def gateway(config: GatewayConfig, installed_packages: frozenset[str] = frozense
                      installed_packages)  # fmt: skip
     unit_path = f"/etc/systemd/system/{UNIT}"
     known = host_files(STATE_DIR, AWAIT_READY, "/etc/clawlan", ENV_FILE, CLI, CANDIDATE, CONFIG_FILE, unit_path,
-                       AUDIT_PROGRAM, *timer_job_files(AUDIT_UNIT), BACKUP_DIR, BACKUP_PROGRAM,
-                       *timer_job_files(BACKUP_UNIT))  # fmt: skip
+                       *program_on_timer_files(AUDIT_UNIT, AUDIT_PROGRAM), BACKUP_DIR,
+                       *program_on_timer_files(BACKUP_UNIT, BACKUP_PROGRAM))  # fmt: skip
     system_user(name=f"Create the {USER} system user", user=USER, home=STATE_DIR)
     state_dir = known.directory(
         name=f"Create the gateway's state directory {STATE_DIR} (0700)",
@@ -177,53 +177,50 @@ def gateway(config: GatewayConfig, installed_packages: frozenset[str] = frozense
 
 def _backups(config: GatewayConfig, known):
     """OpenClaw's own backup daily (and at once when the unit is new), the newest copied to the control machine."""
-    program = known.put(
-        name="Install the program that prunes and publishes the gateway's backups",
-        src=str(PROGRAMS / "backup.py"),
-        dest=BACKUP_PROGRAM,
-        mode="755",
-    )
-    timer_job(
+    program_on_timer(
         known,
         unit=BACKUP_UNIT,
-        service_src=rendered(
-            "gateway/clawlan-gateway-backup.service.j2",
-            cli=CLI,
-            backup_dir=BACKUP_DIR,
-            export_dir=EXPORT_DIR,
-            export_state_directory=EXPORT_DIR.removeprefix("/var/lib/"),
-            program=BACKUP_PROGRAM,
-            user=USER,
-            kept=BACKUPS_KEPT,
-            state_dir=STATE_DIR,
-            cache_dir=CACHE_DIR,
-            own_addresses=("localhost", config.listen_address),
-        ),  # fmt: skip
+        program=BACKUP_PROGRAM,
+        program_src=str(PROGRAMS / "backup.py"),
+        what="the program that prunes and publishes the gateway's backups",
+        service_src=StringIO(backup_unit_text(config)),
         timer_src=str(TEMPLATES / "gateway" / f"{BACKUP_UNIT}.timer"),
         run_now="Back up OpenClaw's state now (the backup unit or its program is new or changed)",
-        run_now_on=(program,),
     )
     keep_newest_backup(
         name="Copy the newest backup of OpenClaw's state to the control machine", copies_dir=config.backup_copies_dir
     )
 
 
+def backup_unit_text(config: GatewayConfig) -> str:
+    return render(
+        "gateway/clawlan-gateway-backup.service.j2",
+        cli=CLI,
+        backup_dir=BACKUP_DIR,
+        export_dir=EXPORT_DIR,
+        export_state_directory=EXPORT_DIR.removeprefix("/var/lib/"),  # systemd takes it relative to /var/lib
+        program=BACKUP_PROGRAM,
+        user=USER,
+        kept=BACKUPS_KEPT,
+        state_dir=STATE_DIR,
+        cache_dir=CACHE_DIR,
+        own_addresses=("localhost", config.listen_address),
+    )
+
+
 def _security_audit(config: GatewayConfig, known, gateway_changes):
     """openclaw's security audit as a unit: run now when the gateway changed, hourly by its timer."""
-    program = known.put(
-        name="Install the gateway's security audit program",
-        src=str(PROGRAMS / "audit.py"),
-        dest=AUDIT_PROGRAM,
-        mode="755",
-    )
     # Waits for the audit (~10 s): the report is current when the deploy ends, and a check right after reads it.
-    timer_job(
+    program_on_timer(
         known,
         unit=AUDIT_UNIT,
+        program=AUDIT_PROGRAM,
+        program_src=str(PROGRAMS / "audit.py"),
+        what="the gateway's security audit program",
         service_src=StringIO(audit_unit_text(config)),
         timer_src=str(TEMPLATES / "gateway" / f"{AUDIT_UNIT}.timer"),
         run_now="Run the security audit now (the gateway or the audit changed)",
-        run_now_on=(*gateway_changes, program),
+        run_now_on=gateway_changes,
     )
 
 

@@ -233,12 +233,7 @@ def alertmanager(config: AlertmanagerConfig, installed_packages: frozenset[str] 
                        SMTP_PASSWORD_FILE)  # fmt: skip
     dropin = known.put(
         name="Configure Alertmanager: our configuration, the LAN listener for the UI's networks, no gossip port",
-        src=rendered(
-            "monitor/alertmanager.conf.j2",
-            arguments=config.arguments(),
-            config_file=ALERTMANAGER_CONFIG,
-            storage=ALERTMANAGER_STORAGE,
-        ),
+        src=StringIO(alertmanager_dropin_text(config)),
         dest=dropin_path(ALERTMANAGER_UNIT),
         mode="644",
     )
@@ -273,4 +268,13 @@ def alertmanager(config: AlertmanagerConfig, installed_packages: frozenset[str] 
         daemon_reload_on=(dropin,),
         restart_on=(dropin,),
         reload_on=(live, *secrets),
+    )
+
+
+def alertmanager_dropin_text(config: AlertmanagerConfig) -> str:
+    return render(
+        "monitor/alertmanager.conf.j2",
+        arguments=config.arguments(),
+        config_file=ALERTMANAGER_CONFIG,
+        storage=ALERTMANAGER_STORAGE,
     )

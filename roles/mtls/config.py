@@ -18,7 +18,7 @@ BALANCER_CONF = "/etc/haproxy/haproxy.cfg"  # Debian's unit reads this one (and 
 BALANCER_UNIT = "haproxy.service"
 INGRESS_UNIT = "nginx.service"
 # Debian's units, kept, with our hardening as a drop-in of each (and nginx's Restart=): never an edited unit file.
-HARDENING = {INGRESS_UNIT: "mtls/nginx-hardening.conf", BALANCER_UNIT: "mtls/haproxy-hardening.conf"}
+HARDENING = {INGRESS_UNIT: "mtls/nginx-hardening.conf.j2", BALANCER_UNIT: "mtls/haproxy-hardening.conf.j2"}
 
 BALANCER_PROXY = "model_servers"  # HAProxy's name for the pool: the proxy label of its metrics
 # Health checks: every second, two failures take a backend out, one pass puts it back. A backend that goes bad just

@@ -14,7 +14,7 @@ from pyinfra.operations.util import any_changed
 from roles.common.files import host_files
 from roles.common.packages import install_packages
 from roles.common.secrets import site_secret
-from roles.common.templates import TEMPLATES, rendered
+from roles.common.templates import rendered
 from roles.common.units import dropin_path, service
 from roles.mtls.config import (
     BALANCER_CONF,
@@ -82,7 +82,7 @@ def _hardening(unit: str):
     path = dropin_path(unit)
     return host_files(path).put(
         name=f"Harden {unit} (a drop-in: sandboxing, and a restart after a crash)",
-        src=str(TEMPLATES / HARDENING[unit]),
+        src=rendered(HARDENING[unit]),
         dest=path,
         mode="644",
     )

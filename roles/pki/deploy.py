@@ -12,7 +12,7 @@ from roles.common.files import HostFiles, host_files, writing
 from roles.common.packages import install_packages
 from roles.common.templates import TEMPLATES, rendered
 from roles.common.tls import CA_CERT, CRL, HOST_CERT, HOST_KEY, PKI_DIR, host_certificate, private_key
-from roles.common.units import timer_job, timer_job_files
+from roles.common.units import program_on_timer, program_on_timer_files
 from roles.pki.config import METRICS_SCRIPT, METRICS_UNIT, PkiConfig
 
 PROGRAMS = Path(__file__).resolve().parent / "programs"  # run on the hosts
@@ -25,7 +25,7 @@ def pki(config: PkiConfig, installed_packages: frozenset[str] = frozenset()):
     issuance.site_ca()  # made on first use
     trusted = trust_bundle(Path(issuance.ca_dir))  # two CAs while a rotation is under way
     install_packages("Install openssl", ["openssl"], installed_packages)
-    known = host_files(PKI_DIR, CA_CERT, CRL, config.metrics_dir, METRICS_SCRIPT, *timer_job_files(METRICS_UNIT))
+    known = host_files(PKI_DIR, CA_CERT, CRL, config.metrics_dir, *program_on_timer_files(METRICS_UNIT, METRICS_SCRIPT))
     known.directory(name=f"Create {PKI_DIR}", path=PKI_DIR, mode="755", user="root", group="root")
     private_key(name="Generate this host's private key on the host", path=HOST_KEY)
     ca_cert = _public_pem(known, "Install the site CA certificate (both CAs during a rotation)", trusted, CA_CERT)
@@ -55,15 +55,12 @@ def _public_pem(known: HostFiles, name: str, pem: str, dest: str):
 def _expiry_metrics(config: PkiConfig, known: HostFiles, tls_changes):
     """Certificate expiry as a node exporter textfile metric, so an alert fires inside the renewal window."""
     known.directory(name=f"Create the textfile metrics directory {config.metrics_dir}", path=config.metrics_dir)
-    script = known.put(
-        name="Install the certificate expiry metrics script",
-        src=str(PROGRAMS / "certificate-expiry-metrics.sh"),
-        dest=METRICS_SCRIPT,
-        mode="755",
-    )
-    timer_job(
+    program_on_timer(
         known,
         unit=METRICS_UNIT,
+        program=METRICS_SCRIPT,
+        program_src=str(PROGRAMS / "certificate-expiry-metrics.sh"),
+        what="the certificate expiry metrics script",
         service_src=rendered(
             "pki/clawlan-certificate-metrics.service.j2",
             script=METRICS_SCRIPT,
@@ -72,5 +69,5 @@ def _expiry_metrics(config: PkiConfig, known: HostFiles, tls_changes):
         ),
         timer_src=str(TEMPLATES / "pki" / "clawlan-certificate-metrics.timer"),
         run_now="Write the certificate expiry metric now (a certificate or the script changed)",
-        run_now_on=(*tls_changes, script),
+        run_now_on=tls_changes,
     )

@@ -10,15 +10,18 @@ from roles.base.deploy import SYSCTL_FILE, THP_TMPFILES, TIMESYNCD_DROPIN
 from roles.common.templates import render
 from roles.common.tls import PKI_DIR
 from roles.common.units import dropin_path
-from roles.gateway.config import AUDIT_UNIT
+from roles.firewall.config import RULES, TABLE
+from roles.firewall.config import UNIT as FIREWALL_UNIT
+from roles.gateway.config import AUDIT_UNIT, BACKUP_UNIT
 from roles.gateway.config import CLI as GATEWAY_CLI
 from roles.gateway.config import CONFIG_FILE as GATEWAY_CONFIG
 from roles.gateway.config import UNIT as GATEWAY_UNIT
-from roles.gateway.deploy import _unit_context, audit_unit_text
+from roles.gateway.deploy import _unit_context, audit_unit_text, backup_unit_text
 from roles.model_server.config import CONFIG_FILE as MODEL_CONFIG
 from roles.model_server.config import UNIT
 from roles.model_server.deploy import unit_text
 from roles.monitor.config import (
+    ALERTMANAGER_UNIT,
     NODE_EXPORTER_UNIT,
     PROBE_CONFIG,
     PROBE_PROGRAM,
@@ -28,9 +31,9 @@ from roles.monitor.config import (
     PROMETHEUS_DIR,
     PROMETHEUS_UNIT,
 )
-from roles.monitor.deploy import prometheus_yml_text
+from roles.monitor.deploy import alertmanager_dropin_text, prometheus_yml_text
 from roles.monitor.rules import render_rules
-from roles.mtls.config import BALANCER_CONF, CONF
+from roles.mtls.config import BALANCER_CONF, BALANCER_UNIT, CONF, HARDENING, INGRESS_UNIT
 from roles.pki.config import METRICS_SCRIPT, METRICS_UNIT
 from roles.site import Site
 
@@ -46,6 +49,8 @@ def host_files(site: Site, name: str) -> dict[str, str]:
     files[THP_TMPFILES] = render("base/thp.tmpfiles.conf.j2", enabled=base.thp_enabled, defrag=base.thp_defrag)
     if base.ntp_servers:
         files[TIMESYNCD_DROPIN] = render("base/timesyncd.conf.j2", servers=base.ntp_servers)
+    files[f"/etc/systemd/system/{FIREWALL_UNIT}"] = render("firewall/clawlan-firewall.service.j2", table=TABLE,
+                                                          rules=RULES)  # fmt: skip
 
     exporter = site.node_exporter_config(name)
     files[dropin_path(NODE_EXPORTER_UNIT)] = render(
@@ -62,14 +67,17 @@ def host_files(site: Site, name: str) -> dict[str, str]:
         files[MODEL_CONFIG] = render("model_server/model-server.conf.j2", environment=model.environment())
         files[f"/etc/systemd/system/{UNIT}"] = unit_text(model)
         files[CONF] = render("mtls/ingress.conf.j2", **site.ingress_config(name).__dict__)
+        files[dropin_path(INGRESS_UNIT)] = render(HARDENING[INGRESS_UNIT])
     else:
         files[BALANCER_CONF] = render("mtls/haproxy.cfg.j2", **site.egress_config(name).__dict__)
+        files[dropin_path(BALANCER_UNIT)] = render(HARDENING[BALANCER_UNIT])
         gateway = site.gateway_config(name)
         context = _unit_context(gateway)
         files[GATEWAY_CLI] = render("gateway/openclaw.sh.j2", **context)
         files[GATEWAY_CONFIG] = gateway.openclaw_json()
         files[f"/etc/systemd/system/{GATEWAY_UNIT}"] = render("gateway/clawlan-gateway.service.j2", **context)
         files[f"/etc/systemd/system/{AUDIT_UNIT}.service"] = audit_unit_text(gateway)
+        files[f"/etc/systemd/system/{BACKUP_UNIT}.service"] = backup_unit_text(gateway)
         probe = site.probe_config(name)
         files[PROBE_CONFIG] = probe.probe_json() + "\n"
         files[f"/etc/systemd/system/{PROBE_UNIT}"] = render(
@@ -85,6 +93,7 @@ def host_files(site: Site, name: str) -> dict[str, str]:
         )  # fmt: skip
         files[f"{PROMETHEUS_DIR}/prometheus.yml"] = prometheus_yml_text(prometheus, name)
         files[f"{PROMETHEUS_DIR}/clawlan.rules.yml"] = render_rules(prometheus.thresholds)
+        files[dropin_path(ALERTMANAGER_UNIT)] = alertmanager_dropin_text(site.alertmanager_config())
     return files
 
 
