@@ -18,7 +18,7 @@ from roles.common.accounts import system_user
 from roles.common.files import host_files
 from roles.common.packages import install_packages
 from roles.common.secrets import site_secret
-from roles.common.templates import TEMPLATES, render
+from roles.common.templates import TEMPLATES, render, rendered
 from roles.common.tls import own_identity
 from roles.common.units import program_on_timer, program_on_timer_files, service
 from roles.gateway.config import (
