@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from roles.common.names import HostSpec
 from roles.common.settings import Problem
 from roles.common.tls import CA_CERT, PKI_DIR, Issuance
+from roles.monitor import site_rules
 from roles.monitor.alerts import CAUSES, EFFECTS, WATCHDOG, AlertThresholds
 from roles.monitor.settings import MonitorSettings
 
@@ -164,6 +165,7 @@ class PrometheusConfig:
     balancer_targets: tuple[ScrapeTarget, ...]  # each frontend's HAProxy exporter
     model_server: ModelServerScrape
     thresholds: AlertThresholds
+    site_rules_file: str  # on the control machine: the site's own rules, or "" for none
     alertmanager: str  # address:port of the site's Alertmanager, on the monitor host: alerts go there
     web_password_file: str  # on the control machine: the password for the UI and API of both (user WEB_USER)
 
@@ -361,6 +363,7 @@ def build_prometheus_config(
         model_server=model_server,
         alertmanager=f"{monitor.address}:{settings.alertmanager_port}",
         web_password_file=web_password_file,
+        site_rules_file=settings.rules_file,
         thresholds=alert_thresholds(
             settings, renew_before_days, gateway_audit_max_age_s, model_server.slot_context_tokens, balancer_proxy
         ),
@@ -419,6 +422,8 @@ def preflight(settings: MonitorSettings, hosts: Sequence[HostSpec]) -> list[Prob
         problems.append(
             Problem("*", "monitor_alert_backends_min", f"the site has {backends} backend(s): the alert would never end")
         )
+    if settings.rules_file and (problem := site_rules.problem(settings.rules_file)):
+        problems.append(Problem("*", "monitor_rules_file", problem))
     if problems:
         return problems
     monitor = monitor_host(settings, hosts)

@@ -19,6 +19,7 @@ from roles.common.secrets import password_hash, site_secret
 from roles.common.templates import render, rendered
 from roles.common.tls import CA_CERT, own_identity
 from roles.common.units import dropin_path, service
+from roles.monitor import site_rules
 from roles.monitor.config import (
     ALERTMANAGER_CONFIG,
     ALERTMANAGER_STAGING,
@@ -126,7 +127,7 @@ def probe(config: ProbeConfig, secrets_changes=(), tls_changes=(), installed_pac
 @deploy("Prometheus")
 def prometheus(config: PrometheusConfig, monitor_name: str, installed_packages: frozenset[str] = frozenset()):
     """Configuration and rules are checked by promtool in a staging directory before they replace the live ones."""
-    names = ("prometheus.yml", "clawlan.rules.yml")
+    names = ("prometheus.yml", "clawlan.rules.yml", site_rules.FILE_NAME)
     known = host_files(
         PROMETHEUS_STAGING,
         dropin_path(PROMETHEUS_UNIT),
@@ -172,9 +173,12 @@ def prometheus(config: PrometheusConfig, monitor_name: str, installed_packages: 
         user="root",
         group=PROMETHEUS_USER,
     )
-    prometheus_yml = prometheus_yml_text(config, monitor_name)
-    rules = render_rules(config.thresholds)
-    texts = dict(zip(names, (prometheus_yml, rules), strict=True))
+    texts = {
+        "prometheus.yml": prometheus_yml_text(config, monitor_name),
+        "clawlan.rules.yml": render_rules(config.thresholds),
+    }
+    if config.site_rules_file:
+        texts[site_rules.FILE_NAME] = site_rules.read(config.site_rules_file)
     staged = [
         known.put(name=f"Stage {name}", src=StringIO(text), dest=f"{PROMETHEUS_STAGING}/{name}", mode="644")
         for name, text in texts.items()
@@ -194,6 +198,13 @@ def prometheus(config: PrometheusConfig, monitor_name: str, installed_packages: 
         )
         for name, text in texts.items()
     ]
+    if not config.site_rules_file:
+        # After the configuration that no longer names it: a Prometheus (re)started in between still finds it.
+        for directory in (PROMETHEUS_STAGING, PROMETHEUS_DIR):
+            known.absent(
+                name=f"Remove {directory}/{site_rules.FILE_NAME}: the inventory names no site rules file",
+                path=f"{directory}/{site_rules.FILE_NAME}",
+            )
     service(
         name=f"Run {PROMETHEUS_UNIT} (restarted when its flags changed, reloaded when its configuration did)",
         unit=PROMETHEUS_UNIT,
@@ -221,6 +232,7 @@ def prometheus_yml_text(config: PrometheusConfig, monitor_name: str) -> str:
         key_file=MONITOR_KEY,
         web_user=WEB_USER,
         web_password_file=WEB_PASSWORD_FILE,
+        site_rules=site_rules.FILE_NAME if config.site_rules_file else "",
     )
 
 

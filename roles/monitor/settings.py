@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from roles.common.settings import setting
 from roles.common.values import (
+    ControlPath,
     DnsLabel,
     EmailAddress,
     HostName,
@@ -97,6 +98,10 @@ class MonitorSettings:
     )  # fmt: skip
     alert_disk_free_percent: float = setting(10.0, "Free space below this % on any disk alerts (the model's volume).",
                                              Number(0.1, 99))  # fmt: skip
+    rules_file: str = setting(
+        "", "A site's own Prometheus rules file on the control machine, loaded beside clawlan's (checked by promtool).",
+        OrEmpty(ControlPath(), "clawlan's rules only"),
+    )  # fmt: skip
     alertmanager_port: int = setting(
         9093, "Alertmanager's UI and API on the monitor's LAN address, for monitor_client_networks only.", Port()
     )

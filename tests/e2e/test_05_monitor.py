@@ -8,13 +8,12 @@ it.
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 
 from roles.model_server.config import UNIT as MODEL_UNIT
+from roles.monitor.alerts import alert_groups
 from roles.monitor.config import PROBE_UNIT
-from roles.monitor.rules import render_rules
 from tests.compliance import test_pki as pki_controls
 from tests.compliance import test_services as service_controls
 from tests.e2e.conftest import deploy, wait_until_passes
@@ -72,9 +71,13 @@ def test_the_probe_measures_real_chats_on_each_path(prometheus, path):
     assert values["clawlan_probe_tokens_per_second"] > 0
 
 
-def test_every_alert_rule_is_loaded(prometheus, site):
-    rendered = set(re.findall(r"^\s*- alert: (\w+)", render_rules(site.prometheus_config().thresholds), re.M))
-    assert len(rendered) == 23  # 22 alerts and the Watchdog: "all loaded" is not "none rendered, none loaded"
+def test_every_alert_rule_is_loaded_in_its_group(prometheus, site):
+    loaded = {group["name"]: {rule["name"] for rule in group["rules"]} for group in api(prometheus, "rules")["groups"]}
+    ours = {f"clawlan-{g.name}": {r.name for r in g.rules} for g in alert_groups(site.prometheus_config().thresholds)}
+    assert (
+        sum(map(len, ours.values())) == 23
+    )  # 22 alerts and the Watchdog: "all loaded" is not "none made, none loaded"
+    assert loaded == ours
     service_controls.test_MON_04_alert_rules_loaded(site, site.monitor_host().name)
 
 
@@ -152,21 +155,49 @@ def test_the_probe_has_its_own_key_and_the_host_key_stays_roots(hosts, site):
     pki_controls.test_PKI_07_probe_cannot_read_the_host_key(front)
 
 
-def test_a_changed_threshold_reloads_prometheus_and_changes_nothing_else(hosts, prometheus):
+SITE_RULES = """\
+groups:
+  - name: home
+    rules:
+      - alert: HomeRulesLoaded
+        expr: vector(1)
+        labels: {severity: none}
+"""
+
+
+def test_a_changed_threshold_and_a_sites_own_rules_reload_prometheus_and_change_nothing_else(
+    hosts, prometheus, tmp_path
+):
+    """A threshold and a site's own rules file (monitor_rules_file) reach Prometheus by a reload, checked by promtool
+    first; taking the file out of the inventory takes its rules out of Prometheus."""
     front = hosts[FRONTEND]
     pid = front.check_output("systemctl show --property MainPID --value prometheus.service")
-    result = deploy("--data", "monitor_alert_disk_free_percent=12.5")
-    assert result.changed == {
-        ("Prometheus | Stage clawlan.rules.yml", FRONTEND),
-        ("Prometheus | Check the staged configuration and rules with promtool", FRONTEND),
-        ("Prometheus | Write /etc/clawlan/prometheus/clawlan.rules.yml", FRONTEND),
+    site_rules = tmp_path / "home.rules.yml"
+    site_rules.write_text(SITE_RULES)
+    result = deploy("--data", "monitor_alert_disk_free_percent=12.5", "--data", f"monitor_rules_file={site_rules}")
+    check = ("Prometheus | Check the staged configuration and rules with promtool", FRONTEND)
+    written = {(f"Prometheus | {step}", FRONTEND) for step in (
+        "Stage clawlan.rules.yml", "Write /etc/clawlan/prometheus/clawlan.rules.yml",
+        "Stage prometheus.yml", "Write /etc/clawlan/prometheus/prometheus.yml")}  # fmt: skip
+    assert result.changed == written | {
+        ("Prometheus | Stage site.rules.yml", FRONTEND),
+        ("Prometheus | Write /etc/clawlan/prometheus/site.rules.yml", FRONTEND),
+        check,
         (RUN_PROMETHEUS, FRONTEND),
     }
     assert front.check_output("systemctl show --property MainPID --value prometheus.service") == pid
-    rules = api(prometheus, "rules", type="alert")["groups"]
-    disk = next(rule for group in rules for rule in group["rules"] if rule["name"] == "ClawlanDiskFilling")
+    groups = {group["name"]: group for group in api(prometheus, "rules", type="alert")["groups"]}
+    disk = next(rule for rule in groups["clawlan-host"]["rules"] if rule["name"] == "ClawlanDiskFilling")
     assert "< 12.5" in disk["query"]
-    assert deploy().changed == result.changed  # back to the inventory's value: the same steps
+    assert [rule["name"] for rule in groups["home"]["rules"]] == ["HomeRulesLoaded"]
+    assert groups["home"]["file"].endswith("/site.rules.yml")
+
+    back = deploy()  # the inventory's own values, and no site rules file
+    removed = {(f"Prometheus | Remove /etc/clawlan/prometheus/{where}site.rules.yml: the inventory names no site"
+                " rules file", FRONTEND) for where in ("staged/", "")}  # fmt: skip
+    assert back.changed == written | removed | {check, (RUN_PROMETHEUS, FRONTEND)}
+    assert "home" not in {group["name"] for group in api(prometheus, "rules")["groups"]}
+    assert not front.file("/etc/clawlan/prometheus/site.rules.yml").exists
     assert deploy().changed == set()
 
 
