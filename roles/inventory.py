@@ -19,7 +19,14 @@ from roles.base.settings import BaseSettings
 from roles.common.connection import SSH_KEYS, is_pyinfra_key, pyinfra_key_problems
 from roles.common.locks import LockMissing
 from roles.common.names import HostSpec, alias_problems, fqdn, site_names
-from roles.common.settings import InventoryError, Problem, parse_settings, prefixed_keys
+from roles.common.settings import (
+    InventoryError,
+    Problem,
+    every_key_site_wide,
+    is_site_wide,
+    parse_settings,
+    prefixed_keys,
+)
 from roles.common.values import DnsLabel, LanIPv4, Number, WholeNumber, shown
 from roles.firewall.settings import FirewallSettings
 from roles.gateway.config import preflight as gateway_preflight
@@ -48,26 +55,14 @@ SETTINGS = {
     "firewall": FirewallSettings,
     "latency": LatencyTargets,
 }
-# Keys whose value must be the same on every host.
-# The site's names are worked out once (roles.common.names), so what makes them is site-wide too.
-SITE_WIDE = (
-    "site_state_dir",
-    "site_cache_dir",
-    "base_dns_domain",
-    "base_host_aliases",
-    "base_extra_hosts",
-    "pki_organization",
-    "pki_permitted_networks",
-    "pki_crl_days",
-    "mtls_port",
-)
-SITE_WIDE_PREFIXES = ("monitor_", "latency_")  # one Prometheus, one set of rules and targets for the whole site
-# Keys an older clawlan knew under another name: an inventory that still uses one is told the new name.
-RENAMED = {
-    "monitor_target_ttft_p99_s": "latency_ttft_p99_s",
-    "monitor_target_inter_token_p99_s": "latency_inter_token_p99_s",
-    "monitor_target_tokens_per_second": "latency_tokens_per_second",
-}
+# Keys whose value must be the same on every host, and the prefixes under which every key is, as the settings
+# declare them.
+SITE_WIDE = tuple(key for prefix, cls in SETTINGS.items() for key, field in prefixed_keys(cls, prefix).items()
+                  if is_site_wide(cls, field))  # fmt: skip
+SITE_WIDE_PREFIXES = tuple(f"{prefix}_" for prefix, cls in SETTINGS.items() if every_key_site_wide(cls))
+# Keys an older clawlan knew under another name, as the settings declare them: {old key: new key}.
+RENAMED = {field.metadata["renamed_from"]: key for prefix, cls in SETTINGS.items()
+           for key, field in prefixed_keys(cls, prefix).items() if field.metadata["renamed_from"]}  # fmt: skip
 # Per-host keys besides role settings: the address and the hardware the sizing rules use.
 HOST_KEYS = {
     "ssh_hostname": "the host's LAN address (an IP address: it is what /etc/hosts pins)",

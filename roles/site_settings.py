@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from roles.common.settings import setting
+from roles.common.settings import all_site_wide, setting
 from roles.common.values import ControlPath, Number, OrEmpty
 
 
@@ -15,9 +15,13 @@ class SiteSettings:
         "~/.local/state/clawlan/site",
         "Control-machine directory (0700, outside git) for the site CA and secrets: back it up.",
         ControlPath(),
+        site_wide=True,
     )
     cache_dir: str = setting(
-        "~/.cache/clawlan", "Control-machine cache of built wheels; deleting it only costs a rebuild.", ControlPath()
+        "~/.cache/clawlan",
+        "Control-machine cache of built wheels; deleting it only costs a rebuild.",
+        ControlPath(),
+        site_wide=True,
     )
     locks_dir: str = setting(
         "", "Lock files (versions and hashes) of what the hosts install; a site keeping its own pins names its copy.",
@@ -25,17 +29,19 @@ class SiteSettings:
     )  # fmt: skip
 
 
+@all_site_wide  # one latency suite holds the whole site to one set of targets
 @dataclass(frozen=True)
 class LatencyTargets:
     """What the latency suite (make check) holds each path of a running site to."""
 
     ttft_p99_s: float = setting(0.7, "Warm time to first token p99 per path, seconds (reference box).",
-                                Number(0.001, 600))  # fmt: skip
+                                Number(0.001, 600), renamed_from="monitor_target_ttft_p99_s")  # fmt: skip
     inter_token_p99_s: float = setting(
-        0.04, "Inter-token p99, seconds; above 40 ms a Nagle/delayed-ACK stall is likely.", Number(0.001, 60)
-    )
+        0.04, "Inter-token p99, seconds; above 40 ms a Nagle/delayed-ACK stall is likely.", Number(0.001, 60),
+        renamed_from="monitor_target_inter_token_p99_s",
+    )  # fmt: skip
     tokens_per_second: float = setting(25.0, "Decode speed floor per path (Q4_K_M on the reference box).",
-                                       Number(0, 100000))  # fmt: skip
+                                       Number(0, 100000), renamed_from="monitor_target_tokens_per_second")  # fmt: skip
     noise_margin_percent: float = setting(
         0.0,
         "How far a figure may miss its target, in %, and still pass as measurement noise. 0 on a real site: its "

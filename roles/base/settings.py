@@ -29,17 +29,20 @@ SWAP_ROOTS = ("/swapfile", "/swap.img", "/swap", "/var/lib/swap", "/var/swap", "
 
 @dataclass(frozen=True)
 class BaseSettings:
+    # The site's names are worked out once (roles.common.names), so what makes them is site-wide.
     dns_domain: str = setting(
-        "home.arpa", "Domain of every appliance name; home.arpa is reserved for home networks (RFC 8375).", DnsName()
-    )
+        "home.arpa", "Domain of every appliance name; home.arpa is reserved for home networks (RFC 8375).", DnsName(),
+        site_wide=True,
+    )  # fmt: skip
     host_aliases: dict[str, Literal["frontend", "backend"]] = setting(
         {"llm": "backend", "chat": "frontend"},
         "Service names pinned in /etc/hosts (a backend alias to every backend, a frontend one to the first).",
         Mapping(DnsLabel(), Choice("frontend", "backend")),
+        site_wide=True,
     )
     extra_hosts: dict[str, str] = setting(
         {}, "Other LAN machines (name: address) pinned in /etc/hosts too, e.g. a NAS holding the model.",
-        Mapping(DnsName(), LanIPv4()),
+        Mapping(DnsName(), LanIPv4()), site_wide=True,
     )  # fmt: skip
     thp_enabled: Literal["always", "madvise", "never"] = setting(
         "always", "llama.cpp never calls madvise(MADV_HUGEPAGE), so only 'always' gives its buffers huge pages.",

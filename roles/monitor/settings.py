@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from roles.common.settings import setting
+from roles.common.settings import all_site_wide, setting
 from roles.common.values import (
     DnsLabel,
     EmailAddress,
@@ -22,6 +22,7 @@ from roles.common.values import (
 )
 
 
+@all_site_wide  # one Prometheus, one set of rules and targets for the whole site
 @dataclass(frozen=True)
 class MonitorSettings:
     host: str = setting(
