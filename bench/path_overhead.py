@@ -40,12 +40,12 @@ FIGURES = ("ttft_median_s", "ttft_p99_s", "inter_token_median_s", "inter_token_p
 
 def targets(site, frontend: str, backend: str, max_tokens: int) -> dict[str, dict[str, Any]]:
     """A and B ask the same model the same question; only the way there differs."""
-    model = site.settings[backend]["model_server"]
+    model = site.settings[backend].model_server
     common = {"model": model.model_alias, "max_tokens": max_tokens, "timeout_s": site.monitor.probe_timeout_s}
     return {
         "A": {
             "name": "transport",
-            "url": f"http://127.0.0.1:{site.settings[frontend]['mtls'].egress_port}/v1/chat/completions",
+            "url": f"http://127.0.0.1:{site.settings[frontend].mtls.egress_port}/v1/chat/completions",
             "env_file": GATEWAY_ENV_FILE,
             "env_var": "CLAWLAN_MODEL_API_KEY",
             **common,

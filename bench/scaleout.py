@@ -82,7 +82,7 @@ class Bench:
         return {
             "name": "balancer",
             "url": self.url,
-            "model": self.site.settings[self.first]["model_server"].model_alias,
+            "model": self.site.settings[self.first].model_server.model_alias,
             "env_file": GATEWAY_ENV_FILE,
             "env_var": "CLAWLAN_MODEL_API_KEY",
             "max_tokens": max_tokens,

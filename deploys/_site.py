@@ -92,7 +92,7 @@ def _check_hardware(site: Site) -> None:
     name every host that disagrees at once. pyinfra keeps facts per host, so each host's are read once a run."""
     problems = []
     for each in sorted(inventory.get_active_hosts(), key=lambda h: h.name):
-        tolerance = site.settings[each.name]["base"].hw_memory_tolerance_percent
+        tolerance = site.settings[each.name].base.hw_memory_tolerance_percent
         problems += [(each.name, p) for p in mismatches(site.host(each.name), each.get_fact(HostHardware), tolerance)]
     if problems:
         raise HardwareMismatch(problems)
@@ -105,7 +105,7 @@ def _check_control_path(site: Site) -> None:
     for each in sorted(inventory.get_active_hosts(), key=lambda h: h.name):
         # As the login user: sudo clears SSH_CONNECTION, and an empty answer would skip the check unseen.
         control = each.get_fact(SshClientAddress, _sudo=False)
-        if control and (problem := control_path_problem(site.settings[each.name]["firewall"], each.name, control)):
+        if control and (problem := control_path_problem(site.settings[each.name].firewall, each.name, control)):
             problems.append(problem)
     if problems:
         raise InventoryError(problems)
@@ -132,9 +132,7 @@ def _revocations(site: Site) -> str:
         ca = load_ca(directory)
         revoked = issued_serials(directory) - held_serials(ca, directory, held) if everyone else None
         lists.append(
-            revocation_list(
-                ca, directory, revoked=revoked, valid_days=site.settings[site.hosts[0].name]["pki"].crl_days
-            )
+            revocation_list(ca, directory, revoked=revoked, valid_days=site.settings[site.hosts[0].name].pki.crl_days)
         )
     return "".join(lists)
 

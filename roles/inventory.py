@@ -12,7 +12,7 @@ import difflib
 import ipaddress
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, get_type_hints
 
 from roles.base.config import preflight
 from roles.base.settings import BaseSettings
@@ -28,33 +28,17 @@ from roles.common.settings import (
     prefixed_keys,
 )
 from roles.common.values import DnsLabel, LanIPv4, Number, WholeNumber, shown
-from roles.firewall.settings import FirewallSettings
 from roles.gateway.config import preflight as gateway_preflight
-from roles.gateway.settings import GatewaySettings
 from roles.model_server.config import engine_problems, kv_cache
 from roles.model_server.config import preflight as model_server_preflight
-from roles.model_server.settings import ModelServerSettings
 from roles.monitor.config import preflight as monitor_preflight
-from roles.monitor.settings import MonitorSettings
-from roles.mtls.settings import MtlsSettings
 from roles.pki.config import preflight as pki_preflight
-from roles.pki.settings import PkiSettings
 from roles.site import Site
-from roles.site_settings import LatencyTargets, SiteSettings
+from roles.site_settings import HostSettings
 
 ROLE_GROUPS = ("frontend", "backend")
 # Inventory key prefix -> settings class. Every key under a known prefix is checked on every host.
-SETTINGS = {
-    "site": SiteSettings,
-    "base": BaseSettings,
-    "pki": PkiSettings,
-    "model_server": ModelServerSettings,
-    "mtls": MtlsSettings,
-    "gateway": GatewaySettings,
-    "monitor": MonitorSettings,
-    "firewall": FirewallSettings,
-    "latency": LatencyTargets,
-}
+SETTINGS: dict[str, type] = get_type_hints(HostSettings)
 # Keys whose value must be the same on every host, and the prefixes under which every key is, as the settings
 # declare them.
 SITE_WIDE = tuple(key for prefix, cls in SETTINGS.items() for key, field in prefixed_keys(cls, prefix).items()
@@ -91,7 +75,7 @@ def build_site(hosts: Mapping[str, tuple[tuple[str, ...], Mapping[str, Any]]]) -
     """Validate every host and the rules across them; raise one InventoryError listing every problem."""
     problems: list[Problem] = []
     specs: list[HostSpec] = []
-    settings: dict[str, dict[str, Any]] = {}
+    settings: dict[str, HostSettings] = {}
 
     for name, (_, raw) in hosts.items():
         problems += [Problem(name, shown(key), "a key must be text") for key in raw if not isinstance(key, str)]
@@ -112,7 +96,8 @@ def build_site(hosts: Mapping[str, tuple[tuple[str, ...], Mapping[str, Any]]]) -
                 problems.append(Problem(name, key, f"unknown key (role settings are spelled <role>_<setting>){hint}"))
         if spec:
             specs.append(spec)
-        settings[name] = parsed
+        if all(each is not None for each in parsed.values()):
+            settings[name] = HostSettings(**parsed)
 
     _check_addresses(hosts, problems)
     _check_site_wide(hosts, problems)
@@ -123,26 +108,27 @@ def build_site(hosts: Mapping[str, tuple[tuple[str, ...], Mapping[str, Any]]]) -
 
     if not problems:
         for spec in specs:
-            model = settings[spec.name]["model_server"]
+            model = settings[spec.name].model_server
             if spec.role == "backend":
-                problems += preflight(settings[spec.name]["base"], spec, model.model_size_gib, kv_cache(model))
+                problems += preflight(settings[spec.name].base, spec, model.model_size_gib, kv_cache(model))
                 problems += model_server_preflight(model, spec)
                 given = (key.removeprefix("model_server_") for key in hosts[spec.name][1])
                 problems += engine_problems(spec.name, given, model.engine)
             else:
-                problems += preflight(settings[spec.name]["base"], spec, 0.0)
-                problems += gateway_preflight(settings[spec.name]["gateway"], spec.name, spec.address)
-            problems += pki_preflight(settings[spec.name]["pki"], spec.name, spec.address)
+                problems += preflight(settings[spec.name].base, spec, 0.0)
+                problems += gateway_preflight(settings[spec.name].gateway, spec.name, spec.address)
+            problems += pki_preflight(settings[spec.name].pki, spec.name, spec.address)
         problems += _pool_problems([s for s in specs if s.role == "backend"], settings)
-        problems += monitor_preflight(settings[specs[0].name]["monitor"], specs)
-        problems += alias_problems(settings[specs[0].name]["base"].host_aliases, specs, "base_host_aliases")
-        problems += _name_problems(specs, settings[specs[0].name]["base"])
+        problems += monitor_preflight(settings[specs[0].name].monitor, specs)
+        problems += alias_problems(settings[specs[0].name].base.host_aliases, specs, "base_host_aliases")
+        problems += _name_problems(specs, settings[specs[0].name].base)
         for spec in specs:
             problems += _port_problems(spec, settings, specs, hosts[spec.name][1])
 
+    if problems:
+        raise InventoryError(problems)
     site = Site(hosts=tuple(specs), settings=settings)
-    if not problems:
-        problems += _lock_problems(site) + _alert_secret_problems(site)
+    problems += _lock_problems(site) + _alert_secret_problems(site)
     if problems:
         raise InventoryError(problems)
     return site
@@ -154,10 +140,10 @@ SAME_ON_EVERY_BACKEND = ("engine", "model_sha256", "model_alias", "context_token
                          "chat_template")  # fmt: skip
 
 
-def _pool_problems(backends: list[HostSpec], settings) -> list[Problem]:
+def _pool_problems(backends: list[HostSpec], settings: Mapping[str, HostSettings]) -> list[Problem]:
     problems = []
     for key in SAME_ON_EVERY_BACKEND:
-        values = {spec.name: getattr(settings[spec.name]["model_server"], key) for spec in backends}
+        values = {spec.name: getattr(settings[spec.name].model_server, key) for spec in backends}
         if len(set(values.values())) > 1:
             differing = ", ".join(f"{name}={shown(value)}" for name, value in values.items())
             problems.append(Problem("*", f"model_server_{key}", f"must be the same on every backend, got {differing}"))
@@ -200,20 +186,22 @@ def _did_you_mean(key: str) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _port_problems(spec: HostSpec, settings, specs: list[HostSpec], data: Mapping[str, Any]) -> list[Problem]:
+def _port_problems(
+    spec: HostSpec, settings: Mapping[str, HostSettings], specs: list[HostSpec], data: Mapping[str, Any]
+) -> list[Problem]:
     """Two services of one host on one port: the second would not start (or, on loopback, take the other's
     traffic). sshd listens on every address, so the SSH port counts too."""
-    own, monitor = settings[spec.name], settings[spec.name]["monitor"]
+    own, monitor = settings[spec.name], settings[spec.name].monitor
     ports = {"ssh_port": data.get("ssh_port", SSH_PORT), "monitor_node_exporter_port": monitor.node_exporter_port}
     if spec.role == "frontend":
         ports |= {
-            "gateway_port": own["gateway"].port,
-            "mtls_egress_port": own["mtls"].egress_port,
-            "mtls_balancer_metrics_port": own["mtls"].balancer_metrics_port,
+            "gateway_port": own.gateway.port,
+            "mtls_egress_port": own.mtls.egress_port,
+            "mtls_balancer_metrics_port": own.mtls.balancer_metrics_port,
             "monitor_probe_port": monitor.probe_port,
         }
     else:
-        ports |= {"mtls_port": own["mtls"].port, "model_server_port": own["model_server"].port}
+        ports |= {"mtls_port": own.mtls.port, "model_server_port": own.model_server.port}
     # Not monitor_host(): it needs monitor_host to name an inventory host, and a wrong one is the monitor
     # preflight's to report, in this same pass.
     monitor_name = monitor.host or next(s.name for s in specs if s.role == "frontend")

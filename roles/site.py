@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any
 
 from roles.base.config import BaseConfig, build_base_config
 from roles.common.locks import MODEL_SERVER, NODE, OPENCLAW, REPOSITORY_LOCKS, Lock, read_lock
@@ -48,13 +47,13 @@ from roles.mtls.config import (
     build_ingress_config,
 )
 from roles.pki.config import METRICS_UNIT, PkiConfig, issuance
-from roles.site_settings import LatencyTargets
+from roles.site_settings import HostSettings, LatencyTargets
 
 
 @dataclass(frozen=True)
 class Site:
     hosts: tuple[HostSpec, ...]
-    settings: Mapping[str, Mapping[str, Any]]  # host name -> prefix -> settings object
+    settings: Mapping[str, HostSettings]  # host name -> its settings
     # The site CA's revocation list (PEM) for this run: certificates it issued that no inventory host holds any more.
     # Read off the hosts by deploys/_site.py; empty where no deploy runs (the inventory check, unit tests).
     revocations: str = ""
@@ -62,21 +61,22 @@ class Site:
     def host(self, name: str) -> HostSpec:
         return next(h for h in self.hosts if h.name == name)
 
-    def _site_wide(self, prefix: str) -> Any:
-        """Settings whose keys the inventory check holds equal on every host."""
-        return self.settings[self.hosts[0].name][prefix]
+    @property
+    def _site_wide(self) -> HostSettings:
+        """Where the site reads its site-wide keys: the inventory check holds them equal on every host."""
+        return self.settings[self.hosts[0].name]
 
     @property
     def state_dir(self) -> Path:
-        return Path(self._site_wide("site").state_dir).expanduser()
+        return Path(self._site_wide.site.state_dir).expanduser()
 
     @property
     def cache_dir(self) -> Path:
-        return Path(self._site_wide("site").cache_dir).expanduser()
+        return Path(self._site_wide.site.cache_dir).expanduser()
 
     @property
     def locks_dir(self) -> Path:
-        locks_dir = self._site_wide("site").locks_dir
+        locks_dir = self._site_wide.site.locks_dir
         return Path(locks_dir).expanduser() if locks_dir else REPOSITORY_LOCKS
 
     def lock(self, package: str, version: str) -> Lock:
@@ -86,8 +86,8 @@ class Site:
     def locks_needed(self, name: str) -> dict[str, tuple[str, str]]:
         """What the host installs from locks: {inventory key: (package, version)}."""
         if self.host(name).role == "backend":
-            return {"model_server_version": (MODEL_SERVER, self.settings[name]["model_server"].version)}
-        gateway = self.settings[name]["gateway"]
+            return {"model_server_version": (MODEL_SERVER, self.settings[name].model_server.version)}
+        gateway = self.settings[name].gateway
         return {
             "gateway_node_version": (NODE, gateway.node_version),
             "gateway_openclaw_version": (OPENCLAW, gateway.openclaw_version),
@@ -95,7 +95,7 @@ class Site:
 
     @cached_property
     def names(self) -> SiteNames:
-        base = self._site_wide("base")
+        base = self._site_wide.base
         return site_names(self.hosts, base.dns_domain, base.host_aliases, base.extra_hosts)
 
     def names_of(self, name: str) -> tuple[str, ...]:
@@ -103,7 +103,7 @@ class Site:
         return self.names.of(name)
 
     def base_config(self, name: str) -> BaseConfig:
-        return build_base_config(self.settings[name]["base"], self.host(name), self.names.hosts_entries)
+        return build_base_config(self.settings[name].base, self.host(name), self.names.hosts_entries)
 
     @property
     def backends(self) -> tuple[HostSpec, ...]:
@@ -121,11 +121,11 @@ class Site:
 
     def model_server_config(self, name: str) -> ModelServerConfig:
         return build_model_server_config(
-            self.settings[name]["model_server"],
+            self.settings[name].model_server,
             self.host(name),
             wheelhouse_dir=str(self.cache_dir / "wheelhouse"),
             api_key_file=str(self.model_server_api_key_file),
-            lock=self.lock(MODEL_SERVER, self.settings[name]["model_server"].version),
+            lock=self.lock(MODEL_SERVER, self.settings[name].model_server.version),
         )
 
     def ingress_config(self, name: str) -> IngressConfig:
@@ -133,13 +133,13 @@ class Site:
             self.pki_config(h.name).issuance.spec.subject_dn() for h in self.hosts if h.role == "frontend"
         )
         return build_ingress_config(
-            self.settings[name]["mtls"],
+            self.settings[name].mtls,
             self.host(name).address,
-            self.settings[name]["model_server"].port,
+            self.settings[name].model_server.port,
             frontends,
             monitor_dn=self.monitor_identity().spec.subject_dn(),
             api_key_file=str(self.model_server_api_key_file),
-            health_upstream_path=health_path(self.settings[name]["model_server"]),
+            health_upstream_path=health_path(self.settings[name].model_server),
             upstream_idle_close_s=IDLE_CLOSE_S,
         )
 
@@ -150,13 +150,13 @@ class Site:
     def pool(self) -> tuple[PoolMember, ...]:
         """The backends as each frontend's balancer sees them, in inventory order."""
         return tuple(
-            PoolMember(h.name, h.address, self.names_of(h.name)[0], slots(self.settings[h.name]["model_server"]))
+            PoolMember(h.name, h.address, self.names_of(h.name)[0], slots(self.settings[h.name].model_server))
             for h in self.backends
         )
 
     def egress_config(self, name: str) -> EgressConfig:
         return build_egress_config(
-            self.settings[name]["mtls"],
+            self.settings[name].mtls,
             self.model_endpoint_name(),
             self.pool(),
             address=self.host(name).address,
@@ -169,12 +169,12 @@ class Site:
 
     def gateway_config(self, name: str) -> GatewayConfig:
         """The model's id, context and answer length come from the backend's settings: one source of truth."""
-        model = self.settings[self.backend.name]["model_server"]
+        model = self.settings[self.backend.name].model_server
         return build_gateway_config(
-            self.settings[name]["gateway"],
+            self.settings[name].gateway,
             self.host(name).address,
             self.names_of(name),
-            egress_port=self.settings[name]["mtls"].egress_port,
+            egress_port=self.settings[name].mtls.egress_port,
             model_id=model.model_alias,
             # llama-cpp-python's server does not parse tool calls back out of the model's answer; llama-server does.
             model_parses_tools=model.engine == LLAMA_SERVER,
@@ -183,8 +183,8 @@ class Site:
             token_file=str(self.gateway_token_file),
             model_api_key_file=str(self.model_server_api_key_file),
             metrics_dir=TEXTFILE_DIR,
-            node_lock=self.lock(NODE, self.settings[name]["gateway"].node_version),
-            openclaw_lock=self.lock(OPENCLAW, self.settings[name]["gateway"].openclaw_version),
+            node_lock=self.lock(NODE, self.settings[name].gateway.node_version),
+            openclaw_lock=self.lock(OPENCLAW, self.settings[name].gateway.openclaw_version),
             backup_copies_dir=str(self.state_dir / "backups" / name),
             tls=self.gateway_identity(name),
             certificate_metrics_unit=METRICS_UNIT,
@@ -198,11 +198,11 @@ class Site:
 
     @property
     def monitor(self) -> MonitorSettings:
-        return self._site_wide("monitor")
+        return self._site_wide.monitor
 
     @property
     def latency(self) -> LatencyTargets:
-        return self._site_wide("latency")
+        return self._site_wide.latency
 
     def monitor_host(self) -> HostSpec:
         return monitor_host(self.monitor, self.hosts)
@@ -217,10 +217,10 @@ class Site:
             self.host(name),
             self.monitor_host(),
             self.backends,
-            gateway_port=self.settings[name]["gateway"].port,
+            gateway_port=self.settings[name].gateway.port,
             backend_name=self.model_endpoint_name(),
-            mtls_port=self.settings[name]["mtls"].port,
-            backend_model=self.settings[backend.name]["model_server"].model_alias,
+            mtls_port=self.settings[name].mtls.port,
+            backend_model=self.settings[backend.name].model_server.model_alias,
             issuance=self.pki_config(name).issuance,
             env_file=GATEWAY_ENV_FILE,
             certificate_metrics_unit=METRICS_UNIT,
@@ -248,13 +248,13 @@ class Site:
 
     def model_server_scrape(self) -> ModelServerScrape:
         servers = [
-            (h, self.settings[h.name]["model_server"])
+            (h, self.settings[h.name].model_server)
             for h in self.hosts
-            if h.role == "backend" and self.settings[h.name]["model_server"].engine == LLAMA_SERVER
+            if h.role == "backend" and self.settings[h.name].model_server.engine == LLAMA_SERVER
         ]
         return ModelServerScrape(
             targets=tuple(
-                ScrapeTarget(h.name, f"{h.address}:{self.settings[h.name]['mtls'].port}", self.names_of(h.name)[0])
+                ScrapeTarget(h.name, f"{h.address}:{self.settings[h.name].mtls.port}", self.names_of(h.name)[0])
                 for h, _ in servers
             ),
             identity=self.monitor_identity(),
@@ -264,9 +264,9 @@ class Site:
 
     def prometheus_config(self) -> PrometheusConfig:
         monitor = self.monitor_host()
-        renew = self.settings[monitor.name]["pki"].renew_before_days
+        renew = self.settings[monitor.name].pki.renew_before_days
         balancers = tuple(
-            ScrapeTarget(h.name, f"{h.address}:{self.settings[h.name]['mtls'].balancer_metrics_port}")
+            ScrapeTarget(h.name, f"{h.address}:{self.settings[h.name].mtls.balancer_metrics_port}")
             for h in self.hosts
             if h.role == "frontend"
         )
@@ -284,8 +284,8 @@ class Site:
 
     def pki_config(self, name: str) -> PkiConfig:
         host = self.host(name)
-        own = issuance(self.settings[name]["pki"], self.state_dir, host.role, self.names_of(name), host.address,
-                       self._site_wide("base").dns_domain)  # fmt: skip
+        own = issuance(self.settings[name].pki, self.state_dir, host.role, self.names_of(name), host.address,
+                       self._site_wide.base.dns_domain)  # fmt: skip
         return PkiConfig(issuance=own, metrics_dir=TEXTFILE_DIR, revocations=self.revocations)
 
     def firewall_config(self, name: str) -> FirewallConfig:
@@ -293,7 +293,7 @@ class Site:
         spec, monitor, monitor_address = self.host(name), self.monitor, self.monitor_host().address
         services: list[Opening] = [opening("node exporter", monitor.node_exporter_port, [monitor_address])]
         if spec.role == "frontend":
-            gateway, mtls = self.settings[name]["gateway"], self.settings[name]["mtls"]
+            gateway, mtls = self.settings[name].gateway, self.settings[name].mtls
             services += [
                 opening("gateway (HTTPS)", gateway.port, gateway.client_networks),
                 opening("latency probe metrics", monitor.probe_port, [monitor_address]),
@@ -301,15 +301,13 @@ class Site:
             ]
         else:
             frontends = [h.address for h in self.hosts if h.role == "frontend"]
-            services.append(
-                opening("model (mutual TLS)", self.settings[name]["mtls"].port, [*frontends, monitor_address])
-            )
+            services.append(opening("model (mutual TLS)", self.settings[name].mtls.port, [*frontends, monitor_address]))
         if name == self.monitor_host().name:
             services += [
                 opening("Prometheus", monitor.prometheus_port, monitor.client_networks),
                 opening("Alertmanager", monitor.alertmanager_port, monitor.client_networks),
             ]
-        return build_firewall_config(self.settings[name]["firewall"], name, spec.address, spec.ssh_port,
+        return build_firewall_config(self.settings[name].firewall, name, spec.address, spec.ssh_port,
                                      tuple(services))  # fmt: skip
 
     def certificate_paths(self, name: str) -> tuple[str, ...]:

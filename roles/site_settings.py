@@ -1,12 +1,19 @@
-"""Site-wide settings that belong to no role: inventory keys ``site_*`` (the control machine) and ``latency_*``
-(the latency suite's targets for a running site)."""
+"""One host's settings, as typed objects: every role's, and the site's that belong to no role, inventory keys
+``site_*`` (the control machine) and ``latency_*`` (the latency suite's targets for a running site)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from roles.base.settings import BaseSettings
 from roles.common.settings import all_site_wide, setting
 from roles.common.values import ControlPath, Number, OrEmpty
+from roles.firewall.settings import FirewallSettings
+from roles.gateway.settings import GatewaySettings
+from roles.model_server.settings import ModelServerSettings
+from roles.monitor.settings import MonitorSettings
+from roles.mtls.settings import MtlsSettings
+from roles.pki.settings import PkiSettings
 
 
 @dataclass(frozen=True)
@@ -58,3 +65,19 @@ class LatencyTargets:
             "inter_token_p99_s": self.inter_token_p99_s * (1 + factor),
             "tokens_per_second_median": self.tokens_per_second * (1 - factor),
         }
+
+
+@dataclass(frozen=True)
+class HostSettings:
+    """Everything the inventory sets for one host: each field holds the keys of its prefix (``mtls`` the ``mtls_*``
+    keys), in the order the inventory checks and the README lists them."""
+
+    site: SiteSettings
+    base: BaseSettings
+    pki: PkiSettings
+    model_server: ModelServerSettings
+    mtls: MtlsSettings
+    gateway: GatewaySettings
+    monitor: MonitorSettings
+    firewall: FirewallSettings
+    latency: LatencyTargets

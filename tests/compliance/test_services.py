@@ -444,7 +444,7 @@ def test_NET_01_lan_listeners(host, site, host_name):
 @control("NET-02", "The backend refuses TLS clients without a frontend certificate", impact=1.0, roles=("frontend",))
 def test_NET_02_mtls_requires_a_client_certificate(host, site, host_name):
     """Mutual TLS is what keeps the rest of the LAN away from the model."""
-    url = f"https://{site.model_endpoint_name()}:{site.settings[host_name]['mtls'].port}/v1/models"
+    url = f"https://{site.model_endpoint_name()}:{site.settings[host_name].mtls.port}/v1/models"
     code = host.check_output(f"curl -s -o /dev/null -w '%{{http_code}}' --cacert {CA_CERT} {shlex.quote(url)}")
     assert code == "400", f"without a client certificate the backend answered {code}"
 

@@ -35,7 +35,7 @@ CLIENT = ("--cert", HOST_CERT, "--key", HOST_KEY, "--cacert", CA_CERT)
 @pytest.fixture(scope="module")
 def endpoint(site):
     """The URL the frontend uses for the model: the pinned alias of the backend, on the TLS port."""
-    return f"https://llm.{site.settings[BACKEND]['base'].dns_domain}:{site.ingress_config(BACKEND).port}"
+    return f"https://llm.{site.settings[BACKEND].base.dns_domain}:{site.ingress_config(BACKEND).port}"
 
 
 @pytest.fixture(scope="module")

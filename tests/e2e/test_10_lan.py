@@ -99,7 +99,7 @@ def test_another_device_on_the_lan_reaches_the_gateway_and_ssh_only(first_deploy
         (back, 22): "open",
         (back, site.ingress_config(BACKEND).port): "dropped",  # the frontends' and the monitor's only
         (back, monitor.node_exporter_port): "dropped",
-        (back, site.settings[BACKEND]["model_server"].port): "dropped",
+        (back, site.settings[BACKEND].model_server.port): "dropped",
         (back, 9999): "dropped",  # nothing listens: still no answer
     }
     seen = json.loads(lab.device(DEVICE, KNOCK, json.dumps([list(target) for target in wanted])))

@@ -97,9 +97,8 @@ def path_targets(site, frontend_name: str, max_tokens: int | None = None) -> dic
         },
         "backend": {
             "name": "backend",
-            "url": f"https://{site.model_endpoint_name()}:{site.settings[frontend_name]['mtls'].port}"
-            "/v1/chat/completions",
-            "model": site.settings[backend.name]["model_server"].model_alias,
+            "url": f"https://{site.model_endpoint_name()}:{site.settings[frontend_name].mtls.port}/v1/chat/completions",
+            "model": site.settings[backend.name].model_server.model_alias,
             "env_var": "CLAWLAN_MODEL_API_KEY",
             "ca_file": CA_CERT,
             "cert_file": PROBE_CERT,

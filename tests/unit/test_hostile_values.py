@@ -239,7 +239,7 @@ def engine_unit_lines() -> set[str]:
 def assert_renders_safely(site) -> None:
     """Each file as the template makes it for the valid site: the same lines, with no quote, $, backslash,
     semicolon... that the template's line does not have (files whose shape follows the values: checked by shape)."""
-    base = baseline(site.settings[site.backend.name]["model_server"].engine)
+    base = baseline(site.settings[site.backend.name].model_server.engine)
     for name, text in site_files(site).items():
         host, path = name.split(":", 1)
         name = f"{'front' if site.host(host).role == 'frontend' else 'back'}:{path}"  # the valid site's host
