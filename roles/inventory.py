@@ -18,7 +18,7 @@ from roles.base.config import preflight
 from roles.base.settings import BaseSettings
 from roles.common.connection import SSH_KEYS, is_pyinfra_key, pyinfra_key_problems
 from roles.common.locks import LockMissing
-from roles.common.names import HostSpec, alias_problems, fqdn, site_names
+from roles.common.names import ROLE_GROUPS, HostSpec, alias_problems, fqdn, site_names
 from roles.common.settings import (
     InventoryError,
     Problem,
@@ -28,15 +28,14 @@ from roles.common.settings import (
     prefixed_keys,
 )
 from roles.common.values import DnsLabel, LanIPv4, Number, WholeNumber, shown
-from roles.gateway.config import preflight as gateway_preflight
+from roles.gateway.config import PREFLIGHT as GATEWAY_PREFLIGHT
+from roles.model_server.config import PREFLIGHT as MODEL_SERVER_PREFLIGHT
 from roles.model_server.config import engine_problems, kv_cache
-from roles.model_server.config import preflight as model_server_preflight
 from roles.monitor.config import preflight as monitor_preflight
-from roles.pki.config import preflight as pki_preflight
+from roles.pki.config import PREFLIGHT as PKI_PREFLIGHT
 from roles.site import Site
 from roles.site_settings import HostSettings
 
-ROLE_GROUPS = ("frontend", "backend")
 # Inventory key prefix -> settings class. Every key under a known prefix is checked on every host.
 SETTINGS: dict[str, type] = get_type_hints(HostSettings)
 # Keys whose value must be the same on every host, and the prefixes under which every key is, as the settings
@@ -54,6 +53,8 @@ HOST_KEYS = {
     "hw_cpu_cores": "physical CPU cores (checked likewise; SMT threads do not count)",
 }
 HOST_VALUES = {"ssh_hostname": LanIPv4(), "hw_memory_gib": Number(0.5, 65536), "hw_cpu_cores": WholeNumber(1, 4096)}
+# The roles' own rules, each run on the hosts of the groups it names.
+PREFLIGHTS = (PKI_PREFLIGHT, MODEL_SERVER_PREFLIGHT, GATEWAY_PREFLIGHT)
 HOST_NAME = DnsLabel()  # an inventory host's name: its short name in /etc/hosts and in its certificate
 SSH_PORT = 22  # pyinfra's (and sshd's) port when the inventory gives no ssh_port
 
@@ -108,16 +109,17 @@ def build_site(hosts: Mapping[str, tuple[tuple[str, ...], Mapping[str, Any]]]) -
 
     if not problems:
         for spec in specs:
-            model = settings[spec.name].model_server
+            own = settings[spec.name]
+            problems += [
+                problem
+                for each in PREFLIGHTS
+                if spec.role in each.groups
+                for problem in each.check(getattr(own, each.prefix), spec)
+            ]
+            problems += _memory_problems(spec, own)
             if spec.role == "backend":
-                problems += preflight(settings[spec.name].base, spec, model.model_size_gib, kv_cache(model))
-                problems += model_server_preflight(model, spec)
                 given = (key.removeprefix("model_server_") for key in hosts[spec.name][1])
-                problems += engine_problems(spec.name, given, model.engine)
-            else:
-                problems += preflight(settings[spec.name].base, spec, 0.0)
-                problems += gateway_preflight(settings[spec.name].gateway, spec.name, spec.address)
-            problems += pki_preflight(settings[spec.name].pki, spec.name, spec.address)
+                problems += engine_problems(spec.name, given, own.model_server.engine)
         problems += _pool_problems([s for s in specs if s.role == "backend"], settings)
         problems += monitor_preflight(settings[specs[0].name].monitor, specs)
         problems += alias_problems(settings[specs[0].name].base.host_aliases, specs, "base_host_aliases")
@@ -132,6 +134,15 @@ def build_site(hosts: Mapping[str, tuple[tuple[str, ...], Mapping[str, Any]]]) -
     if problems:
         raise InventoryError(problems)
     return site
+
+
+def _memory_problems(spec: HostSpec, settings: HostSettings) -> list[Problem]:
+    """The host's memory budget: base sizes the system's share and the swap, a backend's model server adds the model
+    and its KV cache."""
+    if spec.role != "backend":
+        return preflight(settings.base, spec, 0.0)
+    model = settings.model_server
+    return preflight(settings.base, spec, model.model_size_gib, kv_cache(model))
 
 
 # What makes backends interchangeable behind a balancer: every chat may land on any of them, and the gateway asks

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from roles.common import connection, values
+from roles.common.names import ROLE_GROUPS
 from roles.common.settings import every_key_site_wide, is_site_wide
-from roles.inventory import HOST_KEYS, HOST_VALUES, ROLE_GROUPS, SETTINGS
+from roles.inventory import HOST_KEYS, HOST_VALUES, SETTINGS
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
