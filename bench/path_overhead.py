@@ -24,7 +24,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from roles.gateway.config import ENV_FILE as GATEWAY_ENV_FILE  # noqa: E402
-from roles.inventory import load_inventory, site_from_inventory  # noqa: E402
+from roles.inventory.load import load_inventory, site_from_inventory  # noqa: E402
 from roles.model_server.config import SECRETS_FILE  # noqa: E402
 from roles.model_server.settings import LLAMA_SERVER  # noqa: E402
 from roles.monitor.config import PROBE_UNIT

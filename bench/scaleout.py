@@ -32,7 +32,7 @@ from bench.concurrency import cell  # noqa: E402
 from lab.core import Lab  # noqa: E402
 from lab.runner import REPO  # noqa: E402
 from roles.gateway.config import ENV_FILE as GATEWAY_ENV_FILE  # noqa: E402
-from roles.inventory import load_inventory, site_from_inventory  # noqa: E402
+from roles.inventory.load import load_inventory, site_from_inventory  # noqa: E402
 from roles.model_server.config import UNIT as MODEL_UNIT  # noqa: E402
 from roles.monitor.config import PROBE_UNIT  # noqa: E402
 from tests.compliance.test_services import pool_states  # noqa: E402

@@ -22,7 +22,7 @@ from roles.common.settings import InventoryError
 from roles.common.ssh import send_at_once
 from roles.firewall.config import control_path_problem
 from roles.firewall.facts import SshClientAddress
-from roles.inventory import site_from_inventory
+from roles.inventory.load import site_from_inventory
 from roles.site import Site
 
 # The site lock, held by this pyinfra process from its first host's deploy file to its exit (the kernel lets it go

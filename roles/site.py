@@ -1,7 +1,7 @@
 """The whole site as the roles see it: one validated inventory turned into each host's role configs.
 
 The one place roles meet: what one role needs of another (a path, a port, a name) is put into its config here,
-so no role imports another. ``roles/inventory.py`` loads and validates the inventory and builds the ``Site``.
+so no role imports another. ``roles/inventory/`` loads and validates the inventory and builds the ``Site``.
 """
 
 from __future__ import annotations

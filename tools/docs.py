@@ -4,7 +4,7 @@
     python tools/docs.py --check    exit 1, naming the tables, when README.md differs from what this makes
 
 A table sits between ``<!-- settings:PREFIX -->`` and ``<!-- /settings:PREFIX -->`` (PREFIX as in
-roles.inventory.SETTINGS, ``host`` for the per-host keys, or ``controls`` for the compliance suite's controls);
+roles.inventory.schema.SETTINGS, ``host`` for the per-host keys, or ``controls`` for the compliance suite's controls);
 what is between the markers is replaced whole.
 """
 
@@ -22,7 +22,7 @@ from typing import Any
 from roles.common import connection, values
 from roles.common.names import ROLE_GROUPS
 from roles.common.settings import every_key_site_wide, is_site_wide
-from roles.inventory import HOST_KEYS, HOST_VALUES, SETTINGS
+from roles.inventory.schema import HOST_KEYS, HOST_VALUES, SETTINGS
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"

@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO))
 from cryptography.hazmat.primitives import hashes  # noqa: E402
 
 from roles.common.ca import RotationError, rotate, rotation_step  # noqa: E402
-from roles.inventory import load_inventory, site_from_inventory  # noqa: E402
+from roles.inventory.load import load_inventory, site_from_inventory  # noqa: E402
 
 NEXT = {
     "begin": "deploy the whole site: every host then trusts both CAs. Give people the new CA certificate "

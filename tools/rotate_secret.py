@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from roles.common.secrets import replace_site_secret  # noqa: E402
-from roles.inventory import load_inventory, site_from_inventory  # noqa: E402
+from roles.inventory.load import load_inventory, site_from_inventory  # noqa: E402
 
 SECRETS = {
     "gateway-token": lambda site: site.gateway_token_file,

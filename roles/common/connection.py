@@ -47,7 +47,7 @@ _PROGRAM = Pattern(r"/?[A-Za-z0-9._+-]+(/[A-Za-z0-9._+-]+)*", "a program: a plai
 _ENV_NAME = Pattern(r"[A-Za-z_][A-Za-z0-9_]*", "an environment variable name (letters, digits, _)", 128)
 
 VALUE_TYPES: dict[str, ValueType] = {
-    # ssh_hostname is the host's LAN address: roles.inventory checks it with the host's other keys.
+    # ssh_hostname is the host's LAN address: roles.inventory.schema checks it with the host's other keys.
     "ssh_port": Port(),
     "ssh_user": UserName(),
     "ssh_password": Secret(Text()),

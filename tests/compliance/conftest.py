@@ -22,7 +22,7 @@ import pytest
 
 from roles.common.names import ROLE_GROUPS
 from roles.gateway.config import AUDIT_MAX_AGE_S, AUDIT_PROGRAM, AUDIT_REPORT, AUDIT_UNIT
-from roles.inventory import load_inventory, site_from_inventory
+from roles.inventory.load import load_inventory, site_from_inventory
 from tests.support.hosts import remote_host
 
 REPO = Path(__file__).resolve().parents[2]

@@ -22,7 +22,7 @@ import pytest
 
 from lab.core import INVENTORY, Lab
 from lab.runner import REPO, run_pyinfra
-from roles.inventory import load_inventory, site_from_inventory
+from roles.inventory.load import load_inventory, site_from_inventory
 from tests.support.alert_receiver import AlertReceiver
 from tests.support.hosts import remote_host
 

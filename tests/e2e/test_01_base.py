@@ -11,7 +11,7 @@ import pytest
 
 from lab.core import INVENTORY
 from roles.common.names import ROLE_GROUPS
-from roles.inventory import load_inventory
+from roles.inventory.load import load_inventory
 from tests.compliance import test_base as base_controls
 from tests.compliance.test_base import BLOCK_BEGIN, BLOCK_END
 from tests.e2e.conftest import control_of, deploy, run_control

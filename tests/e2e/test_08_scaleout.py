@@ -16,7 +16,7 @@ import pytest
 
 from lab.core import Lab
 from lab.runner import REPO, run_pyinfra
-from roles.inventory import load_inventory, site_from_inventory
+from roles.inventory.load import load_inventory, site_from_inventory
 from roles.model_server.config import UNIT as MODEL_UNIT
 from roles.monitor.config import PROBE_UNIT
 from tests.compliance import test_base as base_controls

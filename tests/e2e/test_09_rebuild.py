@@ -18,7 +18,7 @@ from lab.core import Lab
 from lab.runner import REPO, run_pyinfra
 from roles.common.tls import CA_CERT, CRL, HOST_CERT, HOST_KEY
 from roles.gateway.config import BACKUP_UNIT, CLI
-from roles.inventory import load_inventory, site_from_inventory
+from roles.inventory.load import load_inventory, site_from_inventory
 from roles.monitor.config import PROBE_CERT, PROBE_KEY
 from tests.compliance import test_services as service_controls
 from tests.e2e.conftest import deploy, run_control, wait_until_passes

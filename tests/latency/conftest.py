@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from roles.inventory import load_inventory, site_from_inventory
+from roles.inventory.load import load_inventory, site_from_inventory
 from tests.support.chats import path_targets, run_chats
 from tests.support.hosts import remote_host
 from tests.support.stats import headroom, missed, summarize

@@ -32,6 +32,6 @@ def lab_site() -> Site:
     """The lab inventory's site, for helpers called without the suite's fixtures."""
     from lab.core import INVENTORY
     from lab.runner import REPO
-    from roles.inventory import load_inventory, site_from_inventory
+    from roles.inventory.load import load_inventory, site_from_inventory
 
     return site_from_inventory(load_inventory(str(INVENTORY), cwd=str(REPO)))

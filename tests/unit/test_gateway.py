@@ -11,7 +11,7 @@ from roles.common.settings import InventoryError
 from roles.common.templates import render
 from roles.gateway.config import preflight
 from roles.gateway.settings import GatewaySettings, node_version_problem
-from roles.inventory import build_site
+from roles.inventory.load import build_site
 from tests.unit.test_inventory_validation import good_hosts
 
 

@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from roles.gateway.config import AUDIT_COMMAND, AUDIT_PROGRAM, AUDIT_REPORT, CLI, CONFIG_FILE, ENV_FILE, STATE_DIR
 from roles.gateway.deploy import audit_unit_text
 from roles.gateway.programs import audit
-from roles.inventory import load_inventory, site_from_inventory
+from roles.inventory.load import load_inventory, site_from_inventory
 
 PROGRAM = Path(audit.__file__)
 REPO = Path(__file__).resolve().parents[2]

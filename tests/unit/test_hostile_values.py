@@ -27,7 +27,8 @@ from pyinfra_cli.util import parse_cli_arg
 from roles.common import values as v
 from roles.common.connection import value_type as pyinfra_value_type
 from roles.common.settings import InventoryError
-from roles.inventory import HOST_NAME, HOST_VALUES, SETTINGS, build_site
+from roles.inventory.load import build_site
+from roles.inventory.schema import HOST_NAME, HOST_VALUES, SETTINGS
 from roles.model_server.deploy import unit_text
 from roles.model_server.settings import LLAMA_CPP_PYTHON, LLAMA_SERVER
 from tests.support.site_files import site_files

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from roles.common.settings import InventoryError
-from roles.inventory import build_site, load_inventory, site_from_inventory
+from roles.inventory.load import build_site, load_inventory, site_from_inventory
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -496,7 +496,7 @@ def run_cli(tmp_path, listeners, *args, checked: bool) -> tuple[int, str]:
     port = {address: sock.getsockname()[1] for address, sock in listeners.items()}
     inventory = tmp_path / "site.py"
     inventory.write_text(
-        ("from roles.inventory import check_inventory\n" if checked else "")
+        ("from roles.inventory.load import check_inventory\n" if checked else "")
         + f"frontend = [('f', {{'ssh_hostname': '127.0.0.2', 'ssh_port': {port['127.0.0.2']}, 'hw_memory_gib': 4,"
         " 'hw_cpu_cores': 1})]\n"
         f"backend = [('b', {{'ssh_hostname': '127.0.0.3', 'ssh_port': {port['127.0.0.3']}, 'hw_memory_gib': 4,"

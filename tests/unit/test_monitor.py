@@ -14,7 +14,7 @@ import pytest
 
 from roles.common.secrets import password_hash, replace_site_secret, site_secret
 from roles.common.templates import render
-from roles.inventory import build_site
+from roles.inventory.load import build_site
 from roles.monitor.config import (
     MONITOR_CERT,
     MONITOR_KEY,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from roles.common.names import HostSpec, site_names
-from roles.inventory import build_site
+from roles.inventory.load import build_site
 from tests.unit.test_inventory_validation import good_hosts, with_change
 
 HOSTS = (

@@ -4,7 +4,7 @@ from all of them."""
 
 from __future__ import annotations
 
-from roles.inventory import build_site
+from roles.inventory.load import build_site
 from tests.unit.test_inventory_validation import good_hosts
 
 

@@ -40,7 +40,7 @@ from roles.common.values import (
     WholeNumber,
     shown,
 )
-from roles.inventory import SETTINGS
+from roles.inventory.schema import SETTINGS
 
 HOSTILE = ("a\nb", "a\rb", "a\x00b", "a\tb", "a\u2028b", "a\x85b", "$(id)", "`id`", "a'b", 'a"b', "a;b", "a b")
 
