@@ -152,7 +152,7 @@ def main() -> int:
 
     inventory = load_inventory(str(inventory_file), cwd=str(REPO))
     site = site_from_inventory(inventory)
-    frontend = next(h for h in inventory if site.host(h.name).role == "frontend")
+    frontend = next(h for h in inventory if site.topology.host(h.name).role == "frontend")
     front = remote_host(frontend)
     targets = path_targets(site, frontend.name, max_tokens=args.max_tokens)
     engines: dict[str, Any] = {}

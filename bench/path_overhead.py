@@ -161,8 +161,8 @@ def main() -> int:
 
     inventory = load_inventory(str(inventory_file), cwd=str(REPO))
     site = site_from_inventory(inventory)
-    frontend = next(h.name for h in site.hosts if h.role == "frontend")
-    backend = next(h.name for h in site.hosts if h.role == "backend")
+    frontend = next(h.name for h in site.topology.hosts if h.role == "frontend")
+    backend = next(h.name for h in site.topology.hosts if h.role == "backend")
     connections = {h.name: remote_host(h) for h in inventory if h.name in (frontend, backend)}
     max_tokens = args.max_tokens or site.monitor.probe_max_tokens
     specs = targets(site, frontend, backend, max_tokens)

@@ -59,7 +59,7 @@ class Bench:
         inventory = load_inventory(str(INVENTORY), cwd=str(REPO))
         self.site = site_from_inventory(inventory)
         self.hosts = {host.name: remote_host(host) for host in inventory}
-        self.frontend = next(h.name for h in self.site.hosts if h.role == "frontend")
+        self.frontend = next(h.name for h in self.site.topology.hosts if h.role == "frontend")
         self.first, self.second = (member.name for member in self.site.egress_config(self.frontend).members[:2])
         self.front = self.hosts[self.frontend]
         self.lab = Lab(log=log, inventory=INVENTORY)
@@ -162,7 +162,7 @@ class Bench:
         }
 
     def failover(self, repetitions: int) -> dict[str, Any]:
-        key = self.site.model_server_api_key_file.read_text().strip()
+        key = self.site.control.model_server_api_key_file.read_text().strip()
         put_text(self.front, HEADERS, f"Authorization: Bearer {key}\n", 0o600)
         results: dict[str, Any] = {}
         try:

@@ -15,8 +15,8 @@ from roles.common.names import HostSpec
 from roles.common.settings import InventoryError, Problem
 from roles.inventory.rules import control_problems, data_problems, settings_problems
 from roles.inventory.schema import Hosts, parse_host, text_keyed
-from roles.site import Site
-from roles.site_settings import HostSettings
+from roles.site.settings import HostSettings
+from roles.site.site import Site
 
 
 def merged_data(inventory, host) -> dict[str, Any]:
@@ -50,7 +50,7 @@ def build_site(hosts: Hosts) -> Site:
         problems += settings_problems(hosts, specs, settings)
     if problems:
         raise InventoryError(problems)
-    site = Site(hosts=tuple(specs), settings=settings)
+    site = Site.of(tuple(specs), settings)
     problems += control_problems(site)
     if problems:
         raise InventoryError(problems)

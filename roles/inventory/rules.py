@@ -22,8 +22,8 @@ from roles.model_server.config import PREFLIGHT as MODEL_SERVER_PREFLIGHT
 from roles.model_server.config import engine_problems, kv_cache
 from roles.monitor.config import preflight as monitor_preflight
 from roles.pki.config import PREFLIGHT as PKI_PREFLIGHT
-from roles.site import Site
-from roles.site_settings import HostSettings
+from roles.site.settings import HostSettings
+from roles.site.site import Site
 
 # The roles' own rules, each run on the hosts of the groups it names.
 PREFLIGHTS = (PKI_PREFLIGHT, MODEL_SERVER_PREFLIGHT, GATEWAY_PREFLIGHT)
@@ -92,10 +92,10 @@ def _pool_problems(backends: list[HostSpec], settings: Mapping[str, HostSettings
 def _lock_problems(site: Site) -> list[Problem]:
     """Every pinned version a host installs has its lock: nothing is installed unhashed."""
     problems = []
-    for spec in site.hosts:
+    for spec in site.topology.hosts:
         for key, (package, version) in site.locks_needed(spec.name).items():
             try:
-                site.lock(package, version)
+                site.control.lock(package, version)
             except LockMissing as missing:
                 problems.append(Problem(spec.name, key, str(missing)))
     return problems
@@ -104,11 +104,13 @@ def _lock_problems(site: Site) -> list[Problem]:
 def _alert_secret_problems(site: Site) -> list[Problem]:
     """A relay login needs its password, which a person puts in the state directory (it is never in the inventory)."""
     config = site.alertmanager_config()
-    if not (config.sends_mail and config.smtp_username) or site.alert_smtp_password_file.is_file():
+    if not (config.sends_mail and config.smtp_username) or site.control.alert_smtp_password_file.is_file():
         return []
-    return [Problem(site.monitor_host().name, "monitor_alert_smtp_username",
-                    f"its password file {site.alert_smtp_password_file} is missing: put the relay's password there "
-                    "(one line, chmod 600)")]  # fmt: skip
+    message = (
+        f"its password file {site.control.alert_smtp_password_file} is missing: put the relay's password there "
+        "(one line, chmod 600)"
+    )
+    return [Problem(site.topology.monitor_host.name, "monitor_alert_smtp_username", message)]
 
 
 def _port_problems(

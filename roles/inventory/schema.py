@@ -13,7 +13,7 @@ from roles.common.connection import SSH_KEYS, is_pyinfra_key, pyinfra_key_proble
 from roles.common.names import ROLE_GROUPS, HostSpec
 from roles.common.settings import Problem, every_key_site_wide, is_site_wide, parse_settings, prefixed_keys
 from roles.common.values import DnsLabel, LanIPv4, Number, WholeNumber, shown
-from roles.site_settings import HostSettings
+from roles.site.settings import HostSettings
 
 # host name -> (its groups, its data): the inventory as pyinfra merges it, before any check.
 Hosts = Mapping[str, tuple[tuple[str, ...], Mapping[str, Any]]]

@@ -43,7 +43,7 @@ def active_swaps(host) -> dict[str, int]:
 def test_first_deploy_converges_bare_hosts(first_deploy, site):
     assert not first_deploy.errors
     # Bare hosts: every host had packages to install and /etc/hosts to pin.
-    for spec in site.hosts:
+    for spec in site.topology.hosts:
         assert "Base system | Install the packages every appliance box needs" in first_deploy.changed_ops(spec.name)
 
 

@@ -232,7 +232,7 @@ def baseline(engine: str = LLAMA_SERVER) -> dict[str, str]:
 def engine_unit_lines() -> set[str]:
     """The model server unit's lines for the valid site, under either engine."""
     site = build_site(good_hosts())
-    model = site.model_server_config(site.backend.name)
+    model = site.model_server_config(site.topology.backend.name)
     units = (unit_text(dataclasses.replace(model, engine=engine)) for engine in (LLAMA_SERVER, LLAMA_CPP_PYTHON))
     return {line for text in units for line in text.split("\n")}
 
@@ -240,10 +240,10 @@ def engine_unit_lines() -> set[str]:
 def assert_renders_safely(site) -> None:
     """Each file as the template makes it for the valid site: the same lines, with no quote, $, backslash,
     semicolon... that the template's line does not have (files whose shape follows the values: checked by shape)."""
-    base = baseline(site.settings[site.backend.name].model_server.engine)
+    base = baseline(site.settings[site.topology.backend.name].model_server.engine)
     for name, text in site_files(site).items():
         host, path = name.split(":", 1)
-        name = f"{'front' if site.host(host).role == 'frontend' else 'back'}:{path}"  # the valid site's host
+        name = f"{'front' if site.topology.host(host).role == 'frontend' else 'back'}:{path}"  # the valid site's host
         lines = text.split("\n")
         assert all(line.replace("\t", "").isprintable() for line in lines), f"{name}: a control character"
         if path.endswith(".json"):

@@ -48,7 +48,7 @@ def problems_of(hosts):
 
 def test_the_good_site_is_valid():
     site = build_site(good_hosts())
-    assert [h.name for h in site.hosts] == ["front", "back"]
+    assert [h.name for h in site.topology.hosts] == ["front", "back"]
 
 
 CASES = {
@@ -460,7 +460,7 @@ def test_ports_of_different_hosts_may_be_equal():
 )
 def test_shipped_inventories_are_valid(inventory):
     site = site_from_inventory(load_inventory(str(REPO / inventory), cwd=str(REPO)))
-    assert {h.role for h in site.hosts} == {"frontend", "backend"}
+    assert {h.role for h in site.topology.hosts} == {"frontend", "backend"}
 
 
 @pytest.fixture
