@@ -19,9 +19,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from roles.common import connection, values
+from roles.common import connection
 from roles.common.names import ROLE_GROUPS
 from roles.common.settings import every_key_site_wide, is_site_wide
+from roles.common.values.core import ValueType
 from roles.inventory.schema import HOST_KEYS, HOST_VALUES, SETTINGS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -80,7 +81,7 @@ def _value_types(value_type) -> list[Any]:
     """``value_type`` and the value types it is made of (a list's items, a mapping's keys and values, ...)."""
     parts = [value_type]
     for name in ("item", "keys", "values", "inner"):
-        if isinstance(getattr(value_type, name, None), values.ValueType):
+        if isinstance(getattr(value_type, name, None), ValueType):
             parts += _value_types(getattr(value_type, name))
     for arm in getattr(value_type, "arms", ()):
         parts += _value_types(arm)

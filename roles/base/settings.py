@@ -6,20 +6,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from roles.common.settings import setting
-from roles.common.values import (
-    AbsPath,
-    Choice,
-    DnsLabel,
-    DnsName,
-    Either,
-    Flag,
-    HostName,
-    LanIPv4,
-    ListOf,
-    Mapping,
-    Number,
-    WholeNumber,
-)
+from roles.common.values.containers import ListOf, Mapping
+from roles.common.values.network import DnsLabel, DnsName, HostName, LanIPv4
+from roles.common.values.numbers import Choice, Either, Flag, Number, WholeNumber
+from roles.common.values.paths import AbsPath
 
 # Where a swapfile may live: the usual places (Debian's /swapfile, Ubuntu's /swap.img, a /swap volume) and data
 # volumes; never /etc, /usr, /boot, /proc, /dev, /run or a home. The swap operation also refuses, on the host, to

@@ -16,22 +16,11 @@ from pyinfra.api.arguments import all_global_arguments
 from pyinfra.connectors import ssh
 
 from roles.common.settings import Problem
-from roles.common.values import (
-    AbsPath,
-    Choice,
-    Flag,
-    ListOf,
-    Mapping,
-    Number,
-    Pattern,
-    Port,
-    Secret,
-    Text,
-    Typed,
-    UserName,
-    ValueType,
-    WholeNumber,
-)
+from roles.common.values.containers import ListOf, Mapping, Secret, Typed
+from roles.common.values.core import ValueType
+from roles.common.values.numbers import Choice, Flag, Number, Port, WholeNumber
+from roles.common.values.paths import AbsPath
+from roles.common.values.text import Pattern, Text, UserName
 
 SSH_TYPES: dict[str, Any] = typing.get_type_hints(ssh.ConnectorData)
 SSH_KEYS = frozenset(ssh.connector_data_meta)  # what pyinfra's SSH connector reads from host data

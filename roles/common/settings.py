@@ -2,7 +2,7 @@
 
 A role declares its settings as a frozen dataclass. Each field is one inventory key, spelled
 ``<role>_<field>``; ``setting(...)`` gives its default, its one-line documentation and its value type
-(roles/common/values.py), which alone decides what the value may be, Python type and content, before it
+(roles/common/values/), which alone decides what the value may be, Python type and content, before it
 reaches any host. The field's annotation says the same for readers and type checkers (tests/unit/test_values.py
 holds the two equal).
 """
@@ -17,7 +17,7 @@ from typing import Any
 
 from pyinfra.api.exceptions import PyinfraError
 
-from roles.common.values import ValueType
+from roles.common.values.core import ValueType
 
 
 @dataclass(frozen=True)

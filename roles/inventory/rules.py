@@ -15,7 +15,8 @@ from roles.base.config import preflight
 from roles.common.locks import LockMissing
 from roles.common.names import HostSpec, alias_problems, fqdn, site_names
 from roles.common.settings import Problem
-from roles.common.values import LanIPv4, shown
+from roles.common.values.core import shown
+from roles.common.values.network import LanIPv4
 from roles.gateway.config import PREFLIGHT as GATEWAY_PREFLIGHT
 from roles.inventory.schema import SITE_WIDE, SITE_WIDE_PREFIXES, SSH_PORT, Hosts
 from roles.model_server.config import PREFLIGHT as MODEL_SERVER_PREFLIGHT

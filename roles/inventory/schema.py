@@ -12,7 +12,9 @@ from typing import Any, get_type_hints
 from roles.common.connection import SSH_KEYS, is_pyinfra_key, pyinfra_key_problems
 from roles.common.names import ROLE_GROUPS, HostSpec
 from roles.common.settings import Problem, every_key_site_wide, is_site_wide, parse_settings, prefixed_keys
-from roles.common.values import DnsLabel, LanIPv4, Number, WholeNumber, shown
+from roles.common.values.core import shown
+from roles.common.values.network import DnsLabel, LanIPv4
+from roles.common.values.numbers import Number, WholeNumber
 from roles.site.settings import HostSettings
 
 # host name -> (its groups, its data): the inventory as pyinfra merges it, before any check.

@@ -10,7 +10,7 @@ from roles.common.locks import Lock
 from roles.common.names import HostSpec
 from roles.common.preflight import Preflight
 from roles.common.settings import Problem
-from roles.common.values import file_name
+from roles.common.values.paths import file_name
 from roles.model_server.settings import ENGINE_ONLY, LLAMA_SERVER, ModelServerSettings
 
 VENV = "/opt/clawlan/llama-cpp"

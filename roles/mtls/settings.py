@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from roles.common.settings import setting
-from roles.common.values import Port, WholeNumber
+from roles.common.values.numbers import Port, WholeNumber
 
 
 @dataclass(frozen=True)

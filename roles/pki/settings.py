@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 from roles.common.ca import CRL_DAYS
 from roles.common.settings import setting
-from roles.common.values import Networks, SubjectText, WholeNumber
+from roles.common.values.network import Networks
+from roles.common.values.numbers import WholeNumber
+from roles.common.values.text import SubjectText
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 
 from roles.base.settings import BaseSettings
 from roles.common.settings import all_site_wide, setting
-from roles.common.values import ControlPath, Number, OrEmpty
+from roles.common.values.containers import OrEmpty
+from roles.common.values.numbers import Number
+from roles.common.values.paths import ControlPath
 from roles.firewall.settings import FirewallSettings
 from roles.gateway.settings import GatewaySettings
 from roles.model_server.settings import ModelServerSettings
