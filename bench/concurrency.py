@@ -26,7 +26,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lab.runner import PYINFRA  # noqa: E402
-from roles.inventory import load_inventory, site_from_inventory  # noqa: E402
+from roles.inventory.load import load_inventory, site_from_inventory  # noqa: E402
 from roles.model_server.settings import LLAMA_CPP_PYTHON, LLAMA_SERVER  # noqa: E402
 from roles.monitor.config import PROBE_UNIT  # noqa: E402
 from tests.support.chats import path_targets, run_chats  # noqa: E402
@@ -150,7 +150,7 @@ def main() -> int:
 
     inventory = load_inventory(str(inventory_file), cwd=str(REPO))
     site = site_from_inventory(inventory)
-    frontend = next(h for h in inventory if site.host(h.name).role == "frontend")
+    frontend = next(h for h in inventory if site.topology.host(h.name).role == "frontend")
     front = remote_host(frontend)
     targets = path_targets(site, frontend.name, max_tokens=args.max_tokens)
     engines: dict[str, Any] = {}

@@ -23,7 +23,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from roles.gateway.config import ENV_FILE as GATEWAY_ENV_FILE  # noqa: E402
-from roles.inventory import load_inventory, site_from_inventory  # noqa: E402
+from roles.inventory.load import load_inventory, site_from_inventory  # noqa: E402
 from roles.model_server.config import SECRETS_FILE  # noqa: E402
 from roles.model_server.settings import LLAMA_SERVER  # noqa: E402
 from roles.monitor.config import PROBE_UNIT
@@ -39,12 +39,12 @@ FIGURES = ("ttft_median_s", "ttft_p99_s", "inter_token_median_s", "inter_token_p
 
 def targets(site, frontend: str, backend: str, max_tokens: int) -> dict[str, dict[str, Any]]:
     """A and B ask the same model the same question; only the way there differs."""
-    model = site.settings[backend]["model_server"]
+    model = site.settings[backend].model_server
     common = {"model": model.model_alias, "max_tokens": max_tokens, "timeout_s": site.monitor.probe_timeout_s}
     return {
         "A": {
             "name": "transport",
-            "url": f"http://127.0.0.1:{site.settings[frontend]['mtls'].egress_port}/v1/chat/completions",
+            "url": f"http://127.0.0.1:{site.settings[frontend].mtls.egress_port}/v1/chat/completions",
             "env_file": GATEWAY_ENV_FILE,
             "env_var": "CLAWLAN_MODEL_API_KEY",
             **common,
@@ -146,8 +146,8 @@ def main() -> int:
 
     inventory = load_inventory(str(inventory_file), cwd=str(REPO))
     site = site_from_inventory(inventory)
-    frontend = next(h.name for h in site.hosts if h.role == "frontend")
-    backend = next(h.name for h in site.hosts if h.role == "backend")
+    frontend = next(h.name for h in site.topology.hosts if h.role == "frontend")
+    backend = next(h.name for h in site.topology.hosts if h.role == "backend")
     connections = {h.name: remote_host(h) for h in inventory if h.name in (frontend, backend)}
     max_tokens = args.max_tokens or site.monitor.probe_max_tokens
     specs = targets(site, frontend, backend, max_tokens)

@@ -32,7 +32,7 @@ from bench.concurrency import cell  # noqa: E402
 from lab.core import Lab  # noqa: E402
 from lab.runner import REPO  # noqa: E402
 from roles.gateway.config import ENV_FILE as GATEWAY_ENV_FILE  # noqa: E402
-from roles.inventory import load_inventory, site_from_inventory  # noqa: E402
+from roles.inventory.load import load_inventory, site_from_inventory  # noqa: E402
 from roles.model_server.config import UNIT as MODEL_UNIT  # noqa: E402
 from roles.monitor.config import PROBE_UNIT  # noqa: E402
 from tests.support.chats import run_chats  # noqa: E402
@@ -58,7 +58,7 @@ class Bench:
         inventory = load_inventory(str(INVENTORY), cwd=str(REPO))
         self.site = site_from_inventory(inventory)
         self.hosts = {host.name: remote_host(host) for host in inventory}
-        self.frontend = next(h.name for h in self.site.hosts if h.role == "frontend")
+        self.frontend = next(h.name for h in self.site.topology.hosts if h.role == "frontend")
         self.first, self.second = (member.name for member in self.site.egress_config(self.frontend).members[:2])
         self.front = self.hosts[self.frontend]
         self.lab = Lab(log=log, inventory=INVENTORY)
@@ -81,7 +81,7 @@ class Bench:
         return {
             "name": "balancer",
             "url": self.url,
-            "model": self.site.settings[self.first]["model_server"].model_alias,
+            "model": self.site.settings[self.first].model_server.model_alias,
             "env_file": GATEWAY_ENV_FILE,
             "env_var": "CLAWLAN_MODEL_API_KEY",
             "max_tokens": max_tokens,
@@ -161,7 +161,7 @@ class Bench:
         }
 
     def failover(self, repetitions: int) -> dict[str, Any]:
-        key = self.site.model_server_api_key_file.read_text().strip()
+        key = self.site.control.model_server_api_key_file.read_text().strip()
         put_text(self.front, HEADERS, f"Authorization: Bearer {key}\n", 0o600)
         results: dict[str, Any] = {}
         try:

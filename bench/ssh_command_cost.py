@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lab.core import INVENTORY  # noqa: E402
 from lab.runner import REPO  # noqa: E402
 from roles.common.ssh import send_at_once  # noqa: E402
-from roles.inventory import load_inventory  # noqa: E402
+from roles.inventory.load import load_inventory  # noqa: E402
 
 COMMANDS = ("true", "sudo -n true", "sudo -n -H sh -c true")
 

@@ -22,8 +22,8 @@ from roles.common.settings import InventoryError
 from roles.common.ssh import send_at_once
 from roles.firewall.config import control_path_problem
 from roles.firewall.facts import SshClientAddress
-from roles.inventory import site_from_inventory
-from roles.site import Site
+from roles.inventory.load import site_from_inventory
+from roles.site.site import Site
 
 # The site lock, held by this pyinfra process from its first host's deploy file to its exit (the kernel lets it go
 # then, however the process ends: killed, crashed or done).
@@ -53,7 +53,7 @@ def _hold_the_site_lock(site: Site) -> None:
     """One deploy of a site at a time: a second, started while one runs (two admins, a timer and a person), would
     write the same files and restart the same units under it. It is refused at once, before any host is touched;
     the first goes on."""
-    path = site.state_dir / "deploy.lock"
+    path = site.control.state_dir / "deploy.lock"
     if str(path) in _held:
         return
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -92,8 +92,10 @@ def _check_hardware(site: Site) -> None:
     name every host that disagrees at once. pyinfra keeps facts per host, so each host's are read once a run."""
     problems = []
     for each in sorted(inventory.get_active_hosts(), key=lambda h: h.name):
-        tolerance = site.settings[each.name]["base"].hw_memory_tolerance_percent
-        problems += [(each.name, p) for p in mismatches(site.host(each.name), each.get_fact(HostHardware), tolerance)]
+        tolerance = site.settings[each.name].base.hw_memory_tolerance_percent
+        problems += [
+            (each.name, p) for p in mismatches(site.topology.host(each.name), each.get_fact(HostHardware), tolerance)
+        ]
     if problems:
         raise HardwareMismatch(problems)
 
@@ -105,7 +107,7 @@ def _check_control_path(site: Site) -> None:
     for each in sorted(inventory.get_active_hosts(), key=lambda h: h.name):
         # As the login user: sudo clears SSH_CONNECTION, and an empty answer would skip the check unseen.
         control = each.get_fact(SshClientAddress, _sudo=False)
-        if control and (problem := control_path_problem(site.settings[each.name]["firewall"], each.name, control)):
+        if control and (problem := control_path_problem(site.settings[each.name].firewall, each.name, control)):
             problems.append(problem)
     if problems:
         raise InventoryError(problems)
@@ -117,14 +119,14 @@ def _revocations(site: Site) -> str:
     A certificate being replaced in this run is still held, so it works until the next run: a deploy killed halfway
     never locks a host out. Unless every inventory host is in the run (--limit, a host down), who holds what is not
     known, and each list stays as it was."""
-    issuance = site.pki_config(site.hosts[0].name).issuance
+    issuance = site.pki_config(site.topology.hosts[0].name).issuance
     issuance.site_ca()  # a new site's CA is made before anything reads the directory
     active = {each.name: each for each in inventory.get_active_hosts()}
-    everyone = set(active) == {spec.name for spec in site.hosts}
+    everyone = set(active) == {spec.name for spec in site.topology.hosts}
     held = [
         "\n".join(lines) + "\n"
         for name, each in active.items()
-        for path in site.certificate_paths(name)
+        for path in site.identities.certificate_paths(name)
         if everyone and (lines := each.get_fact(FileContents, path=path))
     ]
     lists = []
@@ -133,7 +135,7 @@ def _revocations(site: Site) -> str:
         revoked = issued_serials(directory) - held_serials(ca, directory, held) if everyone else None
         lists.append(
             revocation_list(
-                ca, directory, revoked=revoked, valid_days=site.settings[site.hosts[0].name]["pki"].crl_days
+                ca, directory, revoked=revoked, valid_days=site.settings[site.topology.hosts[0].name].pki.crl_days
             )
         )
     return "".join(lists)

@@ -13,7 +13,7 @@ from roles.pki.deploy import pki
 
 site = this_site()
 installed = installed_packages()
-role = site.host(host.name).role
+role = site.topology.host(host.name).role
 
 base(site.base_config(host.name), installed_packages=installed)
 firewall(site.firewall_config(host.name), installed_packages=installed)
@@ -26,6 +26,6 @@ else:
     egress(site.egress_config(host.name), tls_changes=tls_changes, installed_packages=installed)
     secrets_changes = gateway(site.gateway_config(host.name), installed_packages=installed)
     probe(site.probe_config(host.name), secrets_changes, tls_changes, installed_packages=installed)
-if host.name == site.monitor_host().name:
+if host.name == site.topology.monitor_host.name:
     prometheus(site.prometheus_config(), monitor_name=host.name, installed_packages=installed)
     alertmanager(site.alertmanager_config(), installed_packages=installed)

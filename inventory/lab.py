@@ -8,7 +8,7 @@ these addresses, on a podman network it makes for them, with a fresh SSH key and
 
 from lab.hosts import backend as _backend
 from lab.hosts import frontend as _frontend
-from roles.inventory import check_inventory
+from roles.inventory.load import check_inventory
 
 frontend = [_frontend("lab-front", "10.242.17.10")]
 backend = [_backend("lab-back", "10.242.17.20")]

@@ -8,7 +8,7 @@ lab-back2 from the site (pins, pool, scrape targets); `python -m lab down` remov
 
 from lab.hosts import backend as _backend
 from lab.hosts import frontend as _frontend
-from roles.inventory import check_inventory
+from roles.inventory.load import check_inventory
 
 frontend = [_frontend("lab-front", "10.242.17.10")]
 backend = [

@@ -8,7 +8,7 @@ only what differs per host. The whole inventory is checked when pyinfra loads it
 is contacted; a problem is reported with the host and key it concerns.
 """
 
-from roles.inventory import check_inventory
+from roles.inventory.load import check_inventory
 
 # Every box's SSH host key is checked against the site's own file; a box (or its replacement) is trusted once,
 # deliberately, after its fingerprint is shown: `make enrol HOST=claw-back`. A changed key is refused until then.

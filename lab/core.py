@@ -77,7 +77,7 @@ class LabHost:
 
 def lab_hosts(inventory_file: Path = INVENTORY) -> list[LabHost]:
     """The hosts, addresses and groups written in the lab inventory (validated on load)."""
-    from roles.inventory import load_inventory
+    from roles.inventory.load import load_inventory
 
     inventory = load_inventory(str(inventory_file), cwd=str(REPO))
     cores = machine_cores()

@@ -7,7 +7,7 @@ Settings tables come from the settings classes (each default and its reason is w
 index and docs/alerts.md from the alert rules' data (roles/monitor/alerts).
 
 A table sits between ``<!-- settings:PREFIX -->`` and ``<!-- /settings:PREFIX -->`` (PREFIX as in
-roles.inventory.SETTINGS, ``host`` for the per-host keys, or ``controls`` for the compliance suite's controls);
+roles.inventory.schema.SETTINGS, ``host`` for the per-host keys, or ``controls`` for the compliance suite's controls);
 what is between the markers is replaced whole.
 """
 
@@ -22,8 +22,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from roles.common import connection, values
-from roles.inventory import HOST_KEYS, HOST_VALUES, ROLE_GROUPS, SETTINGS, SITE_WIDE, SITE_WIDE_PREFIXES
+from roles.common import connection
+from roles.common.names import ROLE_GROUPS
+from roles.common.settings import every_key_site_wide, is_site_wide
+from roles.common.values.core import ValueType
+from roles.inventory.schema import HOST_KEYS, HOST_VALUES, SETTINGS
 from tools import alert_reference
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,25 +51,20 @@ def literal(value: Any) -> str:
     return repr(value)
 
 
-def site_wide(key: str) -> bool:
-    return key in SITE_WIDE or key.startswith(SITE_WIDE_PREFIXES)
-
-
 def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
 def settings_table(prefix: str) -> str:
     cls = SETTINGS[prefix]
-    keys = [f"{prefix}_{field.name}" for field in dataclasses.fields(cls)]
-    every_key_site_wide = all(site_wide(key) for key in keys)
+    marked = not every_key_site_wide(cls)  # the odd site-wide key is marked; a site-wide class is said once, below
     lines = ["| key | default | accepts | meaning |", "| --- | --- | --- | --- |"]
-    for key, field in zip(keys, dataclasses.fields(cls), strict=True):
+    for field in dataclasses.fields(cls):
         default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
-        meaning = field.metadata["doc"] + (" (site-wide)" if site_wide(key) and not every_key_site_wide else "")
-        cells = [f"`{key}`", f"`{literal(default)}`", field.metadata["check"].describe, meaning]
+        meaning = field.metadata["doc"] + (" (site-wide)" if marked and is_site_wide(cls, field) else "")
+        cells = [f"`{prefix}_{field.name}`", f"`{literal(default)}`", field.metadata["check"].describe, meaning]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
-    if every_key_site_wide:
+    if not marked:
         lines += ["", f"Every `{prefix}_*` key is site-wide: the same on every host."]
     return "\n".join(lines)
 
@@ -90,7 +88,7 @@ def _value_types(value_type) -> list[Any]:
     """``value_type`` and the value types it is made of (a list's items, a mapping's keys and values, ...)."""
     parts = [value_type]
     for name in ("item", "keys", "values", "inner"):
-        if isinstance(getattr(value_type, name, None), values.ValueType):
+        if isinstance(getattr(value_type, name, None), ValueType):
             parts += _value_types(getattr(value_type, name))
     for arm in getattr(value_type, "arms", ()):
         parts += _value_types(arm)

@@ -24,7 +24,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from roles.inventory import SSH_PORT, load_inventory  # noqa: E402
+from roles.inventory.load import load_inventory  # noqa: E402
+from roles.inventory.schema import SSH_PORT  # noqa: E402
 
 KEY_TYPE = "ssh-ed25519"
 

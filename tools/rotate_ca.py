@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO))
 from cryptography.hazmat.primitives import hashes  # noqa: E402
 
 from roles.common.ca import RotationError, rotate, rotation_step  # noqa: E402
-from roles.inventory import load_inventory, site_from_inventory  # noqa: E402
+from roles.inventory.load import load_inventory, site_from_inventory  # noqa: E402
 
 NEXT = {
     "begin": "deploy the whole site: every host then trusts both CAs. Give people the new CA certificate "
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("step", choices=("begin", "switch", "finish", "status"))
     args = parser.parse_args(argv)
     site = site_from_inventory(load_inventory(args.inventory, cwd=str(REPO)))
-    issuance = site.pki_config(site.hosts[0].name).issuance
+    issuance = site.pki_config(site.topology.hosts[0].name).issuance
     directory = Path(issuance.ca_dir)
     if args.step == "status":
         print(f"rotation: {rotation_step(directory)}")

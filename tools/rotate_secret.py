@@ -19,12 +19,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from roles.common.secrets import replace_site_secret  # noqa: E402
-from roles.inventory import load_inventory, site_from_inventory  # noqa: E402
+from roles.inventory.load import load_inventory, site_from_inventory  # noqa: E402
 
 SECRETS = {
-    "gateway-token": lambda site: site.gateway_token_file,
-    "monitor-password": lambda site: site.monitor_web_password_file,
-    "model-api-key": lambda site: site.model_server_api_key_file,
+    "gateway-token": lambda site: site.control.gateway_token_file,
+    "monitor-password": lambda site: site.control.monitor_web_password_file,
+    "model-api-key": lambda site: site.control.model_server_api_key_file,
 }
 
 

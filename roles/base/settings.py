@@ -6,20 +6,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from roles.common.settings import setting
-from roles.common.values import (
-    AbsPath,
-    Choice,
-    DnsLabel,
-    DnsName,
-    Either,
-    Flag,
-    HostName,
-    LanIPv4,
-    ListOf,
-    Mapping,
-    Number,
-    WholeNumber,
-)
+from roles.common.values.containers import ListOf, Mapping
+from roles.common.values.network import DnsLabel, DnsName, HostName, LanIPv4
+from roles.common.values.numbers import Choice, Either, Flag, Number, WholeNumber
+from roles.common.values.paths import AbsPath
 
 # Where a swapfile may live: the usual places (Debian's /swapfile, Ubuntu's /swap.img, a /swap volume) and data
 # volumes; never /etc, /usr, /boot, /proc, /dev, /run or a home. The swap operation also refuses, on the host, to
@@ -29,17 +19,20 @@ SWAP_ROOTS = ("/swapfile", "/swap.img", "/swap", "/var/lib/swap", "/var/swap", "
 
 @dataclass(frozen=True)
 class BaseSettings:
+    # The site's names are worked out once (roles.common.names), so what makes them is site-wide.
     dns_domain: str = setting(
-        "home.arpa", "Domain of every appliance name; home.arpa is reserved for home networks (RFC 8375).", DnsName()
-    )
+        "home.arpa", "Domain of every appliance name; home.arpa is reserved for home networks (RFC 8375).", DnsName(),
+        site_wide=True,
+    )  # fmt: skip
     host_aliases: dict[str, Literal["frontend", "backend"]] = setting(
         {"llm": "backend", "chat": "frontend"},
         "Service names pinned in /etc/hosts (a backend alias to every backend, a frontend one to the first).",
         Mapping(DnsLabel(), Choice("frontend", "backend")),
+        site_wide=True,
     )
     extra_hosts: dict[str, str] = setting(
         {}, "Other LAN machines (name: address) pinned in /etc/hosts too, e.g. a NAS holding the model.",
-        Mapping(DnsName(), LanIPv4()),
+        Mapping(DnsName(), LanIPv4()), site_wide=True,
     )  # fmt: skip
     thp_enabled: Literal["always", "madvise", "never"] = setting(
         "always", "llama.cpp never calls madvise(MADV_HUGEPAGE), so only 'always' gives its buffers huge pages.",

@@ -16,22 +16,11 @@ from pyinfra.api.arguments import all_global_arguments
 from pyinfra.connectors import ssh
 
 from roles.common.settings import Problem
-from roles.common.values import (
-    AbsPath,
-    Choice,
-    Flag,
-    ListOf,
-    Mapping,
-    Number,
-    Pattern,
-    Port,
-    Secret,
-    Text,
-    Typed,
-    UserName,
-    ValueType,
-    WholeNumber,
-)
+from roles.common.values.containers import ListOf, Mapping, Secret, Typed
+from roles.common.values.core import ValueType
+from roles.common.values.numbers import Choice, Flag, Number, Port, WholeNumber
+from roles.common.values.paths import AbsPath
+from roles.common.values.text import Pattern, Text, UserName
 
 SSH_TYPES: dict[str, Any] = typing.get_type_hints(ssh.ConnectorData)
 SSH_KEYS = frozenset(ssh.connector_data_meta)  # what pyinfra's SSH connector reads from host data
@@ -47,7 +36,7 @@ _PROGRAM = Pattern(r"/?[A-Za-z0-9._+-]+(/[A-Za-z0-9._+-]+)*", "a program: a plai
 _ENV_NAME = Pattern(r"[A-Za-z_][A-Za-z0-9_]*", "an environment variable name (letters, digits, _)", 128)
 
 VALUE_TYPES: dict[str, ValueType] = {
-    # ssh_hostname is the host's LAN address: roles.inventory checks it with the host's other keys.
+    # ssh_hostname is the host's LAN address: roles.inventory.schema checks it with the host's other keys.
     "ssh_port": Port(),
     "ssh_user": UserName(),
     "ssh_password": Secret(Text()),

@@ -23,6 +23,7 @@ class HostSpec:
     ssh_port: int = 22  # sshd's port: the firewall keeps it open to the admin networks
 
 
+ROLE_GROUPS = ("frontend", "backend")  # the inventory groups that say what a host is: each host is in one
 # Groups whose hosts are interchangeable: an alias of such a group is pinned to every host in it (llm.<domain> names
 # each backend, and each backend's certificate carries it). A frontend holds its own people's chats, so an alias
 # of a frontend stays with the first one.

@@ -2,7 +2,7 @@
 
 A role declares its settings as a frozen dataclass. Each field is one inventory key, spelled
 ``<role>_<field>``; ``setting(...)`` gives its default, its one-line documentation and its value type
-(roles/common/values.py), which alone decides what the value may be, Python type and content, before it
+(roles/common/values/), which alone decides what the value may be, Python type and content, before it
 reaches any host. The field's annotation says the same for readers and type checkers (tests/unit/test_values.py
 holds the two equal).
 """
@@ -17,7 +17,7 @@ from typing import Any
 
 from pyinfra.api.exceptions import PyinfraError
 
-from roles.common.values import ValueType
+from roles.common.values.core import ValueType
 
 
 @dataclass(frozen=True)
@@ -39,16 +39,36 @@ class InventoryError(PyinfraError):
         super().__init__(f"invalid inventory, no host was touched:\n{lines}")
 
 
-def setting(default: Any, doc: str, check: ValueType | None = None) -> Any:
+def setting(
+    default: Any, doc: str, check: ValueType | None = None, *, site_wide: bool = False, renamed_from: str = ""
+) -> Any:
     """A settings field: its default, a one-line reason for it, and its value type (roles.common.values).
 
     The value type is required: a value that no type checks reaches files and commands on the hosts as it is.
+    ``site_wide``: the inventory check holds the key equal on every host, for the site reads it once.
+    ``renamed_from``: the whole key an older clawlan knew it by; an inventory that still uses it is told the new one.
     """
     if not isinstance(check, ValueType):
         raise TypeError(f"setting {doc!r} needs a value type from roles.common.values, got {check!r}")
     factory = (lambda d=default: d) if isinstance(default, (dict, list)) else None
     kwargs: dict[str, Any] = {"default_factory": factory} if factory else {"default": default}
-    return dataclasses.field(metadata={"doc": doc, "check": check}, **kwargs)
+    metadata = {"doc": doc, "check": check, "site_wide": site_wide, "renamed_from": renamed_from}
+    return dataclasses.field(metadata=metadata, **kwargs)
+
+
+def all_site_wide(settings_cls: type) -> type:
+    """Marks every key under the class's prefix site-wide, keys it does not know included: one thing for the whole
+    site (one Prometheus, one latency suite), so no host may say otherwise, not even in a typo."""
+    settings_cls.all_site_wide = True
+    return settings_cls
+
+
+def every_key_site_wide(settings_cls: type) -> bool:
+    return getattr(settings_cls, "all_site_wide", False)
+
+
+def is_site_wide(settings_cls: type, field: dataclasses.Field) -> bool:
+    return every_key_site_wide(settings_cls) or field.metadata["site_wide"]
 
 
 def prefixed_keys(settings_cls: type, prefix: str) -> dict[str, dataclasses.Field]:

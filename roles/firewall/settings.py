@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from roles.common.settings import setting
-from roles.common.values import Networks
+from roles.common.values.network import Networks
 
 
 @dataclass(frozen=True)

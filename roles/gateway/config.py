@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass
 
 from roles.common.locks import Lock
+from roles.common.names import HostSpec
+from roles.common.preflight import Preflight
 from roles.common.settings import Problem
 from roles.common.tls import CA_CERT, PKI_DIR, Issuance
 from roles.gateway.settings import GatewaySettings
@@ -285,8 +287,12 @@ def build_gateway_config(
     )
 
 
-def preflight(settings: GatewaySettings, host: str, address: str) -> list[Problem]:
-    own = ipaddress.ip_address(address)
+def preflight(settings: GatewaySettings, spec: HostSpec) -> list[Problem]:
+    own = ipaddress.ip_address(spec.address)
     if any(own in ipaddress.ip_network(network) for network in settings.client_networks):
         return []
-    return [Problem(host, "gateway_client_networks", f"none of them holds the frontend's own address {address}")]
+    message = f"none of them holds the frontend's own address {spec.address}"
+    return [Problem(spec.name, "gateway_client_networks", message)]
+
+
+PREFLIGHT = Preflight("gateway", ("frontend",), preflight)

@@ -6,7 +6,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from roles.common.settings import setting
-from roles.common.values import Choice, Either, Flag, HttpsUrl, Networks, NodeVersion, Port, Version, WholeNumber
+from roles.common.values.network import Networks
+from roles.common.values.numbers import Choice, Either, Flag, Port, WholeNumber
+from roles.common.values.paths import HttpsUrl
+from roles.common.values.text import NodeVersion, Version
 
 node_version_problem = NodeVersion()  # openclaw's package.json: "node": ">=24.16.0 <25 || >=26.1.0"
 

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 from roles.common.locks import Lock
 from roles.common.names import HostSpec
+from roles.common.preflight import Preflight
 from roles.common.settings import Problem
-from roles.common.values import file_name
+from roles.common.values.paths import file_name
 from roles.model_server.settings import ENGINE_ONLY, LLAMA_SERVER, ModelServerSettings
 
 VENV = "/opt/clawlan/llama-cpp"
@@ -235,3 +236,6 @@ def preflight(settings: ModelServerSettings, spec: HostSpec) -> list[Problem]:
             )
         )
     return problems
+
+
+PREFLIGHT = Preflight("model_server", ("backend",), preflight)

@@ -6,22 +6,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from roles.common.settings import setting
-from roles.common.values import (
-    Choice,
-    DebPackage,
-    Either,
-    Flag,
-    Flags,
-    ListOf,
-    ModelSource,
-    Name,
-    Number,
-    OrEmpty,
-    Port,
-    Sha256,
-    Version,
-    WholeNumber,
-)
+from roles.common.values.containers import ListOf, OrEmpty
+from roles.common.values.numbers import Choice, Either, Flag, Number, Port, WholeNumber
+from roles.common.values.paths import ModelSource
+from roles.common.values.text import DebPackage, Flags, Name, Sha256, Version
 
 PORTABLE_CPU = "-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF -DGGML_OPENMP=OFF"
 LLAMA_SERVER = "llama-server"

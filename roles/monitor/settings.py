@@ -7,22 +7,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from roles.common.settings import setting
-from roles.common.values import (
-    ControlPath,
-    DnsLabel,
-    EmailAddress,
-    HostName,
-    Networks,
-    Number,
-    OrEmpty,
-    Pattern,
-    Port,
-    Url,
-    WholeNumber,
-)
+from roles.common.settings import all_site_wide, setting
+from roles.common.values.containers import OrEmpty
+from roles.common.values.network import DnsLabel, HostName, Networks
+from roles.common.values.numbers import Number, Port, WholeNumber
+from roles.common.values.paths import ControlPath, Url
+from roles.common.values.text import EmailAddress, Pattern
 
 
+@all_site_wide  # one Prometheus, one set of rules and targets for the whole site
 @dataclass(frozen=True)
 class MonitorSettings:
     host: str = setting(

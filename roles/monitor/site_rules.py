@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from roles.common.values import shown
+from roles.common.values.core import shown
 from roles.monitor.alerts import WATCHDOG
 from roles.monitor.rules import GROUP_PREFIX
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from roles.common.settings import setting
-from roles.common.values import Port, WholeNumber
+from roles.common.values.numbers import Port, WholeNumber
 
 
 @dataclass(frozen=True)
 class MtlsSettings:
     port: int = setting(8443, "The backend's one LAN port for the model: TLS 1.3, frontend certificates only.",
-                        Port())  # fmt: skip
+                        Port(), site_wide=True)  # fmt: skip
     read_timeout_s: int = setting(
         600, "Longest silence from the model server: a 13k-token prompt takes ~25 s cold before the first token.",
         WholeNumber(5, 3600),

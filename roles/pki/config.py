@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from roles.common.ca import CertSpec, NameScope
+from roles.common.names import ROLE_GROUPS, HostSpec
+from roles.common.preflight import Preflight
 from roles.common.settings import Problem
 from roles.common.tls import Issuance
 from roles.pki.settings import PkiSettings
@@ -44,9 +46,12 @@ def issuance(settings: PkiSettings, state_dir: Path, role: str, names: tuple[str
     )
 
 
-def preflight(settings: PkiSettings, host: str, address: str) -> list[Problem]:
-    own = ipaddress.ip_address(address)
+def preflight(settings: PkiSettings, spec: HostSpec) -> list[Problem]:
+    own = ipaddress.ip_address(spec.address)
     if any(own in ipaddress.ip_network(network) for network in settings.permitted_networks):
         return []
-    return [Problem(host, "pki_permitted_networks", f"none of them holds the host's address {address}: the site CA "
-                    "could not vouch for it")]  # fmt: skip
+    return [Problem(spec.name, "pki_permitted_networks", f"none of them holds the host's address {spec.address}: the "
+                    "site CA could not vouch for it")]  # fmt: skip
+
+
+PREFLIGHT = Preflight("pki", ROLE_GROUPS, preflight)

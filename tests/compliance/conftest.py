@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from roles.common.names import ROLE_GROUPS
 from roles.gateway.config import AUDIT_MAX_AGE_S, AUDIT_PROGRAM, AUDIT_REPORT, AUDIT_UNIT
-from roles.inventory import ROLE_GROUPS, load_inventory, site_from_inventory
+from roles.inventory.load import load_inventory, site_from_inventory
 from tests.support.hosts import remote_host
 
 REPO = Path(__file__).resolve().parents[2]
@@ -102,7 +103,7 @@ GATEWAY_AUDIT = f"{_SHOW_AUDIT} 2>/dev/null || {{ systemctl restart {AUDIT_UNIT}
 def _gateway_audits_started(inventory, site):
     """The audit's report from each frontend, fetched on connections of their own while the other controls run:
     when it is stale, the audit runs again (~10 s)."""
-    frontends = {h.name for h in site.hosts if h.role == "frontend"}
+    frontends = {h.name for h in site.topology.hosts if h.role == "frontend"}
     pool = ThreadPoolExecutor(max_workers=max(1, len(frontends)))
     futures = {
         host.name: pool.submit(lambda h=host: remote_host(h).run(GATEWAY_AUDIT))
@@ -115,7 +116,7 @@ def _gateway_audits_started(inventory, site):
 
 @pytest.fixture
 def spec(site, host_name):
-    return site.host(host_name)
+    return site.topology.host(host_name)
 
 
 @pytest.fixture

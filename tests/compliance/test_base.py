@@ -203,8 +203,8 @@ def test_BASE_18_declared_hardware(host, site, host_name):
     inventory's hw_memory_gib and hw_cpu_cores; a box swapped for a smaller one would be sized for the old one.
     Every deploy stops on the same disagreement before it changes anything."""
     found = hardware.parse(host.check_output(hardware.COMMAND).splitlines())
-    tolerance = site.settings[host_name]["base"].hw_memory_tolerance_percent
-    problems = hardware.mismatches(site.host(host_name), found, tolerance)
+    tolerance = site.settings[host_name].base.hw_memory_tolerance_percent
+    problems = hardware.mismatches(site.topology.host(host_name), found, tolerance)
     assert not problems, "; ".join(map(str, problems))
 
 

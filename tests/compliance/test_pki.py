@@ -109,11 +109,15 @@ def test_PKI_07_probe_cannot_read_the_host_key(host):
 def test_PKI_08_revocation_list(host, site, host_name):
     """Backends refuse the clients it names and frontends the backends it names: an old list still admits a
     retired box's certificate, and a host whose own certificate is on it is locked out."""
-    current = (Path(site.state_dir) / "pki" / CRL_FILE).read_bytes()
+    current = (Path(site.control.state_dir) / "pki" / CRL_FILE).read_bytes()
     on_host = host.file(CRL)
     assert on_host.exists and on_host.content == current, f"{CRL} is not the site CA's current list"
     revoked = {entry.serial_number for entry in x509.load_pem_x509_crl(current)}
-    held = [path for path in site.certificate_paths(host_name) if certificate(host, path).serial_number in revoked]
+    held = [
+        path
+        for path in site.identities.certificate_paths(host_name)
+        if certificate(host, path).serial_number in revoked
+    ]
     assert not held, f"revoked, yet in use: {', '.join(held)}"
 
 

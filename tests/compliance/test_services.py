@@ -188,7 +188,7 @@ def test_LLM_08_model_server_user(host):
 def test_LLM_09_api_key_nowhere_else(host, site):
     """Command lines are readable by every user on the box, units and settings files by anyone who reads /etc: the key
     belongs in its root-only file (LLM-03) and nowhere else."""
-    key = site.model_server_api_key_file.read_text().strip()
+    key = site.control.model_server_api_key_file.read_text().strip()
     leaked = places_holding(host, key, MODEL_UNIT, (MODEL_CONFIG, f"/etc/systemd/system/{MODEL_UNIT}"))
     assert not leaked, f"the API key is in {leaked}"
 
@@ -324,7 +324,7 @@ def test_GW_16_gateway_https_only(site, host_name, scheme):
     the gateway's port gets no HTTP answer at all."""
     config = site.gateway_config(host_name)
     if scheme == "https-names":
-        spec = vouched(site.gateway_identity(host_name).spec, site_ca_cert(site))
+        spec = vouched(site.identities.gateway(host_name).spec, site_ca_cert(site))
         assert spec.dns_names and config.listen_address in spec.ip_addresses
         for name in (*spec.dns_names, *spec.ip_addresses):
             with (
@@ -361,7 +361,7 @@ def test_GW_10_gateway_user(host):
 def test_GW_11_token_nowhere_else(host, site):
     """The token opens the gateway to anyone holding it: it belongs in the root-only EnvironmentFile (GW-03), not in
     openclaw's configuration, the unit or a command line."""
-    token = site.gateway_token_file.read_text().strip()
+    token = site.control.gateway_token_file.read_text().strip()
     leaked = places_holding(host, token, GATEWAY_UNIT, (GATEWAY_CONFIG, f"/etc/systemd/system/{GATEWAY_UNIT}"))
     assert not leaked, f"the gateway token is in {leaked}"
 
@@ -419,13 +419,13 @@ def test_GW_15_state_backed_up(host, site, host_name):
 
 
 def expected_lan_listeners(site, host_name) -> set[str]:
-    spec, monitor = site.host(host_name), site.monitor
+    spec, monitor = site.topology.host(host_name), site.monitor
     ports = [monitor.node_exporter_port]
     if spec.role == "backend":
         ports.append(site.ingress_config(host_name).port)
     else:
         ports += [site.gateway_config(host_name).port, monitor.probe_port, site.egress_config(host_name).metrics_port]
-    if site.monitor_host().name == host_name:
+    if site.topology.monitor_host.name == host_name:
         ports += [monitor.prometheus_port, monitor.alertmanager_port]
     return {"0.0.0.0:22", "[::]:22"} | {f"{spec.address}:{port}" for port in ports}
 
@@ -442,7 +442,7 @@ def test_NET_01_lan_listeners(host, site, host_name):
 @control("NET-02", "The backend refuses TLS clients without a frontend certificate", impact=1.0, roles=("frontend",))
 def test_NET_02_mtls_requires_a_client_certificate(host, site, host_name):
     """Mutual TLS is what keeps the rest of the LAN away from the model."""
-    url = f"https://{site.model_endpoint_name()}:{site.settings[host_name]['mtls'].port}/v1/models"
+    url = f"https://{site.topology.model_endpoint_name()}:{site.settings[host_name].mtls.port}/v1/models"
     code = host.check_output(f"curl -s -o /dev/null -w '%{{http_code}}' --cacert {CA_CERT} {shlex.quote(url)}")
     assert code == "400", f"without a client certificate the backend answered {code}"
 
@@ -457,7 +457,7 @@ def test_NET_03_egress_on_loopback(host, site, host_name):
 
 def proxy_unit(site, host_name) -> str:
     """The box's TLS door: nginx in front of a backend's model server, HAProxy on a frontend."""
-    return INGRESS_UNIT if site.host(host_name).role == "backend" else BALANCER_UNIT
+    return INGRESS_UNIT if site.topology.host(host_name).role == "backend" else BALANCER_UNIT
 
 
 @control("NET-07", "The TLS proxy is hardened and comes back by itself", impact=0.8)
@@ -477,8 +477,8 @@ def test_NET_07_proxy_hardened(host, site, host_name, aspect):
 @control("NET-04", "Exporters answer the monitor host only", impact=0.6)
 def test_NET_04_exporters_refuse_others(site, host_name):
     """Metrics tell an attacker what runs where and when it is busy: only Prometheus may read them."""
-    spec = site.host(host_name)
-    if site.monitor_host().address == spec.address:
+    spec = site.topology.host(host_name)
+    if site.topology.monitor_host.address == spec.address:
         pytest.skip("n/a: the monitor host may reach its own exporters")
     assert not port_open(spec.address, site.monitor.node_exporter_port), "this machine reached the node exporter"
 
@@ -487,7 +487,7 @@ def test_NET_04_exporters_refuse_others(site, host_name):
 def test_NET_05_probe_refuses_others(site, host_name):
     """The probe's figures tell when the appliance is busy and how fast it answers: only Prometheus may read them,
     on the monitor host too (the probe's IP filter admits its own box, the monitor and the backend)."""
-    spec = site.host(host_name)
+    spec = site.topology.host(host_name)
     assert not port_open(spec.address, site.monitor.probe_port), "this machine reached the probe's metrics"
 
 
@@ -554,8 +554,8 @@ def prometheus_api(site, path, **params):
 
 
 def only_on_the_monitor(site, host_name):
-    if site.monitor_host().name != host_name:
-        pytest.skip(f"n/a: Prometheus runs on {site.monitor_host().name}")
+    if site.topology.monitor_host.name != host_name:
+        pytest.skip(f"n/a: Prometheus runs on {site.topology.monitor_host.name}")
 
 
 @control("MON-03", "Prometheus runs and every scrape target is up", impact=0.7)
@@ -569,9 +569,9 @@ def test_MON_03_targets_up(host, site, host_name):
     # Prometheus itself and Alertmanager beside it.
     scraped = {(t["labels"]["job"], t["labels"]["instance"]) for t in targets}
     expected = (
-        {("node", h.name) for h in site.hosts}
-        | {("probe", h.name) for h in site.hosts if h.role == "frontend"}
-        | {("balancer", h.name) for h in site.hosts if h.role == "frontend"}
+        {("node", h.name) for h in site.topology.hosts}
+        | {("probe", h.name) for h in site.topology.hosts if h.role == "frontend"}
+        | {("balancer", h.name) for h in site.topology.hosts if h.role == "frontend"}
         | {("prometheus", host_name), ("alertmanager", host_name)}
         | {("model_server", target.host) for target in site.prometheus_config().model_server.targets}
     )
@@ -599,7 +599,9 @@ def test_MON_05_probe_succeeds(site, host_name):
     ages = {(s["metric"]["instance"], s["metric"]["path"]): time.time() - float(s["value"][1]) for s in samples}
     limit = 3 * site.monitor.probe_interval_s + site.monitor.probe_timeout_s
     stale = {key: round(age) for key, age in ages.items() if age > limit}
-    assert len(ages) == 2 * sum(1 for h in site.hosts if h.role == "frontend") and not stale, f"stale: {stale or ages}"
+    assert len(ages) == 2 * sum(1 for h in site.topology.hosts if h.role == "frontend") and not stale, (
+        f"stale: {stale or ages}"
+    )
 
 
 MONITORING_UNITS = (
@@ -677,7 +679,7 @@ def test_MON_10_monitor_access(site, host_name):
 def test_MON_06_monitoring_hardening(host, site, host_name, unit):
     """They read the whole box (/proc, /sys, the certificates) or answer on the LAN: each unit limits what a
     compromise of it could reach."""
-    if unit == PROBE_UNIT and site.host(host_name).role != "frontend":
+    if unit == PROBE_UNIT and site.topology.host(host_name).role != "frontend":
         pytest.skip("n/a: the probe runs on frontends")
     if unit in (PROMETHEUS_UNIT, ALERTMANAGER_UNIT):
         only_on_the_monitor(site, host_name)

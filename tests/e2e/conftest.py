@@ -22,7 +22,7 @@ import pytest
 
 from lab.core import INVENTORY, Lab
 from lab.runner import REPO, run_pyinfra
-from roles.inventory import load_inventory, site_from_inventory
+from roles.inventory.load import load_inventory, site_from_inventory
 from tests.support.alert_receiver import AlertReceiver
 from tests.support.hosts import remote_host
 
@@ -94,7 +94,7 @@ def control_of(function):
 def run_control(function, host, site, host_name: str, **params):
     """Run a compliance control on one host with the fixtures it takes (``host``, ``site``, ``host_name``, ``spec``)
     and its own parameters (``pair``, ``unit``); it raises AssertionError when the host is not what it states."""
-    given = {"host": host, "site": site, "host_name": host_name, "spec": site.host(host_name), **params}
+    given = {"host": host, "site": site, "host_name": host_name, "spec": site.topology.host(host_name), **params}
     return function(**{name: given[name] for name in inspect.signature(function).parameters})
 
 

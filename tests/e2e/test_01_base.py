@@ -10,7 +10,8 @@ import json
 import pytest
 
 from lab.core import INVENTORY
-from roles.inventory import ROLE_GROUPS, load_inventory
+from roles.common.names import ROLE_GROUPS
+from roles.inventory.load import load_inventory
 from tests.compliance import test_base as base_controls
 from tests.e2e.conftest import control_of, deploy, run_control
 from tests.support.hosts import remote_host
@@ -36,7 +37,7 @@ def active_swaps(host) -> dict[str, int]:
 def test_first_deploy_converges_bare_hosts(first_deploy, site):
     assert not first_deploy.errors
     # Bare hosts: every host had packages to install and /etc/hosts to pin.
-    for spec in site.hosts:
+    for spec in site.topology.hosts:
         assert "Base system | Install the packages every appliance box needs" in first_deploy.changed_ops(spec.name)
 
 

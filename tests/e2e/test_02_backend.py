@@ -35,12 +35,12 @@ CLIENT = ("--cert", HOST_CERT, "--key", HOST_KEY, "--cacert", CA_CERT)
 @pytest.fixture(scope="module")
 def endpoint(site):
     """The URL the frontend uses for the model: the pinned alias of the backend, on the TLS port."""
-    return f"https://llm.{site.settings[BACKEND]['base'].dns_domain}:{site.ingress_config(BACKEND).port}"
+    return f"https://llm.{site.settings[BACKEND].base.dns_domain}:{site.ingress_config(BACKEND).port}"
 
 
 @pytest.fixture(scope="module")
 def api_key(first_deploy, site):
-    return site.model_server_api_key_file.read_text().strip()
+    return site.control.model_server_api_key_file.read_text().strip()
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +92,7 @@ def foreign_client(front, tmp_path_factory, site):
 @pytest.fixture(scope="module")
 def intruder_client(front, site):
     """Signed by the site CA, for a client that is not a frontend."""
-    ca = load_or_create_ca(site.state_dir / "pki", "clawlan", 3650)
+    ca = load_or_create_ca(site.control.state_dir / "pki", "clawlan", 3650)
     spec = CertSpec("intruder.home.arpa", "backend", "clawlan", ("intruder.home.arpa",), (), True, False)
     return _install_client(front, ca, spec, "/root/intruder")
 
@@ -127,7 +127,7 @@ def test_refused_over_plain_http(front, site):
 
 def test_the_model_servers_own_port_is_unreachable_from_the_frontend(front, site):
     port = site.model_server_config(BACKEND).port
-    code, _, exit_code = chat(front, f"http://{site.host(BACKEND).address}:{port}", "--connect-timeout", "3")
+    code, _, exit_code = chat(front, f"http://{site.topology.host(BACKEND).address}:{port}", "--connect-timeout", "3")
     # It listens on loopback only (refused, 7), and the backend's firewall drops the attempt first (timeout, 28).
     assert code is None and exit_code in (7, 28), exit_code
 

@@ -23,7 +23,7 @@ def front(hosts, site):
     host = hosts[FRONTEND]
     # The backend suite ends by restarting the model server: the balancer takes it back at its next passed check.
     wait_until_passes(run_control, service_controls.test_LB_02_pool_healthy, host, site, FRONTEND, timeout_s=30)
-    key = site.model_server_api_key_file.read_text().strip()
+    key = site.control.model_server_api_key_file.read_text().strip()
     put_text(host, HEADERS, f'header = "Authorization: Bearer {key}"\n')
     return host
 

@@ -56,7 +56,7 @@ def gateway_url(first_deploy, site):
 
 @pytest.fixture(scope="module")
 def token(first_deploy, site):
-    return site.gateway_token_file.read_text().strip()
+    return site.control.gateway_token_file.read_text().strip()
 
 
 def backend_chats(hosts) -> int:
@@ -339,7 +339,7 @@ def test_a_rotated_token_replaces_the_old_one_with_the_next_deploy(hosts, gatewa
     rotated = subprocess.run([sys.executable, "tools/rotate_secret.py", "--inventory", LAB_INVENTORY, "gateway-token"],
                              cwd=REPO, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert rotated.returncode == 0, rotated.stderr
-    new = site.gateway_token_file.read_text().strip()
+    new = site.control.gateway_token_file.read_text().strip()
     assert new != token and token not in rotated.stdout + rotated.stderr and new not in rotated.stdout
     assert chat(gateway_url, token)[0] == 200  # until the deploy
     result = deploy()

@@ -45,7 +45,7 @@ def test_the_prometheus_ui_answers_on_the_monitors_lan_address(prometheus, page,
 
 def test_every_exporter_and_the_probe_are_scraped_and_up(prometheus, hosts, site):
     """Both node exporters, the probe and Prometheus itself: the lab's monitor host is the frontend."""
-    monitor = site.monitor_host().name
+    monitor = site.topology.monitor_host.name
     wait_until_passes(service_controls.test_MON_03_targets_up, hosts[monitor], site, monitor, timeout_s=60)
 
 
@@ -78,7 +78,7 @@ def test_every_alert_rule_is_loaded_in_its_group(prometheus, site):
         sum(map(len, ours.values())) == 23
     )  # 22 alerts and the Watchdog: "all loaded" is not "none made, none loaded"
     assert loaded == ours
-    service_controls.test_MON_04_alert_rules_loaded(site, site.monitor_host().name)
+    service_controls.test_MON_04_alert_rules_loaded(site, site.topology.monitor_host.name)
 
 
 @pytest.mark.parametrize(
@@ -94,14 +94,14 @@ def test_every_alert_rule_is_loaded_in_its_group(prometheus, site):
 def test_each_host_reports(prometheus, site, expr):
     def instances():
         found = {dict(labels)["instance"] for labels in query(prometheus, expr)}
-        return found if found == {h.name for h in site.hosts} else None
+        return found if found == {h.name for h in site.topology.hosts} else None
 
     wait_for(instances, 30, f"{expr} from every host")
 
 
 def test_the_gateway_audit_is_reported_by_each_frontend(prometheus, site):
     """The deploy ran openclaw's security audit; its findings reach Prometheus through the textfile collector."""
-    frontends = {h.name for h in site.hosts if h.role == "frontend"}
+    frontends = {h.name for h in site.topology.hosts if h.role == "frontend"}
 
     def reported_clean():
         audited = query(prometheus, "clawlan_gateway_audit_success == 1 and clawlan_gateway_config_valid == 1")
@@ -131,7 +131,7 @@ def test_the_exporters_answer_the_monitor_host_only(hosts, site):
     service_controls.test_NET_04_exporters_refuse_others(site, BACKEND)
     service_controls.test_NET_05_probe_refuses_others(site, FRONTEND)
     # The monitor host: its Prometheus scrapes every exporter and the probe.
-    monitor = site.monitor_host().name
+    monitor = site.topology.monitor_host.name
     service_controls.test_MON_03_targets_up(hosts[monitor], site, monitor)
 
 
@@ -149,7 +149,7 @@ def test_monitoring_units_are_hardened(hosts, site, host_name, unit):
 
 
 def test_the_probe_has_its_own_key_and_the_host_key_stays_roots(hosts, site):
-    front, spec = hosts[FRONTEND], site.host(FRONTEND)
+    front, spec = hosts[FRONTEND], site.topology.host(FRONTEND)
     pki_controls.test_PKI_01_private_key_mode(front, spec, "probe")  # the probe's user's, 0600
     pki_controls.test_PKI_01_private_key_mode(front, spec, "host")  # root's, 0600
     pki_controls.test_PKI_07_probe_cannot_read_the_host_key(front)
@@ -204,7 +204,7 @@ def test_a_changed_threshold_and_a_sites_own_rules_reload_prometheus_and_change_
 def test_only_the_password_opens_the_monitor_and_a_silence_is_heard(prometheus, site):
     """Without the password Alertmanager takes no silence and no alert, and Prometheus shows nothing (MON-10). With
     it, a person's silence is taken, and ClawlanSilenceActive fires until the silence is expired."""
-    monitor = site.monitor_host().name
+    monitor = site.topology.monitor_host.name
     service_controls.test_MON_10_monitor_access(site, monitor)
     alertmanager = alertmanager_url(site)
     silence = json.dumps({"matchers": [{"name": "alertname", "value": "ClawlanNothing", "isRegex": False}],

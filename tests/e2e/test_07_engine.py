@@ -37,7 +37,7 @@ def front(first_deploy, hosts):
 
 @pytest.fixture(scope="module")
 def metrics_url(site):
-    return f"https://{site.model_endpoint_name()}:{site.ingress_config(BACKEND).port}/metrics"
+    return f"https://{site.topology.model_endpoint_name()}:{site.ingress_config(BACKEND).port}/metrics"
 
 
 def two_chats_at_once(front, site, max_tokens: int) -> list[dict]:
@@ -84,7 +84,7 @@ def test_metrics_are_refused_to_every_other_client(front, metrics_url, client, r
 
 
 def test_the_monitor_identity_opens_no_chat(front, site):
-    url = f"https://{site.model_endpoint_name()}:{site.ingress_config(BACKEND).port}/v1/models"
+    url = f"https://{site.topology.model_endpoint_name()}:{site.ingress_config(BACKEND).port}/v1/models"
     code, _, _ = curl(front, url, "--cert", MONITOR_CERT, "--key", MONITOR_KEY, "--cacert", CA_CERT)
     assert code == 403
 

@@ -16,7 +16,7 @@ import pytest
 
 from lab.core import Lab
 from lab.runner import REPO, run_pyinfra
-from roles.inventory import load_inventory, site_from_inventory
+from roles.inventory.load import load_inventory, site_from_inventory
 from roles.model_server.config import UNIT as MODEL_UNIT
 from roles.monitor.config import PROBE_UNIT
 from tests.compliance import test_base as base_controls
@@ -60,7 +60,7 @@ def hosts(grown):
 @pytest.fixture(scope="module")
 def gateway(site):
     config = site.gateway_config(FRONTEND)
-    return config.url, site.gateway_token_file.read_text().strip()
+    return config.url, site.control.gateway_token_file.read_text().strip()
 
 
 def pool(hosts, site) -> dict[str, str]:
@@ -79,7 +79,7 @@ def firing(site, alertname: str, **labels: str) -> bool:
 def test_a_second_backend_joins_with_one_inventory_line(grown, site):
     """The scale-out inventory is the default lab's plus lab-back2's entry; the deploy put it in the pool."""
     default = site_from_inventory(load_inventory(str(REPO / "inventory" / "lab.py"), cwd=str(REPO)))
-    assert [h.name for h in site.hosts] == [*(h.name for h in default.hosts), SECOND]
+    assert [h.name for h in site.topology.hosts] == [*(h.name for h in default.topology.hosts), SECOND]
     assert [member.name for member in site.egress_config(FRONTEND).members] == [FIRST, SECOND]
 
 
@@ -199,7 +199,7 @@ def test_a_chat_in_flight_on_a_dying_backend_ends_with_an_error_not_a_hang(hosts
     the moment), cut by killing lab-back2's model server."""
     front = hosts[FRONTEND]
     url = f"http://127.0.0.1:{site.egress_config(FRONTEND).port}/v1/chat/completions"
-    key = site.model_server_api_key_file
+    key = site.control.model_server_api_key_file
     stream = (
         "curl -sS -N --max-time 60 -o /dev/null -w '%{http_code} %{time_total}\\n' -H @/root/.clawlan-scaleout-headers "
         "-H 'Content-Type: application/json' "

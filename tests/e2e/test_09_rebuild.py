@@ -18,7 +18,7 @@ from lab.core import Lab
 from lab.runner import REPO, run_pyinfra
 from roles.common.tls import CA_CERT, CRL, HOST_CERT, HOST_KEY
 from roles.gateway.config import BACKUP_UNIT, CLI
-from roles.inventory import load_inventory, site_from_inventory
+from roles.inventory.load import load_inventory, site_from_inventory
 from roles.monitor.config import PROBE_CERT, PROBE_KEY
 from tests.compliance import test_services as service_controls
 from tests.e2e.conftest import deploy, run_control, wait_until_passes
@@ -113,7 +113,7 @@ def test_one_deploy_of_the_edited_inventory_gives_a_working_site(retired_backend
         assert retired_backend_serial in revoked, f"{host.backend.get_hostname()} still admits the old box"
     wait_until_settled(site)  # the probe's chats through both paths succeed: the balancer has the new box up
     config = site.gateway_config("lab-front")
-    status, text = chat(config.url, site.gateway_token_file.read_text().strip())
+    status, text = chat(config.url, site.control.gateway_token_file.read_text().strip())
     assert status == 200, text
     wait_until_passes(run_control, service_controls.test_MON_03_targets_up, hosts["lab-front"], site, "lab-front",
                       timeout_s=60)  # fmt: skip
@@ -140,7 +140,7 @@ def sessions_before_the_swap() -> set[str]:
     daily backup made now and fetched by a deploy (of the site as it stands, its backend at its swapped address)."""
     site = site_from_inventory(load_inventory(str(REPO / SWAPPED), cwd=str(REPO)))
     front = connect(FRONTEND, SWAPPED)
-    status, text = chat(site.gateway_config(FRONTEND).url, site.gateway_token_file.read_text().strip())
+    status, text = chat(site.gateway_config(FRONTEND).url, site.control.gateway_token_file.read_text().strip())
     assert status == 200, text
     before = sessions(front)  # the probe's chats make more as it goes: these are all in the backup
     assert before
@@ -175,7 +175,7 @@ def test_one_deploy_brings_both_back_and_the_frontend_keeps_its_peoples_sessions
     assert sessions_before_the_swap <= sessions(front), f"lost: {sorted(sessions_before_the_swap - sessions(front))}"
     wait_until_settled(site)
     gateway = site.gateway_config(FRONTEND)
-    status, text = chat(gateway.url, site.gateway_token_file.read_text().strip())
+    status, text = chat(gateway.url, site.control.gateway_token_file.read_text().strip())
     assert status == 200, text
     assert deploy().changed == set()
 
@@ -186,7 +186,7 @@ def test_a_retired_frontend_identity_is_refused_at_once_and_its_replacement_admi
     probe's identities alike, and every backend refuses it though the site CA signed it and its subject is the
     same as the new one's."""
     front = connect(FRONTEND)
-    url = f"https://{site.model_endpoint_name()}:{site.ingress_config(BACKEND).port}/health"
+    url = f"https://{site.topology.model_endpoint_name()}:{site.ingress_config(BACKEND).port}/health"
     retired = {}
     for who, cert, key in (("host", HOST_CERT, HOST_KEY), ("probe", PROBE_CERT, PROBE_KEY)):
         kept = f"/root/retired-{who}"

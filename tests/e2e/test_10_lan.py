@@ -78,7 +78,7 @@ def balancer_chat(front, max_tokens: int = 8, seconds: int = 20) -> str:
 @pytest.fixture(scope="module")
 def front(hosts, site):
     front = hosts[FRONTEND]
-    put_text(front, HEADERS, f"Authorization: Bearer {site.model_server_api_key_file.read_text().strip()}\n")
+    put_text(front, HEADERS, f"Authorization: Bearer {site.control.model_server_api_key_file.read_text().strip()}\n")
     yield front
     front.run(f"rm -f {HEADERS}")
 
@@ -86,7 +86,7 @@ def front(hosts, site):
 def test_another_device_on_the_lan_reaches_the_gateway_and_ssh_only(first_deploy, lab, site):
     """The frontend answers it on SSH and the gateway's HTTPS port, the backend on SSH; every other port, served or
     not, drops it (no reset that would tell a scanner what is there)."""
-    front, back, monitor = site.host(FRONTEND).address, site.host(BACKEND).address, site.monitor
+    front, back, monitor = site.topology.host(FRONTEND).address, site.topology.host(BACKEND).address, site.monitor
     gateway, egress = site.gateway_config(FRONTEND), site.egress_config(FRONTEND)
     wanted = {
         (front, 22): "open",
@@ -99,7 +99,7 @@ def test_another_device_on_the_lan_reaches_the_gateway_and_ssh_only(first_deploy
         (back, 22): "open",
         (back, site.ingress_config(BACKEND).port): "dropped",  # the frontends' and the monitor's only
         (back, monitor.node_exporter_port): "dropped",
-        (back, site.settings[BACKEND]["model_server"].port): "dropped",
+        (back, site.settings[BACKEND].model_server.port): "dropped",
         (back, 9999): "dropped",  # nothing listens: still no answer
     }
     seen = json.loads(lab.device(DEVICE, KNOCK, json.dumps([list(target) for target in wanted])))
@@ -108,14 +108,14 @@ def test_another_device_on_the_lan_reaches_the_gateway_and_ssh_only(first_deploy
 
 def test_the_gateway_token_sent_over_plain_http_gets_no_answer(first_deploy, lab, site):
     gateway = site.gateway_config(FRONTEND)
-    token = site.gateway_token_file.read_text().strip()
+    token = site.control.gateway_token_file.read_text().strip()
     answer = bytes.fromhex(lab.device(DEVICE, PLAIN_HTTP, f"{gateway.listen_address} {gateway.port} {token}").strip())
     assert not answer.startswith(b"HTTP/"), answer  # a TLS alert or a closed connection: no page, no chat
 
 
 def test_people_reach_the_gateway_over_https_by_its_names(first_deploy, site):
     """Verified against the site CA, by address and by the names the site pins (as a person's browser would)."""
-    status, text = chat(site.gateway_config(FRONTEND).url, site.gateway_token_file.read_text().strip())
+    status, text = chat(site.gateway_config(FRONTEND).url, site.control.gateway_token_file.read_text().strip())
     assert status == 200, text
     for scheme in ("https-names", "no-plain-http"):
         run_control(service_controls.test_GW_16_gateway_https_only, None, site, FRONTEND, scheme=scheme)
@@ -131,7 +131,7 @@ def test_a_deploy_from_outside_the_admin_networks_is_refused_before_any_change(f
 def test_a_ruleset_that_shuts_ssh_out_is_rolled_back_by_itself(hosts, site):
     """What a deploy killed between loading a ruleset and confirming it leaves: the armed rollback puts the previous
     one back. Here the new ruleset admits nothing new; the test's own SSH connection, established, survives it."""
-    back, address = hosts[BACKEND], site.host(BACKEND).address
+    back, address = hosts[BACKEND], site.topology.host(BACKEND).address
     hostile = (
         f"table inet {TABLE}\ndelete table inet {TABLE}\ntable inet {TABLE} {{\n    chain input {{\n"
         "        type filter hook input priority filter; policy drop;\n"
@@ -174,7 +174,7 @@ def test_a_proxy_killed_by_sigkill_serves_again_within_10_s(hosts, front, site, 
         time.sleep(0.25)
     print(f"{unit} on {box}: serving {time.monotonic() - started:.1f} s after kill -9")
     assert host.check_output(f"systemctl show --property MainPID --value {unit}") != before
-    status, text = chat(site.gateway_config(FRONTEND).url, site.gateway_token_file.read_text().strip())
+    status, text = chat(site.gateway_config(FRONTEND).url, site.control.gateway_token_file.read_text().strip())
     assert status == 200, text
 
 
@@ -213,7 +213,7 @@ def test_a_backend_frozen_mid_answer_fails_the_chat_within_30_s_and_the_next_cha
         30,
         "the backend back in the pool",
     )
-    status, text = chat(site.gateway_config(FRONTEND).url, site.gateway_token_file.read_text().strip())
+    status, text = chat(site.gateway_config(FRONTEND).url, site.control.gateway_token_file.read_text().strip())
     assert status == 200, text
 
 
@@ -244,12 +244,12 @@ def test_the_site_ca_rotates_under_live_chats_without_refusing_one(lab, hosts, f
     ok, bad = map(int, out.split())
     print(f"during the rotation: {ok} chats answered, {bad} refused")
     assert bad == 0 and ok > 20, out
-    ca = x509.load_pem_x509_certificate((site.state_dir / "pki" / "ca.crt").read_bytes())
+    ca = x509.load_pem_x509_certificate((site.control.state_dir / "pki" / "ca.crt").read_bytes())
     assert ca.extensions.get_extension_for_class(x509.NameConstraints).critical
     gateway = x509.load_pem_x509_certificate(hosts[FRONTEND].file(GATEWAY_CERT).content_string.encode())
     names = gateway.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert all("." in name for name in names.get_values_for_type(x509.DNSName))  # short names are under no domain
-    status, text = chat(site.gateway_config(FRONTEND).url, site.gateway_token_file.read_text().strip())
+    status, text = chat(site.gateway_config(FRONTEND).url, site.control.gateway_token_file.read_text().strip())
     assert status == 200, text  # verified against the new CA alone
     assert deploy().changed == frozenset()
 

@@ -44,7 +44,7 @@ WATCHDOG_EVERY_S = 75  # its route repeats it every minute; a notification may w
 
 
 def gateway_chat(site) -> tuple[int, str]:
-    return chat(site.gateway_config(FRONTEND).url, site.gateway_token_file.read_text().strip())
+    return chat(site.gateway_config(FRONTEND).url, site.control.gateway_token_file.read_text().strip())
 
 
 @pytest.mark.parametrize(
@@ -154,7 +154,7 @@ def test_a_certificate_inside_its_renewal_window_is_reported_and_renewed_by_the_
     back = hosts[BACKEND]
     issuance = site.pki_config(BACKEND).issuance
     csr = back.check_output(f"openssl req -new -key {HOST_KEY} -subj /CN=csr")
-    short = sign_csr(load_ca(site.state_dir / "pki"), csr + "\n", issuance.spec, days=10)
+    short = sign_csr(load_ca(site.control.state_dir / "pki"), csr + "\n", issuance.spec, days=10)
     since = time.monotonic()
     put_text(back, HOST_CERT, short, 0o644)
     back.run_expect([0], f"systemctl start {CERTIFICATE_METRICS_UNIT}.service")
@@ -189,7 +189,7 @@ def test_a_second_deploy_of_the_site_is_refused_at_once_and_the_first_completes(
     )  # fmt: skip
     # The first holds the site's lock from its first host's deploy file, and says so in the lock file; a re-run
     # that changes nothing is over in seconds, so it is held there (SIGSTOP) while the second tries.
-    lock, deadline = site.state_dir / "deploy.lock", time.monotonic() + 60
+    lock, deadline = site.control.state_dir / "deploy.lock", time.monotonic() + 60
     while not (lock.exists() and lock.read_text().startswith(f"pid {first.pid} ")):
         assert time.monotonic() < deadline and first.poll() is None, "the first deploy never held the site's lock"
         time.sleep(0.05)

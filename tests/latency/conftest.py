@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from roles.inventory import load_inventory, site_from_inventory
+from roles.inventory.load import load_inventory, site_from_inventory
 from tests.support.chats import path_targets, run_chats
 from tests.support.hosts import remote_host
 from tests.support.stats import headroom, missed, summarize
@@ -118,7 +118,7 @@ def pytest_collection_finish(session):
         return
     inventory = _load_inventory(config)
     site = config.stash[SITE] = site_from_inventory(inventory)
-    frontend = config.stash[FRONTEND] = next(h.name for h in site.hosts if h.role == "frontend")
+    frontend = config.stash[FRONTEND] = next(h.name for h in site.topology.hosts if h.role == "frontend")
     host = remote_host(next(h for h in inventory if h.name == frontend))
     pool = ThreadPoolExecutor(max_workers=1)
     config.stash[WARMED_UP] = pool.submit(_warm_up, host, path_targets(site, frontend), WARM_UP_CHATS)

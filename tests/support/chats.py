@@ -80,7 +80,7 @@ def path_targets(site, frontend_name: str, max_tokens: int | None = None) -> dic
     mutual TLS listener, with the probe's client certificate (root reads its key).
     """
     gateway = site.gateway_config(frontend_name)
-    backend = next(h for h in site.hosts if h.role == "backend")
+    backend = next(h for h in site.topology.hosts if h.role == "backend")
     common = {
         "max_tokens": site.monitor.probe_max_tokens if max_tokens is None else max_tokens,
         "timeout_s": site.monitor.probe_timeout_s,
@@ -97,9 +97,8 @@ def path_targets(site, frontend_name: str, max_tokens: int | None = None) -> dic
         },
         "backend": {
             "name": "backend",
-            "url": f"https://{site.model_endpoint_name()}:{site.settings[frontend_name]['mtls'].port}"
-            "/v1/chat/completions",
-            "model": site.settings[backend.name]["model_server"].model_alias,
+            "url": f"https://{site.topology.model_endpoint_name()}:{site.settings[frontend_name].mtls.port}/v1/chat/completions",
+            "model": site.settings[backend.name].model_server.model_alias,
             "env_var": "CLAWLAN_MODEL_API_KEY",
             "ca_file": CA_CERT,
             "cert_file": PROBE_CERT,

@@ -15,18 +15,18 @@ _logins: dict[str, tuple[ssl.SSLContext, str]] = {}  # base URL -> how to reach 
 
 
 def _register(site, base_url: str) -> str:
-    context = ssl.create_default_context(cafile=str(site.state_dir / "pki" / "ca.crt"))
-    password = site.monitor_web_password_file.read_text().strip()
+    context = ssl.create_default_context(cafile=str(site.control.state_dir / "pki" / "ca.crt"))
+    password = site.control.monitor_web_password_file.read_text().strip()
     _logins[base_url] = (context, "Basic " + base64.b64encode(f"{WEB_USER}:{password}".encode()).decode())
     return base_url
 
 
 def prometheus_url(site) -> str:
-    return _register(site, f"https://{site.monitor_host().address}:{site.monitor.prometheus_port}")
+    return _register(site, f"https://{site.topology.monitor_host.address}:{site.monitor.prometheus_port}")
 
 
 def alertmanager_url(site) -> str:
-    return _register(site, f"https://{site.monitor_host().address}:{site.monitor.alertmanager_port}")
+    return _register(site, f"https://{site.topology.monitor_host.address}:{site.monitor.alertmanager_port}")
 
 
 def open_url(url: str, *, data: bytes | None = None, login: bool = True, timeout: float = 10, method: str | None = None,

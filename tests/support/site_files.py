@@ -35,13 +35,13 @@ from roles.monitor.deploy import alertmanager_dropin_text, prometheus_yml_text
 from roles.monitor.rules import render_rules
 from roles.mtls.config import BALANCER_CONF, BALANCER_UNIT, CONF, HARDENING, INGRESS_UNIT
 from roles.pki.config import METRICS_SCRIPT, METRICS_UNIT
-from roles.site import Site
+from roles.site.site import Site
 
 
 def host_files(site: Site, name: str) -> dict[str, str]:
     """The files deploys/full.py writes on host ``name`` (besides fixed programs and secrets)."""
     files: dict[str, str] = {}
-    role = site.host(name).role
+    role = site.topology.host(name).role
     base = site.base_config(name)
     files["/etc/hosts (block)"] = render("base/hosts-block.j2", entries=base.hosts_entries)
     files["/etc/fstab (line)"] = f"{base.swap_path} none swap sw 0 0\n" if base.swap_size_mib > 0 else ""
@@ -85,7 +85,7 @@ def host_files(site: Site, name: str) -> dict[str, str]:
             runtime_directory=PROBE_RUNTIME_DIR, env_file=probe.env_file, allowed_addresses=probe.allowed_addresses,
         )  # fmt: skip
 
-    if name == site.monitor_host().name:
+    if name == site.topology.monitor_host.name:
         prometheus = site.prometheus_config()
         files[dropin_path(PROMETHEUS_UNIT)] = render(
             "monitor/prometheus.conf.j2", arguments=prometheus.arguments(),
@@ -99,4 +99,8 @@ def host_files(site: Site, name: str) -> dict[str, str]:
 
 def site_files(site: Site) -> dict[str, str]:
     """Every host's files, keyed ``<host>:<path>``."""
-    return {f"{host.name}:{path}": text for host in site.hosts for path, text in host_files(site, host.name).items()}
+    return {
+        f"{host.name}:{path}": text
+        for host in site.topology.hosts
+        for path, text in host_files(site, host.name).items()
+    }

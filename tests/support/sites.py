@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from roles.common.settings import InventoryError
-from roles.inventory import build_site
+from roles.inventory.load import build_site
 
 
 def good_hosts():

@@ -25,7 +25,7 @@ from roles.common.ca import CertSpec
 from roles.common.names import HostSpec
 from roles.common.tls import Issuance
 from roles.gateway.config import AUDIT_MAX_AGE_S
-from roles.inventory import SETTINGS
+from roles.inventory.schema import SETTINGS
 from roles.monitor.alerts import CAUSES, EFFECTS, WATCHDOG, AlertRule, AlertThresholds, alert_groups
 from roles.monitor.alerts.latency import ttft_window_s
 from roles.monitor.alerts.model import gib_to_bytes, number, prometheus_duration

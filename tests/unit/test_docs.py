@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from roles.inventory import HOST_KEYS, SETTINGS
+from roles.inventory.schema import HOST_KEYS, SETTINGS
 from tools import docs
 
 README = docs.README.read_text()

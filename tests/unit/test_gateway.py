@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from roles.common.names import HostSpec
 from roles.common.settings import InventoryError
 from roles.common.templates import render
 from roles.gateway.config import preflight
@@ -135,8 +136,8 @@ def test_node_versions_openclaw_supports(version, supported):
 
 def test_preflight_requires_the_frontend_inside_its_client_networks():
     settings = GatewaySettings(client_networks=("192.168.1.0/24",))
-    assert preflight(settings, "front", "192.168.1.10") == []
-    (problem,) = preflight(settings, "front", "10.0.0.10")
+    assert preflight(settings, HostSpec("front", "192.168.1.10", "frontend", 16, 4)) == []
+    (problem,) = preflight(settings, HostSpec("front", "10.0.0.10", "frontend", 16, 4))
     assert problem.key == "gateway_client_networks" and "10.0.0.10" in problem.message
 
 

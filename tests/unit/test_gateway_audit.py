@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from roles.gateway.config import AUDIT_COMMAND, AUDIT_PROGRAM, AUDIT_REPORT, CLI, CONFIG_FILE, ENV_FILE, STATE_DIR
 from roles.gateway.deploy import audit_unit_text
 from roles.gateway.programs import audit
-from roles.inventory import load_inventory, site_from_inventory
+from roles.inventory.load import load_inventory, site_from_inventory
 
 PROGRAM = Path(audit.__file__)
 REPO = Path(__file__).resolve().parents[2]
@@ -189,7 +189,7 @@ def test_show_prints_a_current_report_and_refuses_a_stale_one(tmp_path):
 
 def test_the_unit_runs_the_program_on_what_the_audit_reads():
     site = site_from_inventory(load_inventory(str(REPO / "inventory/lab.py"), cwd=str(REPO)))
-    frontend = next(h.name for h in site.hosts if h.role == "frontend")
+    frontend = next(h.name for h in site.topology.hosts if h.role == "frontend")
     config = site.gateway_config(frontend)
     assert {CONFIG_FILE, STATE_DIR, ENV_FILE, config.openclaw_dir, config.node_dir} <= set(config.audit_inputs)
     unit = audit_unit_text(config)
@@ -238,7 +238,7 @@ def test_no_answer_from_the_gateway_is_an_error_not_an_empty_list(tmp_path):
 
 def test_the_unit_asks_the_running_gateway_over_its_own_address_only():
     site = site_from_inventory(load_inventory(str(REPO / "inventory/lab.py"), cwd=str(REPO)))
-    frontend = next(h.name for h in site.hosts if h.role == "frontend")
+    frontend = next(h.name for h in site.topology.hosts if h.role == "frontend")
     unit = audit_unit_text(site.gateway_config(frontend))
     assert f"--tools-cli {CLI} -- {AUDIT_COMMAND}" in unit
-    assert "IPAddressDeny=any" in unit and f"IPAddressAllow=localhost {site.host(frontend).address}" in unit
+    assert "IPAddressDeny=any" in unit and f"IPAddressAllow=localhost {site.topology.host(frontend).address}" in unit

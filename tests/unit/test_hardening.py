@@ -7,7 +7,7 @@ import pytest
 
 from roles.common.hardening import BASELINE, sandbox
 from roles.common.templates import TEMPLATES
-from roles.inventory import build_site
+from roles.inventory.load import build_site
 from tests.support.site_files import site_files
 from tests.unit.test_inventory_validation import good_hosts
 

@@ -24,10 +24,16 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from pyinfra_cli.util import parse_cli_arg
 
-from roles.common import values as v
 from roles.common.connection import value_type as pyinfra_value_type
 from roles.common.settings import InventoryError
-from roles.inventory import HOST_NAME, HOST_VALUES, SETTINGS, build_site
+from roles.common.values.containers import ListOf, Mapping, OrEmpty, Secret, Typed
+from roles.common.values.core import ValueType
+from roles.common.values.network import DnsLabel, DnsName, HostName, LanIPv4, Networks
+from roles.common.values.numbers import Choice, Either, Flag, Number, WholeNumber
+from roles.common.values.paths import AbsPath, ControlPath, ModelSource, Url
+from roles.common.values.text import _VERSIONS, NodeVersion, Pattern, SubjectText, Text, Version
+from roles.inventory.load import build_site
+from roles.inventory.schema import HOST_NAME, HOST_VALUES, SETTINGS
 from roles.model_server.deploy import unit_text
 from roles.model_server.settings import LLAMA_CPP_PYTHON, LLAMA_SERVER
 from tests.support.alert_rules import rules_document
@@ -81,11 +87,11 @@ def _labels() -> st.SearchStrategy[str]:
 
 
 def _dns_name() -> st.SearchStrategy[str]:
-    return st.lists(_labels(), min_size=1, max_size=4).map(".".join).filter(lambda name: v.DnsName()(name) is None)
+    return st.lists(_labels(), min_size=1, max_size=4).map(".".join).filter(lambda name: DnsName()(name) is None)
 
 
 def _lan_ipv4() -> st.SearchStrategy[str]:
-    return st.ip_addresses(v=4).map(str).filter(lambda a: v.LanIPv4()(a) is None)
+    return st.ip_addresses(v=4).map(str).filter(lambda a: LanIPv4()(a) is None)
 
 
 def _path(roots: tuple[str, ...]) -> st.SearchStrategy[str]:
@@ -103,70 +109,70 @@ def _url() -> st.SearchStrategy[str]:
 
 
 @cache
-def valid(value_type: v.ValueType) -> st.SearchStrategy:
+def valid(value_type: ValueType) -> st.SearchStrategy:
     """Values ``value_type`` accepts (drawn widely: long names, odd but allowed characters, range ends)."""
     match value_type:
-        case v.WholeNumber(low=low, high=high):
+        case WholeNumber(low=low, high=high):
             strategy = st.one_of(st.integers(low, high), st.sampled_from([low, high]))
-        case v.Number(low=low, high=high):
+        case Number(low=low, high=high):
             strategy = st.one_of(
                 st.floats(low, high), st.integers(int(low) + 1, int(high)), st.sampled_from([low, high])
             )
-        case v.Flag():
+        case Flag():
             strategy = st.booleans()
-        case v.Choice(options=options):
+        case Choice(options=options):
             strategy = st.sampled_from(options)
-        case v.Either(arms=arms):
+        case Either(arms=arms):
             strategy = st.one_of(*(valid(arm) for arm in arms))
-        case v.OrEmpty(inner=inner):
+        case OrEmpty(inner=inner):
             strategy = st.one_of(st.just(""), valid(inner))
-        case v.Secret(inner=inner):
+        case Secret(inner=inner):
             strategy = valid(inner)
-        case v.NodeVersion():
+        case NodeVersion():
             strategy = st.sampled_from(["24.16.0", "24.19.0", "26.1.0", "27.0.3"])
-        case v.Version(scheme=scheme):
-            strategy = st.from_regex(v._VERSIONS[scheme][0], fullmatch=True)
-        case v.Pattern(regex=regex):
+        case Version(scheme=scheme):
+            strategy = st.from_regex(_VERSIONS[scheme][0], fullmatch=True)
+        case Pattern(regex=regex):
             strategy = st.from_regex(regex, fullmatch=True)
-        case v.SubjectText():
+        case SubjectText():
             strategy = st.from_regex(r"[A-Za-z0-9]([A-Za-z0-9 ._&()!?*@:~^|{}%-]{0,20}[A-Za-z0-9])?", fullmatch=True)
-        case v.DnsLabel():
+        case DnsLabel():
             strategy = _labels()
-        case v.DnsName():
+        case DnsName():
             strategy = _dns_name()
-        case v.LanIPv4():
+        case LanIPv4():
             strategy = _lan_ipv4()
-        case v.HostName():
+        case HostName():
             strategy = st.one_of(_dns_name(), _lan_ipv4())
-        case v.Networks():
+        case Networks():
             network = st.builds(lambda address, size: str(ipaddress.ip_network(f"{address}/{size}", strict=False)),
                                 st.ip_addresses(v=4), st.integers(0, 32))  # fmt: skip
             strategy = st.one_of(
                 st.lists(network, min_size=1, max_size=3),
                 st.lists(network, max_size=2).map(lambda networks: [*networks, "10.0.0.0/8"]),  # holds the hosts
             )
-        case v.AbsPath(roots=roots):
+        case AbsPath(roots=roots):
             strategy = _path(roots)
-        case v.ControlPath():
+        case ControlPath():
             strategy = st.builds(lambda head, tail: head + tail, st.sampled_from(["/", "~/"]),
                                  st.from_regex(r"[A-Za-z0-9 ._-]{0,20}", fullmatch=True))  # fmt: skip
-        case v.Url():
+        case Url():
             strategy = _url()
-        case v.ModelSource():
+        case ModelSource():
             name = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,12}\.gguf", fullmatch=True)
             strategy = st.builds(lambda base, n: f"{base.rstrip('/')}/{n}", st.one_of(_url(), _path(("/",))), name)
-        case v.ListOf(item=item):
+        case ListOf(item=item):
             strategy = st.lists(valid(item), max_size=3)
-        case v.Mapping(keys=keys, values=items):
+        case Mapping(keys=keys, values=items):
             strategy = st.dictionaries(valid(keys), valid(items), max_size=3)
-        case v.Text(max_length=length):
+        case Text(max_length=length):
             strategy = st.text(max_size=min(length, 30)).filter(str.isprintable)
         case _:
             raise AssertionError(f"no strategy for {value_type!r}")
     return strategy.filter(lambda value: value_type(value) is None)
 
 
-def spliced(value_type: v.ValueType) -> st.SearchStrategy:
+def spliced(value_type: ValueType) -> st.SearchStrategy:
     """A valid value with an injection spliced in: the near misses a check must still catch."""
 
     def splice(value, injection, where):
@@ -182,13 +188,13 @@ def spliced(value_type: v.ValueType) -> st.SearchStrategy:
     return st.builds(splice, valid(value_type), st.sampled_from(INJECTIONS), st.integers(0, 64))
 
 
-def hostile_for(value_type: v.ValueType) -> st.SearchStrategy:
-    if isinstance(value_type, v.Typed):  # pyinfra's own, passed on as they are: only hostile values
+def hostile_for(value_type: ValueType) -> st.SearchStrategy:
+    if isinstance(value_type, Typed):  # pyinfra's own, passed on as they are: only hostile values
         return hostile
     return st.one_of(hostile, spliced(value_type))
 
 
-def all_setting_types() -> dict[str, v.ValueType]:
+def all_setting_types() -> dict[str, ValueType]:
     return {
         f"{prefix}_{field.name}": field.metadata["check"]
         for prefix, cls in SETTINGS.items()
@@ -232,7 +238,7 @@ def baseline(engine: str = LLAMA_SERVER) -> dict[str, str]:
 def engine_unit_lines() -> set[str]:
     """The model server unit's lines for the valid site, under either engine."""
     site = build_site(good_hosts())
-    model = site.model_server_config(site.backend.name)
+    model = site.model_server_config(site.topology.backend.name)
     units = (unit_text(dataclasses.replace(model, engine=engine)) for engine in (LLAMA_SERVER, LLAMA_CPP_PYTHON))
     return {line for text in units for line in text.split("\n")}
 
@@ -240,10 +246,10 @@ def engine_unit_lines() -> set[str]:
 def assert_renders_safely(site) -> None:
     """Each file as the template makes it for the valid site: the same lines, with no quote, $, backslash,
     semicolon... that the template's line does not have (files whose shape follows the values: checked by shape)."""
-    base = baseline(site.settings[site.backend.name]["model_server"].engine)
+    base = baseline(site.settings[site.topology.backend.name].model_server.engine)
     for name, text in site_files(site).items():
         host, path = name.split(":", 1)
-        name = f"{'front' if site.host(host).role == 'frontend' else 'back'}:{path}"  # the valid site's host
+        name = f"{'front' if site.topology.host(host).role == 'frontend' else 'back'}:{path}"  # the valid site's host
         lines = text.split("\n")
         assert all(line.replace("\t", "").isprintable() for line in lines), f"{name}: a control character"
         if path.endswith(".json"):
@@ -313,7 +319,7 @@ def test_a_hostile_value_is_refused_by_host_and_key_or_rendered_safely(key, data
     check(on_both_hosts(key, value), {"front", "back"}, key, value, accepted=value_type(value) is None)
 
 
-@pytest.mark.parametrize("key", sorted(k for k, t in KEYS.items() if not isinstance(t, v.Typed)))
+@pytest.mark.parametrize("key", sorted(k for k, t in KEYS.items() if not isinstance(t, Typed)))
 @VALID_PER_KEY
 @given(data=st.data())
 def test_a_valid_value_renders_safely(key, data):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from roles.common.settings import InventoryError
-from roles.inventory import build_site, load_inventory, site_from_inventory
+from roles.inventory.load import build_site, load_inventory, site_from_inventory
 from tests.support.sites import good_hosts, problems_of, with_change
 
 REPO = Path(__file__).resolve().parents[2]
@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_the_good_site_is_valid():
     site = build_site(good_hosts())
-    assert [h.name for h in site.hosts] == ["front", "back"]
+    assert [h.name for h in site.topology.hosts] == ["front", "back"]
 
 
 CASES = {
@@ -430,7 +430,7 @@ def test_ports_of_different_hosts_may_be_equal():
 )
 def test_shipped_inventories_are_valid(inventory):
     site = site_from_inventory(load_inventory(str(REPO / inventory), cwd=str(REPO)))
-    assert {h.role for h in site.hosts} == {"frontend", "backend"}
+    assert {h.role for h in site.topology.hosts} == {"frontend", "backend"}
 
 
 @pytest.fixture
@@ -466,7 +466,7 @@ def run_cli(tmp_path, listeners, *args, checked: bool) -> tuple[int, str]:
     port = {address: sock.getsockname()[1] for address, sock in listeners.items()}
     inventory = tmp_path / "site.py"
     inventory.write_text(
-        ("from roles.inventory import check_inventory\n" if checked else "")
+        ("from roles.inventory.load import check_inventory\n" if checked else "")
         + f"frontend = [('f', {{'ssh_hostname': '127.0.0.2', 'ssh_port': {port['127.0.0.2']}, 'hw_memory_gib': 4,"
         " 'hw_cpu_cores': 1})]\n"
         f"backend = [('b', {{'ssh_hostname': '127.0.0.3', 'ssh_port': {port['127.0.0.3']}, 'hw_memory_gib': 4,"

@@ -14,7 +14,7 @@ import pytest
 
 from roles.common.secrets import password_hash, replace_site_secret, site_secret
 from roles.common.templates import render
-from roles.inventory import build_site
+from roles.inventory.load import build_site
 from roles.monitor.config import (
     MONITOR_CERT,
     MONITOR_KEY,
@@ -48,13 +48,13 @@ def promtool() -> str:
 
 
 def test_the_monitor_defaults_to_the_first_frontend(site):
-    assert site.monitor_host().name == "front"
+    assert site.topology.monitor_host.name == "front"
     assert site.prometheus_config().listen_address == FRONT
 
 
 def test_the_monitor_host_is_settable(site):
     moved = build_site(with_change(lambda h: [d.update(monitor_host="back") for _, d in h.values()]))
-    assert moved.monitor_host().name == "back"
+    assert moved.topology.monitor_host.name == "back"
     assert moved.node_exporter_config("front").monitor_address == BACK
     assert BACK in moved.probe_config("front").allowed_addresses
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from roles.common.names import HostSpec, site_names
-from roles.inventory import build_site
+from roles.inventory.load import build_site
 from tests.support.sites import good_hosts, with_change
 
 HOSTS = (
@@ -56,7 +56,7 @@ def test_every_reader_of_a_name_reads_the_one_result(aliases):
     site = build_site(with_change(lambda hosts: [data.update(base_host_aliases=aliases) for _, data in hosts.values()]))
     pinned = dict(site.base_config("front").hosts_entries)
     assert pinned == dict(site.base_config("back").hosts_entries)  # every box pins the same block
-    for spec in site.hosts:
+    for spec in site.topology.hosts:
         assert site.pki_config(spec.name).issuance.spec.dns_names == pinned[spec.address]
         assert site.pki_config(spec.name).issuance.spec.common_name == pinned[spec.address][0]
     service = site.egress_config("front").service_name
@@ -70,4 +70,4 @@ def test_every_reader_of_a_name_reads_the_one_result(aliases):
 
 def test_the_names_are_worked_out_once_per_site():
     site = build_site(good_hosts())
-    assert site.names is site.names
+    assert site.topology.names is site.topology.names

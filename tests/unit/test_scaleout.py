@@ -4,7 +4,7 @@ from all of them."""
 
 from __future__ import annotations
 
-from roles.inventory import build_site
+from roles.inventory.load import build_site
 from tests.support.sites import good_hosts
 
 
@@ -60,8 +60,8 @@ def test_the_revocation_list_spares_every_certificate_each_host_holds():
     """The host's own everywhere, the probe's on frontends, the monitor's on the monitor host: a certificate left out
     here would be revoked while in use."""
     site = grown()
-    assert site.certificate_paths("back2") == ("/etc/clawlan/pki/host.crt",)
-    assert site.certificate_paths("front") == (
+    assert site.identities.certificate_paths("back2") == ("/etc/clawlan/pki/host.crt",)
+    assert site.identities.certificate_paths("front") == (
         "/etc/clawlan/pki/host.crt", "/etc/clawlan/pki/probe.crt", "/etc/clawlan/pki/gateway.crt",
             "/etc/clawlan/pki/monitor.crt",
     )  # fmt: skip

@@ -3,7 +3,9 @@ is no number to a person, a string no list), then the content."""
 
 import pytest
 
-from roles.common.values import Choice, Either, ListOf, Mapping, Number, Text, WholeNumber
+from roles.common.values.containers import ListOf, Mapping
+from roles.common.values.numbers import Choice, Either, Number, WholeNumber
+from roles.common.values.text import Text
 
 WHOLE = WholeNumber(0, 1000)
 SIZE_OR_AUTO = Either(WholeNumber(0, 1000), Choice("auto"))

@@ -28,7 +28,7 @@ def holder(path) -> subprocess.Popen:
 
 def test_a_second_deploy_is_refused_at_once_naming_the_first(tmp_path, monkeypatch):
     monkeypatch.setattr(_site, "_held", {})
-    site = SimpleNamespace(state_dir=tmp_path)
+    site = SimpleNamespace(control=SimpleNamespace(state_dir=tmp_path))
     first = holder(tmp_path / "deploy.lock")
     try:
         started = time.monotonic()

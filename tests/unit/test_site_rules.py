@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from roles.inventory import InventoryError, build_site
+from roles.common.settings import InventoryError
+from roles.inventory.load import build_site
 from roles.monitor import site_rules
 from roles.monitor.deploy import prometheus_yml_text
 from roles.monitor.rules import render_rules

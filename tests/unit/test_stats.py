@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from roles.site_settings import LatencyTargets
+from roles.site.settings import LatencyTargets
 from tests.support.stats import (
     chats_with_slow_gaps,
     headroom,

@@ -8,39 +8,13 @@ import typing
 import pytest
 
 from roles.common.settings import setting
-from roles.common.values import (
-    AbsPath,
-    Choice,
-    ControlPath,
-    DnsLabel,
-    DnsName,
-    Either,
-    Flag,
-    Flags,
-    HostName,
-    HttpsUrl,
-    LanIPv4,
-    ListOf,
-    Mapping,
-    ModelSource,
-    Name,
-    Networks,
-    NodeVersion,
-    Number,
-    OrEmpty,
-    Port,
-    Secret,
-    Sha256,
-    SubjectText,
-    Text,
-    Url,
-    UserName,
-    ValueType,
-    Version,
-    WholeNumber,
-    shown,
-)
-from roles.inventory import SETTINGS
+from roles.common.values.containers import ListOf, Mapping, OrEmpty, Secret
+from roles.common.values.core import ValueType, shown
+from roles.common.values.network import DnsLabel, DnsName, HostName, LanIPv4, Networks
+from roles.common.values.numbers import Choice, Either, Flag, Number, Port, WholeNumber
+from roles.common.values.paths import AbsPath, ControlPath, HttpsUrl, ModelSource, Url
+from roles.common.values.text import Flags, Name, NodeVersion, Sha256, SubjectText, Text, UserName, Version
+from roles.inventory.schema import SETTINGS
 
 HOSTILE = ("a\nb", "a\rb", "a\x00b", "a\tb", "a\u2028b", "a\x85b", "$(id)", "`id`", "a'b", 'a"b', "a;b", "a b")
 
