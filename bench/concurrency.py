@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lab.runner import PYINFRA  # noqa: E402
 from roles.inventory.load import load_inventory, site_from_inventory  # noqa: E402
 from roles.model_server.settings import LLAMA_CPP_PYTHON, LLAMA_SERVER  # noqa: E402
-from roles.monitor.config import PROBE_UNIT  # noqa: E402
+from roles.monitor.probe import UNIT as PROBE_UNIT  # noqa: E402
 from tests.support.chats import path_targets, run_chats  # noqa: E402
 from tests.support.hosts import remote_host  # noqa: E402
 from tests.support.stats import bench_figures  # noqa: E402

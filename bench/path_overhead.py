@@ -23,10 +23,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from roles.gateway.config import ENV_FILE as GATEWAY_ENV_FILE  # noqa: E402
+from roles.gateway.config import MODEL_API_KEY_ENV  # noqa: E402
 from roles.inventory.load import load_inventory, site_from_inventory  # noqa: E402
 from roles.model_server.config import SECRETS_FILE  # noqa: E402
 from roles.model_server.settings import LLAMA_SERVER  # noqa: E402
-from roles.monitor.config import PROBE_UNIT
+from roles.monitor.probe import UNIT as PROBE_UNIT
 from tests.support.chats import run_chats  # noqa: E402
 from tests.support.hosts import remote_host  # noqa: E402
 from tests.support.stats import bench_figures  # noqa: E402
@@ -46,7 +47,7 @@ def targets(site, frontend: str, backend: str, max_tokens: int) -> dict[str, dic
             "name": "transport",
             "url": f"http://127.0.0.1:{site.settings[frontend].mtls.egress_port}/v1/chat/completions",
             "env_file": GATEWAY_ENV_FILE,
-            "env_var": "CLAWLAN_MODEL_API_KEY",
+            "env_var": MODEL_API_KEY_ENV,
             **common,
         },
         "B": {

@@ -32,9 +32,10 @@ from bench.concurrency import cell  # noqa: E402
 from lab.core import Lab  # noqa: E402
 from lab.runner import REPO  # noqa: E402
 from roles.gateway.config import ENV_FILE as GATEWAY_ENV_FILE  # noqa: E402
+from roles.gateway.config import MODEL_API_KEY_ENV  # noqa: E402
 from roles.inventory.load import load_inventory, site_from_inventory  # noqa: E402
 from roles.model_server.config import UNIT as MODEL_UNIT  # noqa: E402
-from roles.monitor.config import PROBE_UNIT  # noqa: E402
+from roles.monitor.probe import UNIT as PROBE_UNIT  # noqa: E402
 from tests.support.chats import run_chats  # noqa: E402
 from tests.support.hosts import remote_host  # noqa: E402
 from tests.support.remote import pool_states, put_text  # noqa: E402
@@ -83,7 +84,7 @@ class Bench:
             "url": self.url,
             "model": self.site.settings[self.first].model_server.model_alias,
             "env_file": GATEWAY_ENV_FILE,
-            "env_var": "CLAWLAN_MODEL_API_KEY",
+            "env_var": MODEL_API_KEY_ENV,
             "max_tokens": max_tokens,
             "timeout_s": 120,
         }

@@ -7,7 +7,10 @@ from roles.base.deploy import base
 from roles.firewall.deploy import firewall
 from roles.gateway.deploy import gateway
 from roles.model_server.deploy import model_server
-from roles.monitor.deploy import alertmanager, node_exporter, probe, prometheus
+from roles.monitor.alertmanager import alertmanager
+from roles.monitor.node_exporter import node_exporter
+from roles.monitor.probe import probe
+from roles.monitor.prometheus import prometheus
 from roles.mtls.deploy import egress, ingress
 from roles.pki.deploy import pki
 

@@ -13,11 +13,12 @@ from roles.gateway.config import AUDIT_MAX_AGE_S
 from roles.model_server.settings import ModelServerSettings
 from roles.monitor.alerts import CAUSES, EFFECTS, AlertRule, alert_groups
 from roles.monitor.alerts.model import AlertThresholds, prometheus_duration
-from roles.monitor.config import alert_thresholds
+from roles.monitor.prometheus import alert_thresholds
 from roles.monitor.rules import GROUP_PREFIX
 from roles.monitor.settings import MonitorSettings
 from roles.mtls.config import BALANCER_PROXY
 from roles.pki.settings import PkiSettings
+from roles.site.site import WATCHED_UNITS
 
 EXAMPLE_BACKEND = "claw-back"
 PAGE = "docs/alerts.md"
@@ -39,8 +40,9 @@ _READABLE = (
 def reference_thresholds() -> AlertThresholds:
     slot_context = ((EXAMPLE_BACKEND, ModelServerSettings().context_tokens),)
     return alert_thresholds(
-        MonitorSettings(), PkiSettings().renew_before_days, AUDIT_MAX_AGE_S, slot_context, BALANCER_PROXY
-    )
+        MonitorSettings(), PkiSettings().renew_before_days, AUDIT_MAX_AGE_S, slot_context, BALANCER_PROXY,
+        WATCHED_UNITS,
+    )  # fmt: skip
 
 
 def readable(text: str) -> str:

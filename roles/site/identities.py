@@ -9,7 +9,8 @@ from pathlib import Path
 
 from roles.common.tls import HOST_CERT, Issuance
 from roles.gateway.config import TLS_CERT as GATEWAY_CERT
-from roles.monitor.config import MONITOR_CERT, PROBE_CERT
+from roles.monitor.common import MONITOR_CERT
+from roles.monitor.probe import CERT as PROBE_CERT
 from roles.pki.config import issuance
 from roles.pki.settings import PkiSettings
 from roles.site.topology import Topology

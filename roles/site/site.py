@@ -14,26 +14,26 @@ from roles.base.config import BaseConfig, build_base_config
 from roles.common.locks import MODEL_SERVER, NODE, OPENCLAW
 from roles.common.names import HostSpec
 from roles.firewall.config import FirewallConfig
-from roles.gateway.config import AUDIT_MAX_AGE_S, GatewayConfig, build_gateway_config
+from roles.gateway.config import AUDIT_MAX_AGE_S, MODEL_API_KEY_ENV, TOKEN_ENV, GatewayConfig, build_gateway_config
 from roles.gateway.config import ENV_FILE as GATEWAY_ENV_FILE
+from roles.gateway.config import UNIT as GATEWAY_UNIT
 from roles.model_server.config import IDLE_CLOSE_S, ModelServerConfig, build_model_server_config, health_path, slots
+from roles.model_server.config import UNIT as MODEL_SERVER_UNIT
 from roles.model_server.settings import LLAMA_SERVER
-from roles.monitor.config import (
-    TEXTFILE_DIR,
-    AlertmanagerConfig,
-    ModelServerScrape,
-    NodeExporterConfig,
-    ProbeConfig,
-    PrometheusConfig,
-    ScrapeTarget,
-    build_alertmanager_config,
-    build_node_exporter_config,
-    build_probe_config,
-    build_prometheus_config,
-)
+from roles.monitor.alertmanager import UNIT as ALERTMANAGER_UNIT
+from roles.monitor.alertmanager import AlertmanagerConfig, build_alertmanager_config
+from roles.monitor.common import ScrapeTarget
+from roles.monitor.node_exporter import TEXTFILE_DIR, NodeExporterConfig, build_node_exporter_config
+from roles.monitor.node_exporter import UNIT as NODE_EXPORTER_UNIT
+from roles.monitor.probe import UNIT as PROBE_UNIT
+from roles.monitor.probe import ProbeConfig, build_probe_config
+from roles.monitor.prometheus import UNIT as PROMETHEUS_UNIT
+from roles.monitor.prometheus import ModelServerScrape, PrometheusConfig, build_prometheus_config
 from roles.monitor.settings import MonitorSettings
 from roles.mtls.config import (
     BALANCER_PROXY,
+    BALANCER_UNIT,
+    INGRESS_UNIT,
     EgressConfig,
     IngressConfig,
     PoolMember,
@@ -46,6 +46,19 @@ from roles.site.control import ControlMachine
 from roles.site.identities import Identities
 from roles.site.settings import HostSettings, LatencyTargets
 from roles.site.topology import Topology
+
+# Long-running units whose state the node exporter reports and the unit-down alert watches, each named by its role;
+# oneshots are left out: between runs they are inactive by design.
+WATCHED_UNITS = (
+    MODEL_SERVER_UNIT,
+    GATEWAY_UNIT,
+    PROBE_UNIT,
+    INGRESS_UNIT,
+    BALANCER_UNIT,
+    PROMETHEUS_UNIT,
+    ALERTMANAGER_UNIT,
+    NODE_EXPORTER_UNIT,
+)
 
 
 @dataclass(frozen=True)
@@ -160,7 +173,9 @@ class Site:
         )
 
     def node_exporter_config(self, name: str) -> NodeExporterConfig:
-        return build_node_exporter_config(self.monitor, self.topology.host(name), self.topology.monitor_host)
+        return build_node_exporter_config(
+            self.monitor, self.topology.host(name), self.topology.monitor_host, WATCHED_UNITS
+        )
 
     def probe_config(self, name: str) -> ProbeConfig:
         own = self.settings[name]
@@ -175,6 +190,8 @@ class Site:
             backend_model=self.settings[self.topology.backend.name].model_server.model_alias,
             issuance=self.identities.host(name),
             env_file=GATEWAY_ENV_FILE,
+            token_env=TOKEN_ENV,
+            model_api_key_env=MODEL_API_KEY_ENV,
             certificate_metrics_unit=METRICS_UNIT,
         )
 
@@ -215,6 +232,7 @@ class Site:
             balancers,
             BALANCER_PROXY,
             str(self.control.monitor_web_password_file),
+            WATCHED_UNITS,
         )
 
     def pki_config(self, name: str) -> PkiConfig:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from roles.base.settings import BaseSettings
 from roles.common.names import HostSpec, SiteNames, site_names
-from roles.monitor.config import monitor_host
+from roles.monitor.common import monitor_host
 from roles.monitor.settings import MonitorSettings
 
 

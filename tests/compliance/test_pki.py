@@ -11,7 +11,9 @@ from cryptography.hazmat.primitives import serialization
 
 from roles.common.ca import CRL_FILE, vouched
 from roles.common.tls import CA_CERT, CRL, HOST_CERT, HOST_KEY
-from roles.monitor.config import PROBE_CERT, PROBE_KEY, PROBE_USER
+from roles.monitor.probe import CERT as PROBE_CERT
+from roles.monitor.probe import KEY as PROBE_KEY
+from roles.monitor.probe import USER as PROBE_USER
 from tests.compliance.conftest import control
 from tests.support.tls import site_ca_cert
 

@@ -40,14 +40,12 @@ from roles.model_server.config import SERVER_DIR, VENV
 from roles.model_server.config import UNIT as MODEL_UNIT
 from roles.model_server.config import USER as MODEL_USER
 from roles.model_server.settings import LLAMA_SERVER
+from roles.monitor.alertmanager import CONFIG as ALERTMANAGER_CONFIG
+from roles.monitor.alertmanager import UNIT as ALERTMANAGER_UNIT
 from roles.monitor.alerts import WATCHDOG, alert_groups
-from roles.monitor.config import (
-    ALERTMANAGER_CONFIG,
-    ALERTMANAGER_UNIT,
-    NODE_EXPORTER_UNIT,
-    PROBE_UNIT,
-    PROMETHEUS_UNIT,
-)
+from roles.monitor.node_exporter import UNIT as NODE_EXPORTER_UNIT
+from roles.monitor.probe import UNIT as PROBE_UNIT
+from roles.monitor.prometheus import UNIT as PROMETHEUS_UNIT
 from roles.mtls.config import BALANCER_UNIT, INGRESS_UNIT
 from roles.pki.config import METRICS_UNIT as CERTIFICATE_METRICS_UNIT
 from tests.compliance.conftest import control

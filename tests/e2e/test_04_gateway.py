@@ -33,7 +33,7 @@ from roles.gateway.config import (
     UNIT,
 )
 from roles.model_server.config import UNIT as MODEL_UNIT
-from roles.monitor.config import PROBE_UNIT
+from roles.monitor.probe import UNIT as PROBE_UNIT
 from tests.compliance import test_services as service_controls
 from tests.compliance.conftest import GATEWAY_AUDIT
 from tests.e2e.conftest import LAB_INVENTORY, deploy

@@ -13,7 +13,7 @@ import pytest
 
 from roles.model_server.config import UNIT as MODEL_UNIT
 from roles.monitor.alerts import alert_groups
-from roles.monitor.config import PROBE_UNIT
+from roles.monitor.probe import UNIT as PROBE_UNIT
 from tests.compliance import test_pki as pki_controls
 from tests.compliance import test_services as service_controls
 from tests.e2e.conftest import deploy, wait_until_passes

@@ -15,7 +15,7 @@ import pytest
 from roles.common.tls import CA_CERT, HOST_CERT, HOST_KEY
 from roles.gateway.config import ENV_FILE as GATEWAY_ENV_FILE
 from roles.model_server.config import UNIT as MODEL_UNIT
-from roles.monitor.config import MONITOR_CERT, MONITOR_KEY
+from roles.monitor.common import MONITOR_CERT, MONITOR_KEY
 from tests.compliance import test_services as service_controls
 from tests.e2e.conftest import deploy
 from tests.support.chats import path_targets, run_chats

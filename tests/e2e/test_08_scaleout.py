@@ -18,7 +18,7 @@ from lab.core import Lab
 from lab.runner import REPO, run_pyinfra
 from roles.inventory.load import load_inventory, site_from_inventory
 from roles.model_server.config import UNIT as MODEL_UNIT
-from roles.monitor.config import PROBE_UNIT
+from roles.monitor.probe import UNIT as PROBE_UNIT
 from tests.compliance import test_base as base_controls
 from tests.compliance import test_services as service_controls
 from tests.e2e.conftest import deploy, run_control, wait_until_passes

@@ -19,7 +19,8 @@ from lab.runner import REPO, run_pyinfra
 from roles.common.tls import CA_CERT, CRL, HOST_CERT, HOST_KEY
 from roles.gateway.config import BACKUP_UNIT, CLI
 from roles.inventory.load import load_inventory, site_from_inventory
-from roles.monitor.config import PROBE_CERT, PROBE_KEY
+from roles.monitor.probe import CERT as PROBE_CERT
+from roles.monitor.probe import KEY as PROBE_KEY
 from tests.compliance import test_services as service_controls
 from tests.e2e.conftest import deploy, run_control, wait_until_passes
 from tests.support.compliance_suite import compliance, wait_until_settled

@@ -22,8 +22,11 @@ from roles.gateway.config import UNIT as GATEWAY_UNIT
 from roles.model_server.config import CONFIG_FILE as MODEL_CONFIG
 from roles.model_server.config import MODELS_DIR
 from roles.model_server.config import UNIT as MODEL_UNIT
+from roles.monitor.alertmanager import UNIT as ALERTMANAGER_UNIT
 from roles.monitor.alerts import WATCHDOG
-from roles.monitor.config import ALERTMANAGER_UNIT, NODE_EXPORTER_UNIT, PROBE_UNIT, PROMETHEUS_UNIT
+from roles.monitor.node_exporter import UNIT as NODE_EXPORTER_UNIT
+from roles.monitor.probe import UNIT as PROBE_UNIT
+from roles.monitor.prometheus import UNIT as PROMETHEUS_UNIT
 from roles.mtls.config import BALANCER_UNIT, INGRESS_UNIT
 from roles.pki.config import METRICS_UNIT as CERTIFICATE_METRICS_UNIT
 from tests.compliance import test_base as base_controls

@@ -18,7 +18,9 @@ from typing import Any
 
 from roles.common.tls import CA_CERT
 from roles.gateway.config import ENV_FILE as GATEWAY_ENV_FILE
-from roles.monitor.config import PROBE_CERT, PROBE_KEY, PROBE_ROUND_LOCK
+from roles.monitor.probe import CERT as PROBE_CERT
+from roles.monitor.probe import KEY as PROBE_KEY
+from roles.monitor.probe import ROUND_LOCK as PROBE_ROUND_LOCK
 from tests.support.remote import put_text
 
 REMOTE_DIR = "/tmp/clawlan-chats"

@@ -9,7 +9,7 @@ import ssl
 import urllib.parse
 import urllib.request
 
-from roles.monitor.config import WEB_USER
+from roles.monitor.common import WEB_USER
 
 _logins: dict[str, tuple[ssl.SSLContext, str]] = {}  # base URL -> how to reach it
 

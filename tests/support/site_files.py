@@ -20,18 +20,17 @@ from roles.gateway.deploy import _unit_context, audit_unit_text, backup_unit_tex
 from roles.model_server.config import CONFIG_FILE as MODEL_CONFIG
 from roles.model_server.config import UNIT
 from roles.model_server.deploy import unit_text
-from roles.monitor.config import (
-    ALERTMANAGER_UNIT,
-    NODE_EXPORTER_UNIT,
-    PROBE_CONFIG,
-    PROBE_PROGRAM,
-    PROBE_RUNTIME_DIR,
-    PROBE_UNIT,
-    PROBE_USER,
-    PROMETHEUS_DIR,
-    PROMETHEUS_UNIT,
-)
-from roles.monitor.deploy import alertmanager_dropin_text, prometheus_yml_text
+from roles.monitor.alertmanager import UNIT as ALERTMANAGER_UNIT
+from roles.monitor.alertmanager import alertmanager_dropin_text
+from roles.monitor.common import PROMETHEUS_DIR
+from roles.monitor.node_exporter import UNIT as NODE_EXPORTER_UNIT
+from roles.monitor.probe import CONFIG as PROBE_CONFIG
+from roles.monitor.probe import PROGRAM as PROBE_PROGRAM
+from roles.monitor.probe import RUNTIME_DIR as PROBE_RUNTIME_DIR
+from roles.monitor.probe import UNIT as PROBE_UNIT
+from roles.monitor.probe import USER as PROBE_USER
+from roles.monitor.prometheus import UNIT as PROMETHEUS_UNIT
+from roles.monitor.prometheus import prometheus_yml_text
 from roles.monitor.rules import render_rules
 from roles.mtls.config import BALANCER_CONF, BALANCER_UNIT, CONF, HARDENING, INGRESS_UNIT
 from roles.pki.config import METRICS_SCRIPT, METRICS_UNIT

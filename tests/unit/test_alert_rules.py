@@ -21,24 +21,19 @@ import pytest
 import yaml
 from prometheus_client.utils import floatToGoString
 
-from roles.common.ca import CertSpec
 from roles.common.names import HostSpec
-from roles.common.tls import Issuance
 from roles.gateway.config import AUDIT_MAX_AGE_S
 from roles.inventory.schema import SETTINGS
 from roles.monitor.alerts import CAUSES, EFFECTS, WATCHDOG, AlertRule, AlertThresholds, alert_groups
 from roles.monitor.alerts.latency import ttft_window_s
 from roles.monitor.alerts.model import gib_to_bytes, number, prometheus_duration
-from roles.monitor.config import (
-    ModelServerScrape,
-    ScrapeTarget,
-    build_prometheus_config,
-)
 from roles.monitor.programs.collector import TTFT_BUCKETS
+from roles.monitor.prometheus import alert_thresholds
 from roles.monitor.rules import render_rules
 from roles.monitor.settings import MonitorSettings
 from roles.mtls.config import BALANCER_PROXY
 from roles.pki.settings import PkiSettings
+from roles.site.site import WATCHED_UNITS
 from tests.support.alert_rules import rules_document
 
 HOSTS = [
@@ -64,22 +59,12 @@ FIXED_FOR_S = {
 SLOT_CONTEXT = 32768
 
 
-MODEL_SERVER = ModelServerScrape(
-    targets=(ScrapeTarget(BACK, "10.0.0.20:8443", "lab-back.home.arpa"),),
-    identity=Issuance("/nonexistent", "clawlan", 1, 1, 1, CertSpec(FRONT, "monitor", "clawlan", (), (), True, False)),
-    certificate_metrics_unit="clawlan-certificate-metrics",
-    slot_context_tokens=((BACK, SLOT_CONTEXT),),
-)
-
-
 def thresholds(**monitor_settings) -> AlertThresholds:
     """Thresholds as the deploy builds them from the inventory (here: the defaults, plus any given setting)."""
-    settings = MonitorSettings(**monitor_settings)
-    balancers = (ScrapeTarget(FRONT, "10.0.0.10:8405"),)
-    return build_prometheus_config(
-        settings, HOSTS, HOSTS[0], PkiSettings().renew_before_days, AUDIT_MAX_AGE_S, MODEL_SERVER, balancers,
-        BALANCER_PROXY, "/nonexistent/monitor-password",
-    ).thresholds  # fmt: skip
+    return alert_thresholds(
+        MonitorSettings(**monitor_settings), PkiSettings().renew_before_days, AUDIT_MAX_AGE_S,
+        ((BACK, SLOT_CONTEXT),), BALANCER_PROXY, WATCHED_UNITS,
+    )  # fmt: skip
 
 
 DEFAULTS = thresholds()

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from roles.monitor.alertmanager import SMTP_PASSWORD_FILE
 from roles.monitor.alerts import CAUSES, EFFECTS, WATCHDOG
-from roles.monitor.config import SMTP_PASSWORD_FILE
 from tests.support.sites import problems_of, site_with, with_change
 
 MAIL = {

@@ -15,21 +15,15 @@ import pytest
 from roles.common.secrets import password_hash, replace_site_secret, site_secret
 from roles.common.templates import render
 from roles.inventory.load import build_site
-from roles.monitor.config import (
-    MONITOR_CERT,
-    MONITOR_KEY,
-    NODE_EXPORTER_UNIT,
-    PROBE_CERT,
-    PROBE_KEY,
-    PROBE_ROUND_LOCK,
-    PROBE_RUNTIME_DIR,
-    WATCHED_UNITS,
-    WEB_CONFIG,
-    WEB_PASSWORD_FILE,
-    web_config_yaml,
-)
-from roles.monitor.deploy import prometheus_yml_text
+from roles.monitor.common import MONITOR_CERT, MONITOR_KEY, WEB_CONFIG, WEB_PASSWORD_FILE, web_config_yaml
+from roles.monitor.node_exporter import UNIT as NODE_EXPORTER_UNIT
+from roles.monitor.probe import CERT as PROBE_CERT
+from roles.monitor.probe import KEY as PROBE_KEY
+from roles.monitor.probe import ROUND_LOCK as PROBE_ROUND_LOCK
+from roles.monitor.probe import RUNTIME_DIR as PROBE_RUNTIME_DIR
+from roles.monitor.prometheus import prometheus_yml_text
 from roles.monitor.rules import render_rules
+from roles.site.site import WATCHED_UNITS
 from tests.support.sites import good_hosts, with_change
 
 FRONT, BACK = "10.0.0.10", "10.0.0.20"

@@ -14,7 +14,7 @@ import pytest
 from roles.common.settings import InventoryError
 from roles.inventory.load import build_site
 from roles.monitor import site_rules
-from roles.monitor.deploy import prometheus_yml_text
+from roles.monitor.prometheus import prometheus_yml_text
 from roles.monitor.rules import render_rules
 from tests.support.sites import good_hosts
 
@@ -55,7 +55,7 @@ def test_a_good_file_is_named_in_prometheus_configuration_and_passes_promtool(tm
     path = written(tmp_path, SITE_RULES)
     site = build_site(with_rules_file(path))
     config = site.prometheus_config()
-    assert config.site_rules_file == path and site_rules.read(path) == SITE_RULES
+    assert config.settings.rules_file == path and site_rules.read(path) == SITE_RULES
     text = prometheus_yml_text(config, "front")
     assert "rule_files:\n  - clawlan.rules.yml\n  # The site's own (monitor_rules_file).\n  - site.rules.yml\n" in text
     staged = tmp_path / "staged"
@@ -74,7 +74,7 @@ def test_a_good_file_is_named_in_prometheus_configuration_and_passes_promtool(tm
 
 def test_without_one_only_clawlans_rules_are_named():
     config = build_site(good_hosts()).prometheus_config()
-    assert config.site_rules_file == ""
+    assert config.settings.rules_file == ""
     assert site_rules.FILE_NAME not in prometheus_yml_text(config, "front")
 
 
@@ -125,7 +125,7 @@ def test_an_oversized_file_is_refused_unread(tmp_path):
 def test_a_site_rules_file_changes_no_other_setting(tmp_path):
     base = build_site(good_hosts()).prometheus_config()
     changed = build_site(with_rules_file(written(tmp_path, SITE_RULES))).prometheus_config()
-    assert dataclasses.replace(changed, site_rules_file="") == base
+    assert dataclasses.replace(changed, settings=dataclasses.replace(changed.settings, rules_file="")) == base
 
 
 def promtool() -> str:
