@@ -21,6 +21,7 @@ frontend = [
             "ssh_hostname": "192.168.1.10",  # LAN address (IP); pinned in every box's /etc/hosts
             "hw_memory_gib": 16,  # installed RAM, GiB: Ryzen 5 3500U mini PC
             "hw_cpu_cores": 4,  # physical cores
+            "hw_debian": 13,  # the Debian release installed (12 works too on a frontend)
             "ssh_user": "admin",  # a sudo-capable login; the deploy works as root through sudo
             "_sudo": True,
             **_HOST_KEYS,
@@ -35,6 +36,7 @@ backend = [
             "ssh_hostname": "192.168.1.20",  # LAN address (IP)
             "hw_memory_gib": 128,  # installed RAM, GiB: Ryzen AI Max+ 395, unified memory
             "hw_cpu_cores": 16,  # physical cores
+            "hw_debian": 13,  # Debian 13: the first with the kernel, Mesa and firmware the Radeon 8060S needs
             # The model: a path on this control machine (pushed) or an http(s) URL (downloaded by the backend),
             # pinned by the sha256 that `sha256sum` prints for it. Replace both with your file's.
             "model_server_model_source": "http://nas.home.arpa/models/Qwen3-Next-80B-A3B-Instruct-Q4_K_M.gguf",

@@ -64,6 +64,7 @@ class LabHost:
     # cores, which the deploy's hardware check (roles/base/hardware.py) reads as a real box's RAM and cores.
     memory_gib: float = 0
     cpuset: str = ""
+    debian: int = 13  # the release of its image (hw_debian)
 
     @property
     def container(self) -> str:
@@ -90,7 +91,10 @@ def lab_hosts(inventory_file: Path = INVENTORY) -> list[LabHost]:
         taken = [cores[(next_core + i) % len(cores)] for i in range(wanted)]
         next_core = (next_core + wanted) % len(cores)
         cpuset = ",".join(str(cpu) for core in taken for cpu in core)
-        hosts.append(LabHost(host.name, host.data.ssh_hostname, tuple(host.groups), host.data.hw_memory_gib, cpuset))
+        hosts.append(
+            LabHost(host.name, host.data.ssh_hostname, tuple(host.groups), host.data.hw_memory_gib, cpuset,
+                    host.data.hw_debian)
+        )  # fmt: skip
     return hosts
 
 
@@ -169,7 +173,7 @@ class Lab:
     def up(self) -> None:
         self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._ensure_keypair()
-        image = ensure_image(self.cache_dir, log=self.log)
+        images = {debian: ensure_image(self.cache_dir, debian, log=self.log) for debian in self._releases}
         ensure_tiny_model(self.log)
         self._record_kernel_originals()
         self._clear_stale_containers()
@@ -179,13 +183,17 @@ class Lab:
             if self._container_state(host) == "running":
                 continue
             self.log(f"lab: starting {host.name} at {host.address}")
-            self._create_container(host, image)
+            self._create_container(host, images[host.debian])
             started.append(host)
         for host in self.hosts:
             self._wait_ready(host)
         self._write_ssh_files()
         if started:
             self.log(f"lab: up ({', '.join(h.name for h in self.hosts)}); ssh config: {self.ssh_config}")
+
+    @property
+    def _releases(self) -> list[int]:
+        return sorted({host.debian for host in self.hosts})
 
     def _ensure_keypair(self) -> None:
         if not self.key.exists():
@@ -378,7 +386,7 @@ class Lab:
     def device(self, address: str, program: str, stdin: str = "", timeout_s: float = 120) -> str:
         """Run ``program`` (Python source) on another device of the lab's LAN: a throwaway container at ``address`` on
         the lab network, from the lab's image, with no key, no deploy and no privileges. Returns its stdout."""
-        image = ensure_image(self.cache_dir, log=self.log)
+        image = ensure_image(self.cache_dir, self.hosts[0].debian, log=self.log)
         result = subprocess.run(
             ["podman", "run", "--rm", "-i", "--label", LABEL, "--network", NETWORK, "--ip", address, *RLIMITS, *RUNTIME,
              image, "python3", "-c", program],
@@ -397,7 +405,7 @@ class Lab:
         self._remove_container(host)
         if host.swap_volume:
             _podman("volume", "rm", "--force", host.swap_volume, check=False)
-        self._create_container(host, ensure_image(self.cache_dir, log=self.log))
+        self._create_container(host, ensure_image(self.cache_dir, host.debian, log=self.log))
         self._wait_ready(host)
         if trust:
             self._write_ssh_files()

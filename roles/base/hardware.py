@@ -1,4 +1,5 @@
-"""The hardware a host really has, against what the inventory declares (``hw_memory_gib``, ``hw_cpu_cores``).
+"""The hardware a host really has, against what the inventory declares (``hw_memory_gib``, ``hw_cpu_cores``,
+``hw_debian``).
 
 The declared values size swap, the HugeTLB pool, the model server's threads and slots and the memory budget, and
 the inventory check proves the model fits in them before any host is touched. A box swapped for a smaller one
@@ -19,11 +20,12 @@ from pyinfra.api.exceptions import PyinfraError
 from roles.common.names import HostSpec
 
 # One command, no shell variables: the cgroup v2 then v1 memory limit of this host's own cgroup (absent on a
-# physical box's root cgroup), the CPUs this shell may run on, and each CPU's core and socket.
+# physical box's root cgroup), the CPUs this shell may run on, each CPU's core and socket, and the Debian release.
 COMMAND = (
     "grep -E '^(MemTotal|Cpus_allowed_list):' /proc/meminfo /proc/self/status"
     " && cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null"
     " ; lscpu --parse=CPU,CORE,SOCKET"
+    " ; grep '^VERSION_ID=' /etc/os-release"
 )
 # cgroup v1 writes "no limit" as the largest page-aligned 64-bit number; anything from 2**60 B (1 EiB) up is none.
 UNLIMITED_BYTES = 2**60
@@ -34,6 +36,7 @@ class Hardware:
     memory_gib: float
     cpu_cores: int
     memory_source: str  # "MemTotal" or "cgroup limit": which one was smaller, for the message
+    debian: int = 0  # VERSION_ID of /etc/os-release; 0 for none (testing, unstable, not Debian)
 
 
 def _cpu_list(text: str) -> set[int]:
@@ -63,6 +66,7 @@ def parse(lines: Iterable[str]) -> Hardware:
     mem_total_kib = None
     allowed: set[int] | None = None
     limits: list[int] = []
+    debian = 0
     for line in lines:
         if line.startswith("/proc/meminfo:MemTotal:"):
             mem_total_kib = int(line.split()[1])
@@ -70,6 +74,9 @@ def parse(lines: Iterable[str]) -> Hardware:
             allowed = _cpu_list(line.split(":", 2)[2])
         elif line.isdigit():
             limits.append(int(line))
+        elif line.startswith("VERSION_ID="):
+            version = line.removeprefix("VERSION_ID=").strip('"')
+            debian = int(version) if version.isdigit() else 0
     cores = physical_cores(lines, allowed or set())
     if mem_total_kib is None or allowed is None or not cores:
         raise ValueError("could not read MemTotal, the allowed CPUs and lscpu's CPU list")
@@ -78,7 +85,7 @@ def parse(lines: Iterable[str]) -> Hardware:
     source = "MemTotal"
     if limit is not None and limit < memory:
         memory, source = limit, "cgroup limit"
-    return Hardware(memory_gib=round(memory / 2**30, 2), cpu_cores=len(cores), memory_source=source)
+    return Hardware(memory_gib=round(memory / 2**30, 2), cpu_cores=len(cores), memory_source=source, debian=debian)
 
 
 @dataclass(frozen=True)
@@ -90,7 +97,8 @@ class Mismatch:
     detail: str
 
     def __str__(self) -> str:
-        return f"{self.key}: declared {self.declared:g} {self.unit}, found {self.found:g} {self.unit} ({self.detail})"
+        unit = f" {self.unit}" if self.unit else ""
+        return f"{self.key}: declared {self.declared:g}{unit}, found {self.found:g}{unit} ({self.detail})"
 
 
 def mismatches(spec: HostSpec, found: Hardware, memory_tolerance_percent: int) -> list[Mismatch]:
@@ -104,6 +112,11 @@ def mismatches(spec: HostSpec, found: Hardware, memory_tolerance_percent: int) -
     if found.cpu_cores != spec.cpu_cores:
         detail = "physical cores its processes may run on"
         problems.append(Mismatch("hw_cpu_cores", spec.cpu_cores, found.cpu_cores, "cores", detail))
+    if found.debian != spec.debian:
+        # Packages, the GPU stack and the unit's sandbox follow the release: a box reinstalled with another one
+        # would get the wrong ones.
+        detail = "VERSION_ID in /etc/os-release; 0: none"
+        problems.append(Mismatch("hw_debian", spec.debian, found.debian, "", detail))
     return problems
 
 

@@ -21,6 +21,7 @@ class HostSpec:
     memory_gib: float
     cpu_cores: int
     ssh_port: int = 22  # sshd's port: the firewall keeps it open to the admin networks
+    debian: int = 13  # the Debian release installed (VERSION_ID): packages, the GPU stack and the lab's image follow it
 
 
 ROLE_GROUPS = ("frontend", "backend")  # the inventory groups that say what a host is: each host is in one

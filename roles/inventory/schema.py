@@ -35,8 +35,14 @@ HOST_KEYS = {
     "ssh_hostname": "the host's LAN address (an IP address: it is what /etc/hosts pins)",
     "hw_memory_gib": "installed RAM in GiB (every deploy checks it against the host's, see below)",
     "hw_cpu_cores": "physical CPU cores (checked likewise; SMT threads do not count)",
+    "hw_debian": "the Debian release installed, 12 or 13 (checked likewise; a GPU backend needs 13)",
 }
-HOST_VALUES = {"ssh_hostname": LanIPv4(), "hw_memory_gib": Number(0.5, 65536), "hw_cpu_cores": WholeNumber(1, 4096)}
+HOST_VALUES = {
+    "ssh_hostname": LanIPv4(),
+    "hw_memory_gib": Number(0.5, 65536),
+    "hw_cpu_cores": WholeNumber(1, 4096),
+    "hw_debian": WholeNumber(12, 13),
+}
 HOST_NAME = DnsLabel()  # an inventory host's name: its short name in /etc/hosts and in its certificate
 SSH_PORT = 22  # pyinfra's (and sshd's) port when the inventory gives no ssh_port
 
@@ -103,5 +109,6 @@ def _host_spec(name: str, groups: tuple[str, ...], data: Mapping[str, Any], prob
         role=roles[0],
         memory_gib=float(data["hw_memory_gib"]),
         cpu_cores=data["hw_cpu_cores"],
+        debian=data["hw_debian"],
         ssh_port=data.get("ssh_port", SSH_PORT),
     )

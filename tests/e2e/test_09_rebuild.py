@@ -46,8 +46,10 @@ def enrol(inventory: str, *args: str, host: str = BACKEND) -> subprocess.Complet
         ("hw_memory_gib", 12, {"lab-front": "found 6 GiB", "lab-back": "found 6 GiB"}),
         # Twice the backend's one core: the frontend has two, so only the backend is refused.
         ("hw_cpu_cores", 2, {"lab-back": "found 1 cores"}),
+        # Both lab boxes run Debian 13 (lab/hosts.py).
+        ("hw_debian", 12, {"lab-front": "found 13", "lab-back": "found 13"}),
     ],
-    ids=["memory", "cores"],
+    ids=["memory", "cores", "release"],
 )
 def test_declared_hardware_wrong_by_twice_stops_the_deploy_before_any_change(first_deploy, key, declared, refused):
     result = deploy("--data", f"{key}={declared}", check=False)

@@ -15,13 +15,17 @@ from roles.inventory.load import build_site
 def good_hosts():
     """A valid two-box site: {name: (groups, data)}, as pyinfra would merge it."""
     return {
-        "front": (("frontend",), {"ssh_hostname": "10.0.0.10", "hw_memory_gib": 16, "hw_cpu_cores": 4}),
+        "front": (
+            ("frontend",),
+            {"ssh_hostname": "10.0.0.10", "hw_memory_gib": 16, "hw_cpu_cores": 4, "hw_debian": 13},
+        ),
         "back": (
             ("backend",),
             {
                 "ssh_hostname": "10.0.0.20",
                 "hw_memory_gib": 128,
                 "hw_cpu_cores": 16,
+                "hw_debian": 13,
                 "model_server_model_source": "/srv/models/qwen.gguf",
                 "model_server_model_sha256": "ab" * 32,
                 "model_server_model_size_gib": 45,

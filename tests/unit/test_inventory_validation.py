@@ -468,9 +468,10 @@ def run_cli(tmp_path, listeners, *args, checked: bool) -> tuple[int, str]:
     inventory.write_text(
         ("from roles.inventory.load import check_inventory\n" if checked else "")
         + f"frontend = [('f', {{'ssh_hostname': '127.0.0.2', 'ssh_port': {port['127.0.0.2']}, 'hw_memory_gib': 4,"
-        " 'hw_cpu_cores': 1})]\n"
+        " 'hw_cpu_cores': 1, 'hw_debian': 13})]\n"
         f"backend = [('b', {{'ssh_hostname': '127.0.0.3', 'ssh_port': {port['127.0.0.3']}, 'hw_memory_gib': 4,"
-        " 'hw_cpu_cores': 1, 'base_swap_size_mib': 0})]\n" + ("check_inventory(__file__)\n" if checked else "")
+        " 'hw_cpu_cores': 1, 'hw_debian': 13, 'base_swap_size_mib': 0})]\n"
+        + ("check_inventory(__file__)\n" if checked else "")
     )
     pyinfra = Path(sys.executable).with_name("pyinfra")
     result = subprocess.run(
