@@ -41,6 +41,9 @@ class NodeExporterConfig:
             f"--collector.systemd.unit-include=({unit_regex})",
             # Restarts show a unit that flaps while 'active' looks fine at every scrape.
             "--collector.systemd.enable-restarts-metrics",
+            # amdgpu's memory (GTT and VRAM, used and size) and busy %: the GPU alerts read them. Off by default;
+            # a box without a GPU reports nothing. hwmon (temperature, power) is on by default.
+            "--collector.drm",
         )
 
 

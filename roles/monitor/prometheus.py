@@ -148,6 +148,8 @@ def alert_thresholds(
         backend_out_for_s=settings.alert_backend_out_for_s,
         backends_min=settings.alert_backends_min,
         balancer_proxy=balancer_proxy,
+        gpu_memory_percent=settings.alert_gpu_memory_percent,
+        gpu_temperature_celsius=settings.alert_gpu_temperature_celsius,
         watched_units=watched_units,
     )
 

@@ -91,6 +91,14 @@ class MonitorSettings:
     )  # fmt: skip
     alert_disk_free_percent: float = setting(10.0, "Free space below this % on any disk alerts (the model's volume).",
                                              Number(0.1, 99))  # fmt: skip
+    alert_gpu_memory_percent: float = setting(
+        85.0, "GPU memory in use above this % for 5 minutes alerts (the seeds' 85 %); on unified memory, of the GTT.",
+        Number(1, 100),
+    )  # fmt: skip
+    alert_gpu_temperature_celsius: float = setting(
+        90.0, "A GPU's edge temperature above this for 5 minutes alerts: the Radeon 8060S throttles near 100 °C.",
+        Number(40, 120),
+    )  # fmt: skip
     rules_file: str = setting(
         "", "A site's own Prometheus rules file on the control machine, loaded beside clawlan's (checked by promtool).",
         OrEmpty(ControlPath(), "clawlan's rules only"),

@@ -55,6 +55,8 @@ FIXED_FOR_S = {
     "ClawlanGatewayAuditFailing": 600,
     "ClawlanModelServerContextNearFull": 0,
     "ClawlanSilenceActive": 0,
+    "ClawlanGpuMemoryHigh": 300,
+    "ClawlanGpuHot": 300,
 }
 SLOT_CONTEXT = 32768
 
@@ -434,6 +436,32 @@ def context_full(t: AlertThresholds, longest: int, *, grew_minutes_ago: int, fir
     return Case(series, eval_s, alerts)
 
 
+GPU_CHIP = "0000:c5:00_0"
+
+
+def gpu_memory(t: AlertThresholds, used_percent: float, eval_s: int, *, fires: bool) -> Case:
+    card = {"job": "node", "instance": BACK, "card": "card1"}
+    size = 96 * GIB
+    series = {
+        selector("node_drm_memory_gtt_size_bytes", **card): constant(size, eval_s),
+        selector("node_drm_memory_gtt_used_bytes", **card): constant(size * used_percent / 100, eval_s),
+    }
+    alerts = [fired(t, "ClawlanGpuMemoryHigh", used_percent, card)] if fires else []
+    return Case(series, eval_s, alerts)
+
+
+def gpu_hot(t: AlertThresholds, celsius: float, eval_s: int, *, chip_name: str = "amdgpu", fires: bool) -> Case:
+    sensor = {"job": "node", "instance": BACK, "chip": GPU_CHIP, "sensor": "temp1"}
+    series = {
+        selector("node_hwmon_temp_celsius", **sensor): constant(celsius, eval_s),
+        selector("node_hwmon_chip_names", job="node", instance=BACK, chip=GPU_CHIP, chip_name=chip_name): constant(
+            1, eval_s
+        ),
+    }
+    alerts = [fired(t, "ClawlanGpuHot", celsius, sensor | {"chip_name": chip_name})] if fires else []
+    return Case(series, eval_s, alerts)
+
+
 BACK2 = "lab-back2"
 
 
@@ -570,6 +598,10 @@ FIRING: dict[str, Callable[[AlertThresholds], Case]] = {
         t, 2, firing_eval_s("ClawlanBalancerQueueing", t), fires=True
     ),
     "ClawlanSilenceActive": lambda t: silences(t, 2, firing_eval_s("ClawlanSilenceActive", t), fires=True),
+    "ClawlanGpuMemoryHigh": lambda t: gpu_memory(
+        t, t.gpu_memory_percent + 0.5, firing_eval_s("ClawlanGpuMemoryHigh", t), fires=True
+    ),
+    "ClawlanGpuHot": lambda t: gpu_hot(t, t.gpu_temperature_celsius + 1, firing_eval_s("ClawlanGpuHot", t), fires=True),
 }
 
 # Alert name -> a case where it stays quiet: just on the good side of its threshold, or bad for less than its for:.
@@ -611,6 +643,10 @@ QUIET: dict[str, Callable[[AlertThresholds], Case]] = {
     "ClawlanBalancerQueueing": lambda t: balancer_queueing(t, 2, t.queue_for_s - STEP_S, fires=False),
     # Expired and pending silences hide nothing.
     "ClawlanSilenceActive": lambda t: silences(t, 0, firing_eval_s("ClawlanSilenceActive", t), fires=False),
+    "ClawlanGpuMemoryHigh": lambda t: gpu_memory(
+        t, t.gpu_memory_percent + 5, before_for_s("ClawlanGpuMemoryHigh", t), fires=False
+    ),
+    "ClawlanGpuHot": lambda t: gpu_hot(t, t.gpu_temperature_celsius, firing_eval_s("ClawlanGpuHot", t), fires=False),
 }
 
 
@@ -745,6 +781,11 @@ def test_alert_stays_quiet_on_the_good_side_or_before_its_for(tmp_path, alertnam
             id="record-older-than-an-hour",
         ),
         pytest.param("ClawlanModelServerQueueing", queueing(DEFAULTS, 0, 600, fires=False), id="nobody-waiting"),
+        pytest.param(
+            "ClawlanGpuHot",
+            gpu_hot(DEFAULTS, 105, firing_eval_s("ClawlanGpuHot", DEFAULTS), chip_name="k10temp", fires=False),
+            id="a-hot-cpu-is-not-the-gpu",
+        ),
     ],
 )
 def test_alert_ignores_what_it_does_not_judge(tmp_path, alertname, case):

@@ -12,9 +12,11 @@ from roles.monitor.alerts.model import (
     AlertGroup,
     AlertRule,
     AlertThresholds,
+    label,
     number,
     prometheus_duration,
     prose,
+    value_as,
 )
 
 
@@ -70,6 +72,32 @@ def group(t: AlertThresholds) -> AlertGroup:
             """),
             why=prose("Chats wait for a free slot: every slot is busy and requests queue inside the model server."),
             tuned_by=("monitor_alert_queue_for_s",),
+        ),
+        AlertRule(
+            name="ClawlanGpuMemoryHigh",
+            expr=(
+                'node_drm_memory_gtt_used_bytes{job="node"} / node_drm_memory_gtt_size_bytes{job="node"} * 100\n'
+                f"  > {number(t.gpu_memory_percent)}"
+            ),
+            for_s=300,
+            severity="warning",
+            summary=prose(f"""
+                GPU {label("card")} on {INSTANCE} has {value_as("%.1f")} % of its GTT in use,
+                above {number(t.gpu_memory_percent)} % for 5m
+            """),
+            description=prose(f"""
+                The model's weights and every slot's KV cache live in GTT: when it is full, the model server fails to
+                allocate or the kernel evicts. On {INSTANCE} read `journalctl -u clawlan-model-server -n 100`
+                and the GTT's size (`cat /sys/class/drm/{label("card")}/device/mem_info_gtt_total`). Lower
+                `model_server_context_tokens` or `model_server_parallel_slots` and rerun {DEPLOY}, or raise the
+                kernel's GTT limit (ttm.pages_limit: README, the reference backend) and reboot.
+            """),
+            why=prose("""
+                The seeds' "GPU memory over 85 % for 5 minutes". On unified memory (the reference box) the model lives
+                in GTT, system memory the GPU maps, sized by the kernel's TTM limit; the VRAM carve-out is a few GiB
+                the firmware reserves and says nothing about the model. A box without a GPU has no series: quiet.
+            """),
+            tuned_by=("monitor_alert_gpu_memory_percent",),
         ),
         # Without a llama-server backend there is no context to fill.
         *((_context_near_full(t),) if t.slot_context_tokens else ()),

@@ -165,6 +165,30 @@ def group(t: AlertThresholds) -> AlertGroup:
             tuned_by=("monitor_alert_packet_loss_percent",),
         ),
         AlertRule(
+            name="ClawlanGpuHot",
+            expr=(
+                'node_hwmon_temp_celsius{job="node"}\n'
+                '  * on (instance, chip) group_left (chip_name) node_hwmon_chip_names{job="node", chip_name="amdgpu"}\n'
+                f"  > {number(t.gpu_temperature_celsius)}"
+            ),
+            for_s=300,
+            severity="warning",
+            summary=prose(f"""
+                GPU sensor {label("sensor")} on {INSTANCE} reads {value_as("%.0f")} °C,
+                above {number(t.gpu_temperature_celsius)} °C for 5m
+            """),
+            description=prose(f"""
+                A hot GPU clocks down and answers slow down with it (ClawlanTokensPerSecondLow follows). Check the box's
+                airflow and fans, the dust in its vents and the room's temperature; `sensors` on {INSTANCE} shows
+                every reading. A sustained load at this heat shortens the hardware's life.
+            """),
+            why=prose("""
+                amdgpu's own hwmon sensors (edge on an APU; junction and memory on a discrete card), picked by the
+                chip's name. For 5m: a long prompt heats the chip for seconds, a blocked vent for good.
+            """),
+            tuned_by=("monitor_alert_gpu_temperature_celsius",),
+        ),
+        AlertRule(
             name="ClawlanDiskFilling",
             expr=(
                 'node_filesystem_avail_bytes{job="node", fstype!~"tmpfs|ramfs|devtmpfs|squashfs|nsfs|overlay"}\n'

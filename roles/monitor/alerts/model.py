@@ -89,6 +89,8 @@ class AlertThresholds:
     backend_out_for_s: int  # a backend out of a balancer's pool this long alerts
     backends_min: int  # fewer healthy backends than this in a balancer's pool alerts
     balancer_proxy: str  # HAProxy's name for the pool (the proxy label of its metrics)
+    gpu_memory_percent: float  # GPU memory (GTT on unified memory) in use past this alerts
+    gpu_temperature_celsius: float  # a GPU hotter than this alerts
     watched_units: tuple[str, ...]  # long-running units whose state the unit-down alert watches
 
 
