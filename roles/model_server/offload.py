@@ -62,6 +62,11 @@ def read_startup_log(lines: Iterable[str]) -> Startup:
 
 def offload_problem(startup: Startup, driver: str) -> str | None:
     """Why the model does not run wholly on a Vulkan device of ``driver``, or None when it does."""
+    if startup == Startup((), None, False):
+        return (
+            "nothing llama-server logged in its current run says where the model went (not running, or its start "
+            "is no longer in the journal): restart it and deploy again"
+        )
     if startup.no_device or not startup.devices:
         said = "found no Vulkan device to use" if startup.no_device else "named no device the model went to"
         return f"llama-server {said}, so it runs on the CPU: {NO_DEVICE_CAUSES[driver]}"

@@ -363,7 +363,8 @@ def test_the_start_up_log_names_the_device_and_the_layers():
     [
         (NO_DEVICE_LOG, LAVAPIPE, "GGML_VK_VISIBLE_DEVICES=0"),  # a silent CPU fallback
         (NO_DEVICE_LOG, RADV, "SupplementaryGroups=render"),
-        ("", RADV, "runs on the CPU"),  # nothing logged: nothing proves the GPU
+        ("", RADV, "restart it"),  # nothing logged (or rotated away): nothing proves the GPU
+        ("load_tensors: offloaded 0/49 layers to GPU", RADV, "named no device"),
         (LAVAPIPE_LOG, RADV, "not on the radv device"),  # the render node was missing: only Mesa's CPU driver left
         (RADV_LOG.replace("49/49", "30/49"), RADV, "30 of 49 layers"),  # a partial offload
         (RADV_LOG.splitlines()[0], RADV, 'no "offloaded N/M layers to GPU"'),
