@@ -3,8 +3,5 @@
 
 model_server_model_alias = "qwen3-next-80b-a3b"  # the model id clients and the gateway ask for
 
-# Strix Halo (Radeon 8060S) with Vulkan:
-#   model_server_cmake_args = "-DGGML_VULKAN=ON -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF"
-#   model_server_build_packages = ["libvulkan-dev", "glslc"]
-#   model_server_gpu_layers = -1
-# ROCm: "-DGGML_HIP=ON -DAMDGPU_TARGETS=gfx1151 -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF" with ROCm installed
+# Strix Halo (Radeon 8060S) on Debian 13, every layer on its GPU through Vulkan (RADV):
+#   model_server_compute = "vulkan"

@@ -20,7 +20,7 @@ from roles.common.values.network import LanIPv4
 from roles.gateway.config import PREFLIGHT as GATEWAY_PREFLIGHT
 from roles.inventory.schema import SITE_WIDE, SITE_WIDE_PREFIXES, SSH_PORT, Hosts
 from roles.model_server.config import PREFLIGHT as MODEL_SERVER_PREFLIGHT
-from roles.model_server.config import engine_problems, kv_cache
+from roles.model_server.config import kv_cache, unread_problems
 from roles.monitor.common import preflight as monitor_preflight
 from roles.pki.config import PREFLIGHT as PKI_PREFLIGHT
 from roles.site.settings import HostSettings
@@ -56,7 +56,7 @@ def settings_problems(hosts: Hosts, specs: Sequence[HostSpec], settings: Mapping
         problems += _memory_problems(spec, own)
         if spec.role == "backend":
             given = (key.removeprefix("model_server_") for key in hosts[spec.name][1])
-            problems += engine_problems(spec.name, given, own.model_server.engine)
+            problems += unread_problems(spec.name, given, own.model_server)
         problems += _port_problems(spec, own, specs, hosts[spec.name][1])
     site_wide = settings[specs[0].name]
     problems += _pool_problems([s for s in specs if s.role == "backend"], settings)

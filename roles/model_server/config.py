@@ -11,7 +11,16 @@ from roles.common.names import HostSpec
 from roles.common.preflight import Preflight
 from roles.common.settings import Problem
 from roles.common.values.paths import file_name
-from roles.model_server.settings import ENGINE_ONLY, LLAMA_SERVER, ModelServerSettings
+from roles.model_server.settings import (
+    COMPUTE_ONLY,
+    ENGINE_ONLY,
+    LAVAPIPE,
+    LLAMA_CPP_PYTHON,
+    LLAMA_SERVER,
+    RADV,
+    VULKAN,
+    ModelServerSettings,
+)
 
 VENV = "/opt/clawlan/llama-cpp"
 # llama-server and the shared libraries it links, from the same build as the venv's llama-cpp-python.
@@ -22,11 +31,21 @@ SECRETS_FILE = "/etc/clawlan/model-server.env"  # llama-cpp-python reads its key
 KEY_FILE = "/etc/clawlan/model-server.key"  # llama-server reads it: 0640 root and the service's group
 UNIT = "clawlan-model-server.service"
 USER = "llm"
+# What llama.cpp's Vulkan backend reads from its environment, per device class. It skips CPU-type devices unless one
+# is named: without GGML_VK_VISIBLE_DEVICES lavapipe is "No devices found" and a silent CPU fallback. On a real GPU it
+# pins the first device, which the Vulkan loader sorts before any CPU driver. F16 and cooperative matrices off on
+# lavapipe as upstream's own llvmpipe CI runs it.
+VULKAN_ENVIRONMENT = {
+    RADV: {"GGML_VK_VISIBLE_DEVICES": "0"},
+    LAVAPIPE: {"GGML_VK_VISIBLE_DEVICES": "0", "GGML_VK_DISABLE_F16": "1", "GGML_VK_DISABLE_COOPMAT": "1"},
+}
 
 
 @dataclass(frozen=True)
 class ModelServerConfig:
     engine: str
+    compute: str
+    vulkan_driver: str  # read with compute vulkan only
     version: str
     cmake_args: str
     build_packages: tuple[str, ...]
@@ -44,6 +63,7 @@ class ModelServerConfig:
     ubatch_tokens: int
     gpu_layers: int
     mlock: bool
+    flash_attention: str  # read with compute vulkan only
     chat_format: str
     chat_template: str
     prompt_cache_mib: int
@@ -76,7 +96,8 @@ class ModelServerConfig:
         """The settings file of the engine's unit: llama-cpp-python's environment, or llama-server's flags."""
         if self.engine == LLAMA_SERVER:
             # The unit passes $LLAMA_SERVER_ARGS word by word; PORT and READY_CHECK are for the readiness check.
-            return {"PORT": str(self.port), "READY_CHECK": "health", "LLAMA_SERVER_ARGS": " ".join(self.arguments())}
+            env = {"PORT": str(self.port), "READY_CHECK": "health", "LLAMA_SERVER_ARGS": " ".join(self.arguments())}
+            return {**env, **(VULKAN_ENVIRONMENT[self.vulkan_driver] if self.compute == VULKAN else {})}
         return self._python_environment()
 
     def arguments(self) -> tuple[str, ...]:
@@ -106,6 +127,11 @@ class ModelServerConfig:
             options["--chat-template"] = self.chat_template
         if self.mlock:
             options["--load-mode"] = "mmap+mlock"
+        if self.compute == VULKAN:
+            # auto maps the file unless a device cannot use the mapping (an integrated GPU, where it loads into device
+            # memory instead): stated, so that nothing brings mmap back under the GPU.
+            options["--load-mode"] = "auto"
+            options["--flash-attn"] = self.flash_attention
         # /slots would show every slot's prompt, that is people's chats; the web UI is OpenClaw's job.
         switches = ("--no-kv-unified", "--jinja", "--metrics", "--no-slots", "--no-webui")
         return (*(str(word) for pair in options.items() for word in pair), *switches)
@@ -146,8 +172,11 @@ def model_file_name(source: str) -> str:
 def build_model_server_config(
     settings: ModelServerSettings, spec: HostSpec, wheelhouse_dir: str, api_key_file: str, lock: Lock
 ) -> ModelServerConfig:
+    vulkan = settings.compute == VULKAN
     return ModelServerConfig(
         engine=settings.engine,
+        compute=settings.compute,
+        vulkan_driver=settings.vulkan_driver,
         version=settings.version,
         cmake_args=settings.cmake_args,
         build_packages=settings.build_packages,
@@ -163,8 +192,9 @@ def build_model_server_config(
         threads=spec.cpu_cores if settings.threads == "auto" else settings.threads,
         batch_tokens=settings.batch_tokens,
         ubatch_tokens=settings.ubatch_tokens,
-        gpu_layers=settings.gpu_layers,
-        mlock=settings.mlock,
+        gpu_layers=-1 if vulkan else settings.gpu_layers,  # all: the deploy proves every layer is on the device
+        mlock=settings.mlock and not vulkan,
+        flash_attention=settings.flash_attention,
         chat_format=settings.chat_format,
         chat_template=settings.chat_template,
         prompt_cache_mib=settings.prompt_cache_mib,
@@ -205,12 +235,15 @@ def kv_cache(settings: ModelServerSettings) -> tuple[str, float, str]:
     return key, kv_cache_gib(settings), count
 
 
-def engine_problems(name: str, given: Iterable[str], engine: str) -> list[Problem]:
-    """Keys in the inventory (``given``, without prefix) that only the other engine reads."""
+def unread_problems(name: str, given: Iterable[str], settings: ModelServerSettings) -> list[Problem]:
+    """Keys in the inventory (``given``, without prefix) that only the other engine, or the other compute backend,
+    reads: refused, not silently ignored."""
+    given = set(given)
     return [
-        Problem(name, f"model_server_{key}", f"is read by {only} only; this host's model_server_engine is {engine}")
-        for key in sorted(set(given) & ENGINE_ONLY.keys())
-        if (only := ENGINE_ONLY[key]) != engine
+        Problem(name, f"model_server_{key}", f"is read by {only} only; this host's model_server_{choice} is {chosen}")
+        for choice, only_by in (("engine", ENGINE_ONLY), ("compute", COMPUTE_ONLY))
+        for key in sorted(given & only_by.keys())
+        if (only := only_by[key]) != (chosen := getattr(settings, choice))
     ]
 
 
@@ -227,6 +260,24 @@ def preflight(settings: ModelServerSettings, spec: HostSpec) -> list[Problem]:
                 spec.name,
                 "model_server_ubatch_tokens",
                 f"must not exceed model_server_batch_tokens ({settings.batch_tokens})",
+            )
+        )
+    if settings.compute == VULKAN and settings.engine == LLAMA_CPP_PYTHON:
+        problems.append(
+            Problem(
+                spec.name,
+                "model_server_compute",
+                f"vulkan is built into llama-server only (and proved from its log); this host's model_server_engine "
+                f"is {LLAMA_CPP_PYTHON}",
+            )
+        )
+    if "-DGGML_VULKAN=ON" in settings.cmake_args.split():
+        problems.append(
+            Problem(
+                spec.name,
+                "model_server_cmake_args",
+                "use model_server_compute = 'vulkan', not -DGGML_VULKAN=ON: it also brings the build and runtime "
+                "packages, the unit's access to the GPU and the check that every layer runs on it",
             )
         )
     if settings.max_answer_tokens >= settings.context_tokens:

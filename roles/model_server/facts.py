@@ -1,10 +1,13 @@
-"""Facts the model_server role reads to skip slow steps: the installed build and the model on disk."""
+"""Facts the model_server role reads to skip slow steps (the installed build, the model on disk), and what the running
+server reported when it started."""
 
 from __future__ import annotations
 
 import shlex
 
 from pyinfra.api import FactBase
+
+from roles.model_server.offload import MARKERS
 
 
 class BuildTarget(FactBase):
@@ -19,6 +22,35 @@ class BuildTarget(FactBase):
 
     def process(self, output):
         return "-".join(line.strip() for line in output)
+
+
+class CandidateVersions(FactBase):
+    """``("package:version", ...)``: what apt would install of ``packages`` now, so a build's toolchain is known
+    before the build installs it."""
+
+    def command(self, packages: tuple[str, ...]) -> str:
+        names = " ".join(shlex.quote(package) for package in packages)
+        return f"apt-cache policy {names} | awk '/^[^ ]/ {{name = $1}} $1 == \"Candidate:\" {{print name $2}}'"
+
+    def process(self, output):
+        return tuple(line.strip() for line in output)
+
+
+class StartupLog(FactBase):
+    """The lines of ``unit``'s running server that say where it put the model (offload.MARKERS): its journal this
+    boot from its main process, so only the current run's. Empty when the unit runs nothing."""
+
+    def command(self, unit: str) -> str:
+        quoted = shlex.quote(unit)
+        markers = " ".join(f"-e {shlex.quote(marker)}" for marker in MARKERS)
+        return (
+            f"pid=$(systemctl show --value --property MainPID {quoted});"
+            f' if [ "${{pid:-0}}" != 0 ]; then journalctl --boot --no-pager --quiet --output cat'
+            f' _SYSTEMD_UNIT={quoted} "_PID=$pid" | grep --fixed-strings {markers} | head -n 100; fi; true'
+        )
+
+    def process(self, output):
+        return list(output)
 
 
 class ModelFile(FactBase):

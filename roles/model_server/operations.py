@@ -1,4 +1,5 @@
-"""Operations of the model_server role: the llama-cpp-python build (through a wheelhouse) and the model file."""
+"""Operations of the model_server role: the llama-cpp-python build (through a wheelhouse), the model file, and the
+proof that a GPU host serves from its GPU."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import shlex
 from io import StringIO
 from pathlib import Path
 
-from pyinfra import host
+from pyinfra import host, state
 from pyinfra.api import FunctionCommand, OperationError, operation
 from pyinfra.facts.files import FileContents
 
@@ -15,10 +16,15 @@ from roles.common import transfer
 from roles.common.files import sha256_file, upload
 from roles.common.locks import BUILD_REQUIREMENTS, REQUIREMENTS, Lock, without_requirement
 from roles.common.python import PIP
-from roles.model_server.facts import BuildTarget, FreeMiB, ModelFile
+from roles.model_server.facts import BuildTarget, CandidateVersions, FreeMiB, ModelFile, StartupLog
+from roles.model_server.offload import offload_problem, read_startup_log
+from roles.model_server.settings import CPU, VULKAN
 
 REMOTE_WHEELHOUSE = "/var/cache/clawlan/wheelhouse"
 BUILD_PACKAGES = ("build-essential", "cmake", "python3-dev")
+# What a compute backend adds to the build: spirv-headers is needed by the Vulkan CMake and pulled in by neither of
+# the others, so without it the configure step fails.
+COMPUTE_BUILD_PACKAGES = {CPU: (), VULKAN: ("libvulkan-dev", "glslc", "spirv-headers")}
 
 
 # llama-server from the same source tree and build directory as the wheel: the second configure reuses ggml and
@@ -29,15 +35,29 @@ SERVER_CMAKE_ARGS = (
     "-DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF"
     " -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DCMAKE_BUILD_RPATH_USE_ORIGIN=ON"
 )
+# A GPU backend goes into llama-server only: llama-cpp-python's wheel stays the CPU engine it is (a GPU host is refused
+# that engine), and the server's configure adds the backend to the build directory the wheel left.
+COMPUTE_CMAKE_ARGS = {CPU: "", VULKAN: "-DGGML_VULKAN=ON"}
+# The pinned source uses vk::LayerSettingEXT, which Debian 12's Vulkan headers (1.3.239) lack, and its glslc (2023.2)
+# has neither cooperative matrices nor integer dot products.
+NO_VULKAN_BUILD_ON = ("debian12",)
 
 
-def build_key(lock: Lock, cmake_args: str, target: str) -> str:
-    """Names one build: a change of lock (version or any hash), flags or target machine is a different build.
+def server_cmake_args(compute: str) -> str:
+    return f"{SERVER_CMAKE_ARGS} {COMPUTE_CMAKE_ARGS[compute]}".strip()
 
-    One build holds both engines (the wheel and llama-server), so switching engine never compiles.
+
+def build_key(lock: Lock, cmake_args: str, target: str, compute: str = CPU, toolchain: tuple[str, ...] = ()) -> str:
+    """Names one build: a change of lock (version or any hash), flags, target machine, compute backend or that
+    backend's ``toolchain`` (the versions of its build packages) is a different build.
+
+    One build holds both engines (the wheel and llama-server), so switching engine never compiles. A CPU build is
+    named as it was before backends were: the wheelhouse archives of CPU sites stay theirs.
     """
     flags = " ".join(cmake_args.split())
-    text = f"{lock.package}=={lock.version} {lock.digest}\n{flags}\n{target}\nserver: {SERVER_CMAKE_ARGS}"
+    text = f"{lock.package}=={lock.version} {lock.digest}\n{flags}\n{target}\nserver: {server_cmake_args(compute)}"
+    if compute != CPU:
+        text += f"\ncompute: {compute} {' '.join(toolchain)}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -54,6 +74,7 @@ def llama_cpp_build(
     cmake_args: str,
     build_packages: tuple[str, ...],
     wheelhouse_dir: str,
+    compute: str = CPU,
 ):
     """Install llama-cpp-python and its dependencies, exactly as ``lock`` pins them, into ``venv``, and the
     llama-server built from the same source into ``server_dir``.
@@ -64,7 +85,16 @@ def llama_cpp_build(
     own sha256 beside it (what is built here has no registry hash): a later install of the same key is checked
     against that and takes seconds. The dependencies install with ``--require-hashes`` either way.
     """
-    key = build_key(lock, cmake_args, host.get_fact(BuildTarget, native=is_native(cmake_args)))
+    target = host.get_fact(BuildTarget, native=is_native(cmake_args))
+    toolchain = ()
+    if compute != CPU:
+        if (system := target.split("-")[2]) in NO_VULKAN_BUILD_ON:
+            raise OperationError(
+                f"{host.name}: model_server_compute {compute} needs Debian 13: the pinned llama.cpp's Vulkan backend "
+                f"does not build against the Vulkan headers and glslc of {system}; nothing was installed"
+            )
+        toolchain = host.get_fact(CandidateVersions, packages=COMPUTE_BUILD_PACKAGES[compute])
+    key = build_key(lock, cmake_args, target, compute, toolchain)
     key_file = f"{venv}/.clawlan-build-key"
     if (host.get_fact(FileContents, path=key_file) or [""])[0].strip() == key:
         host.noop(f"llama-cpp-python {lock.version} and llama-server installed (build {key})")
@@ -85,7 +115,7 @@ def llama_cpp_build(
         yield f"echo {check} | sha256sum --check --quiet --strict || {{ echo {refused} >&2; exit 1; }}"
         yield f"tar -C {shlex.quote(work)} -xf {shlex.quote(tar)}"
     else:
-        yield from _build(work, lock, cmake_args, build_packages)
+        yield from _build(work, lock, cmake_args, (*COMPUTE_BUILD_PACKAGES[compute], *build_packages), compute)
         yield f"tar -C {shlex.quote(work)} -cf {shlex.quote(tar)} wheels server"
         yield FunctionCommand(_keep_wheelhouse, (tar, str(local_tar)), {})
     wheel = f"{wheels}/{lock.package.replace('-', '_')}-{shlex.quote(lock.version)}-*.whl"
@@ -103,7 +133,7 @@ def llama_cpp_build(
     yield f"echo {shlex.quote(key)} > {shlex.quote(key_file)} && rm -rf {shlex.quote(work)} {shlex.quote(tar)}"
 
 
-def _build(work: str, lock: Lock, cmake_args: str, build_packages: tuple[str, ...]):
+def _build(work: str, lock: Lock, cmake_args: str, build_packages: tuple[str, ...], compute: str):
     """The commands that build the wheels (llama-cpp-python's compiled, the rest fetched) and llama-server."""
     packages = " ".join(shlex.quote(p) for p in (*BUILD_PACKAGES, *build_packages))
     yield f"DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends {packages}"
@@ -131,7 +161,7 @@ def _build(work: str, lock: Lock, cmake_args: str, build_packages: tuple[str, ..
     )
     log = shlex.quote(f"{work}/server-build.log")
     yield (
-        f"{{ cmake -S {source} -B {build} {SERVER_CMAKE_ARGS} && cmake --build {build} --target llama-server"
+        f"{{ cmake -S {source} -B {build} {server_cmake_args(compute)} && cmake --build {build} --target llama-server"
         f" --parallel $(nproc); }} > {log} 2>&1 || {{ tail -n 40 {log} >&2; exit 1; }}"
     )
     server = shlex.quote(f"{work}/server")
@@ -228,3 +258,20 @@ def model_file(path: str, source: str, sha256: str, size_gib: float):
 def _record(path: str, sha256: str) -> str:
     quoted = shlex.quote(path)
     return f"echo {shlex.quote(sha256)} $(stat -c '%s %Y' {quoted}) > {shlex.quote(path + '.sha256')}"
+
+
+@operation()
+def serving_on_gpu(unit: str, driver: str):
+    """Fail unless ``unit``'s llama-server put every layer on a Vulkan device of ``driver`` when it last started.
+
+    A CPU fallback (no device found, or Mesa's CPU driver where a GPU was meant) or a partial offload answers chats
+    too, only many times slower: nothing else would tell. Read at execution, after the unit's (re)start; a planned
+    run has not started it yet.
+    """
+    if not state.is_executing:
+        return
+    startup = read_startup_log(host.get_fact(StartupLog, unit=unit))
+    problem = offload_problem(startup, driver)
+    if problem:
+        raise OperationError(f"{host.name}: {problem} (from the journal of {unit} since it last started)")
+    host.noop(f"{unit} has {startup.summary()}")

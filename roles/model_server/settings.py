@@ -14,12 +14,23 @@ from roles.common.values.text import DebPackage, Flags, Name, Sha256, Version
 PORTABLE_CPU = "-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF -DGGML_OPENMP=OFF"
 LLAMA_SERVER = "llama-server"
 LLAMA_CPP_PYTHON = "llama-cpp-python"
+CPU = "cpu"
+VULKAN = "vulkan"
+RADV = "radv"
+LAVAPIPE = "lavapipe"
 # Keys only one engine reads: given for the other engine they are refused, not silently ignored.
 ENGINE_ONLY = {
     "parallel_slots": LLAMA_SERVER,
     "cache_reuse_tokens": LLAMA_SERVER,
     "chat_template": LLAMA_SERVER,
     "chat_format": LLAMA_CPP_PYTHON,
+}
+# Keys only one compute backend reads, refused for the other likewise.
+COMPUTE_ONLY = {
+    "gpu_layers": CPU,
+    "mlock": CPU,
+    "vulkan_driver": VULKAN,
+    "flash_attention": VULKAN,
 }
 
 
@@ -33,13 +44,27 @@ class ModelServerSettings:
         "0.3.36", "llama-cpp-python release, pinned and locked (locks/): the wheelhouse is keyed by its lock.",
         Version("pep440"),
     )  # fmt: skip
+    compute: Literal["cpu", "vulkan"] = setting(
+        CPU,
+        "Where the model runs. vulkan: every layer on the GPU through llama.cpp's Vulkan backend (Debian 13: the "
+        "pinned source does not build against Debian 12's Vulkan headers). No rocm: Debian's ROCm has no gfx1151 "
+        "code objects, and AMD's needs its own repository and kernel >= 6.18.4.",
+        Choice(CPU, VULKAN),
+    )
+    vulkan_driver: Literal["radv", "lavapipe"] = setting(
+        RADV,
+        "The Vulkan device: radv = a real AMD GPU (Mesa's RADV, render node opened); lavapipe = Mesa's CPU driver "
+        "(the lab: the real build, loader, sandbox and offload check, on no GPU).",
+        Choice(RADV, LAVAPIPE),
+    )
     cmake_args: str = setting(
         PORTABLE_CPU,
-        "Build flags; portable CPU by default. Vulkan: '-DGGML_VULKAN=ON -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF'.",
+        "Build flags of the wheel and the server; portable CPU by default. A GPU backend is model_server_compute, "
+        "which adds its own flags.",
         Flags(),
     )
     build_packages: tuple[str, ...] = setting(
-        (), "Extra Debian packages the build needs, e.g. ('libvulkan-dev', 'glslc') for Vulkan.",
+        (), "Extra Debian packages the build needs (model_server_compute brings its backend's own).",
         ListOf(DebPackage()),
     )  # fmt: skip
     model_source: str = setting(
@@ -68,12 +93,33 @@ class ModelServerSettings:
         "auto", "Generation threads; 'auto' = the host's physical cores (two teams on two cores was 10x slower).",
         Either(WholeNumber(1, 1024), Choice("auto")),
     )  # fmt: skip
-    batch_tokens: int = setting(512, "n_batch: prompt tokens evaluated per step.", WholeNumber(32, 16384))
-    ubatch_tokens: int = setting(512, "n_ubatch: physical batch; at most batch_tokens.", WholeNumber(32, 16384))
-    gpu_layers: int = setting(
-        0, "Layers offloaded to a GPU build (-1 = all); 0 for the CPU build.", WholeNumber(-1, 1000)
+    batch_tokens: int = setting(
+        512,
+        "n_batch: tokens per server step, prompts and every slot's next token together, so one step is what the "
+        "other chats wait for a token while a prompt is read: ~1 s at the reference GPU's pp512 of ~531 tokens/s "
+        "(llama-server's default 2048 would be ~4 s).",
+        WholeNumber(32, 16384),
     )
-    mlock: bool = setting(True, "Lock the weights in RAM so swap never takes them (LimitMEMLOCK=infinity).", Flag())
+    ubatch_tokens: int = setting(
+        512, "n_ubatch: physical batch; at most batch_tokens. llama-server's own default, on any device.",
+        WholeNumber(32, 16384),
+    )  # fmt: skip
+    gpu_layers: int = setting(
+        0, "cpu compute only: layers offloaded by a GPU build made by hand (-1 = all). vulkan offloads all.",
+        WholeNumber(-1, 1000),
+    )  # fmt: skip
+    mlock: bool = setting(
+        True,
+        "cpu compute only: lock the weights in RAM so swap never takes them (LimitMEMLOCK=infinity). On the GPU they "
+        "are in device memory, and the server's mmap+mlock would force mmap back on (--load-mode auto is used).",
+        Flag(),
+    )
+    flash_attention: Literal["auto", "on", "off"] = setting(
+        "auto",
+        "vulkan compute only (the CPU path keeps the server's default, auto). auto: on wherever the layer's device "
+        "runs it (the pinned server checks each layer), off where that op would fall back to the CPU.",
+        Choice("auto", "on", "off"),
+    )
     chat_format: str = setting(
         "", "llama-cpp-python chat format; empty uses the template inside the GGUF.",
         OrEmpty(Name(), "the template inside the GGUF"),

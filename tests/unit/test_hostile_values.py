@@ -35,7 +35,7 @@ from roles.common.values.text import _VERSIONS, NodeVersion, Pattern, SubjectTex
 from roles.inventory.load import build_site
 from roles.inventory.schema import HOST_NAME, HOST_VALUES, SETTINGS
 from roles.model_server.deploy import unit_text
-from roles.model_server.settings import LLAMA_CPP_PYTHON, LLAMA_SERVER
+from roles.model_server.settings import LAVAPIPE, LLAMA_CPP_PYTHON, LLAMA_SERVER, RADV, VULKAN
 from tests.support.alert_rules import rules_document
 from tests.support.site_files import site_files
 from tests.support.sites import good_hosts
@@ -236,11 +236,12 @@ def baseline(engine: str = LLAMA_SERVER) -> dict[str, str]:
 
 @cache
 def engine_unit_lines() -> set[str]:
-    """The model server unit's lines for the valid site, under either engine."""
+    """The model server unit's lines for the valid site, under either engine, and on the GPU with either driver."""
     site = build_site(good_hosts())
     model = site.model_server_config(site.topology.backend.name)
-    units = (unit_text(dataclasses.replace(model, engine=engine)) for engine in (LLAMA_SERVER, LLAMA_CPP_PYTHON))
-    return {line for text in units for line in text.split("\n")}
+    engines = [dataclasses.replace(model, engine=engine) for engine in (LLAMA_SERVER, LLAMA_CPP_PYTHON)]
+    gpus = [dataclasses.replace(model, compute=VULKAN, vulkan_driver=driver) for driver in (RADV, LAVAPIPE)]
+    return {line for config in (*engines, *gpus) for line in unit_text(config).split("\n")}
 
 
 def assert_renders_safely(site) -> None:
@@ -263,7 +264,7 @@ def assert_renders_safely(site) -> None:
         if path in VARIABLE:
             assert all(VARIABLE[path].fullmatch(line) for line in lines if line), f"{name}: {text!r}"
             continue
-        if path.endswith("clawlan-model-server.service"):  # only the engine, mlock and GPU switches change it
+        if path.endswith("clawlan-model-server.service"):  # only the engine, compute, mlock and GPU switches change it
             extra = {"LimitMEMLOCK=infinity", "PrivateDevices=no", "PrivateDevices=yes"}
             assert set(lines) <= set(base[name].split("\n")) | extra | engine_unit_lines(), name
             continue

@@ -2,17 +2,39 @@
 
 from __future__ import annotations
 
+import shlex
+
 import pytest
 
 from lab.paths import TINY_MODEL_SHA256
 from lab.tiny_model import generate
+from roles.common.hardening import BASELINE
 from roles.common.locks import Lock
 from roles.common.names import HostSpec
 from roles.common.templates import render
-from roles.model_server.config import build_model_server_config, model_file_name
-from roles.model_server.deploy import unit_text
-from roles.model_server.operations import build_key, is_native
-from roles.model_server.settings import LLAMA_CPP_PYTHON, LLAMA_SERVER, PORTABLE_CPU, ModelServerSettings
+from roles.model_server.config import UNIT, build_model_server_config, model_file_name
+from roles.model_server.deploy import COMPUTE_RUNTIME_PACKAGES, unit_text
+from roles.model_server.facts import StartupLog
+from roles.model_server.offload import MARKERS, offload_problem, read_startup_log
+from roles.model_server.operations import (
+    COMPUTE_BUILD_PACKAGES,
+    SERVER_CMAKE_ARGS,
+    build_key,
+    is_native,
+    server_cmake_args,
+)
+from roles.model_server.settings import (
+    CPU,
+    LAVAPIPE,
+    LLAMA_CPP_PYTHON,
+    LLAMA_SERVER,
+    PORTABLE_CPU,
+    RADV,
+    VULKAN,
+    ModelServerSettings,
+)
+from tests.support.sites import problems_of, site_with, with_change
+from tests.unit.test_hardening import directives
 
 BACKEND = HostSpec("back", "10.0.0.20", "backend", 128, 16)
 SETTINGS = ModelServerSettings(model_source="https://nas/models/qwen.gguf", model_sha256="ab" * 32)
@@ -179,3 +201,184 @@ def test_unit_memlock_and_devices_follow_settings():
 
 def test_tiny_model_is_reproducible(tmp_path):
     assert generate(tmp_path / "tiny.gguf") == TINY_MODEL_SHA256
+
+
+# --- compute backends: cpu (the default, above) and vulkan on a real GPU (radv) or Mesa's CPU driver (lavapipe) ---
+
+
+def gpu(driver=RADV, **changes):
+    return config(compute=VULKAN, vulkan_driver=driver, **changes)
+
+
+@pytest.mark.parametrize("driver", [RADV, LAVAPIPE])
+def test_vulkan_offloads_every_layer_and_never_mlocks(driver):
+    f = dict(flags(compute=VULKAN, vulkan_driver=driver))
+    assert f["--n-gpu-layers"] == "all"
+    assert f["--load-mode"] == "auto"  # not the mmap+mlock the (default) mlock setting gives the CPU path
+    assert f["--flash-attn"] == "auto"
+    assert f["--ctx-size"] == str(4 * 32768)  # explicit: llvmpipe reports the host's RAM as device memory
+    assert not gpu(driver).mlock and "LimitMEMLOCK" not in unit_text(gpu(driver))
+
+
+def test_the_cpu_path_states_no_device_flags():
+    f = flags()
+    assert f["--n-gpu-layers"] == "0" and "--flash-attn" not in f
+    assert not any(key.startswith("GGML_VK") for key in config().environment())
+
+
+def test_vulkan_environment_follows_the_driver():
+    radv, lavapipe = gpu(RADV).environment(), gpu(LAVAPIPE).environment()
+    assert radv["GGML_VK_VISIBLE_DEVICES"] == lavapipe["GGML_VK_VISIBLE_DEVICES"] == "0"
+    assert "GGML_VK_DISABLE_F16" not in radv and "GGML_VK_DISABLE_COOPMAT" not in radv
+    assert lavapipe["GGML_VK_DISABLE_F16"] == lavapipe["GGML_VK_DISABLE_COOPMAT"] == "1"
+    text = render("model_server/model-server.conf.j2", environment=lavapipe)
+    assert "GGML_VK_VISIBLE_DEVICES=0\n" in text and "--load-mode auto" in text
+
+
+def service_lines(text: str) -> list[str]:
+    return [f"{key}={value}" for key, value in directives(text)]
+
+
+def test_the_cpu_unit_opens_no_device():
+    lines = service_lines(unit_text(config()))
+    assert "PrivateDevices=yes" in lines and "MemoryDenyWriteExecute=yes" in lines
+    assert not [line for line in lines if line.startswith(("Device", "SupplementaryGroups", "CacheDirectory"))]
+
+
+@pytest.mark.parametrize("driver, write_execute", [(RADV, "yes"), (LAVAPIPE, "no")])
+def test_a_vulkan_unit_opens_the_gpu_and_nothing_else(driver, write_execute):
+    lines = service_lines(unit_text(gpu(driver)))
+    for line in (
+        "PrivateDevices=no",  # PrivateDevices=yes would hide /dev/dri; the device policy closes the rest
+        "DevicePolicy=closed",
+        "DeviceAllow=char-drm rw",
+        "SupplementaryGroups=render",
+        "PrivateUsers=yes",
+        "CacheDirectory=clawlan-model-server",
+        "Environment=MESA_SHADER_CACHE_DIR=/var/cache/clawlan-model-server",
+        f"MemoryDenyWriteExecute={write_execute}",  # lavapipe JITs with LLVM
+    ):
+        assert lines.count(line) == 1, line
+    assert not [line for line in lines if "kfd" in line]  # ROCm's device, not Vulkan's
+
+
+@pytest.mark.parametrize("driver", [RADV, LAVAPIPE])
+def test_every_departure_of_a_vulkan_unit_is_explained(driver):
+    text = unit_text(gpu(driver))
+    found = directives(text)
+    comments = " ".join(line for line in text.splitlines() if line.startswith("#"))
+    for key, value in BASELINE.items():
+        if [v for k, v in found if k == key] != ([value] if isinstance(value, str) else list(value)):
+            assert key in comments, key
+    for key in ("DevicePolicy", "DeviceAllow", "SupplementaryGroups", "CacheDirectory"):
+        assert key in comments, key
+
+
+def test_vulkan_builds_llama_server_with_its_packages_and_flags():
+    assert server_cmake_args(CPU) == SERVER_CMAKE_ARGS
+    assert server_cmake_args(VULKAN).split() == [*SERVER_CMAKE_ARGS.split(), "-DGGML_VULKAN=ON"]
+    assert COMPUTE_BUILD_PACKAGES[VULKAN] == ("libvulkan-dev", "glslc", "spirv-headers")
+    assert COMPUTE_RUNTIME_PACKAGES[VULKAN] == ("libvulkan1", "mesa-vulkan-drivers")
+    assert COMPUTE_BUILD_PACKAGES[CPU] == COMPUTE_RUNTIME_PACKAGES[CPU] == ()
+
+
+TOOLCHAIN = ("glslc:2025.2-1", "libvulkan-dev:1.4.309.0-1", "spirv-headers:1.4.309.0-1")
+
+
+def test_the_build_key_names_the_backend_and_its_toolchain():
+    target = "x86_64-cp313-debian13"
+    cpu = build_key(lock(), PORTABLE_CPU, target)
+    assert build_key(lock(), PORTABLE_CPU, target, CPU, ()) == cpu  # a CPU site keeps its wheelhouse archives
+    vulkan = build_key(lock(), PORTABLE_CPU, target, VULKAN, TOOLCHAIN)
+    assert vulkan != cpu
+    assert build_key(lock(), PORTABLE_CPU, target, VULKAN, (*TOOLCHAIN[:2], "spirv-headers:1.4.313.0-1")) != vulkan
+
+
+def refused(**data) -> tuple[set, str]:
+    return problems_of(with_change(lambda h: h["back"][1].update({f"model_server_{k}": v for k, v in data.items()})))
+
+
+def test_a_vulkan_site_is_valid():
+    site = site_with(back={"model_server_compute": "vulkan", "model_server_vulkan_driver": "lavapipe"})
+    assert site.model_server_config("back").compute == VULKAN
+
+
+@pytest.mark.parametrize(
+    "data, key",
+    [
+        ({"compute": "rocm"}, "model_server_compute"),
+        ({"compute": "vulkan", "engine": LLAMA_CPP_PYTHON}, "model_server_compute"),
+        ({"compute": "vulkan", "mlock": True}, "model_server_mlock"),
+        ({"compute": "vulkan", "gpu_layers": 20}, "model_server_gpu_layers"),
+        ({"vulkan_driver": "lavapipe"}, "model_server_vulkan_driver"),
+        ({"flash_attention": "on"}, "model_server_flash_attention"),
+        ({"compute": "vulkan", "vulkan_driver": "amdvlk"}, "model_server_vulkan_driver"),
+        ({"cmake_args": "-DGGML_VULKAN=ON -DGGML_NATIVE=OFF"}, "model_server_cmake_args"),
+    ],
+)
+def test_a_setting_the_compute_backend_does_not_read_is_refused_naming_host_and_key(data, key):
+    problems, _ = refused(**data)
+    assert problems == {("back", key)}
+
+
+def test_mlock_on_the_gpu_is_refused_naming_both_keys():
+    _, message = refused(compute="vulkan", mlock=True)
+    assert "'model_server_mlock'" in message and "model_server_compute is vulkan" in message
+
+
+# What llama-server logs at start-up, built from the pinned build's format strings (roles/model_server/offload.py).
+LAVAPIPE_LOG = """\
+ggml_vulkan: Found 1 Vulkan devices:
+ggml_vulkan: 0 = llvmpipe (LLVM 19.1.7, 256 bits) (llvmpipe) | uma: 0 | fp16: 0 | bf16: 0 | warp size: 8 | shared \
+memory: 32768 | int dot: 0 | matrix cores: none
+llama_prepare_model_devices: using device Vulkan0 (llvmpipe (LLVM 19.1.7, 256 bits)) (unknown id) - 23975 MiB free
+load_tensors: offloading output layer to GPU
+load_tensors: offloading 2 repeating layers to GPU
+load_tensors: offloaded 3/3 layers to GPU
+"""
+RADV_LOG = """\
+llama_prepare_model_devices: using device Vulkan0 (AMD Radeon 8060S Graphics (RADV GFX1151)) (0000:c5:00.0) - \
+98304 MiB free
+load_tensors: offloaded 49/49 layers to GPU
+"""
+NO_DEVICE_LOG = """\
+ggml_vulkan: No devices found.
+warning: no usable GPU found, --gpu-layers option will be ignored
+"""
+
+
+def test_the_start_up_log_names_the_device_and_the_layers():
+    startup = read_startup_log(LAVAPIPE_LOG.splitlines())
+    assert startup.devices == (("Vulkan0", "llvmpipe (LLVM 19.1.7, 256 bits)"),)
+    assert startup.offloaded == (3, 3) and not startup.no_device
+    assert offload_problem(startup, LAVAPIPE) is None
+    assert offload_problem(read_startup_log(RADV_LOG.splitlines()), RADV) is None
+    assert read_startup_log(RADV_LOG.splitlines()).summary() == (
+        "49 of 49 layers on Vulkan0 (AMD Radeon 8060S Graphics (RADV GFX1151))"
+    )
+
+
+@pytest.mark.parametrize(
+    "log, driver, cause",
+    [
+        (NO_DEVICE_LOG, LAVAPIPE, "GGML_VK_VISIBLE_DEVICES=0"),  # a silent CPU fallback
+        (NO_DEVICE_LOG, RADV, "SupplementaryGroups=render"),
+        ("", RADV, "restart it"),  # nothing logged (or rotated away): nothing proves the GPU
+        ("load_tensors: offloaded 0/49 layers to GPU", RADV, "named no device"),
+        (LAVAPIPE_LOG, RADV, "not on the radv device"),  # the render node was missing: only Mesa's CPU driver left
+        (RADV_LOG.replace("49/49", "30/49"), RADV, "30 of 49 layers"),  # a partial offload
+        (RADV_LOG.splitlines()[0], RADV, 'no "offloaded N/M layers to GPU"'),
+    ],
+)
+def test_a_cpu_fallback_or_a_partial_offload_is_named(log, driver, cause):
+    assert cause in offload_problem(read_startup_log(log.splitlines()), driver)
+
+
+def test_the_start_up_log_is_read_with_our_constants_only():
+    command = StartupLog().command(UNIT)
+    assert "_SYSTEMD_UNIT=clawlan-model-server.service" in command and '"_PID=$pid"' in command
+    for marker in MARKERS:
+        assert shlex.quote(marker) in command
+    kept = [line for line in LAVAPIPE_LOG.splitlines() if any(marker in line for marker in MARKERS)]
+    assert read_startup_log(kept) == read_startup_log(LAVAPIPE_LOG.splitlines())
+    assert read_startup_log([line for line in NO_DEVICE_LOG.splitlines() if any(m in line for m in MARKERS)]).no_device
