@@ -15,7 +15,7 @@ backend = [
     _backend("lab-back", "10.242.17.20"),
     # The lab's hosts share one kernel and its swap: the first backend's swapfile is the lab's. Debian 12 on the CPU:
     # a mixed site, as a first real site may be (a new GPU box beside an older one).
-    _backend("lab-back2", "10.242.17.21", swapfile=False, debian=12),
+    _backend("lab-back2", "10.242.17.21", swapfile=False, debian=12, vulkan=False),
 ]
 
 check_inventory(__file__)

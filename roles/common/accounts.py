@@ -1,4 +1,5 @@
-"""A system user for a service, checked with one ``getent`` (pyinfra's server.user reads every user and group)."""
+"""A system user or group for a service, checked with one ``getent`` (pyinfra's server.user and server.group read
+every user and group)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,25 @@ class PasswdEntry(FactBase):
     def process(self, output):
         fields = output[0].split(":") if output else []
         return {"home": fields[5], "shell": fields[6]} if len(fields) == 7 else None
+
+
+class GroupExists(FactBase):
+    """Whether the group exists (in /etc/group or any other source NSS reads)."""
+
+    def command(self, group: str) -> str:
+        return f"getent group {shlex.quote(group)} > /dev/null && echo yes || true"
+
+    def process(self, output):
+        return bool(output) and output[0].strip() == "yes"
+
+
+@operation()
+def system_group(group: str):
+    """A system group, made when the host has none of that name."""
+    if host.get_fact(GroupExists, group=group):
+        host.noop(f"group {group} exists")
+    else:
+        yield f"groupadd --system {shlex.quote(group)}"
 
 
 @operation()

@@ -31,6 +31,7 @@ SECRETS_FILE = "/etc/clawlan/model-server.env"  # llama-cpp-python reads its key
 KEY_FILE = "/etc/clawlan/model-server.key"  # llama-server reads it: 0640 root and the service's group
 UNIT = "clawlan-model-server.service"
 USER = "llm"
+RENDER_GROUP = "render"  # Debian's udev gives the GPU's render nodes (/dev/dri/renderD*) to it, 0660
 # What llama.cpp's Vulkan backend reads from its environment, per device class. It skips CPU-type devices unless one
 # is named: without GGML_VK_VISIBLE_DEVICES lavapipe is "No devices found" and a silent CPU fallback. On a real GPU it
 # pins the first device, which the Vulkan loader sorts before any CPU driver. F16 and cooperative matrices off on
@@ -132,6 +133,10 @@ class ModelServerConfig:
             # memory instead): stated, so that nothing brings mmap back under the GPU.
             options["--load-mode"] = "auto"
             options["--flash-attn"] = self.flash_attention
+            # The pinned server logs where it put the model (the device, "offloaded N/M layers") at verbosity 4 only,
+            # and the deploy's proof that the GPU serves reads those lines. The price: about 35 debug lines per chat
+            # in the journal, which journald's size limit keeps in bounds.
+            options["--verbosity"] = 4
         # /slots would show every slot's prompt, that is people's chats; the web UI is OpenClaw's job.
         switches = ("--no-kv-unified", "--jinja", "--metrics", "--no-slots", "--no-webui")
         return (*(str(word) for pair in options.items() for word in pair), *switches)
@@ -269,6 +274,16 @@ def preflight(settings: ModelServerSettings, spec: HostSpec) -> list[Problem]:
                 "model_server_compute",
                 f"vulkan is built into llama-server only (and proved from its log); this host's model_server_engine "
                 f"is {LLAMA_CPP_PYTHON}",
+            )
+        )
+    if settings.compute == VULKAN and spec.debian < 13:
+        # Debian 12's Vulkan headers and glslc are older than the pinned source needs, and its kernel, Mesa and
+        # firmware predate the reference GPU: refused here, before any host is touched, not after a failed build.
+        problems.append(
+            Problem(
+                spec.name,
+                "model_server_compute",
+                f"vulkan needs Debian 13 (its Vulkan headers, glslc, Mesa and kernel); hw_debian is {spec.debian}",
             )
         )
     if "-DGGML_VULKAN=ON" in settings.cmake_args.split():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pyinfra.api import deploy
 
-from roles.common.accounts import system_user
+from roles.common.accounts import system_group, system_user
 from roles.common.files import host_files, writing
 from roles.common.packages import install_packages
 from roles.common.python import virtualenv
@@ -18,6 +18,7 @@ from roles.common.units import service
 from roles.model_server.config import (
     CONFIG_FILE,
     KEY_FILE,
+    RENDER_GROUP,
     SECRETS_FILE,
     SERVER_DIR,
     UNIT,
@@ -43,6 +44,12 @@ def model_server(config: ModelServerConfig, installed_packages: frozenset[str] =
     runtime = list(COMPUTE_RUNTIME_PACKAGES[config.compute])
     install_packages(f"Install the {config.compute} runtime ({', '.join(runtime)})", runtime, installed_packages)
     system_user(name=f"Create the {USER} system user", user=USER, home="/nonexistent")
+    if config.compute == VULKAN:
+        # udev's rules give the GPU's render nodes to this group, and Debian's udev package makes it; a box without
+        # udev (a container, the lab) has none, and systemd refuses to start a unit whose SupplementaryGroups= names
+        # a group that does not exist.
+        system_group(name=f"Make sure the {RENDER_GROUP} group exists (the GPU's render nodes are its)",
+                     group=RENDER_GROUP)  # fmt: skip
 
     unit_path = f"/etc/systemd/system/{UNIT}"
     known = host_files(AWAIT_READY, "/etc/clawlan", CONFIG_FILE, SECRETS_FILE, KEY_FILE, unit_path)
@@ -131,6 +138,7 @@ def unit_text(config: ModelServerConfig) -> str:
         mlock=config.mlock,
         gpu=config.gpu_layers != 0,
         vulkan=config.compute == VULKAN,
+        render_group=RENDER_GROUP,
         jits_shaders=config.compute == VULKAN and config.vulkan_driver == LAVAPIPE,
         shader_cache=SHADER_CACHE,
     )

@@ -38,16 +38,25 @@ class CandidateVersions(FactBase):
 
 class StartupLog(FactBase):
     """The lines of ``unit``'s running server that say where it put the model (offload.MARKERS): its journal this
-    boot from its main process, so only the current run's. Empty when the unit runs nothing."""
+    boot from its main process, so only the current run's. Empty when the unit runs nothing.
+
+    journald takes in a service's output a moment after it is written: right after a restart the lines may not be
+    there yet, so it asks again, for up to 10 s, until a line that ends the story (layers counted, or no device)."""
 
     def command(self, unit: str) -> str:
         quoted = shlex.quote(unit)
         markers = " ".join(f"-e {shlex.quote(marker)}" for marker in MARKERS)
+        final = "|".join(f"*{shlex.quote(marker)}*" for marker in MARKERS[1:])
         return (
-            f"pid=$(systemctl show --value --property MainPID {quoted});"
-            f' if [ "${{pid:-0}}" != 0 ]; then journalctl --boot --no-pager --quiet --output cat'
-            f' _SYSTEMD_UNIT={quoted} "_PID=$pid" | grep --fixed-strings {markers} | head -n 100; fi; true'
+            f"pid=$(systemctl show --value --property MainPID {quoted}); lines=;"
+            f' if [ "${{pid:-0}}" != 0 ]; then for attempt in $(seq 20); do'
+            f' lines=$(journalctl --boot --no-pager --quiet --output cat _SYSTEMD_UNIT={quoted} "_PID=$pid"'
+            f" | grep --fixed-strings {markers} | head -n 100);"
+            f' case "$lines" in {final}) break;; esac; sleep 0.5; done; fi;'
+            ' [ -n "$lines" ] && printf \'%s\\n\' "$lines"; true'
         )
+
+    default = list
 
     def process(self, output):
         return list(output)

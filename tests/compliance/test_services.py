@@ -39,7 +39,9 @@ from roles.model_server.config import CONFIG_FILE as MODEL_CONFIG
 from roles.model_server.config import SERVER_DIR, VENV
 from roles.model_server.config import UNIT as MODEL_UNIT
 from roles.model_server.config import USER as MODEL_USER
-from roles.model_server.settings import LLAMA_SERVER
+from roles.model_server.facts import StartupLog
+from roles.model_server.offload import offload_problem, read_startup_log
+from roles.model_server.settings import LLAMA_SERVER, VULKAN
 from roles.monitor.alertmanager import CONFIG as ALERTMANAGER_CONFIG
 from roles.monitor.alertmanager import UNIT as ALERTMANAGER_UNIT
 from roles.monitor.alerts import WATCHDOG, alert_groups
@@ -167,6 +169,18 @@ def test_LLM_10_parallel_slots(host, site, host_name):
         config.parallel_slots,
         config.context_tokens,
     ), "slots or context per slot differ from the inventory"
+
+
+@control("LLM-11", "Every layer of the model runs on the GPU the inventory names", impact=0.8, roles=("backend",))
+def test_LLM_11_served_from_the_gpu(host, site, host_name):
+    """A Vulkan build that finds no device, or another device than meant, serves chats all the same from the CPU, many
+    times slower: its own start-up log is the proof of where the model went (the deploy reads it the same way)."""
+    config = site.model_server_config(host_name)
+    if config.compute != VULKAN:
+        pytest.skip(f"n/a: model_server_compute is {config.compute}")
+    startup = read_startup_log(host.check_output(StartupLog().command(MODEL_UNIT)).splitlines())
+    problem = offload_problem(startup, config.vulkan_driver)
+    assert problem is None, problem
 
 
 @control("LLM-06", "The model server's unit is hardened", impact=0.5, roles=("backend",))

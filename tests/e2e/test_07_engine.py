@@ -158,9 +158,10 @@ def gateway_chat(front, gateway) -> tuple[int, str]:
 def test_switching_the_engine_is_one_inventory_change_each_way(front, hosts, site):
     backend = hosts[BACKEND]
     gateway = site.gateway_config(FRONTEND)
-    result = deploy("--data", "model_server_engine=llama-cpp-python")
+    # llama-cpp-python serves on the CPU: the lab's backend leaves its Vulkan build for the CPU build.
+    cpu = ("--data", "model_server_compute=cpu")
+    result = deploy("--data", "model_server_engine=llama-cpp-python", *cpu)
     assert (RUN_MODEL_SERVER, BACKEND) in result.changed
-    assert not any("Install llama-cpp-python" in name for name, _ in result.changed)  # one build holds both
     running = backend.check_output(f"systemctl show --property ExecStart --value {MODEL_UNIT}")
     assert "llama_cpp.server" in running
     put_text(front, TOOLS_CHAT, json.dumps({"model": "openclaw", "max_tokens": 8,
@@ -170,10 +171,16 @@ def test_switching_the_engine_is_one_inventory_change_each_way(front, hosts, sit
     # One slot: the second chat waits for the first to end (the test above would fail on this engine).
     assert not interleaved(two_chats_at_once(front, site, max_tokens=400))
 
-    result = deploy()
+    result = deploy(*cpu)  # llama-server, on the CPU
     assert (RUN_MODEL_SERVER, BACKEND) in result.changed
+    assert not any("Install llama-cpp-python" in name for name, _ in result.changed)  # one build holds both
     service_controls.test_LLM_10_parallel_slots(backend, site, BACKEND)
     code, text = gateway_chat(front, gateway)
     assert code == 200, text
     assert interleaved(two_chats_at_once(front, site, max_tokens=400))
+
+    result = deploy()  # the inventory's: llama-server on the Vulkan device
+    assert (RUN_MODEL_SERVER, BACKEND) in result.changed
+    code, text = gateway_chat(front, gateway)
+    assert code == 200, text
     assert deploy().changed == set()
