@@ -136,7 +136,7 @@ def _applies(request, record_property):
     if "host_name" in request.fixturenames:
         host_name = request.getfixturevalue("host_name")
         record_property("host", host_name)
-        role = request.getfixturevalue("site").host(host_name).role
+        role = request.getfixturevalue("site").topology.host(host_name).role
         if role not in item.roles:
             pytest.skip(f"n/a: applies to {' and '.join(item.roles)} hosts")
 
