@@ -107,10 +107,15 @@ def test_drift_is_put_back_and_nothing_else(first_deploy, hosts, site):
     base_controls.test_BASE_01_kernel_settings_are_live(backend, site, "lab-back")
 
 
-def test_plain_http_apt_sources_go_back_to_https(first_deploy, hosts):
+# Where the installer of each release writes apt's sources (lab/image.py does the same).
+APT_SOURCES = {12: "/etc/apt/sources.list", 13: "/etc/apt/sources.list.d/debian.sources"}
+
+
+def test_plain_http_apt_sources_go_back_to_https(first_deploy, hosts, site):
     front = hosts["lab-front"]
-    front.check_output("sed -i 's#https://deb.debian.org#http://deb.debian.org#' /etc/apt/sources.list")
-    with pytest.raises(AssertionError, match="plain http to Debian's mirrors in: /etc/apt/sources.list"):
+    sources = APT_SOURCES[site.topology.host("lab-front").debian]
+    front.check_output(f"sed -i 's#https://deb.debian.org#http://deb.debian.org#' {sources}")
+    with pytest.raises(AssertionError, match=f"plain http to Debian's mirrors in: {sources}"):
         base_controls.test_BASE_16_apt_over_https(front)
     result = deploy("--limit", "lab-front")
     assert result.changed == {("Base system | Fetch packages from Debian's mirrors over https", "lab-front")}
@@ -118,7 +123,8 @@ def test_plain_http_apt_sources_go_back_to_https(first_deploy, hosts):
 
 
 # An older version from the main suite, when the security suite has a newer one: as on the morning after an advisory.
-OLDER_THAN_SECURITY = r"""for p in tzdata libexpat1 liblzma5; do
+# Candidates for both releases (Debian 13's point releases took in its early security updates of the first three).
+OLDER_THAN_SECURITY = r"""for p in tzdata libexpat1 liblzma5 libzstd1 login.defs libkrb5support0; do
   v=$(apt-cache madison "$p" | awk '$6 !~ /security/ {print $3; exit}')
   if [ -n "$v" ] && apt-cache madison "$p" | grep -q security && [ "$v" != "$(dpkg-query -W -f '${Version}' "$p")" ]
   then echo "$p" "$v"; exit; fi

@@ -7,6 +7,7 @@ certificate; every refusal the issue lists is proven by a request that is refuse
 from __future__ import annotations
 
 import json
+import posixpath
 import subprocess
 import time
 
@@ -22,6 +23,8 @@ from roles.common.ca import CertSpec, load_or_create_ca, sign_csr
 from roles.common.tls import CA_CERT, HOST_CERT, HOST_KEY
 from roles.common.transfer import STAGING
 from roles.model_server.config import CONFIG_FILE, KEY_FILE, UNIT
+from roles.model_server.deploy import SHADER_CACHE
+from roles.model_server.settings import VULKAN
 from tests.compliance import test_services as service_controls
 from tests.e2e.conftest import LAB_INVENTORY, deploy
 from tests.support.file_server import FileServer
@@ -252,3 +255,45 @@ def test_an_interrupted_download_resumes(hosts, lab, site, front, endpoint):
     deploy()
     assert f"--model {config.model_path} " in backend.file(CONFIG_FILE).content_string
     backend.run(f"rm -f {path} {path}.sha256")
+
+
+HIDE_DEVICE = f"/etc/systemd/system/{UNIT}.d/zz-test-hide-the-device.conf"
+
+
+def shader_cache_files(backend) -> dict[str, str]:
+    """Mesa's shader cache files of the model server: path -> inode."""
+    listing = backend.check_output(f"find /var/cache/{SHADER_CACHE} -type f -printf '%p %i\\n'")
+    return dict(line.rsplit(" ", 1) for line in listing.splitlines())
+
+
+def test_a_server_that_lost_its_device_fails_the_deploy_naming_why_and_the_shader_cache_is_kept(
+    hosts, site, front, endpoint
+):
+    """llama.cpp skips a CPU-type Vulkan device unless GGML_VK_VISIBLE_DEVICES names it: the server then answers from
+    the CPU, and only its start-up log tells. The deploy reads it and stops, naming the cause (LLM-11 states it for a
+    running site). Mesa's compiled shaders outlive the restarts, in the unit's CacheDirectory."""
+    assert site.model_server_config(BACKEND).compute == VULKAN  # the lab's backend: lavapipe, Mesa's software GPU
+    backend = hosts[BACKEND]
+    cached = shader_cache_files(backend)
+    assert cached, f"nothing in /var/cache/{SHADER_CACHE}: Mesa compiled its shaders somewhere else"
+    backend.check_output(f"mkdir -p {posixpath.dirname(HIDE_DEVICE)}")
+    put_text(backend, HIDE_DEVICE, "[Service]\nUnsetEnvironment=GGML_VK_VISIBLE_DEVICES\n", mode=0o644)
+    backend.check_output(f"systemctl daemon-reload && systemctl restart {UNIT}")
+    try:
+        code, text, _ = chat(front, endpoint, *CLIENT)
+        assert code == 200, text  # the silent fallback: chats are still answered, from the CPU
+        with pytest.raises(AssertionError, match="found no Vulkan device to use, so it runs on the CPU"):
+            service_controls.test_LLM_11_served_from_the_gpu(backend, site, BACKEND)
+        result = deploy(check=False)
+        assert result.returncode != 0, result.log[-3000:]
+        assert "lab-back: llama-server found no Vulkan device to use, so it runs on the CPU" in result.log
+        assert "GGML_VK_VISIBLE_DEVICES=0" in result.log  # where to look
+    finally:
+        backend.check_output(f"rm -f {HIDE_DEVICE} && rmdir --ignore-fail-on-non-empty {posixpath.dirname(HIDE_DEVICE)}"
+                             f" && systemctl daemon-reload && systemctl restart {UNIT}")  # fmt: skip
+    assert deploy().changed == set()
+    service_controls.test_LLM_11_served_from_the_gpu(backend, site, BACKEND)
+    code, text, _ = chat(front, endpoint, *CLIENT)
+    assert code == 200, text
+    after = shader_cache_files(backend)
+    assert {path: after.get(path) for path in cached} == cached, "the shader cache was emptied by a restart"
