@@ -29,7 +29,6 @@ ENGINE_ONLY = {
 COMPUTE_ONLY = {
     "gpu_layers": CPU,
     "mlock": CPU,
-    "vulkan_driver": VULKAN,
     "flash_attention": VULKAN,
 }
 

@@ -12,6 +12,7 @@ from roles.common.hardening import BASELINE
 from roles.common.locks import Lock
 from roles.common.names import HostSpec
 from roles.common.templates import render
+from roles.inventory.load import build_site
 from roles.model_server.config import UNIT, build_model_server_config, model_file_name
 from roles.model_server.deploy import COMPUTE_RUNTIME_PACKAGES, unit_text
 from roles.model_server.facts import StartupLog
@@ -33,7 +34,7 @@ from roles.model_server.settings import (
     VULKAN,
     ModelServerSettings,
 )
-from tests.support.sites import problems_of, site_with, with_change
+from tests.support.sites import good_hosts, problems_of, site_with, with_change
 from tests.unit.test_hardening import directives
 
 BACKEND = HostSpec("back", "10.0.0.20", "backend", 128, 16)
@@ -310,7 +311,6 @@ def test_a_vulkan_site_is_valid():
         ({"compute": "vulkan", "engine": LLAMA_CPP_PYTHON}, "model_server_compute"),
         ({"compute": "vulkan", "mlock": True}, "model_server_mlock"),
         ({"compute": "vulkan", "gpu_layers": 20}, "model_server_gpu_layers"),
-        ({"vulkan_driver": "lavapipe"}, "model_server_vulkan_driver"),
         ({"flash_attention": "on"}, "model_server_flash_attention"),
         ({"compute": "vulkan", "vulkan_driver": "amdvlk"}, "model_server_vulkan_driver"),
         ({"cmake_args": "-DGGML_VULKAN=ON -DGGML_NATIVE=OFF"}, "model_server_cmake_args"),
@@ -382,3 +382,10 @@ def test_the_start_up_log_is_read_with_our_constants_only():
     kept = [line for line in LAVAPIPE_LOG.splitlines() if any(marker in line for marker in MARKERS)]
     assert read_startup_log(kept) == read_startup_log(LAVAPIPE_LOG.splitlines())
     assert read_startup_log([line for line in NO_DEVICE_LOG.splitlines() if any(m in line for m in MARKERS)]).no_device
+
+
+def test_the_vulkan_driver_may_stay_while_the_cpu_serves():
+    """The driver says what the box's GPU is: switching the compute to the CPU for a while leaves it true."""
+    hosts = good_hosts()
+    hosts["back"][1].update(model_server_compute="cpu", model_server_vulkan_driver="lavapipe")
+    assert build_site(hosts).model_server_config("back").compute == "cpu"
