@@ -74,9 +74,8 @@ def test_the_probe_measures_real_chats_on_each_path(prometheus, path):
 def test_every_alert_rule_is_loaded_in_its_group(prometheus, site):
     loaded = {group["name"]: {rule["name"] for rule in group["rules"]} for group in api(prometheus, "rules")["groups"]}
     ours = {f"clawlan-{g.name}": {r.name for r in g.rules} for g in alert_groups(site.prometheus_config().thresholds)}
-    assert (
-        sum(map(len, ours.values())) == 23
-    )  # 22 alerts and the Watchdog: "all loaded" is not "none made, none loaded"
+    # 22 alerts and the Watchdog: "all loaded" is not "none made, none loaded".
+    assert sum(map(len, ours.values())) == 23
     assert loaded == ours
     service_controls.test_MON_04_alert_rules_loaded(site, site.topology.monitor_host.name)
 
