@@ -40,6 +40,15 @@ def with_change(change):
     return hosts
 
 
+def on_both_hosts(key: str, value):
+    """Both hosts get the value (site-wide keys must be equal), but for the backend's own address."""
+    hosts = good_hosts()
+    for name, (_, host_data) in hosts.items():
+        if key != "ssh_hostname" or name == "back":
+            host_data[key] = value
+    return hosts
+
+
 def problems_of(hosts):
     """The (host, key) pairs the site's refusal names, and its message."""
     with pytest.raises(InventoryError) as raised:

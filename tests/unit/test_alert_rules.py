@@ -10,9 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +32,7 @@ from roles.mtls.config import BALANCER_PROXY
 from roles.pki.settings import PkiSettings
 from roles.site.site import WATCHED_UNITS
 from tests.support.alert_rules import rules_document
+from tests.support.promtool import run_promtool
 
 HOSTS = [
     HostSpec("lab-front", "10.0.0.10", "frontend", 16, 4),
@@ -71,22 +69,6 @@ def thresholds(**monitor_settings) -> AlertThresholds:
 
 DEFAULTS = thresholds()
 ALERTS = tuple(r.name for group in alert_groups(DEFAULTS) for r in group.rules if r.name != WATCHDOG)
-
-
-def promtool() -> Path:
-    candidate = Path(sys.prefix) / "bin" / "promtool"
-    if candidate.is_file():
-        return candidate
-    found = shutil.which("promtool")
-    if found is None:
-        pytest.fail(
-            f"promtool not found in {candidate.parent} or on PATH: `make venv` installs it (from Debian's .deb)"
-        )
-    return Path(found)
-
-
-def run_promtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([promtool(), *map(str, args)], capture_output=True, text=True, timeout=120, check=False)
 
 
 # --- What promtool is given and expects -------------------------------------------------------------------------

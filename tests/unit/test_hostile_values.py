@@ -38,7 +38,7 @@ from roles.model_server.deploy import unit_text
 from roles.model_server.settings import LAVAPIPE, LLAMA_CPP_PYTHON, LLAMA_SERVER, RADV, VULKAN
 from tests.support.alert_rules import rules_document
 from tests.support.site_files import site_files
-from tests.support.sites import good_hosts
+from tests.support.sites import good_hosts, on_both_hosts
 
 # A few seconds in all: every key gets its own small runs (derandomized, so a run is repeatable).
 PER_KEY = settings(
@@ -300,15 +300,6 @@ def check(hosts, names: set[str], key: str, value, accepted: bool) -> None:
     assert accepted, f"{key}={value!r} passed the inventory check but not its value type"
     assert printable_all_through(value)
     assert_renders_safely(site)
-
-
-def on_both_hosts(key: str, value):
-    """Both hosts get the value (site-wide keys must be equal), but for the backend's own address."""
-    hosts = good_hosts()
-    for name, (_, host_data) in hosts.items():
-        if key != "ssh_hostname" or name == "back":
-            host_data[key] = value
-    return hosts
 
 
 @pytest.mark.parametrize("key", sorted(KEYS))

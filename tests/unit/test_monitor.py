@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import bcrypt
 import pytest
@@ -24,6 +21,7 @@ from roles.monitor.probe import RUNTIME_DIR as PROBE_RUNTIME_DIR
 from roles.monitor.prometheus import prometheus_yml_text
 from roles.monitor.rules import render_rules
 from roles.site.site import WATCHED_UNITS
+from tests.support.promtool import promtool
 from tests.support.sites import good_hosts, with_change
 
 FRONT, BACK = "10.0.0.10", "10.0.0.20"
@@ -32,13 +30,6 @@ FRONT, BACK = "10.0.0.10", "10.0.0.20"
 @pytest.fixture
 def site():
     return build_site(good_hosts())
-
-
-def promtool() -> str:
-    found = Path(sys.prefix) / "bin" / "promtool"
-    path = str(found) if found.exists() else shutil.which("promtool")
-    assert path, "promtool is missing: `make venv` installs it from Debian's prometheus package"
-    return path
 
 
 def test_the_monitor_defaults_to_the_first_frontend(site):

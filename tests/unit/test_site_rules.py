@@ -4,9 +4,7 @@ listed beside clawlan's rules in the configuration promtool checks."""
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +14,8 @@ from roles.inventory.load import build_site
 from roles.monitor import site_rules
 from roles.monitor.prometheus import prometheus_yml_text
 from roles.monitor.rules import render_rules
-from tests.support.sites import good_hosts
+from tests.support.promtool import promtool
+from tests.support.sites import good_hosts, on_both_hosts
 
 SITE_RULES = """\
 groups:
@@ -38,22 +37,15 @@ def written(tmp_path: Path, text: str, name: str = "home.rules.yml") -> str:
     return str(path)
 
 
-def with_rules_file(path: str) -> dict:
-    hosts = good_hosts()
-    for _, data in hosts.values():  # site-wide: the same on every host
-        data["monitor_rules_file"] = path
-    return hosts
-
-
 def problems(path: str) -> set[tuple[str, str, str]]:
     with pytest.raises(InventoryError) as refused:
-        build_site(with_rules_file(path))
+        build_site(on_both_hosts("monitor_rules_file", path))
     return {(p.host, p.key, p.message) for p in refused.value.problems}
 
 
 def test_a_good_file_is_named_in_prometheus_configuration_and_passes_promtool(tmp_path):
     path = written(tmp_path, SITE_RULES)
-    site = build_site(with_rules_file(path))
+    site = build_site(on_both_hosts("monitor_rules_file", path))
     config = site.prometheus_config()
     assert config.settings.rules_file == path and site_rules.read(path) == SITE_RULES
     text = prometheus_yml_text(config, "front")
@@ -81,7 +73,7 @@ def test_without_one_only_clawlans_rules_are_named():
 def test_promtool_on_the_monitor_refuses_what_the_shape_check_lets_through(tmp_path):
     """The control machine checks the shape; an expression only Prometheus can judge: promtool on the host."""
     path = written(tmp_path, SITE_RULES.replace('up{job="nas"} == 0', "up{job= == 0"))
-    build_site(with_rules_file(path))  # the shape is a rules file's
+    build_site(on_both_hosts("monitor_rules_file", path))  # the shape is a rules file's
     result = subprocess.run([promtool(), "check", "rules", path], capture_output=True, text=True, check=False)
     assert result.returncode != 0
 
@@ -124,12 +116,5 @@ def test_an_oversized_file_is_refused_unread(tmp_path):
 
 def test_a_site_rules_file_changes_no_other_setting(tmp_path):
     base = build_site(good_hosts()).prometheus_config()
-    changed = build_site(with_rules_file(written(tmp_path, SITE_RULES))).prometheus_config()
+    changed = build_site(on_both_hosts("monitor_rules_file", written(tmp_path, SITE_RULES))).prometheus_config()
     assert dataclasses.replace(changed, settings=dataclasses.replace(changed.settings, rules_file="")) == base
-
-
-def promtool() -> str:
-    candidate = Path(sys.prefix) / "bin" / "promtool"
-    found = str(candidate) if candidate.is_file() else shutil.which("promtool")
-    assert found, "promtool not found: `make venv` installs it"
-    return found
