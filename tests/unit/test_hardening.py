@@ -9,6 +9,7 @@ from roles.common.hardening import BASELINE, sandbox
 from roles.common.templates import TEMPLATES
 from roles.inventory.load import build_site
 from tests.support.site_files import site_files
+from tests.support.units import directives
 from tests.unit.test_inventory_validation import good_hosts
 
 UNIT_TEMPLATES = sorted(path for path in TEMPLATES.glob("*/*.j2") if "[Service]" in path.read_text())
@@ -16,18 +17,6 @@ UNIT_TEMPLATES = sorted(path for path in TEMPLATES.glob("*/*.j2") if "[Service]"
 UNSANDBOXED = {TEMPLATES / "base" / "clawlan-swapon.service"}
 # What systemd reads as one more item of a list (or, empty, as a reset of it), not as a second value.
 REPEATABLE = {"SystemCallFilter", "Environment", "EnvironmentFile", "ExecStart", "ExecStartPost"}
-
-
-def directives(text: str) -> list[tuple[str, str]]:
-    """The [Service] section's assignments, in order."""
-    found, section = [], None
-    for line in text.splitlines():
-        if line.startswith("["):
-            section = line
-        elif section == "[Service]" and line and not line.startswith("#"):
-            key, value = line.split("=", 1)
-            found.append((key, value))
-    return found
 
 
 def lines_of(key: str, text: str) -> list[str]:

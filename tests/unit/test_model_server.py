@@ -35,7 +35,7 @@ from roles.model_server.settings import (
     ModelServerSettings,
 )
 from tests.support.sites import good_hosts, problems_of, site_with, with_change
-from tests.unit.test_hardening import directives
+from tests.support.units import directives
 
 BACKEND = HostSpec("back", "10.0.0.20", "backend", 128, 16)
 SETTINGS = ModelServerSettings(model_source="https://nas/models/qwen.gguf", model_sha256="ab" * 32)
