@@ -2,7 +2,7 @@
 
 The same data writes the rules file Prometheus loads (roles/monitor/rules.py), so the page says what fires and what
 the notification asks of the operator, word for word. Values are the defaults, for a site whose backend is named
-as in inventory/site.py; the keys under "Tuned by" move them.
+and runs as in inventory/site.py (on the reference box's GPU); the keys under "Tuned by" move them.
 """
 
 from __future__ import annotations
@@ -10,12 +10,13 @@ from __future__ import annotations
 import re
 
 from roles.gateway.config import AUDIT_MAX_AGE_S
-from roles.model_server.settings import ModelServerSettings
+from roles.model_server.decode_floors import decode_floor
+from roles.model_server.settings import VULKAN, ModelServerSettings
 from roles.monitor.alerts import CAUSES, EFFECTS, AlertRule, alert_groups
 from roles.monitor.alerts.model import AlertThresholds, prometheus_duration
 from roles.monitor.prometheus import alert_thresholds
 from roles.monitor.rules import GROUP_PREFIX
-from roles.monitor.settings import MonitorSettings
+from roles.monitor.settings import MonitorSettings, with_alert_floor
 from roles.mtls.config import BALANCER_PROXY
 from roles.pki.settings import PkiSettings
 from roles.site.site import WATCHED_UNITS
@@ -38,11 +39,12 @@ _READABLE = (
 
 
 def reference_thresholds() -> AlertThresholds:
-    slot_context = ((EXAMPLE_BACKEND, ModelServerSettings().context_tokens),)
+    backend = ModelServerSettings(compute=VULKAN)  # as in inventory/site.py: the reference box's GPU (radv)
+    monitor = with_alert_floor(MonitorSettings(), decode_floor((backend,)))
+    slot_context = ((EXAMPLE_BACKEND, backend.context_tokens),)
     return alert_thresholds(
-        MonitorSettings(), PkiSettings().renew_before_days, AUDIT_MAX_AGE_S, slot_context, BALANCER_PROXY,
-        WATCHED_UNITS,
-    )  # fmt: skip
+        monitor, PkiSettings().renew_before_days, AUDIT_MAX_AGE_S, slot_context, BALANCER_PROXY, WATCHED_UNITS
+    )
 
 
 def readable(text: str) -> str:

@@ -4,7 +4,8 @@
     python -m tools.docs --check    exit 1, naming the tables and pages, when they differ from what this makes
 
 Settings tables come from the settings classes (each default and its reason is written once, there); the alert
-index and docs/alerts.md from the alert rules' data (roles/monitor/alerts).
+index and docs/alerts.md from the alert rules' data (roles/monitor/alerts); the decode floors from their table
+(roles/model_server/decode_floors.py).
 
 A table sits between ``<!-- settings:PREFIX -->`` and ``<!-- /settings:PREFIX -->`` (PREFIX as in
 roles.inventory.schema.SETTINGS, ``host`` for the per-host keys, or ``controls`` for the compliance suite's controls);
@@ -27,6 +28,8 @@ from roles.common.names import ROLE_GROUPS
 from roles.common.settings import every_key_site_wide, is_site_wide
 from roles.common.values.core import ValueType
 from roles.inventory.schema import HOST_KEYS, HOST_VALUES, SETTINGS
+from roles.model_server.decode_floors import DECODE_FLOORS
+from roles.monitor.settings import ALERT_FLOOR_PERCENT
 from tools import alert_reference
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,6 +39,7 @@ CONTROLS = "controls"
 PYINFRA = "pyinfra"
 TYPES = "types"
 ALERTS = "alerts"
+DECODE_FLOORS_SECTION = "decode_floors"
 # Whole pages, written from data: path under the repository -> what belongs there.
 PAGES = {alert_reference.PAGE: alert_reference.page}
 
@@ -112,6 +116,30 @@ def types_table() -> str:
     return "\n".join(lines)
 
 
+def decode_floors_table() -> str:
+    """The decode floor of each device class (roles/model_server/decode_floors.py), and what follows from it."""
+    lines = [
+        "| device class | floor, tokens/s | from, tokens/s | below it by | where the number comes from |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, floor in DECODE_FLOORS.items():
+        cells = [
+            f"`{name}`",
+            "none (0)" if floor.tokens_per_second is None else f"{floor.tokens_per_second:g}",
+            "—" if floor.from_tokens_per_second is None else f"{floor.from_tokens_per_second:g}",
+            "—" if floor.margin_percent is None else f"{floor.margin_percent} %",
+            floor.source,
+        ]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    lines += [
+        "",
+        "`latency_tokens_per_second: \"auto\"` (the default): the lowest floor among the site's backends' classes, "
+        'none if any class has none; `monitor_alert_tokens_per_second_floor: "auto"`: '
+        f"{ALERT_FLOOR_PERCENT} % of the site's `latency_tokens_per_second`. An inventory value wins over either.",
+    ]
+    return "\n".join(lines)
+
+
 def controls() -> list[Any]:
     """The compliance suite's controls (tests/compliance/test_*.py), in ID order."""
     if str(REPO) not in sys.path:  # tests/ is no installed package: run as a script, import it from the checkout
@@ -141,6 +169,7 @@ def sections() -> dict[str, str]:
         TYPES: types_table(),
         CONTROLS: controls_table(),
         ALERTS: alert_reference.index_table(),
+        DECODE_FLOORS_SECTION: decode_floors_table(),
     }
     return {name: f"\n{table}\n\n" for name, table in tables.items()}
 

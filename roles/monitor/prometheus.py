@@ -125,7 +125,11 @@ def alert_thresholds(
     balancer_proxy: str,
     watched_units: tuple[str, ...],
 ) -> AlertThresholds:
-    """What the alert rules read: the inventory's monitor_alert_* keys and the facts of other roles they judge."""
+    """What the alert rules read: the inventory's monitor_alert_* keys and the facts of other roles they judge.
+
+    An 'auto' decode floor must have been made a number first (settings.with_alert_floor, from the site's target)."""
+    if settings.alert_tokens_per_second_floor == "auto":
+        raise ValueError("monitor_alert_tokens_per_second_floor is 'auto': read the site's settings (Site.monitor)")
     return AlertThresholds(
         memory_used_percent=settings.alert_memory_used_percent,
         memory_for_s=settings.alert_memory_for_s,

@@ -5,14 +5,19 @@ Every ``monitor_*`` key is site-wide: one Prometheus evaluates one set of rules 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Literal
 
 from roles.common.settings import all_site_wide, setting
 from roles.common.values.containers import OrEmpty
 from roles.common.values.network import DnsLabel, HostName, Networks
-from roles.common.values.numbers import Number, Port, WholeNumber
+from roles.common.values.numbers import Choice, Either, Number, Port, WholeNumber
 from roles.common.values.paths import ControlPath, Url
 from roles.common.values.text import EmailAddress, Pattern
+
+# The probe's decode alert sits this far below the site's decode target (latency_tokens_per_second) unless the
+# inventory sets its own: one short probe chat is noisier than the latency suite's median of many.
+ALERT_FLOOR_PERCENT = 80
 
 
 @all_site_wide  # one Prometheus, one set of rules and targets for the whole site
@@ -60,8 +65,12 @@ class MonitorSettings:
                                                Number(0.01, 100))  # fmt: skip
     alert_ttft_p99_s: float = setting(1.0, "Probe time to first token p99 above this alerts (the seeds' P99 > 1 s).",
                                       Number(0.01, 600))  # fmt: skip
-    alert_tokens_per_second_floor: float = setting(
-        20.0, "Decode speed below this alerts; the reference box does ~28-32 tokens/s on Q4_K_M.", Number(0, 100000)
+    alert_tokens_per_second_floor: float | Literal["auto"] = setting(
+        "auto",
+        f"The probe's decode speed below this alerts; 0 = never. auto: {ALERT_FLOOR_PERCENT} % of "
+        "latency_tokens_per_second, the target the latency suite holds a median of many chats to (one probe is "
+        "noisier).",
+        Either(Number(0, 100000), Choice("auto")),
     )
     alert_latency_for_s: int = setting(600, "How long latency or speed must miss target: one slow chat is no trend.",
                                        WholeNumber(0, 86400))  # fmt: skip
@@ -134,3 +143,10 @@ class MonitorSettings:
     alert_repeat_interval_s: int = setting(
         14400, "A firing alert is sent again this often (4 h: a reminder, not a flood).", WholeNumber(60, 604800)
     )
+
+
+def with_alert_floor(settings: MonitorSettings, decode_target: float) -> MonitorSettings:
+    """``settings`` with an 'auto' decode alert floor made a number: ALERT_FLOOR_PERCENT of the site's target."""
+    if settings.alert_tokens_per_second_floor != "auto":
+        return settings
+    return replace(settings, alert_tokens_per_second_floor=decode_target * ALERT_FLOOR_PERCENT / 100)

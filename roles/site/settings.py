@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from roles.base.settings import BaseSettings
 from roles.common.settings import all_site_wide, setting
 from roles.common.values.containers import OrEmpty
-from roles.common.values.numbers import Number
+from roles.common.values.numbers import Choice, Either, Number
 from roles.common.values.paths import ControlPath
 from roles.firewall.settings import FirewallSettings
 from roles.gateway.settings import GatewaySettings
@@ -49,8 +50,12 @@ class LatencyTargets:
         0.04, "Inter-token p99, seconds; above 40 ms a Nagle/delayed-ACK stall is likely.", Number(0.001, 60),
         renamed_from="monitor_target_inter_token_p99_s",
     )  # fmt: skip
-    tokens_per_second: float = setting(25.0, "Decode speed floor per path (Q4_K_M on the reference box).",
-                                       Number(0, 100000), renamed_from="monitor_target_tokens_per_second")  # fmt: skip
+    tokens_per_second: float | Literal["auto"] = setting(
+        "auto",
+        "Decode speed floor per path, tokens/s; 0 = none. auto: per device class, the slowest class among the site's "
+        "backends (README, Decode floors).",
+        Either(Number(0, 100000), Choice("auto")), renamed_from="monitor_target_tokens_per_second",
+    )  # fmt: skip
     noise_margin_percent: float = setting(
         0.0,
         "How far a figure may miss its target, in %, and still pass as measurement noise. 0 on a real site: its "
@@ -61,6 +66,8 @@ class LatencyTargets:
     def allowed(self) -> dict[str, float]:
         """Each latency figure's bound with the noise margin: p99s may be that much higher, the speed that much
         lower."""
+        if self.tokens_per_second == "auto":
+            raise ValueError("latency_tokens_per_second is 'auto': read the site's targets (Site.latency)")
         factor = self.noise_margin_percent / 100
         return {
             "ttft_p99_s": self.ttft_p99_s * (1 + factor),

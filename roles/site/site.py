@@ -7,7 +7,7 @@ so no role imports another. ``roles/inventory/`` loads and validates the invento
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 from roles.base.config import BaseConfig, build_base_config
@@ -19,6 +19,7 @@ from roles.gateway.config import ENV_FILE as GATEWAY_ENV_FILE
 from roles.gateway.config import UNIT as GATEWAY_UNIT
 from roles.model_server.config import IDLE_CLOSE_S, ModelServerConfig, build_model_server_config, health_path, slots
 from roles.model_server.config import UNIT as MODEL_SERVER_UNIT
+from roles.model_server.decode_floors import decode_floor
 from roles.model_server.settings import LLAMA_SERVER
 from roles.monitor.alertmanager import UNIT as ALERTMANAGER_UNIT
 from roles.monitor.alertmanager import AlertmanagerConfig, build_alertmanager_config
@@ -29,7 +30,7 @@ from roles.monitor.probe import UNIT as PROBE_UNIT
 from roles.monitor.probe import ProbeConfig, build_probe_config
 from roles.monitor.prometheus import UNIT as PROMETHEUS_UNIT
 from roles.monitor.prometheus import ModelServerScrape, PrometheusConfig, build_prometheus_config
-from roles.monitor.settings import MonitorSettings
+from roles.monitor.settings import MonitorSettings, with_alert_floor
 from roles.mtls.config import (
     BALANCER_PROXY,
     BALANCER_UNIT,
@@ -79,13 +80,20 @@ class Site:
         """Where the site reads its site-wide keys: the inventory check holds them equal on every host."""
         return self.settings[self.topology.hosts[0].name]
 
-    @property
+    @cached_property
     def monitor(self) -> MonitorSettings:
-        return self._site_wide.monitor
+        """The site-wide monitor_* keys, an 'auto' decode alert floor made a number from the site's decode target."""
+        return with_alert_floor(self._site_wide.monitor, self.latency.tokens_per_second)
 
-    @property
+    @cached_property
     def latency(self) -> LatencyTargets:
-        return self._site_wide.latency
+        """The latency suite's targets, an 'auto' decode floor made a number: the slowest device class among the
+        backends (roles/model_server/decode_floors.py), for the targets are site-wide."""
+        own = self._site_wide.latency
+        if own.tokens_per_second != "auto":
+            return own
+        backends = tuple(self.settings[h.name].model_server for h in self.topology.backends)
+        return replace(own, tokens_per_second=decode_floor(backends))
 
     @cached_property
     def control(self) -> ControlMachine:

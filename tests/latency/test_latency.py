@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
+
 from tests.support.stats import chats_with_slow_gaps, slowest_ttfts
 
 
@@ -53,6 +55,9 @@ def test_inter_token_p99_meets_the_target(measured, site):
 
 
 def test_decode_speed_meets_the_target(measured, site):
+    if not site.latency.tokens_per_second:
+        pytest.skip("no decode floor: latency_tokens_per_second is 0, or 'auto' on a site with a backend whose device"
+                    " class has none (cpu; README, Decode floors): set it in the inventory")  # fmt: skip
     target = site.latency.allowed()["tokens_per_second_median"]
     median = measured.summary["tokens_per_second_median"]
     assert median is not None, "no chat streamed two chunks: no decode speed to measure"

@@ -21,13 +21,14 @@ from prometheus_client.utils import floatToGoString
 from roles.common.names import HostSpec
 from roles.gateway.config import AUDIT_MAX_AGE_S
 from roles.inventory.schema import SETTINGS
+from roles.model_server.decode_floors import DECODE_FLOORS, RADV_CLASS
 from roles.monitor.alerts import CAUSES, EFFECTS, WATCHDOG, AlertRule, AlertThresholds, alert_groups
 from roles.monitor.alerts.latency import ttft_window_s
 from roles.monitor.alerts.model import gib_to_bytes, number, prometheus_duration
 from roles.monitor.programs.collector import TTFT_BUCKETS
 from roles.monitor.prometheus import alert_thresholds
 from roles.monitor.rules import render_rules
-from roles.monitor.settings import MonitorSettings
+from roles.monitor.settings import MonitorSettings, with_alert_floor
 from roles.mtls.config import BALANCER_PROXY
 from roles.pki.settings import PkiSettings
 from roles.site.site import WATCHED_UNITS
@@ -57,12 +58,15 @@ FIXED_FOR_S = {
     "ClawlanGpuHot": 300,
 }
 SLOT_CONTEXT = 32768
+REFERENCE_DECODE_TARGET = DECODE_FLOORS[RADV_CLASS].tokens_per_second
 
 
 def thresholds(**monitor_settings) -> AlertThresholds:
-    """Thresholds as the deploy builds them from the inventory (here: the defaults, plus any given setting)."""
+    """Thresholds as the deploy builds them from the inventory (here: the defaults on the reference box's device
+    class, plus any given setting)."""
     return alert_thresholds(
-        MonitorSettings(**monitor_settings), PkiSettings().renew_before_days, AUDIT_MAX_AGE_S,
+        with_alert_floor(MonitorSettings(**monitor_settings), REFERENCE_DECODE_TARGET),
+        PkiSettings().renew_before_days, AUDIT_MAX_AGE_S,
         ((BACK, SLOT_CONTEXT),), BALANCER_PROXY, WATCHED_UNITS,
     )  # fmt: skip
 
