@@ -117,6 +117,7 @@ class Site:
             wheelhouse_dir=str(self.control.wheelhouse_dir),
             api_key_file=str(self.control.model_server_api_key_file),
             lock=self.control.lock(MODEL_SERVER, model.version),
+            system_reserve_gib=self.settings[name].base.system_reserve_gib,
         )
 
     def ingress_config(self, name: str) -> IngressConfig:
