@@ -3,10 +3,37 @@ memory budget that counts it in place of the model's share of RAM."""
 
 from __future__ import annotations
 
-import pytest
+import hashlib
+import os
+import shlex
+import subprocess
+import types
 
-from roles.model_server.config import auto_gtt_gib, gtt_modprobe_line
+import pytest
+from pyinfra.api import OperationError
+
+from roles.model_server import operations
+from roles.model_server.config import GTT_CONF, auto_gtt_gib, gtt_modprobe_line
+from roles.model_server.deploy import runtime_packages
+from roles.model_server.facts import GpuKernel, GttLimitFiles, GttTotals
+from roles.model_server.gpu import (
+    DRM,
+    FIRMWARE_DIR,
+    KNOWN_BAD_KERNELS,
+    gpu_kernel_problems,
+    gtt_mismatch,
+    kernel_version,
+    parse_gtt_totals,
+)
+from roles.model_server.operations import (
+    GTT_INITRAMFS_STAMP,
+    gpu_kernel_ready,
+    gtt_conf_text,
+    gtt_in_effect,
+    gtt_limit,
+)
 from roles.model_server.settings import ModelServerSettings
+from tests.support.shell import plan
 from tests.support.sites import problems_of, site_with, with_change
 
 RADV_BACKEND = {"model_server_compute": "vulkan"}  # the driver defaults to radv
@@ -100,3 +127,184 @@ def test_a_gtt_is_refused_where_nothing_reads_it(data, only, chosen):
 @pytest.mark.parametrize("gib, pages", [(1, 262144), (53, 13893632), (104, 27262976)])
 def test_the_modprobe_line_gives_ttm_the_pages_of_the_gtt(gib, pages):
     assert gtt_modprobe_line(gib) == f"options ttm pages_limit={pages} page_pool_size={pages}"
+
+
+# --- On the host: the modprobe file, the initramfs, the live GTT and the kernel that drives the GPU --------------
+
+
+@pytest.fixture
+def executing(monkeypatch):
+    """pyinfra executing (checks that read the host at execution run), with its warnings recorded."""
+    warnings = []
+    monkeypatch.setattr(operations, "state", types.SimpleNamespace(is_executing=True))
+    monkeypatch.setattr(operations, "logger", types.SimpleNamespace(warning=warnings.append))
+    return warnings
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_a_new_gtt_is_written_whole_then_the_initramfs_updated_then_recorded():
+    text = gtt_conf_text(53)
+    assert text.endswith("\noptions ttm pages_limit=13893632 page_pool_size=13893632\n")
+    (write, initramfs), _ = plan(gtt_limit, operations, {GttLimitFiles: ("", "")}, gtt_gib=53, none_because="")
+    assert write == (
+        f"printf '%s' {shlex.quote(text)} > {GTT_CONF}.partial && chmod 644 {GTT_CONF}.partial"
+        f" && mv {GTT_CONF}.partial {GTT_CONF}"
+    )
+    assert initramfs == f"update-initramfs -u && mkdir -p /var/lib/clawlan && echo {sha(text)} > {GTT_INITRAMFS_STAMP}"
+
+
+def test_an_initramfs_a_stopped_run_left_unbuilt_is_built_on_the_next():
+    text = gtt_conf_text(53)
+    (command,), _ = plan(gtt_limit, operations, {GttLimitFiles: (sha(text), sha("old"))}, gtt_gib=53,
+                         none_because="")  # fmt: skip
+    assert command.startswith("update-initramfs -u && ")
+
+
+def test_a_gtt_in_place_is_left_alone():
+    text = gtt_conf_text(53)
+    commands, host = plan(gtt_limit, operations, {GttLimitFiles: (sha(text), sha(text))}, gtt_gib=53,
+                          none_because="")  # fmt: skip
+    assert commands == [] and host.noops == [f"{GTT_CONF} and the initramfs limit the GTT to 53 GiB"]
+
+
+def test_no_gtt_says_why_and_removes_one_an_earlier_deploy_set():
+    commands, host = plan(gtt_limit, operations, {GttLimitFiles: ("", "")}, gtt_gib=0, none_because="lavapipe")
+    assert commands == [] and host.noops == ["no GTT: lavapipe"]
+    commands, _ = plan(gtt_limit, operations, {GttLimitFiles: (sha("x"), sha("x"))}, gtt_gib=0, none_because="")
+    assert commands == [f"rm -f {GTT_CONF}", f"update-initramfs -u && rm -f {GTT_INITRAMFS_STAMP}"]
+
+
+def sh_lines(command: str) -> list[str]:
+    """What a fact's command prints, run here as pyinfra runs it on the host."""
+    return subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True).stdout.splitlines()
+
+
+def test_the_gtt_limit_facts_read_what_the_operation_wrote(tmp_path):
+    conf, stamp = tmp_path / "gtt.conf", tmp_path / "stamp"
+    fact = GttLimitFiles()
+    assert fact.process(sh_lines(fact.command(str(conf), str(stamp)))) == ("", "")
+    conf.write_text(gtt_conf_text(8))
+    stamp.write_text(sha(gtt_conf_text(8)) + "\n")
+    assert fact.process(sh_lines(fact.command(str(conf), str(stamp)))) == (sha(gtt_conf_text(8)),) * 2
+
+
+def fake_drm(root, cards: dict[str, tuple[str, int | None]]):
+    """/sys/class/drm under ``root``: {card: (driver, GTT bytes or None)}, plus a connector of the first card."""
+    for card, (driver, total) in cards.items():
+        device = root / "devices" / card
+        (device / "driver_dir" / driver).mkdir(parents=True)
+        (device / "driver").symlink_to(device / "driver_dir" / driver)
+        if total is not None:
+            (device / "mem_info_gtt_total").write_text(f"{total}\n")
+        (root / "drm" / card).mkdir(parents=True)
+        (root / "drm" / card / "device").symlink_to(device)
+    first = next(iter(cards))
+    (root / "drm" / f"{first}-DP-1").mkdir()
+    (root / "drm" / f"{first}-DP-1" / "device").symlink_to(root / "drm" / first)
+
+
+def test_the_live_gtt_is_read_per_amdgpu_card(tmp_path):
+    fake_drm(tmp_path, {"card0": ("simpledrm", None), "card1": ("amdgpu", 53 * 2**30), "card2": ("i915", 2**30)})
+    (tmp_path / "devices" / "card2" / "mem_info_gtt_total").write_text(f"{2**30}\n")
+    command = GttTotals().command().replace(DRM, str(tmp_path / "drm"))
+    assert GttTotals().process(sh_lines(command)) == {"card1": 53 * 2**30}
+
+
+def test_the_live_gtt_parser_keeps_amdgpu_cards_only():
+    lines = ["/sys/class/drm/card1 amdgpu 68719476736", "/sys/class/drm/card2 nouveau 1024", "garbage", "a b c"]
+    assert parse_gtt_totals(lines) == {"card1": 64 * 2**30}
+
+
+@pytest.mark.parametrize(
+    "totals, wanted, problem",
+    [
+        ({"card1": 53 * 2**30}, 53, None),
+        ({"card1": 53 * 2**30 - 2**28}, 53, None),  # 0.25 GiB off: within the tolerance
+        ({"card1": 62 * 2**30}, 53, "the live GTT is 62 GiB (card1), not the 53 GiB"),  # the kernel's default
+        ({"card0": 53 * 2**30, "card1": 31 * 2**30}, 53, "the live GTT is 31 GiB (card1), not"),
+        ({}, 53, "no amdgpu card reports its GTT"),
+    ],
+)
+def test_the_live_gtt_matches_within_half_a_gib(totals, wanted, problem):
+    found = gtt_mismatch(totals, wanted)
+    assert found is None if problem is None else problem in found
+
+
+def test_a_gtt_not_yet_in_effect_is_a_warning_naming_both_sizes(executing):
+    commands, host = plan(gtt_in_effect, operations, {GttTotals: {"card1": 62 * 2**30}}, gtt_gib=53)
+    assert commands == [] and host.noops == []
+    assert executing == [
+        f"back: the live GTT is 62 GiB (card1), not the 53 GiB of {GTT_CONF} (within ±0.5 GiB): "
+        "53 GiB takes effect after a reboot, reboot the box"
+    ]
+    _, host = plan(gtt_in_effect, operations, {GttTotals: {"card1": 53 * 2**30}}, gtt_gib=53)
+    assert host.noops == ["the live GTT is 53 GiB on card1"] and len(executing) == 1
+
+
+def test_the_live_gtt_is_read_only_at_execution(monkeypatch):
+    monkeypatch.setattr(operations, "state", types.SimpleNamespace(is_executing=False))
+    assert plan(gtt_in_effect, operations, {}, gtt_gib=53)[0] == []  # no fact asked: planning reads nothing
+
+
+@pytest.mark.parametrize(
+    "release, version",
+    [("6.12.48+deb13-amd64", (6, 12, 48)), ("6.1.0-37-amd64", (6, 1, 0)), ("6.18", (6, 18)), ("unknown", None)],
+)
+def test_kernel_versions_are_read_from_the_release(release, version):
+    assert kernel_version(release) == version
+
+
+FIRMWARE = ("gc_11_5_1_me.bin.zst", "gc_11_5_1_mec.bin.zst", "gc_11_5_1_pfp.bin.zst")
+
+
+@pytest.mark.parametrize(
+    "release, firmware, errors",
+    [
+        ("6.12.48+deb13-amd64", FIRMWARE, []),
+        ("6.18.9-amd64", FIRMWARE, []),
+        ("6.1.0-37-amd64", FIRMWARE, ["kernel 6.1.0-37-amd64: gfx1151 needs kernel 6.12 or later: Debian 13's"]),
+        ("6.11.10", FIRMWARE, ["kernel 6.11.10: gfx1151 needs kernel 6.12 or later: Debian 13's"]),
+        ("6.12.48+deb13-amd64", (), ["install firmware-amd-graphics from Debian's non-free-firmware component"]),
+    ],
+)
+def test_the_kernel_and_firmware_that_cannot_drive_gfx1151_are_named(release, firmware, errors):
+    found, warnings = gpu_kernel_problems(release, firmware)
+    assert len(found) == len(errors) and all(e in f for e, f in zip(errors, found, strict=True)) and warnings == []
+
+
+def test_a_known_bad_kernel_is_warned_about_by_prefix():
+    bad = {(6, 13): "a reason", (6, 12, 3): "another"}
+    assert gpu_kernel_problems("6.13.7-amd64", FIRMWARE, bad) == (
+        [],
+        ["kernel 6.13.7-amd64 is known bad for gfx1151: a reason"],
+    )
+    assert gpu_kernel_problems("6.12.3", FIRMWARE, bad)[1] == ["kernel 6.12.3 is known bad for gfx1151: another"]
+    assert gpu_kernel_problems("6.12.30", FIRMWARE, bad)[1] == []  # (6, 12, 3) is not a prefix of (6, 12, 30)
+    assert KNOWN_BAD_KERNELS == {}  # none is known with confidence: a name here needs its reason
+
+
+def test_the_firmware_is_found_with_any_compression_suffix(tmp_path):
+    for name in ("gc_11_5_1_mes_2.bin", "gc_11_5_1_pfp.bin.zst", "gc_11_0_0_me.bin.xz", "psp_14_0_0_toc.bin"):
+        (tmp_path / name).write_text("")
+    command = GpuKernel().command().replace(FIRMWARE_DIR, str(tmp_path))
+    release, firmware = GpuKernel().process(sh_lines(command))
+    assert release == os.uname().release and firmware == ("gc_11_5_1_mes_2.bin", "gc_11_5_1_pfp.bin.zst")
+    assert GpuKernel().process(["6.12.48+deb13-amd64"]) == ("6.12.48+deb13-amd64", ())
+
+
+def test_the_deploy_stops_on_a_kernel_that_cannot_drive_the_gpu(executing):
+    with pytest.raises(OperationError, match="back: kernel 6.1.0-37-amd64: gfx1151 needs kernel 6.12 or later"):
+        plan(gpu_kernel_ready, operations, {GpuKernel: ("6.1.0-37-amd64", FIRMWARE)})
+    _, host = plan(gpu_kernel_ready, operations, {GpuKernel: ("6.12.48+deb13-amd64", FIRMWARE)})
+    assert host.noops == ["kernel 6.12.48+deb13-amd64, and 3 gc_11_5_1 firmware files"] and executing == []
+
+
+def test_a_radv_backend_installs_the_gpus_firmware():
+    radv = site_with(back=RADV_BACKEND).model_server_config("back")
+    lavapipe = site_with(back={**RADV_BACKEND, "model_server_vulkan_driver": "lavapipe"}).model_server_config("back")
+    assert runtime_packages(radv) == ["libvulkan1", "mesa-vulkan-drivers", "firmware-amd-graphics"]
+    assert runtime_packages(lavapipe) == ["libvulkan1", "mesa-vulkan-drivers"]
+    assert runtime_packages(site_with().model_server_config("back")) == []
