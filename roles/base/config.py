@@ -28,6 +28,7 @@ class BaseConfig:
     ntp_servers: tuple[str, ...]
     security_updates: bool
     log_retention_days: int
+    apt_components: tuple[str, ...] = ()  # Debian components beyond main the host needs (a GPU's firmware)
 
     @property
     def hugetlb_pages(self) -> int:
@@ -41,9 +42,13 @@ def swap_size_mib(settings: BaseSettings, spec: HostSpec) -> int:
 
 
 def build_base_config(
-    settings: BaseSettings, spec: HostSpec, hosts_entries: tuple[tuple[str, tuple[str, ...]], ...]
+    settings: BaseSettings,
+    spec: HostSpec,
+    hosts_entries: tuple[tuple[str, tuple[str, ...]], ...],
+    apt_components: tuple[str, ...] = (),
 ) -> BaseConfig:
-    """``hosts_entries``: the site's names (roles.common.names), the /etc/hosts block on every host."""
+    """``hosts_entries``: the site's names (roles.common.names), the /etc/hosts block on every host.
+    ``apt_components``: Debian components beyond main that another role's packages come from (a GPU's firmware)."""
     sysctls = (
         Sysctl("vm.swappiness", settings.swappiness, "swap is a buffer against the OOM killer, not for the model"),
         Sysctl(
@@ -74,6 +79,7 @@ def build_base_config(
         ntp_servers=settings.ntp_servers,
         security_updates=settings.security_updates,
         log_retention_days=settings.log_retention_days,
+        apt_components=apt_components,
     )
 
 

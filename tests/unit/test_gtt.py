@@ -1,5 +1,6 @@
-"""The GPU's GTT on unified memory: its size (auto or given), the refusals before any host is touched, and the
-memory budget that counts it in place of the model's share of RAM."""
+"""The GPU's GTT on unified memory: its size (auto or given), the refusals before any host is touched, the memory
+budget that counts it; on the host: the modprobe file and initramfs, the live GTT, the kernel and firmware that drive
+the GPU, and Debian's non-free-firmware component."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ import types
 import pytest
 from pyinfra.api import OperationError
 
+from roles.base import operations as base_operations
+from roles.base.facts import COMPONENTS_SOURCES, AptComponents
+from roles.base.operations import apt_components_enabled, components_sources_text
 from roles.model_server import operations
 from roles.model_server.config import GTT_CONF, auto_gtt_gib, gtt_modprobe_line
 from roles.model_server.deploy import runtime_packages
@@ -308,3 +312,67 @@ def test_a_radv_backend_installs_the_gpus_firmware():
     assert runtime_packages(radv) == ["libvulkan1", "mesa-vulkan-drivers", "firmware-amd-graphics"]
     assert runtime_packages(lavapipe) == ["libvulkan1", "mesa-vulkan-drivers"]
     assert runtime_packages(site_with().model_server_config("back")) == []
+
+
+# --- apt: Debian's non-free-firmware component, where firmware-amd-graphics comes from -------------------------
+
+ONE_LINE = "deb https://deb.debian.org/debian trixie main non-free-firmware\n# deb http://x trixie contrib\n"
+DEB822 = "Types: deb\nURIs: https://deb.debian.org/debian\nSuites: trixie\nComponents: main non-free-firmware\n"
+
+
+def apt_fact(root, sources: dict[str, str]):
+    """AptComponents as the host would answer it, with /etc under ``root``."""
+    (root / "apt" / "sources.list.d").mkdir(parents=True)
+    (root / "os-release").write_text('ID=debian\nVERSION_ID="13"\nVERSION_CODENAME=trixie\n')
+    for name, text in sources.items():
+        (root / "apt" / name).write_text(text)
+    command = AptComponents().command(("non-free-firmware",)).replace("/etc/", f"{root}/")
+    return AptComponents().process(sh_lines(command))
+
+
+@pytest.mark.parametrize(
+    "sources, enabled",
+    [
+        ({"sources.list": ONE_LINE}, {"non-free-firmware"}),
+        ({"sources.list.d/debian.sources": DEB822}, {"non-free-firmware"}),
+        ({"sources.list": ONE_LINE.replace(" non-free-firmware", "")}, set()),
+        ({"sources.list": "# deb https://deb.debian.org/debian trixie main non-free-firmware\n"}, set()),
+        ({"sources.list.d/debian.sources": DEB822.replace("non-free-firmware", "non-free-firmwares")}, set()),
+        ({"sources.list.d/clawlan-components.sources": DEB822}, set()),  # our own file does not count
+    ],
+)
+def test_a_component_counts_when_a_live_source_line_names_it(tmp_path, sources, enabled):
+    codename, found, _ = apt_fact(tmp_path, sources)
+    assert codename == "trixie" and found == enabled
+
+
+def test_a_missing_component_gets_its_own_sources_file_and_fresh_lists():
+    text = components_sources_text("trixie", ("non-free-firmware",))
+    assert "Suites: trixie trixie-updates\nComponents: non-free-firmware\n" in text
+    assert "URIs: https://security.debian.org/debian-security\nSuites: trixie-security\n" in text
+    fact = {AptComponents: ("trixie", frozenset(), "")}
+    (write, update), _ = plan(apt_components_enabled, base_operations, fact, components=("non-free-firmware",))
+    assert write.endswith(f"mv {COMPONENTS_SOURCES}.partial {COMPONENTS_SOURCES}") and shlex.quote(text) in write
+    assert update == "apt-get update -q"
+    fact = {AptComponents: ("trixie", frozenset(), sha(text))}
+    commands, host = plan(apt_components_enabled, base_operations, fact, components=("non-free-firmware",))
+    assert commands == [] and host.noops == ["apt fetches Debian's non-free-firmware"]
+
+
+def test_a_component_the_hosts_own_sources_enable_needs_no_file_of_ours():
+    fact = {AptComponents: ("trixie", frozenset({"non-free-firmware"}), sha("old"))}
+    commands, _ = plan(apt_components_enabled, base_operations, fact, components=("non-free-firmware",))
+    assert commands == [f"rm -f {COMPONENTS_SOURCES}"]
+
+
+@pytest.mark.parametrize(
+    "back, components",
+    [
+        (RADV_BACKEND, ("non-free-firmware",)),
+        ({**RADV_BACKEND, "model_server_vulkan_driver": "lavapipe"}, ()),
+        ({}, ()),
+    ],
+)
+def test_only_a_radv_backend_needs_non_free_firmware(back, components):
+    site = site_with(back=back)
+    assert site.base_config("back").apt_components == components and site.base_config("front").apt_components == ()
