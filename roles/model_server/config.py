@@ -45,10 +45,11 @@ VULKAN_ENVIRONMENT = {
 # The GTT: on unified memory the GPU maps system RAM, up to ttm's pages_limit (4 KiB pages), set at module load.
 GTT_CONF = "/etc/modprobe.d/clawlan-gtt.conf"
 PAGES_PER_GIB = 2**30 // 4096
-# What auto adds to the model and its KV cache: llama.cpp's compute buffers (a few hundred MiB at 512-token batches,
-# plus the logits of a 152k vocabulary) and RADV's own allocations (shaders, descriptor pools), which grow with the
-# model's width; 10 % covers them on the 45 GiB model with room to spare, and the floor covers a small model.
-GTT_MARGIN_FRACTION = 0.10
+# An auto GTT is filled to at most three quarters by the model and its KV cache. The rest holds llama.cpp's compute
+# buffers (a few hundred MiB at 512-token batches, plus the logits of a 152k vocabulary) and RADV's own allocations,
+# and keeps steady use under the GTT alert (ClawlanGpuMemoryHigh, 85 % in use): a GTT sized to the model plus 10 %
+# would sit above it for good. The floor covers a small model.
+GTT_FILL_FRACTION = 0.75
 GTT_MARGIN_MIN_GIB = 2
 # How far the live GTT (mem_info_gtt_total) may be from the configured size and still count as it: amdgpu takes
 # pages_limit as it is, so this only absorbs rounding to whole pages and MiB.
@@ -297,7 +298,7 @@ def gtt_ceiling_gib(memory_gib: float, system_reserve_gib: float) -> int:
 def auto_gtt_gib(settings: ModelServerSettings, memory_gib: float, system_reserve_gib: float) -> int:
     """The model and its KV cache with a margin, rounded up to whole GiB, never more than the ceiling."""
     need = gtt_need_gib(settings)
-    wanted = math.ceil(need + max(need * GTT_MARGIN_FRACTION, GTT_MARGIN_MIN_GIB))
+    wanted = math.ceil(max(need / GTT_FILL_FRACTION, need + GTT_MARGIN_MIN_GIB))
     return max(min(wanted, gtt_ceiling_gib(memory_gib, system_reserve_gib)), 1)
 
 

@@ -65,8 +65,9 @@ class ModelServerSettings:
     gtt_gib: int | Literal["auto"] = setting(
         "auto",
         "radv only: GiB of RAM the GPU may map (GTT: on unified memory the model and its KV cache live there; the "
-        "kernel's default is about half of RAM). auto: the model, its KV cache and a margin of 10 % (at least 2 GiB) "
-        "for compute buffers and the driver, in whole GiB, at most RAM - base_system_reserve_gib. Written as ttm's "
+        "kernel's default is about half of RAM). auto: the model and its KV cache fill 3/4 of it (at least 2 GiB "
+        "left for compute buffers and the driver, use under the 85 % alert), in whole GiB, at most RAM - "
+        "base_system_reserve_gib. Written as ttm's "
         "pages_limit in /etc/modprobe.d: takes effect after a reboot.",
         Either(WholeNumber(1, 16384), Choice("auto")),
     )

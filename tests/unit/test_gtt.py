@@ -47,18 +47,18 @@ def refused(**data) -> tuple[set, str]:
     return problems_of(with_change(lambda h: h["back"][1].update(data)))
 
 
-def test_auto_is_the_model_its_kv_cache_and_a_tenth_in_whole_gib():
-    # The good site's backend: 45 GiB model, 4 slots x 32768 tokens x 24 KiB = 3 GiB of KV cache: 48 + 4.8.
-    assert site_with(back=RADV_BACKEND).model_server_config("back").gtt_gib == 53
+def test_auto_is_filled_to_three_quarters_by_the_model_and_its_kv_cache():
+    # The good site's backend: 45 GiB model, 4 slots x 32768 tokens x 24 KiB = 3 GiB of KV cache: 48 / 0.75.
+    assert site_with(back=RADV_BACKEND).model_server_config("back").gtt_gib == 64
 
 
 @pytest.mark.parametrize(
     "changes, memory_gib, expected",
     [
-        ({"model_size_gib": 45.0}, 128, 53),
+        ({"model_size_gib": 45.0}, 128, 64),
         ({"model_size_gib": 1.0, "parallel_slots": 1, "context_tokens": 4096}, 128, 4),  # 1.09 GiB + the 2 GiB floor
-        ({"model_size_gib": 100.0}, 128, 114),  # 103 GiB + 10.3
-        ({"model_size_gib": 100.0}, 112, 108),  # capped: 112 GiB RAM - 4 GiB reserve
+        ({"model_size_gib": 72.0}, 128, 100),  # 75 GiB / 0.75
+        ({"model_size_gib": 100.0}, 128, 124),  # capped: 128 GiB RAM - 4 GiB reserve
     ],
 )
 def test_auto_gtt_has_a_floor_and_a_ceiling(changes, memory_gib, expected):
@@ -101,10 +101,10 @@ def test_an_auto_gtt_capped_below_the_model_blames_the_model():
 
 def test_the_budget_on_a_gpu_host_is_the_gtt_not_the_model_against_ram():
     # 64 GiB RAM, a 48 GiB model and 3 GiB of KV cache: in RAM the model's 20 % overhead leaves the KV cache no room;
-    # in GTT the model, its KV cache and the 10 % margin (57 GiB) fit under 64 - 4 GiB.
+    # in GTT the model and its KV cache (51 GiB) fit the GTT, capped at 64 - 4 GiB.
     tight = {"hw_memory_gib": 64, "model_server_model_size_gib": 48}
     assert refused(**tight)[0] == {("back", "model_server_parallel_slots")}
-    assert site_with(back={**tight, **RADV_BACKEND}).model_server_config("back").gtt_gib == 57
+    assert site_with(back={**tight, **RADV_BACKEND}).model_server_config("back").gtt_gib == 60
 
 
 def test_a_hugetlb_pool_beside_a_gtt_gets_what_the_gtt_and_the_reserve_leave():
