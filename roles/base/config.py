@@ -28,6 +28,7 @@ class BaseConfig:
     ntp_servers: tuple[str, ...]
     security_updates: bool
     log_retention_days: int
+    apt_components: tuple[str, ...] = ()  # Debian components beyond main the host needs (a GPU's firmware)
 
     @property
     def hugetlb_pages(self) -> int:
@@ -41,9 +42,13 @@ def swap_size_mib(settings: BaseSettings, spec: HostSpec) -> int:
 
 
 def build_base_config(
-    settings: BaseSettings, spec: HostSpec, hosts_entries: tuple[tuple[str, tuple[str, ...]], ...]
+    settings: BaseSettings,
+    spec: HostSpec,
+    hosts_entries: tuple[tuple[str, tuple[str, ...]], ...],
+    apt_components: tuple[str, ...] = (),
 ) -> BaseConfig:
-    """``hosts_entries``: the site's names (roles.common.names), the /etc/hosts block on every host."""
+    """``hosts_entries``: the site's names (roles.common.names), the /etc/hosts block on every host.
+    ``apt_components``: Debian components beyond main that another role's packages come from (a GPU's firmware)."""
     sysctls = (
         Sysctl("vm.swappiness", settings.swappiness, "swap is a buffer against the OOM killer, not for the model"),
         Sysctl(
@@ -74,15 +79,23 @@ def build_base_config(
         ntp_servers=settings.ntp_servers,
         security_updates=settings.security_updates,
         log_retention_days=settings.log_retention_days,
+        apt_components=apt_components,
     )
 
 
 def preflight(
-    settings: BaseSettings, spec: HostSpec, model_gib: float, kv_cache: tuple[str, float, str] | None = None
+    settings: BaseSettings,
+    spec: HostSpec,
+    model_gib: float,
+    kv_cache: tuple[str, float, str] | None = None,
+    gtt_gib: int = 0,
 ) -> list[Problem]:
     """Rules across settings, checked for every host before any host is touched.
 
     ``kv_cache``: the model server's (inventory key, GiB, how it was counted), allocated at start beside the model.
+    ``gtt_gib``: on unified memory (a GPU's GTT), the RAM the GPU may map, where the model and its KV cache live:
+    the model server checks that they fit it, and the budget counts the GTT as their share. Not MemTotal, which a
+    BIOS carve-out shrinks. 0: the model is in RAM.
     """
     problems = []
     cap = sizing.swap_cap_mib(spec.memory_gib)
@@ -95,6 +108,8 @@ def preflight(
                 f"(at most {cap} MiB)",
             )
         )
+    if gtt_gib:
+        return problems + _gtt_pool_problems(settings, spec, gtt_gib)
 
     room = sizing.hugetlb_room_gib(spec.memory_gib, model_gib, settings.system_reserve_gib)
     kv_key, kv_gib, kv_detail = kv_cache or ("", 0.0, "")
@@ -129,3 +144,20 @@ def preflight(
         )
 
     return problems
+
+
+def _gtt_pool_problems(settings: BaseSettings, spec: HostSpec, gtt_gib: int) -> list[Problem]:
+    """A HugeTLB pool beside a GTT: the GPU may map up to the GTT, the system keeps its reserve, the pool gets the
+    rest. (A GTT over RAM - reserve is the model server's to report.)"""
+    room = spec.memory_gib - gtt_gib - settings.system_reserve_gib
+    if settings.hugetlb_pool_mib and settings.hugetlb_pool_mib / 1024 > room:
+        return [
+            Problem(
+                spec.name,
+                "base_hugetlb_pool_mib",
+                f"a {settings.hugetlb_pool_mib} MiB pool does not fit: {spec.memory_gib:g} GiB RAM - GTT {gtt_gib} GiB "
+                f"(the model's, model_server_gtt_gib) - reserve {settings.system_reserve_gib:g} GiB leaves "
+                f"{max(room, 0):.1f} GiB",
+            )
+        ]
+    return []

@@ -9,6 +9,7 @@ from pyinfra.operations import files, systemd
 
 from roles.base.config import BaseConfig
 from roles.base.operations import (
+    apt_components_enabled,
     apt_sources_over_https,
     nsswitch_files_first,
     security_updates_applied,
@@ -62,6 +63,11 @@ def base(config: BaseConfig, installed_packages: frozenset[str] = frozenset()):
     )
     install_packages("Install the packages every appliance box needs", list(PACKAGES), installed_packages)
     _security_updates(config, known)
+    if config.apt_components:
+        apt_components_enabled(
+            name=f"Fetch Debian's {', '.join(config.apt_components)} (the GPU's firmware) besides main",
+            components=config.apt_components,
+        )
     _journal(config, known)
 
     files.block(

@@ -144,3 +144,40 @@ class PlainHttpAptSources(FactBase):
 
     def process(self, output):
         return [line.strip() for line in output if line.strip()]
+
+
+# The sources file the base role writes when a component a host needs is enabled by no other source.
+COMPONENTS_SOURCES = "/etc/apt/sources.list.d/clawlan-components.sources"
+
+
+class AptComponents(FactBase):
+    """``(codename, components enabled by a source other than COMPONENTS_SOURCES, sha256 of that file or "")``:
+    a component counts when an uncommented line of a sources file (one-line or deb822) names it as a word."""
+
+    def command(self, components: tuple[str, ...]) -> str:
+        ours = shlex.quote(COMPONENTS_SOURCES)
+        finds = "".join(
+            f" grep -lsE {shlex.quote(f'^[^#]*[[:space:]]{c}([[:space:]]|$)')} {APT_SOURCES}"
+            f" | grep -vxF {ours} | head -n1 | sed {shlex.quote(f's/^/{c} /')};"
+            for c in components
+        )
+        return (
+            '. /etc/os-release; echo "codename $VERSION_CODENAME";'
+            f"{finds} if [ -f {ours} ]; then echo \"ours $(sha256sum < {ours} | cut -d' ' -f1)\"; fi; true"
+        )
+
+    def process(self, output):
+        return parse_apt_components(output)
+
+
+def parse_apt_components(lines) -> tuple[str, frozenset[str], str]:
+    codename, enabled, ours = "", set(), ""
+    for line in lines:
+        word, _, rest = line.strip().partition(" ")
+        if word == "codename":
+            codename = rest.strip()
+        elif word == "ours":
+            ours = rest.strip()
+        elif word and rest:
+            enabled.add(word)
+    return codename, frozenset(enabled), ours

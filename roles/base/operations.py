@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import shlex
 
@@ -9,10 +10,12 @@ from pyinfra import host
 from pyinfra.api import OperationError, operation
 
 from roles.base.facts import (
+    COMPONENTS_SOURCES,
     DEBIAN_MIRRORS,
     NOT_SWAP,
     PENDING_SECURITY_UPDATES,
     THP_DIR,
+    AptComponents,
     NsswitchSources,
     PendingSecurityUpdates,
     PlainHttpAptSources,
@@ -147,3 +150,43 @@ def apt_sources_over_https():
         return
     mirrors = "; ".join(f"s#http://{m.replace('.', '[.]')}#https://{m}#g" for m in DEBIAN_MIRRORS)
     yield f"sed -i {shlex.quote(mirrors)} " + " ".join(shlex.quote(path) for path in plain)
+
+
+def components_sources_text(codename: str, components: tuple[str, ...]) -> str:
+    """A deb822 sources file for Debian's ``components`` of ``codename``, its updates and its security suite."""
+    stanza = "Types: deb\nURIs: {uri}\nSuites: {suites}\nComponents: {components}\nSigned-By: {keyring}\n"
+    keyring, words = "/usr/share/keyrings/debian-archive-keyring.gpg", " ".join(components)
+    return (
+        "# Written by clawlan: Debian components this host needs beyond main, enabled by no other source.\n"
+        + "\n".join(
+            stanza.format(uri=uri, suites=suites, components=words, keyring=keyring)
+            for uri, suites in (
+                ("https://deb.debian.org/debian", f"{codename} {codename}-updates"),
+                ("https://security.debian.org/debian-security", f"{codename}-security"),
+            )
+        )
+    )
+
+
+@operation()
+def apt_components_enabled(components: tuple[str, ...]):
+    """Make apt fetch Debian's ``components`` (e.g. non-free-firmware, for a GPU's firmware) besides main.
+
+    The host's own sources are never edited: a component none of them enables goes in a file of its own
+    (COMPONENTS_SOURCES), which is removed again once they all do. apt's lists are refreshed at once, as a
+    package install that follows would trust a list fetched in the last hour, without the component.
+    """
+    codename, enabled, ours = host.get_fact(AptComponents, components=components)
+    missing = tuple(c for c in components if c not in enabled)
+    if missing and not codename:
+        raise OperationError(f"{host.name}: no VERSION_CODENAME in /etc/os-release: cannot name the suite of {missing}")
+    text = components_sources_text(codename, missing) if missing else ""
+    if ours == (hashlib.sha256(text.encode()).hexdigest() if text else ""):
+        host.noop(f"apt fetches Debian's {', '.join(components)}")
+        return
+    path, partial = shlex.quote(COMPONENTS_SOURCES), shlex.quote(f"{COMPONENTS_SOURCES}.partial")
+    if text:
+        yield f"printf '%s' {shlex.quote(text)} > {partial} && chmod 644 {partial} && mv {partial} {path}"
+        yield "apt-get update -q"
+    else:
+        yield f"rm -f {path}"

@@ -20,7 +20,7 @@ from roles.common.values.network import LanIPv4
 from roles.gateway.config import PREFLIGHT as GATEWAY_PREFLIGHT
 from roles.inventory.schema import SITE_WIDE, SITE_WIDE_PREFIXES, SSH_PORT, Hosts
 from roles.model_server.config import PREFLIGHT as MODEL_SERVER_PREFLIGHT
-from roles.model_server.config import kv_cache, unread_problems
+from roles.model_server.config import gtt_gib, gtt_problems, kv_cache, unread_problems
 from roles.monitor.common import preflight as monitor_preflight
 from roles.pki.config import PREFLIGHT as PKI_PREFLIGHT
 from roles.site.settings import HostSettings
@@ -73,11 +73,14 @@ def control_problems(site: Site) -> list[Problem]:
 
 def _memory_problems(spec: HostSpec, settings: HostSettings) -> list[Problem]:
     """The host's memory budget: base sizes the system's share and the swap, a backend's model server adds the model
-    and its KV cache."""
+    and its KV cache, in RAM or, on a GPU's unified memory, in the GTT it sizes."""
     if spec.role != "backend":
         return preflight(settings.base, spec, 0.0)
-    model = settings.model_server
-    return preflight(settings.base, spec, model.model_size_gib, kv_cache(model))
+    model, reserve = settings.model_server, settings.base.system_reserve_gib
+    gtt = gtt_gib(model, spec.memory_gib, reserve)
+    return preflight(settings.base, spec, model.model_size_gib, kv_cache(model), gtt) + gtt_problems(
+        model, spec, reserve
+    )
 
 
 def _pool_problems(backends: list[HostSpec], settings: Mapping[str, HostSettings]) -> list[Problem]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import posixpath
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from roles.common.settings import Problem
 from roles.common.values.paths import file_name
 from roles.model_server.settings import (
     COMPUTE_ONLY,
+    DRIVER_ONLY,
     ENGINE_ONLY,
     LAVAPIPE,
     LLAMA_CPP_PYTHON,
@@ -40,6 +42,20 @@ VULKAN_ENVIRONMENT = {
     RADV: {"GGML_VK_VISIBLE_DEVICES": "0"},
     LAVAPIPE: {"GGML_VK_VISIBLE_DEVICES": "0", "GGML_VK_DISABLE_F16": "1", "GGML_VK_DISABLE_COOPMAT": "1"},
 }
+# The GTT: on unified memory the GPU maps system RAM, up to ttm's pages_limit (4 KiB pages), set at module load.
+GTT_CONF = "/etc/modprobe.d/clawlan-gtt.conf"
+PAGES_PER_GIB = 2**30 // 4096
+# An auto GTT is filled to at most three quarters by the model and its KV cache. The rest holds llama.cpp's compute
+# buffers (a few hundred MiB at 512-token batches, plus the logits of a 152k vocabulary) and RADV's own allocations,
+# and keeps steady use under the GTT alert (ClawlanGpuMemoryHigh, 85 % in use): a GTT sized to the model plus 10 %
+# would sit above it for good. The floor covers a small model.
+GTT_FILL_FRACTION = 0.75
+GTT_MARGIN_MIN_GIB = 2
+# How far the live GTT (mem_info_gtt_total) may be from the configured size and still count as it: amdgpu takes
+# pages_limit as it is, so this only absorbs rounding to whole pages and MiB.
+GTT_TOLERANCE_GIB = 0.5
+# Debian components a host's GPU needs beyond main, by Vulkan driver: RADV's firmware (firmware-amd-graphics).
+DRIVER_APT_COMPONENTS = {RADV: ("non-free-firmware",), LAVAPIPE: ()}
 
 
 @dataclass(frozen=True)
@@ -65,6 +81,7 @@ class ModelServerConfig:
     gpu_layers: int
     mlock: bool
     flash_attention: str  # read with compute vulkan only
+    gtt_gib: int  # the GPU's GTT (ttm pages_limit) in GiB; 0 where none applies (compute cpu, or lavapipe)
     chat_format: str
     chat_template: str
     prompt_cache_mib: int
@@ -175,8 +192,15 @@ def model_file_name(source: str) -> str:
 
 
 def build_model_server_config(
-    settings: ModelServerSettings, spec: HostSpec, wheelhouse_dir: str, api_key_file: str, lock: Lock
+    settings: ModelServerSettings,
+    spec: HostSpec,
+    wheelhouse_dir: str,
+    api_key_file: str,
+    lock: Lock,
+    *,
+    system_reserve_gib: float,
 ) -> ModelServerConfig:
+    """``system_reserve_gib``: the base role's share of RAM for the system, which the GTT never takes."""
     vulkan = settings.compute == VULKAN
     return ModelServerConfig(
         engine=settings.engine,
@@ -200,6 +224,7 @@ def build_model_server_config(
         gpu_layers=-1 if vulkan else settings.gpu_layers,  # all: the deploy proves every layer is on the device
         mlock=settings.mlock and not vulkan,
         flash_attention=settings.flash_attention,
+        gtt_gib=gtt_gib(settings, spec.memory_gib, system_reserve_gib),
         chat_format=settings.chat_format,
         chat_template=settings.chat_template,
         prompt_cache_mib=settings.prompt_cache_mib,
@@ -241,15 +266,97 @@ def kv_cache(settings: ModelServerSettings) -> tuple[str, float, str]:
 
 
 def unread_problems(name: str, given: Iterable[str], settings: ModelServerSettings) -> list[Problem]:
-    """Keys in the inventory (``given``, without prefix) that only the other engine, or the other compute backend,
-    reads: refused, not silently ignored."""
+    """Keys in the inventory (``given``, without prefix) that only the other engine, the other compute backend or,
+    on vulkan, the other driver reads: refused, not silently ignored."""
     given = set(given)
+    choices = [("engine", ENGINE_ONLY), ("compute", COMPUTE_ONLY)]
+    if settings.compute == VULKAN:  # a key of one driver given on the CPU is already refused as vulkan's
+        choices.append(("vulkan_driver", DRIVER_ONLY))
     return [
         Problem(name, f"model_server_{key}", f"is read by {only} only; this host's model_server_{choice} is {chosen}")
-        for choice, only_by in (("engine", ENGINE_ONLY), ("compute", COMPUTE_ONLY))
+        for choice, only_by in choices
         for key in sorted(given & only_by.keys())
         if (only := only_by[key]) != (chosen := getattr(settings, choice))
     ]
+
+
+def uses_gtt(settings: ModelServerSettings) -> bool:
+    """The model lives in GTT: a real AMD GPU on unified memory. lavapipe's device memory is the process' own RAM."""
+    return settings.compute == VULKAN and settings.vulkan_driver == RADV
+
+
+def gtt_need_gib(settings: ModelServerSettings) -> float:
+    """What the model server puts in GTT: the model's weights and every slot's KV cache."""
+    return settings.model_size_gib + kv_cache_gib(settings)
+
+
+def gtt_ceiling_gib(memory_gib: float, system_reserve_gib: float) -> int:
+    """The largest GTT a host may be given: whole GiB of its RAM once the system has its reserve."""
+    return max(math.floor(memory_gib - system_reserve_gib), 0)
+
+
+def auto_gtt_gib(settings: ModelServerSettings, memory_gib: float, system_reserve_gib: float) -> int:
+    """The model and its KV cache with a margin, rounded up to whole GiB, never more than the ceiling."""
+    need = gtt_need_gib(settings)
+    wanted = math.ceil(max(need / GTT_FILL_FRACTION, need + GTT_MARGIN_MIN_GIB))
+    return max(min(wanted, gtt_ceiling_gib(memory_gib, system_reserve_gib)), 1)
+
+
+def gtt_gib(settings: ModelServerSettings, memory_gib: float, system_reserve_gib: float) -> int:
+    """The GTT this host's GPU gets in GiB, or 0 where none applies."""
+    if not uses_gtt(settings):
+        return 0
+    if settings.gtt_gib == "auto":
+        return auto_gtt_gib(settings, memory_gib, system_reserve_gib)
+    return settings.gtt_gib
+
+
+def gtt_problems(settings: ModelServerSettings, spec: HostSpec, system_reserve_gib: float) -> list[Problem]:
+    """On unified memory the model and its KV cache must fit the GTT, and the GTT must leave the system its reserve.
+    The memory budget counts this GTT as the model's share of RAM (roles/base/config.py)."""
+    if not uses_gtt(settings):
+        return []
+    problems = []
+    ceiling = gtt_ceiling_gib(spec.memory_gib, system_reserve_gib)
+    auto = settings.gtt_gib == "auto"
+    gtt = gtt_gib(settings, spec.memory_gib, system_reserve_gib)
+    if not auto and gtt > ceiling:
+        problems.append(
+            Problem(
+                spec.name,
+                "model_server_gtt_gib",
+                f"{gtt} GiB is more than this host's {spec.memory_gib:g} GiB RAM (hw_memory_gib) - "
+                f"{system_reserve_gib:g} GiB for the system (base_system_reserve_gib) = {ceiling} GiB",
+            )
+        )
+    key, kv_gib, kv_detail = kv_cache(settings)
+    if gtt_need_gib(settings) > gtt:
+        how = (
+            f"auto: at most {spec.memory_gib:g} GiB RAM - {system_reserve_gib:g} GiB reserve"
+            if auto
+            else "model_server_gtt_gib"
+        )
+        problems.append(
+            Problem(
+                spec.name,
+                "model_server_model_size_gib" if auto else "model_server_gtt_gib",
+                f"the {settings.model_size_gib:g} GiB model and its KV cache ({kv_detail}: {kv_gib:.1f} GiB) need "
+                f"{gtt_need_gib(settings):.1f} GiB of GTT, more than this host's {gtt} GiB ({how}): a bigger GTT, "
+                f"a smaller model, or fewer slots or a shorter context ({key})",
+            )
+        )
+    return problems
+
+
+def gtt_modprobe_line(gib: int) -> str:
+    """ttm's options for a GTT of ``gib`` GiB: the pages the GPU may map, and the pool kept for it, alike."""
+    pages = gib * PAGES_PER_GIB
+    return f"options ttm pages_limit={pages} page_pool_size={pages}"
+
+
+def apt_components(settings: ModelServerSettings) -> tuple[str, ...]:
+    """Debian components the host's GPU needs beyond main (its firmware), for the base role's apt sources."""
+    return DRIVER_APT_COMPONENTS[settings.vulkan_driver] if settings.compute == VULKAN else ()
 
 
 def preflight(settings: ModelServerSettings, spec: HostSpec) -> list[Problem]:

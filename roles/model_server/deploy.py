@@ -17,6 +17,7 @@ from roles.common.templates import render, rendered
 from roles.common.units import service
 from roles.model_server.config import (
     CONFIG_FILE,
+    GTT_CONF,
     KEY_FILE,
     RENDER_GROUP,
     SECRETS_FILE,
@@ -26,13 +27,23 @@ from roles.model_server.config import (
     VENV,
     ModelServerConfig,
 )
-from roles.model_server.operations import llama_cpp_build, model_file, serving_on_gpu
-from roles.model_server.settings import CPU, LAVAPIPE, VULKAN
+from roles.model_server.operations import (
+    gpu_kernel_ready,
+    gtt_in_effect,
+    gtt_limit,
+    llama_cpp_build,
+    model_file,
+    serving_on_gpu,
+)
+from roles.model_server.settings import CPU, LAVAPIPE, RADV, VULKAN
 
 AWAIT_READY = f"{VENV}/clawlan-await-ready.py"
 PROGRAMS = Path(__file__).resolve().parent / "programs"  # run on the backend
 # What the server needs at run time beyond its build: the Vulkan loader, and Mesa's drivers (RADV and lavapipe).
 COMPUTE_RUNTIME_PACKAGES = {CPU: (), VULKAN: ("libvulkan1", "mesa-vulkan-drivers")}
+# And what the Vulkan driver adds: the GPU's firmware (gc_11_5_1_* for gfx1151), from Debian's non-free-firmware
+# component, which the base role enables for such a host.
+DRIVER_RUNTIME_PACKAGES = {RADV: ("firmware-amd-graphics",), LAVAPIPE: ()}
 # The unit's cache directory under /var/cache, for Mesa's compiled shaders: without it every start compiles them all
 # again (the first chat after a start took 3.2 s instead of 76 ms on lavapipe).
 SHADER_CACHE = "clawlan-model-server"
@@ -41,8 +52,11 @@ SHADER_CACHE = "clawlan-model-server"
 @deploy("Model server")
 def model_server(config: ModelServerConfig, installed_packages: frozenset[str] = frozenset()):
     install_packages("Install Python venv support", ["python3-venv"], installed_packages)
-    runtime = list(COMPUTE_RUNTIME_PACKAGES[config.compute])
+    runtime = runtime_packages(config)
     install_packages(f"Install the {config.compute} runtime ({', '.join(runtime)})", runtime, installed_packages)
+    if config.compute == VULKAN and config.vulkan_driver == RADV:
+        gpu_kernel_ready(name="Check that the kernel (6.12 or later) and firmware (gc_11_5_1) can drive the GPU")
+    _gtt(config)
     system_user(name=f"Create the {USER} system user", user=USER, home="/nonexistent")
     if config.compute == VULKAN:
         # udev's rules give the GPU's render nodes to this group, and Debian's udev package makes it; a box without
@@ -122,6 +136,27 @@ def model_server(config: ModelServerConfig, installed_packages: frozenset[str] =
             unit=UNIT,
             driver=config.vulkan_driver,
         )
+
+
+def runtime_packages(config: ModelServerConfig) -> list[str]:
+    driver = DRIVER_RUNTIME_PACKAGES[config.vulkan_driver] if config.compute == VULKAN else ()
+    return [*COMPUTE_RUNTIME_PACKAGES[config.compute], *driver]
+
+
+def _gtt(config: ModelServerConfig):
+    """On unified memory the model lives in the GTT, which ttm sizes at boot: the limit is written (and a GTT an
+    earlier deploy set is removed where none applies), and the deploy says while the live one is not it yet."""
+    if not config.gtt_gib:
+        why = "the model is in RAM (model_server_compute cpu)" if config.compute == CPU else "lavapipe's memory is RAM"
+        gtt_limit(name=f"No GTT limit in {GTT_CONF}: {why}", gtt_gib=0, none_because=why)
+        return
+    gtt_limit(
+        name=f"Limit the GPU's GTT to {config.gtt_gib} GiB in {GTT_CONF} and the initramfs (a reboot applies it)",
+        gtt_gib=config.gtt_gib,
+        none_because="",
+    )
+    gtt_in_effect(name=f"Check that the live GTT is {config.gtt_gib} GiB (a new limit needs a reboot)",
+                  gtt_gib=config.gtt_gib)  # fmt: skip
 
 
 def unit_text(config: ModelServerConfig) -> str:

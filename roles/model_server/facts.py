@@ -7,6 +7,7 @@ import shlex
 
 from pyinfra.api import FactBase
 
+from roles.model_server import gpu
 from roles.model_server.offload import MARKERS
 
 
@@ -98,3 +99,44 @@ class FreeMiB(FactBase):
     def process(self, output):
         held = int(output[1]) if len(output) > 1 else 0
         return int(output[0].split()[3]) + held // (1 << 20)
+
+
+class GttLimitFiles(FactBase):
+    """``(sha256 of the GTT's modprobe file, sha256 the initramfs was last built with)``, each "" when there is none."""
+
+    def command(self, path: str, stamp: str) -> str:
+        p, s = shlex.quote(path), shlex.quote(stamp)
+        return (
+            f"if [ -f {p} ]; then sha256sum < {p} | cut -d' ' -f1; else echo -; fi;"
+            f" if [ -f {s} ]; then head -n1 {s}; else echo -; fi"
+        )
+
+    def process(self, output):
+        conf, built = ([line.strip() for line in output] + ["-", "-"])[:2]
+        return ("" if conf == "-" else conf), ("" if built == "-" else built)
+
+
+class GttTotals(FactBase):
+    """``{card: bytes}``: the GTT each amdgpu card has now (gpu.parse_gtt_totals); empty on a box without one."""
+
+    def command(self) -> str:
+        return (
+            f'for d in {gpu.DRM}/card*/device; do [ -r "$d/mem_info_gtt_total" ] || continue; echo "${{d%/device}}"'
+            ' "$(basename "$(readlink -f "$d/driver")")" "$(cat "$d/mem_info_gtt_total")"; done; true'
+        )
+
+    default = dict
+
+    def process(self, output):
+        return gpu.parse_gtt_totals(output)
+
+
+class GpuKernel(FactBase):
+    """``(kernel release, gfx1151 firmware files)``: what the kernel check of a radv backend reads (gpu.py)."""
+
+    def command(self) -> str:
+        pattern = shlex.quote(f"{gpu.FIRMWARE_DIR}/{gpu.FIRMWARE_PREFIX}") + "*"
+        return f'uname -r; for f in {pattern}; do [ -e "$f" ] && echo "${{f##*/}}"; done; true'
+
+    def process(self, output):
+        return gpu.parse_gpu_kernel(output)

@@ -4,11 +4,12 @@ proof that a GPU host serves from its GPU."""
 from __future__ import annotations
 
 import hashlib
+import posixpath
 import shlex
 from io import StringIO
 from pathlib import Path
 
-from pyinfra import host, state
+from pyinfra import host, logger, state
 from pyinfra.api import FunctionCommand, OperationError, operation
 from pyinfra.facts.files import FileContents
 
@@ -16,11 +17,24 @@ from roles.common import transfer
 from roles.common.files import sha256_file, upload
 from roles.common.locks import BUILD_REQUIREMENTS, REQUIREMENTS, Lock, without_requirement
 from roles.common.python import PIP
-from roles.model_server.facts import BuildTarget, CandidateVersions, FreeMiB, ModelFile, StartupLog
+from roles.model_server.config import GTT_CONF, gtt_modprobe_line
+from roles.model_server.facts import (
+    BuildTarget,
+    CandidateVersions,
+    FreeMiB,
+    GpuKernel,
+    GttLimitFiles,
+    GttTotals,
+    ModelFile,
+    StartupLog,
+)
+from roles.model_server.gpu import FIRMWARE_PREFIX, gpu_kernel_problems, gtt_mismatch
 from roles.model_server.offload import offload_problem, read_startup_log
 from roles.model_server.settings import CPU, VULKAN
 
 REMOTE_WHEELHOUSE = "/var/cache/clawlan/wheelhouse"
+# The sha256 of the GTT file the initramfs was last built with, written once update-initramfs succeeded.
+GTT_INITRAMFS_STAMP = "/var/lib/clawlan/gtt-initramfs.sha256"
 BUILD_PACKAGES = ("build-essential", "cmake", "python3-dev")
 # What a compute backend adds to the build: spirv-headers is needed by the Vulkan CMake and pulled in by neither of
 # the others, so without it the configure step fails.
@@ -276,3 +290,75 @@ def serving_on_gpu(unit: str, driver: str):
         raise OperationError(f"{host.name}: {problem} (from the journal of {unit} since it last started)")
     host.noop(f"{unit} has {startup.summary()}")
     yield from ()  # a check, no command: pyinfra still runs an operation as a generator
+
+
+def gtt_conf_text(gtt_gib: int) -> str:
+    """The modprobe file of a GTT of ``gtt_gib`` GiB; "" for none."""
+    if not gtt_gib:
+        return ""
+    return (
+        f"# Written by clawlan (model_server_gtt_gib: {gtt_gib} GiB): the RAM the GPU may map, the model's home.\n"
+        "# ttm reads it when it loads, from the initramfs: a new value needs update-initramfs and a reboot.\n"
+        f"{gtt_modprobe_line(gtt_gib)}\n"
+    )
+
+
+@operation()
+def gtt_limit(gtt_gib: int, none_because: str):
+    """Keep ttm's page limit (the GPU's GTT) at ``gtt_gib`` GiB in GTT_CONF and in the initramfs; 0 removes a limit
+    an earlier deploy set (``none_because`` says why there is none).
+
+    ttm reads its options when it loads, at boot from the initramfs: a new value needs update-initramfs (every
+    initramfs built later, for a new kernel too, reads /etc/modprobe.d again) and a reboot. Nothing restarts here.
+    The file's sha256 is recorded once update-initramfs succeeded, so a run stopped between the two finishes the
+    job next time instead of leaving an initramfs with the old value.
+    """
+    text = gtt_conf_text(gtt_gib)
+    wanted = hashlib.sha256(text.encode()).hexdigest() if text else ""
+    conf, built = host.get_fact(GttLimitFiles, path=GTT_CONF, stamp=GTT_INITRAMFS_STAMP)
+    if (conf, built) == (wanted, wanted):
+        host.noop(f"{GTT_CONF} and the initramfs limit the GTT to {gtt_gib} GiB" if text else f"no GTT: {none_because}")
+        return
+    quoted, partial, stamp = (shlex.quote(p) for p in (GTT_CONF, f"{GTT_CONF}.partial", GTT_INITRAMFS_STAMP))
+    if conf != wanted:
+        if text:
+            yield f"printf '%s' {shlex.quote(text)} > {partial} && chmod 644 {partial} && mv {partial} {quoted}"
+        else:
+            yield f"rm -f {quoted}"
+    record = f"mkdir -p {shlex.quote(posixpath.dirname(GTT_INITRAMFS_STAMP))} && echo {wanted} > {stamp}"
+    yield f"update-initramfs -u && {record if text else f'rm -f {stamp}'}"
+
+
+@operation()
+def gtt_in_effect(gtt_gib: int):
+    """Warn while the GPU's live GTT is not ``gtt_gib`` GiB: the deploy goes on, the new size takes effect after a
+    reboot, and until then LLM-12 fails. Read at execution, once: a warning at planning too would say it twice."""
+    if not state.is_executing:
+        return
+    totals = host.get_fact(GttTotals)
+    problem = gtt_mismatch(totals, gtt_gib)
+    if problem:
+        logger.warning(f"{host.name}: {problem}: {gtt_gib} GiB takes effect after a reboot, reboot the box")
+    else:
+        host.noop(f"the live GTT is {gtt_gib} GiB on {', '.join(sorted(totals))}")
+    yield from ()
+
+
+@operation()
+def gpu_kernel_ready():
+    """Fail unless the kernel and firmware can drive gfx1151 (gpu.py); warn on a kernel known bad for it.
+
+    Read at execution: the runtime packages this same deploy installs just before bring the firmware, so what a
+    planning pass sees may be missing still. It runs before the build, which would otherwise take minutes for a GPU
+    the kernel cannot drive.
+    """
+    if not state.is_executing:
+        return
+    release, firmware = host.get_fact(GpuKernel)
+    errors, warnings = gpu_kernel_problems(release, firmware)
+    if errors:
+        raise OperationError(f"{host.name}: " + "; ".join(errors) + "; nothing was built")
+    for warning in warnings:
+        logger.warning(f"{host.name}: {warning}")
+    host.noop(f"kernel {release}, and {len(firmware)} {FIRMWARE_PREFIX} firmware files")
+    yield from ()

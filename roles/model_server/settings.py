@@ -30,6 +30,12 @@ COMPUTE_ONLY = {
     "gpu_layers": CPU,
     "mlock": CPU,
     "flash_attention": VULKAN,
+    "gtt_gib": VULKAN,
+}
+# Keys only one Vulkan driver reads (with compute vulkan), refused for the other likewise: lavapipe's device memory is
+# the process' own RAM, so it has no GTT to size.
+DRIVER_ONLY = {
+    "gtt_gib": RADV,
 }
 
 
@@ -55,6 +61,15 @@ class ModelServerSettings:
         "The Vulkan device: radv = a real AMD GPU (Mesa's RADV, render node opened); lavapipe = Mesa's CPU driver "
         "(the lab: the real build, loader, sandbox and offload check, on no GPU).",
         Choice(RADV, LAVAPIPE),
+    )
+    gtt_gib: int | Literal["auto"] = setting(
+        "auto",
+        "radv only: GiB of RAM the GPU may map (GTT: on unified memory the model and its KV cache live there; the "
+        "kernel's default is about half of RAM). auto: the model and its KV cache fill 3/4 of it (at least 2 GiB "
+        "left for compute buffers and the driver, use under the 85 % alert), in whole GiB, at most RAM - "
+        "base_system_reserve_gib. Written as ttm's "
+        "pages_limit in /etc/modprobe.d: takes effect after a reboot.",
+        Either(WholeNumber(1, 16384), Choice("auto")),
     )
     cmake_args: str = setting(
         PORTABLE_CPU,

@@ -17,7 +17,14 @@ from roles.firewall.config import FirewallConfig
 from roles.gateway.config import AUDIT_MAX_AGE_S, MODEL_API_KEY_ENV, TOKEN_ENV, GatewayConfig, build_gateway_config
 from roles.gateway.config import ENV_FILE as GATEWAY_ENV_FILE
 from roles.gateway.config import UNIT as GATEWAY_UNIT
-from roles.model_server.config import IDLE_CLOSE_S, ModelServerConfig, build_model_server_config, health_path, slots
+from roles.model_server.config import (
+    IDLE_CLOSE_S,
+    ModelServerConfig,
+    apt_components,
+    build_model_server_config,
+    health_path,
+    slots,
+)
 from roles.model_server.config import UNIT as MODEL_SERVER_UNIT
 from roles.model_server.decode_floors import decode_floor
 from roles.model_server.settings import LLAMA_SERVER
@@ -115,7 +122,9 @@ class Site:
         }
 
     def base_config(self, name: str) -> BaseConfig:
-        return build_base_config(self.settings[name].base, self.topology.host(name), self.topology.names.hosts_entries)
+        spec = self.topology.host(name)
+        components = apt_components(self.settings[name].model_server) if spec.role == "backend" else ()
+        return build_base_config(self.settings[name].base, spec, self.topology.names.hosts_entries, components)
 
     def model_server_config(self, name: str) -> ModelServerConfig:
         model = self.settings[name].model_server
@@ -125,6 +134,7 @@ class Site:
             wheelhouse_dir=str(self.control.wheelhouse_dir),
             api_key_file=str(self.control.model_server_api_key_file),
             lock=self.control.lock(MODEL_SERVER, model.version),
+            system_reserve_gib=self.settings[name].base.system_reserve_gib,
         )
 
     def ingress_config(self, name: str) -> IngressConfig:

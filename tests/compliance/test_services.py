@@ -39,9 +39,10 @@ from roles.model_server.config import CONFIG_FILE as MODEL_CONFIG
 from roles.model_server.config import SERVER_DIR, VENV
 from roles.model_server.config import UNIT as MODEL_UNIT
 from roles.model_server.config import USER as MODEL_USER
-from roles.model_server.facts import StartupLog
+from roles.model_server.facts import GttTotals, StartupLog
+from roles.model_server.gpu import gtt_mismatch
 from roles.model_server.offload import offload_problem, read_startup_log
-from roles.model_server.settings import LLAMA_SERVER, VULKAN
+from roles.model_server.settings import LLAMA_SERVER, RADV, VULKAN
 from roles.monitor.alertmanager import CONFIG as ALERTMANAGER_CONFIG
 from roles.monitor.alertmanager import UNIT as ALERTMANAGER_UNIT
 from roles.monitor.alerts import WATCHDOG, alert_groups
@@ -181,6 +182,22 @@ def test_LLM_11_served_from_the_gpu(host, site, host_name):
     startup = read_startup_log(host.check_output(StartupLog().command(MODEL_UNIT)).splitlines())
     problem = offload_problem(startup, config.vulkan_driver)
     assert problem is None, problem
+
+
+@control("LLM-12", "The GPU's live GTT is the size the inventory sets", impact=0.6, roles=("backend",))
+def test_LLM_12_gtt_in_effect(host, site, host_name):
+    """On unified memory the model and its KV cache live in the GTT, whose default is about half of RAM: too small a
+    GTT and the model does not load or slots fail to allocate. The deploy writes the limit, which takes effect only
+    after a reboot: this fails until every amdgpu card's mem_info_gtt_total is the configured size (within
+    roles/model_server/config.py's GTT_TOLERANCE_GIB, 0.5 GiB)."""
+    config = site.model_server_config(host_name)
+    if config.compute != VULKAN:
+        pytest.skip(f"n/a: model_server_compute is {config.compute}")
+    if config.vulkan_driver != RADV:
+        pytest.skip(f"n/a: {config.vulkan_driver}'s device memory is RAM, there is no GTT")
+    totals = GttTotals().process(host.check_output(GttTotals().command()).splitlines())
+    problem = gtt_mismatch(totals, config.gtt_gib)
+    assert problem is None, f"{problem}: a limit the deploy just wrote takes effect after a reboot"
 
 
 @control("LLM-06", "The model server's unit is hardened", impact=0.5, roles=("backend",))

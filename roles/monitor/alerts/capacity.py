@@ -89,8 +89,8 @@ def group(t: AlertThresholds) -> AlertGroup:
                 The model's weights and every slot's KV cache live in GTT: when it is full, the model server fails to
                 allocate or the kernel evicts. On {INSTANCE} read `journalctl -u clawlan-model-server -n 100`
                 and the GTT's size (`cat /sys/class/drm/{label("card")}/device/mem_info_gtt_total`). Lower
-                `model_server_context_tokens` or `model_server_parallel_slots` and rerun {DEPLOY}, or raise the
-                kernel's GTT limit (ttm.pages_limit: README, the reference backend) and reboot.
+                `model_server_context_tokens` or `model_server_parallel_slots` and rerun {DEPLOY}, or raise
+                `model_server_gtt_gib`, rerun it and reboot the box (the GTT limit takes effect at boot).
             """),
             why=prose("""
                 The seeds' "GPU memory over 85 % for 5 minutes". On unified memory (the reference box) the model lives
