@@ -1,4 +1,4 @@
-# The two set-up commands on a fresh Debian 12 machine, as root:  make demo   and   make test
+# The two set-up commands on a fresh Debian 12 or 13 machine, as root:  make demo   and   make test
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -75,15 +75,17 @@ $(BIN)/.installed: pyproject.toml locks/control.txt
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
-# promtool checks and unit-tests the alert rules (make unit). Debian's prometheus package (2.42, as on the monitor)
-# carries it, but installing that package would set up a Prometheus service on this control machine: take the .deb
-# and extract the one binary. apt-get download needs package lists, so refresh them once if it fails; the sandbox
-# user is root because _apt cannot write into mktemp's private directory.
+# promtool checks and unit-tests the alert rules (make unit). Debian 13 packages it alone (promtool); Debian 12's
+# prometheus package (2.42, as on the monitor) carries it, but installing that package would set up a Prometheus
+# service on this control machine. Either way: take the .deb and extract the one binary. apt-get download needs
+# package lists, so refresh them once if it fails; the sandbox user is root because _apt cannot write into mktemp's
+# private directory.
 $(BIN)/promtool: | $(BIN)/.installed
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && cd "$$tmp" && \
-	get() { apt-get download -qq -o APT::Sandbox::User=root prometheus; } && \
+	get() { apt-get download -qq -o APT::Sandbox::User=root promtool 2>/dev/null || \
+		apt-get download -qq -o APT::Sandbox::User=root prometheus; } && \
 	{ get 2>/dev/null || { apt-get update -qq && get; }; } && \
-	dpkg-deb --fsys-tarfile prometheus_*.deb | tar -xO ./usr/bin/promtool > "$(abspath $@).tmp" && \
+	dpkg-deb --fsys-tarfile *.deb | tar -xO ./usr/bin/promtool > "$(abspath $@).tmp" && \
 	chmod 755 "$(abspath $@).tmp" && mv "$(abspath $@).tmp" "$(abspath $@)"
 	$@ --version | head -1
 
