@@ -16,8 +16,8 @@ demo: system-deps venv ## Build the lab and deploy the appliance into it
 	@$(BIN)/python -m lab status
 	@echo "Log in with: $(BIN)/python -m lab ssh lab-back   (remove the lab with: make lab-down)"
 
-test: system-deps venv ## Every test: unit, then end to end on a lab it builds and removes
-	$(BIN)/pytest
+test: system-deps venv ## Every test: unit, then end to end on a lab it builds and removes (and the 25 slowest steps)
+	$(BIN)/pytest --durations=25
 
 unit: venv ## Unit tests only (no lab)
 	$(BIN)/pytest -m "not e2e"
