@@ -51,11 +51,12 @@ DECODE_FLOORS: dict[str, DecodeFloor] = {
         "from tg128 36.3 to 31.7 at 32k depth); a CPU fallback or a partial offload is several times slower.",
     ),
     LAVAPIPE_CLASS: DecodeFloor(
-        50.0,
-        150.0,
-        "The lab's own measurement (lavapipe serves the lab only): its tiny qwen3next model on Mesa's CPU driver, one "
-        "thread, warm shader cache, ~150 tokens/s. A third of it: two cores shared with OpenClaw, the probe and "
-        "Prometheus, and the gateway path's own cost per token (BENCHMARKS.md).",
+        40.0,
+        60.0,
+        "The lab's own measurement (lavapipe serves the lab only): its tiny model on Mesa's CPU driver decodes ~150 "
+        "tokens/s on the server, and make check's gateway path (OpenClaw's ~10k-token prompt, its streaming, two "
+        "shared cores) measured a median of 58.5 and 65.6 tokens/s in two runs. A third below that: the suite runs "
+        "beside the probe, Prometheus and the other tests (BENCHMARKS.md).",
     ),
     CPU_CLASS: DecodeFloor(
         None,

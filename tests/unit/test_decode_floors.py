@@ -54,7 +54,7 @@ def test_every_device_class_the_settings_allow_has_a_floor_and_a_source():
 
 @pytest.mark.parametrize(
     "device, target, alert",
-    [(RADV_CLASS, 25.0, 20.0), (LAVAPIPE_CLASS, 50.0, 40.0), (CPU_CLASS, 0.0, 0.0)],
+    [(RADV_CLASS, 25.0, 20.0), (LAVAPIPE_CLASS, 40.0, 32.0), (CPU_CLASS, 0.0, 0.0)],
 )
 def test_a_site_defaults_to_its_backends_device_class(device, target, alert):
     site = site_of(device)
@@ -102,7 +102,7 @@ def test_the_inventorys_target_wins_and_the_alert_follows_it(device):
 
 def test_the_inventorys_alert_floor_wins_over_the_target():
     site = site_of(LAVAPIPE_CLASS, monitor_alert_tokens_per_second_floor=10.0)
-    assert site.latency.tokens_per_second == 50.0
+    assert site.latency.tokens_per_second == 40.0
     assert alert_floor(site) == 10.0
     off = site_of(RADV_CLASS, latency_tokens_per_second=0, monitor_alert_tokens_per_second_floor=0)
     assert (off.latency.tokens_per_second, alert_floor(off)) == (0, 0)
@@ -144,7 +144,7 @@ def test_the_docs_give_each_class_its_floor_and_source_and_the_keys_point_there(
     rows = {line.split(" | ")[0].removeprefix("| "): line for line in table.splitlines() if line.startswith("| `")}
     assert set(rows) == {f"`{name}`" for name in DECODE_FLOORS}
     assert "| 25 | 42.7 | 41 % |" in rows[f"`{RADV_CLASS}`"]
-    assert "| 50 | 150 | 67 % |" in rows[f"`{LAVAPIPE_CLASS}`"]
+    assert "| 40 | 60 | 33 % |" in rows[f"`{LAVAPIPE_CLASS}`"]
     assert "| none (0) | — | — |" in rows[f"`{CPU_CLASS}`"]
     for name, floor in DECODE_FLOORS.items():
         assert floor.source in rows[f"`{name}`"]
