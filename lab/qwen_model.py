@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from roles.common.files import sha256_file
+
 ARCH = "qwen3next"
 WIDTH = 64
 LAYERS = 4
@@ -200,12 +202,6 @@ def generate(path: Path) -> str:
     writer.write_tensors_to_file()
     writer.close()
     partial.replace(path)
-    return sha256_of(path)
-
-
-def sha256_of(path: Path) -> str:
-    from roles.common.files import sha256_file
-
     return sha256_file(str(path))
 
 
