@@ -27,6 +27,8 @@ from roles.model_server.config import (
     VENV,
     ModelServerConfig,
 )
+from roles.model_server.facts import STARTUP_RECORD
+from roles.model_server.offload import MARKERS
 from roles.model_server.operations import (
     gpu_kernel_ready,
     gtt_in_effect,
@@ -38,6 +40,7 @@ from roles.model_server.operations import (
 from roles.model_server.settings import CPU, LAVAPIPE, RADV, VULKAN
 
 AWAIT_READY = f"{VENV}/clawlan-await-ready.py"
+RECORD_STARTUP = f"{VENV}/clawlan-record-startup.py"
 PROGRAMS = Path(__file__).resolve().parent / "programs"  # run on the backend
 # What the server needs at run time beyond its build: the Vulkan loader, and Mesa's drivers (RADV and lavapipe).
 COMPUTE_RUNTIME_PACKAGES = {CPU: (), VULKAN: ("libvulkan1", "mesa-vulkan-drivers")}
@@ -66,7 +69,7 @@ def model_server(config: ModelServerConfig, installed_packages: frozenset[str] =
                      group=RENDER_GROUP)  # fmt: skip
 
     unit_path = f"/etc/systemd/system/{UNIT}"
-    known = host_files(AWAIT_READY, "/etc/clawlan", CONFIG_FILE, SECRETS_FILE, KEY_FILE, unit_path)
+    known = host_files(AWAIT_READY, RECORD_STARTUP, "/etc/clawlan", CONFIG_FILE, SECRETS_FILE, KEY_FILE, unit_path)
     venv = virtualenv(name=f"Create the virtualenv {VENV}", path=VENV)
     build = llama_cpp_build(
         name=f"Install llama-cpp-python {config.version} and its llama-server from its lock (built once per lock, "
@@ -83,6 +86,13 @@ def model_server(config: ModelServerConfig, installed_packages: frozenset[str] =
         name="Install the readiness check",
         src=str(PROGRAMS / "await-ready.py"),
         dest=AWAIT_READY,
+        mode="644",
+        create_remote_dir=False,
+    )
+    startup_record = known.put(
+        name="Install the start-up recorder (a GPU build's device lines, kept past the journal's rotation)",
+        src=str(PROGRAMS / "record-startup.py"),
+        dest=RECORD_STARTUP,
         mode="644",
         create_remote_dir=False,
     )
@@ -123,7 +133,7 @@ def model_server(config: ModelServerConfig, installed_packages: frozenset[str] =
     unit = known.put(
         name=f"Install {UNIT}", src=StringIO(unit_text(config)), dest=unit_path, mode="644", create_remote_dir=False
     )
-    changed = (venv, build, ready_check, model, settings, secrets, unit)
+    changed = (venv, build, ready_check, startup_record, model, settings, secrets, unit)
     service(
         name=f"Run {UNIT} (restarted only when its build, model, settings or unit changed)",
         unit=UNIT,
@@ -170,6 +180,9 @@ def unit_text(config: ModelServerConfig) -> str:
         config_file=CONFIG_FILE,
         secrets_file=SECRETS_FILE,
         await_ready=AWAIT_READY,
+        record_startup=RECORD_STARTUP,
+        startup_record=STARTUP_RECORD,
+        startup_markers=" ".join(systemd_quoted(marker) for marker in MARKERS),
         mlock=config.mlock,
         gpu=config.gpu_layers != 0,
         vulkan=config.compute == VULKAN,
@@ -177,3 +190,11 @@ def unit_text(config: ModelServerConfig) -> str:
         jits_shaders=config.compute == VULKAN and config.vulkan_driver == LAVAPIPE,
         shader_cache=SHADER_CACHE,
     )
+
+
+def systemd_quoted(word: str) -> str:
+    """One argument of an Exec= line, spaces and all: double-quoted, refusing what would need escaping (quotes,
+    backslashes, systemd's % specifiers and $ variables), as the constant markers need none."""
+    if any(c in word for c in '"\\%$') or not word.isprintable():
+        raise ValueError(f"{word!r} needs escaping in an Exec= line")
+    return f'"{word}"'

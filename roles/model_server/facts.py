@@ -10,6 +10,10 @@ from pyinfra.api import FactBase
 from roles.model_server import gpu
 from roles.model_server.offload import MARKERS
 
+# Where the unit keeps its current start's device lines (programs/record-startup.py): /run, so a reboot empties it
+# and the start after it writes it again.
+STARTUP_RECORD = "/run/clawlan-model-server.startup"
+
 
 class BuildTarget(FactBase):
     """What a llama-cpp-python wheel built here would only run on: arch, Python, OS, and the CPU if native."""
@@ -38,19 +42,25 @@ class CandidateVersions(FactBase):
 
 
 class StartupLog(FactBase):
-    """The lines of ``unit``'s running server that say where it put the model (offload.MARKERS): its journal this
-    boot from its main process, so only the current run's. Empty when the unit runs nothing.
+    """The lines of ``unit``'s running server that say where it put the model (offload.MARKERS). Empty when the unit
+    runs nothing.
 
-    journald takes in a service's output a moment after it is written: right after a restart the lines may not be
-    there yet, so it asks again, for up to 10 s, until a line that ends the story (layers counted, or no device)."""
+    First from ``record``, which the unit's record-startup.py writes as the server becomes ready, when its first
+    line names the unit's current start (its InvocationID): the journal may have rotated them away since. Otherwise
+    from the journal, this boot, the main process's lines: journald takes in a service's output a moment after it is
+    written, so right after a restart it asks again, for up to 10 s, until a line that ends the story (layers
+    counted, or no device)."""
 
-    def command(self, unit: str) -> str:
-        quoted = shlex.quote(unit)
+    def command(self, unit: str, record: str = STARTUP_RECORD) -> str:
+        quoted, record = shlex.quote(unit), shlex.quote(record)
         markers = " ".join(f"-e {shlex.quote(marker)}" for marker in MARKERS)
         final = "|".join(f"*{shlex.quote(marker)}*" for marker in MARKERS[1:])
         return (
-            f"pid=$(systemctl show --value --property MainPID {quoted}); lines=;"
-            f' if [ "${{pid:-0}}" != 0 ]; then for attempt in $(seq 20); do'
+            f"pid=$(systemctl show --value --property MainPID {quoted});"
+            f" start=$(systemctl show --value --property InvocationID {quoted}); lines=;"
+            f' if [ "${{pid:-0}}" != 0 ] && [ -n "$start" ]'
+            f' && [ "$(head -n 1 {record} 2>/dev/null)" = "invocation=$start" ]; then lines=$(tail -n +2 {record}); fi;'
+            f' if [ "${{pid:-0}}" != 0 ] && [ -z "$lines" ]; then for attempt in $(seq 20); do'
             f' lines=$(journalctl --boot --no-pager --quiet --output cat _SYSTEMD_UNIT={quoted} "_PID=$pid"'
             f" | grep --fixed-strings {markers} | head -n 100);"
             f' case "$lines" in {final}) break;; esac; sleep 0.5; done; fi;'

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shlex
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -13,9 +17,9 @@ from roles.common.locks import Lock
 from roles.common.names import HostSpec
 from roles.common.templates import render
 from roles.inventory.load import build_site
-from roles.model_server.config import UNIT, build_model_server_config, model_file_name
-from roles.model_server.deploy import COMPUTE_RUNTIME_PACKAGES, unit_text
-from roles.model_server.facts import StartupLog
+from roles.model_server.config import UNIT, VENV, build_model_server_config, model_file_name
+from roles.model_server.deploy import AWAIT_READY, COMPUTE_RUNTIME_PACKAGES, RECORD_STARTUP, systemd_quoted, unit_text
+from roles.model_server.facts import STARTUP_RECORD, StartupLog
 from roles.model_server.offload import MARKERS, offload_problem, read_startup_log
 from roles.model_server.operations import (
     COMPUTE_BUILD_PACKAGES,
@@ -391,3 +395,76 @@ def test_the_vulkan_driver_may_stay_while_the_cpu_serves():
     hosts = good_hosts()
     hosts["back"][1].update(model_server_compute="cpu", model_server_vulkan_driver="lavapipe")
     assert build_site(hosts).model_server_config("back").compute == "cpu"
+
+
+def test_a_gpu_unit_records_its_start_up_lines_as_root_after_it_is_ready():
+    """The recorder runs after the readiness check (the model is loaded, its lines logged), as root (+) to read the
+    journal, with the markers as separate arguments; the CPU path has no device lines to keep."""
+    found = [value for key, value in directives(unit_text(gpu())) if key == "ExecStartPost"]
+    assert found[0].endswith(AWAIT_READY)
+    assert found[1] == (
+        f'+{VENV}/bin/python {RECORD_STARTUP} {STARTUP_RECORD} ": using device " " layers to GPU" '
+        '"ggml_vulkan: No devices found" "no usable GPU found"'
+    )
+    assert not any(RECORD_STARTUP in value for _, value in directives(unit_text(config())))
+
+
+@pytest.mark.parametrize("word", ['a "quoted" word', "50%", "$HOME", "back\\slash", "new\nline"])
+def test_an_exec_argument_that_needs_escaping_is_refused(word):
+    with pytest.raises(ValueError, match="needs escaping"):
+        systemd_quoted(word)
+
+
+def fake_commands(directory, **scripts):
+    """Executables on a PATH of their own: name -> shell script body."""
+    for name, body in scripts.items():
+        path = directory / name
+        path.write_text(f"#!/bin/sh\n{body}\n")
+        path.chmod(0o755)
+    return {**os.environ, "PATH": f"{directory}:{os.environ['PATH']}"}
+
+
+def systemctl_reporting(pid: int, start: str) -> str:
+    return f'case "$*" in *MainPID*) echo {pid};; *InvocationID*) echo {start};; esac'
+
+
+JOURNAL = "\n".join(
+    [
+        "llama_model_load_from_file_impl: using device Vulkan0 (llvmpipe (LLVM 19.1.7, 256 bits)) (0000:00:00.0)"
+        " - 1 MiB free",
+        "srv  update_slots: all slots are idle",
+        "load_tensors: offloaded 3/3 layers to GPU",
+    ]
+)  # fmt: skip
+
+
+def test_the_record_of_the_current_start_is_read_and_a_stale_one_is_not(tmp_path):
+    """The journal here has rotated the lines away: the record of this start is the proof; a record of an earlier
+    start is ignored for the journal (empty), and a stopped unit has no proof at all."""
+    record = tmp_path / "startup"
+    record.write_text("invocation=abc\n" + "\n".join(line for line in JOURNAL.splitlines() if "srv" not in line) + "\n")
+
+    def lines(pid, start):
+        env = fake_commands(tmp_path, systemctl=systemctl_reporting(pid, start), journalctl="true", sleep="true")
+        command = StartupLog().command(UNIT, record=str(record))
+        return subprocess.run(["sh", "-c", command], env=env, capture_output=True, text=True, check=True).stdout
+
+    assert offload_problem(read_startup_log(lines(42, "abc").splitlines()), LAVAPIPE) is None
+    assert lines(42, "def") == ""  # another start's record, and nothing in the journal
+    assert lines(0, "abc") == ""  # not running
+
+
+def test_the_recorder_keeps_this_starts_marked_lines_only(tmp_path):
+    journal = tmp_path / "journal.txt"
+    journal.write_text(JOURNAL + "\n")
+    asked = tmp_path / "asked"
+    env = fake_commands(tmp_path, journalctl=f'echo "$*" > {asked}; cat {journal}')
+    record = tmp_path / "startup"
+    program = Path(__file__).resolve().parents[2] / "roles/model_server/programs/record-startup.py"
+    subprocess.run([sys.executable, str(program), str(record), *MARKERS], env={**env, "INVOCATION_ID": "abc"},
+                   check=True, timeout=60)  # fmt: skip
+    assert "_SYSTEMD_INVOCATION_ID=abc" in asked.read_text()
+    first, *kept = record.read_text().splitlines()
+    assert first == "invocation=abc"
+    assert kept == [line for line in JOURNAL.splitlines() if "srv" not in line]
+    assert oct(record.stat().st_mode & 0o777) == "0o644"
