@@ -24,6 +24,7 @@ from roles.common.tls import CA_CERT, HOST_CERT, HOST_KEY
 from roles.common.transfer import STAGING
 from roles.model_server.config import CONFIG_FILE, KEY_FILE, UNIT
 from roles.model_server.deploy import SHADER_CACHE
+from roles.model_server.facts import STARTUP_RECORD
 from roles.model_server.settings import VULKAN
 from tests.compliance import test_services as service_controls
 from tests.e2e.conftest import LAB_INVENTORY, deploy
@@ -297,3 +298,22 @@ def test_a_server_that_lost_its_device_fails_the_deploy_naming_why_and_the_shade
     assert code == 200, text
     after = shader_cache_files(backend)
     assert {path: after.get(path) for path in cached} == cached, "the shader cache was emptied by a restart"
+
+
+def test_the_proof_of_the_gpu_outlives_the_journal(hosts, site):
+    """The server logs every chat beside its start-up lines, and journald rotates them away in time. The unit keeps
+    its start's lines in a record of its own: with the journal emptied, a deploy changes nothing and LLM-11 passes;
+    without the record it could not tell where the model went (which is why the record is there)."""
+    backend = hosts[BACKEND]
+    backend.check_output("journalctl --rotate --quiet && journalctl --vacuum-time=1s --quiet")
+    logged = backend.run(f"journalctl --boot --quiet --output cat _SYSTEMD_UNIT={UNIT} | grep -F ' layers to GPU'")
+    assert logged.stdout == "", "the journal still holds the start-up lines"
+    assert deploy().changed == set()
+    service_controls.test_LLM_11_served_from_the_gpu(backend, site, BACKEND)
+    backend.check_output(f"mv {STARTUP_RECORD} {STARTUP_RECORD}.aside")
+    try:
+        result = deploy(check=False)
+        assert result.returncode != 0 and "is no longer in the journal" in result.log, result.log[-3000:]
+    finally:
+        backend.check_output(f"mv {STARTUP_RECORD}.aside {STARTUP_RECORD}")
+    assert deploy().changed == set()
