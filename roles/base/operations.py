@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 import shlex
+from io import StringIO
 
 from pyinfra import host
 from pyinfra.api import OperationError, operation
@@ -25,6 +26,7 @@ from roles.base.facts import (
     TransparentHugePages,
     is_swap_area,
 )
+from roles.common.files import whole_file
 
 
 @operation()
@@ -184,9 +186,8 @@ def apt_components_enabled(components: tuple[str, ...]):
     if ours == (hashlib.sha256(text.encode()).hexdigest() if text else ""):
         host.noop(f"apt fetches Debian's {', '.join(components)}")
         return
-    path, partial = shlex.quote(COMPONENTS_SOURCES), shlex.quote(f"{COMPONENTS_SOURCES}.partial")
     if text:
-        yield f"printf '%s' {shlex.quote(text)} > {partial} && chmod 644 {partial} && mv {partial} {path}"
+        yield from whole_file._inner(StringIO(text), COMPONENTS_SOURCES, mode="644", create_remote_dir=False)
         yield "apt-get update -q"
     else:
-        yield f"rm -f {path}"
+        yield f"rm -f {shlex.quote(COMPONENTS_SOURCES)}"

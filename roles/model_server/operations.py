@@ -14,7 +14,7 @@ from pyinfra.api import FunctionCommand, OperationError, operation
 from pyinfra.facts.files import FileContents
 
 from roles.common import transfer
-from roles.common.files import sha256_file, upload
+from roles.common.files import sha256_file, upload, whole_file
 from roles.common.locks import BUILD_REQUIREMENTS, REQUIREMENTS, Lock, without_requirement
 from roles.common.python import PIP
 from roles.model_server.config import GTT_CONF, gtt_modprobe_line
@@ -319,10 +319,10 @@ def gtt_limit(gtt_gib: int, none_because: str):
     if (conf, built) == (wanted, wanted):
         host.noop(f"{GTT_CONF} and the initramfs limit the GTT to {gtt_gib} GiB" if text else f"no GTT: {none_because}")
         return
-    quoted, partial, stamp = (shlex.quote(p) for p in (GTT_CONF, f"{GTT_CONF}.partial", GTT_INITRAMFS_STAMP))
+    quoted, stamp = shlex.quote(GTT_CONF), shlex.quote(GTT_INITRAMFS_STAMP)
     if conf != wanted:
         if text:
-            yield f"printf '%s' {shlex.quote(text)} > {partial} && chmod 644 {partial} && mv {partial} {quoted}"
+            yield from whole_file._inner(StringIO(text), GTT_CONF, mode="644", create_remote_dir=False)
         else:
             yield f"rm -f {quoted}"
     record = f"mkdir -p {shlex.quote(posixpath.dirname(GTT_INITRAMFS_STAMP))} && echo {wanted} > {stamp}"

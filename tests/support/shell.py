@@ -7,6 +7,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from pyinfra.api import FunctionCommand
+
 STUBBED = (
     "curl", "apt-get", "tar", "python3", "systemctl", "useradd", "usermod", "openssl", "chown", "swapoff", "swapon",
     "fallocate", "mkswap", "dd", "node",
@@ -79,15 +81,27 @@ class Shell:
         return sorted(p.name for p in self.root.rglob("PWNED*"))
 
 
-def plan(operation, module, facts, **arguments) -> tuple[list[str], FakeHost]:
-    """The commands ``operation`` yields (shell strings only) with ``facts`` for its host."""
+def _yielded(operation, module, facts, **arguments) -> tuple[list, FakeHost]:
+    """Everything ``operation`` yields with ``facts`` for its host."""
     host = FakeHost(facts)
     saved = module.host
     module.host = host
     try:
-        return [c for c in operation._inner(**arguments) if isinstance(c, str)], host
+        return list(operation._inner(**arguments)), host
     finally:
         module.host = saved
+
+
+def plan(operation, module, facts, **arguments) -> tuple[list[str], FakeHost]:
+    """The commands ``operation`` yields (shell strings only) with ``facts`` for its host."""
+    yielded, host = _yielded(operation, module, facts, **arguments)
+    return [c for c in yielded if isinstance(c, str)], host
+
+
+def uploads(operation, module, facts, **arguments) -> dict[str, str]:
+    """The files ``operation`` copies to its host (roles.common.files.upload, a StringIO): remote path -> text."""
+    yielded, _ = _yielded(operation, module, facts, **arguments)
+    return {remote: src.getvalue() for c in yielded if isinstance(c, FunctionCommand) for src, remote in [c.args]}
 
 
 def program_calls(shell: Shell, program: str) -> list[list[str]]:

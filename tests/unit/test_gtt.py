@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shlex
 import subprocess
 import types
 
@@ -37,7 +36,7 @@ from roles.model_server.operations import (
     gtt_limit,
 )
 from roles.model_server.settings import ModelServerSettings
-from tests.support.shell import plan
+from tests.support.shell import plan, uploads
 from tests.support.sites import problems_of, site_with, with_change
 
 RADV_BACKEND = {"model_server_compute": "vulkan"}  # the driver defaults to radv
@@ -152,11 +151,11 @@ def sha(text: str) -> str:
 def test_a_new_gtt_is_written_whole_then_the_initramfs_updated_then_recorded():
     text = gtt_conf_text(53)
     assert text.endswith("\noptions ttm pages_limit=13893632 page_pool_size=13893632\n")
-    (write, initramfs), _ = plan(gtt_limit, operations, {GttLimitFiles: ("", "")}, gtt_gib=53, none_because="")
-    assert write == (
-        f"printf '%s' {shlex.quote(text)} > {GTT_CONF}.partial && chmod 644 {GTT_CONF}.partial"
-        f" && mv {GTT_CONF}.partial {GTT_CONF}"
-    )
+    facts = {GttLimitFiles: ("", "")}
+    (write, initramfs), _ = plan(gtt_limit, operations, facts, gtt_gib=53, none_because="")
+    assert uploads(gtt_limit, operations, facts, gtt_gib=53, none_because="") == {f"{GTT_CONF}.clawlan-new": text}
+    new = f"{GTT_CONF}.clawlan-new"
+    assert write == f"chmod 644 {new} && sync {new} && mv -f {new} {GTT_CONF}"
     assert initramfs == f"update-initramfs -u && mkdir -p /var/lib/clawlan && echo {sha(text)} > {GTT_INITRAMFS_STAMP}"
 
 
@@ -352,7 +351,9 @@ def test_a_missing_component_gets_its_own_sources_file_and_fresh_lists():
     assert "URIs: https://security.debian.org/debian-security\nSuites: trixie-security\n" in text
     fact = {AptComponents: ("trixie", frozenset(), "")}
     (write, update), _ = plan(apt_components_enabled, base_operations, fact, components=("non-free-firmware",))
-    assert write.endswith(f"mv {COMPONENTS_SOURCES}.partial {COMPONENTS_SOURCES}") and shlex.quote(text) in write
+    new = f"{COMPONENTS_SOURCES}.clawlan-new"
+    assert uploads(apt_components_enabled, base_operations, fact, components=("non-free-firmware",)) == {new: text}
+    assert write == f"chmod 644 {new} && sync {new} && mv -f {new} {COMPONENTS_SOURCES}"
     assert update == "apt-get update -q"
     fact = {AptComponents: ("trixie", frozenset(), sha(text))}
     commands, host = plan(apt_components_enabled, base_operations, fact, components=("non-free-firmware",))
