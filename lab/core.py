@@ -20,7 +20,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab.image import ADMIN, ensure_image
-from lab.paths import CACHE_DIR, MACHINE_DIR, REPO, STATE_DIR, TINY_MODEL, TINY_MODEL_SHA256
+from lab.paths import (
+    CACHE_DIR,
+    LLAMA_TOY_MODEL,
+    LLAMA_TOY_MODEL_SHA256,
+    MACHINE_DIR,
+    QWEN_MODEL,
+    QWEN_MODEL_SHA256,
+    REPO,
+    STATE_DIR,
+)
 from roles.common.network import port_open
 
 INVENTORY = REPO / "inventory" / "lab.py"
@@ -174,7 +183,7 @@ class Lab:
         self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._ensure_keypair()
         images = {debian: ensure_image(self.cache_dir, debian, log=self.log) for debian in self._releases}
-        ensure_tiny_model(self.log)
+        ensure_lab_models(self.log)
         self._record_kernel_originals()
         self._clear_stale_containers()
         self._ensure_network()
@@ -441,17 +450,23 @@ class Lab:
         _podman("rm", "--force", host.container, check=False)
 
 
-def ensure_tiny_model(log=print) -> None:
-    """The lab inventory's model: generated here (never downloaded), checked against its pinned hash."""
-    from lab.tiny_model import generate, sha256_of
+def ensure_lab_models(log=print) -> None:
+    """The lab inventory's model and the small second model the download tests fetch: generated here (never
+    downloaded), each checked against its pinned hash."""
+    from lab import qwen_model, tiny_model
+    from roles.common.files import sha256_file
 
-    if TINY_MODEL.exists() and sha256_of(TINY_MODEL) == TINY_MODEL_SHA256:
-        return
-    log(f"lab: generating the tiny test model {TINY_MODEL}")
-    TINY_MODEL.parent.mkdir(parents=True, exist_ok=True)
-    made = generate(TINY_MODEL)
-    if made != TINY_MODEL_SHA256:
-        raise LabError(f"generated model has sha256 {made}, expected {TINY_MODEL_SHA256} (gguf/numpy changed?)")
+    for path, pinned, generate in (
+        (QWEN_MODEL, QWEN_MODEL_SHA256, qwen_model.generate),
+        (LLAMA_TOY_MODEL, LLAMA_TOY_MODEL_SHA256, tiny_model.generate),
+    ):
+        if path.exists() and sha256_file(path) == pinned:
+            continue
+        log(f"lab: generating the test model {path}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        made = generate(path)
+        if made != pinned:
+            raise LabError(f"generated {path.name} has sha256 {made}, expected {pinned} (gguf/numpy changed?)")
 
 
 def _read_kernel_value(path: str) -> str:

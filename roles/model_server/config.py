@@ -134,8 +134,8 @@ class ModelServerConfig:
             "--batch-size": self.batch_tokens,
             "--ubatch-size": self.ubatch_tokens,
             "--n-gpu-layers": "all" if self.gpu_layers == -1 else self.gpu_layers,
-            # Prompt reuse: each slot keeps its last prompt; --cache-ram keeps more in RAM for any slot to take,
-            # and --cache-reuse shifts cached chunks into place rather than evaluating OpenClaw's prompt again.
+            # Prompt reuse: each slot keeps its last prompt (a hybrid model's recurrent layers through context
+            # checkpoints); --cache-ram keeps more in RAM for any slot to take.
             "--cache-ram": self.prompt_cache_mib,
             "--cache-reuse": self.cache_reuse_tokens,
             # The default answer length; the gateway asks for max_answer_tokens itself.

@@ -147,7 +147,8 @@ class ModelServerSettings:
         WholeNumber(0, 1048576),
     )  # fmt: skip
     cache_reuse_tokens: int = setting(
-        256, "llama-server --cache-reuse: reuse cached chunks this long by shifting them, not re-evaluating.",
+        0, "llama-server --cache-reuse: reuse cached chunks this long by shifting them. 0 (off): on a hybrid model "
+        "(Qwen3-Next) shifting changes answers (README: the prompt cache).",
         WholeNumber(0, 1048576),
     )  # fmt: skip
     port: int = setting(8000, "Loopback port of the model server; only the local TLS proxy talks to it.", Port())

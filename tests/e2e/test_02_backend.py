@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from lab.image import ADMIN
-from lab.paths import TINY_MODEL
+from lab.paths import LLAMA_TOY_MODEL, QWEN_MODEL
 from lab.runner import PYINFRA, REPO
 from roles.common.ca import CertSpec, load_or_create_ca, sign_csr
 from roles.common.tls import CA_CERT, HOST_CERT, HOST_KEY
@@ -208,7 +208,7 @@ def test_a_corrupt_model_fails_clearly_and_the_old_one_keeps_serving(hosts, fron
     backend = hosts[BACKEND]
     pid = main_pid(backend, UNIT)
     corrupt = tmp_path / "clawlan-tiny-v2.gguf"
-    data = bytearray(TINY_MODEL.read_bytes())
+    data = bytearray(LLAMA_TOY_MODEL.read_bytes())
     data[len(data) // 2] ^= 0xFF
     corrupt.write_bytes(bytes(data))
     claimed = site.model_server_config(BACKEND).model_sha256  # what the file should have been
@@ -226,7 +226,7 @@ def test_an_interrupted_download_resumes(hosts, lab, site, front, endpoint):
     config = site.model_server_config(BACKEND)
     path = "/var/lib/clawlan/models/clawlan-tiny-downloaded.gguf"
     gateway = str(next(lab.subnet.hosts()))  # this machine, on the lab network
-    with FileServer(gateway, {"/clawlan-tiny-downloaded.gguf": TINY_MODEL}, bytes_per_second=48 * 1024) as server:
+    with FileServer(gateway, {"/clawlan-tiny-downloaded.gguf": QWEN_MODEL}, bytes_per_second=48 * 1024) as server:
         args = ["--data", f"model_server_model_source={server.url}/clawlan-tiny-downloaded.gguf"]
         run = subprocess.Popen(
             [PYINFRA, "-y", LAB_INVENTORY, "deploys/full.py", *args],
@@ -244,9 +244,10 @@ def test_an_interrupted_download_resumes(hosts, lab, site, front, endpoint):
         finally:
             run.kill()
         partial_size = int(backend.check_output(f"stat -c %s {path}.partial"))
-        assert 100000 < partial_size < TINY_MODEL.stat().st_size
+        assert 100000 < partial_size < QWEN_MODEL.stat().st_size
         assert not backend.file(path).exists
 
+        server.bytes_per_second = 64 << 20  # the rest of the 45 MB at LAN speed
         deploy(*args)
         assert server.ranges[-1] == f"bytes={partial_size}-"  # resumed where it stopped
     assert backend.check_output(f"sha256sum {path}").split()[0] == config.model_sha256

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from lab.paths import TINY_MODEL
+from lab.paths import QWEN_MODEL
 from lab.runner import PYINFRA, REPO, run_pyinfra
 from roles.common.ca import load_ca, sign_csr
 from roles.common.tls import HOST_CERT, HOST_KEY
@@ -342,30 +342,32 @@ def test_a_disk_that_fills_during_a_model_download_stops_it_clearly_and_the_old_
     passes) but not for the file that arrives: the download stops with an error saying where and how much is left;
     the model in service goes on serving; what arrived is kept. Room made, the next deploy resumes it."""
     back, config = hosts[BACKEND], site.model_server_config(BACKEND)
-    name = "clawlan-tiny-next.gguf"
+    name = "clawlan-qwen3next-tiny-next.gguf"
     path = f"{MODELS_DIR}/{name}"
     used_kib = int(back.check_output(f"du -sk {MODELS_DIR}").split()[0])
-    # What is there now, on a disk with 3 MiB free: the deploy's check (2 MiB for this model) passes, 4.6 MB does not.
+    # What is there now, on a disk with 3 MiB free. The inventory under-declares the new model (1 MiB): the deploy's
+    # check (2 MiB with its margin) passes, the 45.6 MB that arrive do not fit.
     as_root_with_mounts(lab, BACKEND, f"rm -rf /root/models-kept && cp -a {MODELS_DIR}/. /root/models-kept/"
                         f" && mount -t tmpfs -o size={used_kib + 3072}k,mode=755 clawlan-small-disk {MODELS_DIR}"
                         f" && cp -a /root/models-kept/. {MODELS_DIR}/")  # fmt: skip
     serving = main_pid(back, MODEL_UNIT)
     gateway = str(next(lab.subnet.hosts()))  # this machine, on the lab network
     try:
-        with FileServer(gateway, {f"/{name}": TINY_MODEL}, bytes_per_second=8 << 20) as server:
-            args = ("--data", f"model_server_model_source={server.url}/{name}")
+        with FileServer(gateway, {f"/{name}": QWEN_MODEL}, bytes_per_second=32 << 20) as server:
+            source = f"model_server_model_source={server.url}/{name}"
+            args = ("--data", source, "--data", "model_server_model_size_gib=0.001")
             result = deploy(*args, check=False)
             assert result.returncode != 0
             assert f"{BACKEND}: the download of {server.url}/{name} stopped (curl exit 23) with " in result.log
             assert f"MiB left on the disk under {MODELS_DIR}: " in result.log, result.log[-3000:]
             print("disk full:", next(line for line in result.log.splitlines() if "stopped (curl exit" in line))
             kept = int(back.check_output(f"stat -c %s {path}.partial"))
-            assert 0 < kept < TINY_MODEL.stat().st_size and not back.file(path).exists
+            assert 0 < kept < QWEN_MODEL.stat().st_size and not back.file(path).exists
             assert main_pid(back, MODEL_UNIT) == serving  # never restarted: the old model serves on
             status, text = gateway_chat(site)
             assert status == 200, text
 
-            as_root_with_mounts(lab, BACKEND, f"mount -o remount,size={used_kib + 16384}k {MODELS_DIR}")  # room made
+            as_root_with_mounts(lab, BACKEND, f"mount -o remount,size={used_kib + 65536}k {MODELS_DIR}")  # room made
             deploy(*args)
             assert server.ranges[-1] == f"bytes={kept}-"  # resumed where the disk filled
         assert back.check_output(f"sha256sum {path}").split()[0] == config.model_sha256
