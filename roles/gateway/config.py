@@ -90,6 +90,24 @@ TOOL_POLICIES: dict[str, dict] = {
     # OpenClaw's own default: every tool, commands included, as the gateway's user.
     "operator": {"profile": "full"},
 }
+# The rest of OpenClaw's prompt per profile: every chat carries its system prompt in front of the person's text, and
+# the reference box evaluates ~530 tokens/s cold (BENCHMARKS.md). OpenClaw's default (operator) is ~12,300 of Qwen's
+# tokens: skills, the workspace bootstrap files (AGENTS.md, SOUL.md, ... and the first-run ritual, which the agent
+# rewrites and so moves every later token for every conversation) and the memory plugin's instructions. The lean
+# profiles leave all three out: the agent cannot use them anyway (no exec, no memory tools).
+_LEAN_AGENT = {"skills": [], "skipBootstrap": True, "contextInjection": "never"}
+AGENT_PROMPTS: dict[str, tuple[dict, dict]] = {  # profile -> (agents.defaults additions, plugins additions)
+    "chat": (_LEAN_AGENT, {"slots": {"memory": "none"}}),
+    "workspace": (_LEAN_AGENT, {"slots": {"memory": "none"}}),
+    "operator": ({}, {}),
+}
+# The most tokens (Qwen's tokenizer) the whole prompt of a new session's first chat may have, per profile: the latency
+# suite holds the running site to it (README: the agent's tools, for what each measured). The default's is the issue's
+# ceiling for a first token within seconds on the reference box; operator is OpenClaw's own prompt, ~12-13k.
+PROMPT_TOKEN_BUDGETS: dict[str, int] = {"chat": 3000, "workspace": 3500, "operator": 16000}
+# What a warm chat of a session may evaluate beyond its own message and the previous answer: OpenClaw's per-turn
+# framing (the message's timestamp line, the chat template's markers), never the system prompt again.
+WARM_TAIL_TOKENS = 64
 # What the running gateway must report (`tools.effective`) for each profile: exactly these, or (operator) these
 # among others.
 EFFECTIVE_TOOLS: dict[str, tuple[str, ...]] = {
@@ -177,10 +195,14 @@ class GatewayConfig:
             # llama-cpp-python reads max_tokens only; without it an answer runs to the end of the context.
             "maxTokensField": "max_tokens",
         }
+        # The session's id in a header on every upstream request, x-session-affinity: <session id>:<n>: the balancer
+        # sends a session's chats to the backend that holds its cache (roles/model_server/balancer).
+        compat["sendSessionAffinityHeaders"] = True
         if self.model_tools:
             compat["toolSchemaProfile"] = "llamacpp"
         else:
             compat["supportsTools"] = False
+        agent, plugins = AGENT_PROMPTS[self.agent_tools]
         return {
             "gateway": {
                 "mode": "local",
@@ -224,9 +246,10 @@ class GatewayConfig:
                 "defaults": {
                     "model": {"primary": f"{PROVIDER}/{self.model_id}"},
                     "heartbeat": {"every": "0m"},
+                    **agent,
                 }
             },
-            "plugins": {"entries": {"memory-core": {"config": {"dreaming": {"enabled": False}}}}},
+            "plugins": {"entries": {"memory-core": {"config": {"dreaming": {"enabled": False}}}}, **plugins},
             "tools": TOOL_POLICIES[self.agent_tools],
             # People's conversations are not kept for ever: OpenClaw archives those untouched this long, and deletes
             # archived resets and deletions after as long (the probe's chats, a session each, go the same way).

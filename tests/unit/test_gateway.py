@@ -171,6 +171,21 @@ def test_the_workspace_profile_adds_file_tools_confined_to_the_workspace():
 def test_the_operator_profile_is_openclaws_own_default():
     config = openclaw(front={"gateway_agent_tools": "operator"})
     assert config["tools"] == {"profile": "full"} and "browser" not in config
+    assert set(config["agents"]["defaults"]) == {"model", "heartbeat"} and "slots" not in config["plugins"]
+
+
+@pytest.mark.parametrize("profile", ["chat", "workspace"])
+def test_the_lean_profiles_leave_skills_bootstrap_files_and_memory_out_of_the_prompt(profile):
+    """~12,300 tokens of OpenClaw's default prompt down to ~2,000 (chat) or ~3,000 (workspace): README."""
+    config = openclaw(front={"gateway_agent_tools": profile})
+    defaults = config["agents"]["defaults"]
+    assert defaults["skills"] == [] and defaults["skipBootstrap"] is True and defaults["contextInjection"] == "never"
+    assert config["plugins"]["slots"] == {"memory": "none"}
+
+
+def test_every_upstream_request_names_its_session_for_the_balancer():
+    (model,) = openclaw()["models"]["providers"]["clawlan"]["models"]
+    assert model["compat"]["sendSessionAffinityHeaders"] is True
 
 
 @pytest.mark.parametrize("value", ["full", "none", "", True, ["chat"], "chat; id"])
