@@ -40,6 +40,13 @@ KEEPALIVE_IDLE_S = 10
 KEEPALIVE_INTERVAL_S = 5
 KEEPALIVE_PROBES = 3
 DEAD_PEER_S = KEEPALIVE_IDLE_S + KEEPALIVE_INTERVAL_S * KEEPALIVE_PROBES
+# Session affinity: the gateway names the conversation on every upstream request (OpenClaw's
+# sendSessionAffinityHeaders: "x-session-affinity: <session id>:<n>"), and the balancer keeps a session on the backend
+# that evaluated its prompt, whose cache holds it: elsewhere its whole prompt is evaluated again (tens of seconds on
+# the reference box). A session idle this long is forgotten (its cache is likely gone too) and placed by load again.
+AFFINITY_HEADER = "x-session-affinity"
+AFFINITY_IDLE_S = 3600
+AFFINITY_SESSIONS = 100_000  # remembered at once: ~100 bytes each in HAProxy's memory
 
 
 @dataclass(frozen=True)
@@ -105,6 +112,9 @@ class EgressConfig:
     keepalive_idle_s: int = KEEPALIVE_IDLE_S
     keepalive_interval_s: int = KEEPALIVE_INTERVAL_S
     keepalive_probes: int = KEEPALIVE_PROBES
+    affinity_header: str = AFFINITY_HEADER
+    affinity_idle_s: int = AFFINITY_IDLE_S
+    affinity_sessions: int = AFFINITY_SESSIONS
 
 
 def build_egress_config(

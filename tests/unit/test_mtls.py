@@ -157,3 +157,13 @@ def test_both_ends_admit_the_same_largest_request():
     """A request the frontend's balancer lets through must not be refused by the backend's nginx."""
     assert "if { req.hdr_val(content-length) gt 25165824 }" in egress(max_body_mib=24)
     assert "client_max_body_size 24m;" in rendered(max_body_mib=24)
+
+
+def test_a_session_stays_on_its_backend_and_a_client_naming_none_is_placed_by_load():
+    text = egress()
+    assert "    balance leastconn\n" in text
+    assert "    stick-table type string len 128 size 100000 expire 3600s\n" in text
+    # The session id is the header's part before the colon (OpenClaw sends <session id>:<n>).
+    assert (
+        "    stick on req.hdr(x-session-affinity),field(1,:) if { req.hdr(x-session-affinity) -m found }\n" in text
+    )
