@@ -1,6 +1,10 @@
 """Streamed chats run on an appliance host, one JSON line per chat on stdout (uploaded there by chats.py).
 
     python3 chat_runner.py SPEC.json COUNT CONCURRENCY ROUND_LOCK
+    python3 chat_runner.py --session NAME SPEC.json TURNS ROUND_LOCK
+
+The second form holds a conversation instead: TURNS chats in one gateway session, one after the other, each line the
+tokens the gateway reports the model counted (its prompt, the part of it served from the cache, its answer).
 
 Standard library only, beside roles/monitor/programs/stream.py: it runs on the hosts' Debian python3. It runs as root
 and reads the bearer token itself from the EnvironmentFile the spec names, so the secret is in neither the spec nor
@@ -13,6 +17,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -67,7 +72,41 @@ def chat(target: stream.Target) -> dict:
     }
 
 
+def session_turn(target: stream.Target, session: str, text: str) -> dict:
+    """One chat of gateway session ``session`` (OpenClaw keeps its history), not streamed: the answer's usage is what
+    the model server reported for it upstream."""
+    body = {"model": target.model, "messages": [{"role": "user", "content": text}], "max_tokens": target.max_tokens}
+    request = urllib.request.Request(
+        target.url,
+        json.dumps(body).encode(),
+        {"Content-Type": "application/json", "x-openclaw-session-key": session, **target.headers},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=target.timeout_s, context=target.ssl_context) as response:
+            usage = json.load(response).get("usage") or {}
+    except Exception as error:  # one turn's failure is reported, not raised: the caller shows every turn
+        return {"error": type(error).__name__, "message": str(error)[:500]}
+    return {
+        "prompt_tokens": usage.get("prompt_tokens"),
+        "cached_tokens": (usage.get("prompt_tokens_details") or {}).get("cached_tokens"),
+        "completion_tokens": usage.get("completion_tokens"),
+    }
+
+
+def run_session(argv: list[str]) -> int:
+    if len(argv) != 6:
+        raise SystemExit(f"usage: {argv[0]} --session NAME SPEC.json TURNS ROUND_LOCK")
+    session, spec, turns = argv[2], json.loads(Path(argv[3]).read_text()), int(argv[4])
+    target = build_target(spec)
+    with stream.probe_rounds_held(argv[5]):
+        for turn in range(1, turns + 1):
+            print(json.dumps(session_turn(target, session, f"Turn {turn}: go on.")), flush=True)
+    return 0
+
+
 def main(argv: list[str]) -> int:
+    if len(argv) > 1 and argv[1] == "--session":
+        return run_session(argv)
     if len(argv) != 5:
         raise SystemExit(f"usage: {argv[0]} SPEC.json COUNT CONCURRENCY ROUND_LOCK")
     spec = json.loads(Path(argv[1]).read_text())

@@ -75,6 +75,27 @@ def run_chats(host, target: dict[str, Any], count: int, concurrency: int = 1) ->
     return records
 
 
+def run_session(host, target: dict[str, Any], session: str, turns: int) -> list[dict[str, Any]]:
+    """``turns`` chats of one gateway session on ``host`` (chat_runner.py --session), the probe held off meanwhile.
+
+    A record is ``{"prompt_tokens", "cached_tokens", "completion_tokens"}`` as the gateway reports what the model
+    server counted (``prompt_tokens - cached_tokens`` were evaluated for this chat), or ``{"error", "message"}``.
+    """
+    if turns < 1 or not session.replace("-", "").isalnum():
+        raise ValueError(f"a session is letters, digits and dashes and has turns, got {session!r} and {turns}")
+    spec_path = _upload(host, json.dumps(target, indent=2, sort_keys=True) + "\n")
+    arguments = ("python3", "-B", RUNNER, "--session", session, spec_path, str(turns), PROBE_ROUND_LOCK)
+    result = host.run(" ".join(shlex.quote(arg) for arg in arguments))
+    if result.rc != 0:
+        raise RuntimeError(f"chat runner exited {result.rc}: {result.stderr.strip()[-2000:]}")
+    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+
+
+def evaluated(record: dict[str, Any]) -> int:
+    """Prompt tokens the model server evaluated for a chat: its prompt less what came from the cache."""
+    return record["prompt_tokens"] - (record["cached_tokens"] or 0)
+
+
 def path_targets(site, frontend_name: str, max_tokens: int | None = None) -> dict[str, dict[str, Any]]:
     """The latency suite's two paths, both run from ``frontend_name``, as the probe there sees them.
 
