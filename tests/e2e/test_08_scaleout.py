@@ -11,17 +11,20 @@ import shlex
 import subprocess
 import sys
 import time
+from itertools import pairwise
 
 import pytest
 
 from lab.core import Lab
 from lab.runner import REPO, run_pyinfra
+from roles.gateway.config import WARM_TAIL_TOKENS
 from roles.inventory.load import load_inventory, site_from_inventory
 from roles.model_server.config import UNIT as MODEL_UNIT
 from roles.monitor.probe import UNIT as PROBE_UNIT
 from tests.compliance import test_base as base_controls
 from tests.compliance import test_services as service_controls
 from tests.e2e.conftest import deploy, run_control, wait_until_passes
+from tests.support.chats import MESSAGE_TOKENS, evaluated, path_targets, run_session
 from tests.support.compliance_suite import compliance, wait_until_settled
 from tests.support.gateway import chat
 from tests.support.hosts import remote_host
@@ -114,6 +117,47 @@ def test_gateway_chats_spread_over_both_backends(hosts, gateway):
     finally:
         hosts[FRONTEND].run_expect([0], f"systemctl start {PROBE_UNIT}")
     assert all(count > 0 for count in moved.values()), f"chat requests per backend: {moved}"
+
+
+def session_turns(hosts, site, session: str, turns: int) -> tuple[list[dict], dict[str, int]]:
+    """``turns`` chats of one gateway session: their token counts, and how many chats each backend logged meanwhile
+    (the probe is held off by the runner)."""
+    before = {name: chats_logged(hosts[name]) for name in (FIRST, SECOND)}
+    records = run_session(hosts[FRONTEND], path_targets(site, FRONTEND)["gateway"], session, turns)
+    assert all("error" not in record for record in records), records
+    return records, {name: chats_logged(hosts[name]) - before[name] for name in (FIRST, SECOND)}
+
+
+def warm(records: list[dict]) -> list[int]:
+    """What each turn after the first evaluated beyond the previous answer and its own message."""
+    return [evaluated(turn) - previous["completion_tokens"] - MESSAGE_TOKENS for previous, turn in pairwise(records)]
+
+
+def test_a_sessions_chats_stay_on_the_backend_holding_its_cache_and_move_when_it_fails(hosts, site):
+    """Every turn of one conversation reaches one backend, so each evaluates only its new turn, as on a one-backend
+    site, while chats naming no session still spread (the test above). Its backend stopped, the next turn is
+    answered by the other within the failover bound, evaluates the whole conversation there once, and the turns
+    after it are warm again, where it now is."""
+    session = "clawlan-affinity-e2e"
+    records, placed = session_turns(hosts, site, session, 5)
+    assert sorted(placed.values()) == [0, 5], f"one session's chats per backend: {placed}"
+    assert max(warm(records)) <= 2 * WARM_TAIL_TOKENS, f"warm turns evaluated {warm(records)}: {records}"
+    holder = next(name for name, count in placed.items() if count)
+    other = SECOND if holder == FIRST else FIRST
+    hosts[holder].run_expect([0], f"systemctl stop {MODEL_UNIT}")
+    try:
+        stopped_at = time.monotonic()
+        out_after = seconds_until(lambda: pool(hosts, site).get(holder) != "UP", 15, f"{holder} taken out of the pool")
+        assert out_after <= OUT_WITHIN_S
+        moved, placed = session_turns(hosts, site, session, 4)
+        assert placed == {holder: 0, other: 4}, f"after {holder} stopped, the session's chats per backend: {placed}"
+        assert evaluated(moved[0]) > evaluated(records[-1]), "the moved turn found the conversation cached?"
+        assert max(warm(moved)) <= 2 * WARM_TAIL_TOKENS, f"warm turns after the move evaluated {warm(moved)}"
+        print(f"affinity: {holder} out after {out_after:.1f} s; turns before {[evaluated(r) for r in records]},"
+              f" after the move {[evaluated(r) for r in moved]} ({time.monotonic() - stopped_at:.1f} s)")  # fmt: skip
+    finally:
+        hosts[holder].run_expect([0], f"systemctl start {MODEL_UNIT}")
+        seconds_until(lambda: pool(hosts, site) == {FIRST: "UP", SECOND: "UP"}, 120, f"{holder} back in the pool")
 
 
 def chats_meanwhile(gateway, seconds: float, since: float) -> list[tuple[float, int, str]]:

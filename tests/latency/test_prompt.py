@@ -13,11 +13,9 @@ import uuid
 import pytest
 
 from roles.gateway.config import PROMPT_TOKEN_BUDGETS, WARM_TAIL_TOKENS
-from tests.support.chats import evaluated, path_targets, run_session
+from tests.support.chats import MESSAGE_TOKENS, evaluated, path_targets, run_session
 
 TURNS = 4
-# "Turn N: go on." and the timestamp line OpenClaw puts before it: under 24 of Qwen's tokens.
-MESSAGE_TOKENS = 24
 
 
 @pytest.fixture(scope="module")

@@ -75,6 +75,11 @@ def run_chats(host, target: dict[str, Any], count: int, concurrency: int = 1) ->
     return records
 
 
+# A session turn's message as the model sees it: chat_runner.py's "Turn N: go on." and the timestamp line OpenClaw
+# puts before it, under this many of Qwen's tokens.
+MESSAGE_TOKENS = 24
+
+
 def run_session(host, target: dict[str, Any], session: str, turns: int) -> list[dict[str, Any]]:
     """``turns`` chats of one gateway session on ``host`` (chat_runner.py --session), the probe held off meanwhile.
 

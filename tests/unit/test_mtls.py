@@ -164,6 +164,4 @@ def test_a_session_stays_on_its_backend_and_a_client_naming_none_is_placed_by_lo
     assert "    balance leastconn\n" in text
     assert "    stick-table type string len 128 size 100000 expire 3600s\n" in text
     # The session id is the header's part before the colon (OpenClaw sends <session id>:<n>).
-    assert (
-        "    stick on req.hdr(x-session-affinity),field(1,:) if { req.hdr(x-session-affinity) -m found }\n" in text
-    )
+    assert "    stick on req.hdr(x-session-affinity),field(1,:) if { req.hdr(x-session-affinity) -m found }\n" in text
