@@ -28,6 +28,7 @@ from roles.model_server.facts import STARTUP_RECORD
 from roles.model_server.settings import VULKAN
 from tests.compliance import test_services as service_controls
 from tests.e2e.conftest import LAB_INVENTORY, deploy
+from tests.support.chats import cache_check
 from tests.support.file_server import FileServer
 from tests.support.remote import curl, main_pid, put_text
 
@@ -202,6 +203,30 @@ def test_changing_a_server_setting_restarts_only_the_model_server(first_deploy, 
 
     deploy()
     assert " --cache-ram 256 " in backend.file(CONFIG_FILE).content_string
+
+
+def test_the_prompt_cache_changes_no_answer(hosts, site):
+    """As deployed: every chat the server answers from its cache (context checkpoints, idle slots saved to and
+    restored from host memory) is the fresh evaluation's answer, token for token and log-probability for
+    log-probability: a conversation with its first exchange dropped, and six sessions, each with its own secret,
+    four rounds all at once on four slots. A cache that handed one session another's state would answer differently."""
+    port = site.model_server_config(BACKEND).port
+    for scenario, chats in (("dropped-turn", 2), ("isolation", 24)):
+        verdict = cache_check(hosts[BACKEND], port, KEY_FILE, scenario)
+        assert verdict == {"compared": chats, "differing": []}, f"{scenario}: {verdict}"
+
+
+def test_cache_reuse_would_change_a_hybrid_models_answers_so_it_stays_off(hosts, site):
+    """model_server_cache_reuse_tokens (--cache-reuse) shifts cached chunks into place: on qwen3next the attention
+    layers' cache moves, but the recurrent state is restored from a checkpoint that still holds the dropped turn."""
+    port = site.model_server_config(BACKEND).port
+    deploy("--data", "model_server_cache_reuse_tokens=256")
+    try:
+        verdict = cache_check(hosts[BACKEND], port, KEY_FILE, "dropped-turn")
+    finally:
+        deploy()
+    assert [chat["label"] for chat in verdict["differing"]] == ["first exchange dropped"], verdict
+    assert " --cache-reuse 0 " in hosts[BACKEND].file(CONFIG_FILE).content_string
 
 
 def test_a_corrupt_model_fails_clearly_and_the_old_one_keeps_serving(hosts, front, endpoint, site, tmp_path):

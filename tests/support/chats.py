@@ -27,6 +27,8 @@ REMOTE_DIR = "/tmp/clawlan-chats"
 STREAM_SOURCE = Path(__file__).resolve().parents[2] / "roles" / "monitor" / "programs" / "stream.py"
 RUNNER_SOURCE = Path(__file__).with_name("chat_runner.py")
 RUNNER = f"{REMOTE_DIR}/chat_runner.py"
+CACHE_CHECK_SOURCE = Path(__file__).with_name("cache_check.py")
+CACHE_CHECK = f"{REMOTE_DIR}/cache_check.py"
 # What a spec may hold: where the secret is, never the secret; anything else is refused before it is uploaded.
 SPEC_KEYS = frozenset(
     {
@@ -94,6 +96,19 @@ def run_session(host, target: dict[str, Any], session: str, turns: int) -> list[
     if result.rc != 0:
         raise RuntimeError(f"chat runner exited {result.rc}: {result.stderr.strip()[-2000:]}")
     return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+
+
+def cache_check(host, port: int, key_file: str, scenario: str) -> dict[str, Any]:
+    """cache_check.py's verdict on ``host`` (a backend): chats to its model server as served and freshly evaluated."""
+    if host not in _uploaded:
+        _upload_runner(host)
+        _uploaded[host] = set()
+    put_text(host, CACHE_CHECK, CACHE_CHECK_SOURCE.read_text(), 0o644)
+    arguments = ("python3", "-B", CACHE_CHECK, str(port), key_file, scenario)
+    result = host.run(" ".join(shlex.quote(arg) for arg in arguments))
+    if result.rc != 0:
+        raise RuntimeError(f"cache check exited {result.rc}: {result.stderr.strip()[-2000:]}")
+    return json.loads(result.stdout)
 
 
 def evaluated(record: dict[str, Any]) -> int:
