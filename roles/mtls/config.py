@@ -17,6 +17,7 @@ OLD_EGRESS_CONF = "/etc/nginx/conf.d/clawlan-egress.conf"
 BALANCER_CONF = "/etc/haproxy/haproxy.cfg"  # Debian's unit reads this one (and checks it before a reload)
 BALANCER_UNIT = "haproxy.service"
 INGRESS_UNIT = "nginx.service"
+WORKER_GROUP = "www-data"  # Debian's nginx.conf drops its workers to www-data: the ingress's requests come from them
 # Debian's units, kept, with our hardening as a drop-in of each (and nginx's Restart=): never an edited unit file.
 HARDENING = {INGRESS_UNIT: "mtls/nginx-hardening.conf.j2", BALANCER_UNIT: "mtls/haproxy-hardening.conf.j2"}
 

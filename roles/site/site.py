@@ -42,6 +42,7 @@ from roles.mtls.config import (
     BALANCER_PROXY,
     BALANCER_UNIT,
     INGRESS_UNIT,
+    WORKER_GROUP,
     EgressConfig,
     IngressConfig,
     PoolMember,
@@ -135,6 +136,9 @@ class Site:
             api_key_file=str(self.control.model_server_api_key_file),
             lock=self.control.lock(MODEL_SERVER, model.version),
             system_reserve_gib=self.settings[name].base.system_reserve_gib,
+            # The prompt prefix capture reads what the ingress mirrors to it: no more than it admits, from its workers.
+            max_request_mib=self.settings[name].mtls.max_body_mib,
+            ingress_group=WORKER_GROUP,
         )
 
     def ingress_config(self, name: str) -> IngressConfig:
