@@ -33,6 +33,11 @@ SECRETS_FILE = "/etc/clawlan/model-server.env"  # llama-cpp-python reads its key
 KEY_FILE = "/etc/clawlan/model-server.key"  # llama-server reads it: 0640 root and the service's group
 UNIT = "clawlan-model-server.service"
 USER = "llm"
+# The unit's RuntimeDirectory under /run, which systemd removes when the server stops, and the file the warm-up makes
+# in it once the gateway's prompt prefix is evaluated: the ingress answers the balancers' health checks 503 without
+# it, so a stopped, starting or restarted server gets no chats until it is warm (programs/warm-up.py).
+RUNTIME_DIR = "clawlan-model-server"
+WARM_MARKER = f"/run/{RUNTIME_DIR}/warm"
 # The prompt prefix capture: the ingress mirrors every chat's body to its socket, and it keeps the gateway's system
 # message(s) and tools in PREFIX_FILE, for the warm-up (programs/prefix-capture.py). Its own StateDirectory, kept
 # across reboots; it runs as USER, whose warm-up reads the file.

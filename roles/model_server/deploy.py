@@ -25,11 +25,13 @@ from roles.model_server.config import (
     KEY_FILE,
     PREFIX_FILE,
     RENDER_GROUP,
+    RUNTIME_DIR,
     SECRETS_FILE,
     SERVER_DIR,
     UNIT,
     USER,
     VENV,
+    WARM_MARKER,
     ModelServerConfig,
 )
 from roles.model_server.facts import STARTUP_RECORD
@@ -46,6 +48,7 @@ from roles.model_server.settings import CPU, LAVAPIPE, RADV, VULKAN
 
 AWAIT_READY = f"{VENV}/clawlan-await-ready.py"
 RECORD_STARTUP = f"{VENV}/clawlan-record-startup.py"
+WARM_UP = f"{VENV}/clawlan-warm-up.py"
 CAPTURE = f"{VENV}/clawlan-prefix-capture.py"
 CAPTURE_SOCKET_FILE = f"/etc/systemd/system/{CAPTURE_UNIT}.socket"
 CAPTURE_SERVICE_FILE = f"/etc/systemd/system/{CAPTURE_UNIT}.service"
@@ -78,7 +81,7 @@ def model_server(config: ModelServerConfig, installed_packages: frozenset[str] =
 
     unit_path = f"/etc/systemd/system/{UNIT}"
     known = host_files(
-        AWAIT_READY, RECORD_STARTUP, CAPTURE, CAPTURE_SOCKET_FILE, CAPTURE_SERVICE_FILE, "/etc/clawlan",
+        AWAIT_READY, RECORD_STARTUP, WARM_UP, CAPTURE, CAPTURE_SOCKET_FILE, CAPTURE_SERVICE_FILE, "/etc/clawlan",
         CONFIG_FILE, SECRETS_FILE, KEY_FILE, unit_path,
     )  # fmt: skip
     venv = virtualenv(name=f"Create the virtualenv {VENV}", path=VENV)
@@ -104,6 +107,13 @@ def model_server(config: ModelServerConfig, installed_packages: frozenset[str] =
         name="Install the start-up recorder (a GPU build's device lines, kept past the journal's rotation)",
         src=str(PROGRAMS / "record-startup.py"),
         dest=RECORD_STARTUP,
+        mode="644",
+        create_remote_dir=False,
+    )
+    warm_up = known.put(
+        name="Install the warm-up (the gateway's prompt prefix evaluated after a start, before the balancers admit it)",
+        src=str(PROGRAMS / "warm-up.py"),
+        dest=WARM_UP,
         mode="644",
         create_remote_dir=False,
     )
@@ -145,7 +155,7 @@ def model_server(config: ModelServerConfig, installed_packages: frozenset[str] =
     unit = known.put(
         name=f"Install {UNIT}", src=StringIO(unit_text(config)), dest=unit_path, mode="644", create_remote_dir=False
     )
-    changed = (venv, build, ready_check, startup_record, model, settings, secrets, unit)
+    changed = (venv, build, ready_check, startup_record, warm_up, model, settings, secrets, unit)
     service(
         name=f"Run {UNIT} (restarted only when its build, model, settings or unit changed)",
         unit=UNIT,
@@ -240,6 +250,10 @@ def unit_text(config: ModelServerConfig) -> str:
         render_group=RENDER_GROUP,
         jits_shaders=config.compute == VULKAN and config.vulkan_driver == LAVAPIPE,
         shader_cache=SHADER_CACHE,
+        warm_up=WARM_UP,
+        prefix_file=PREFIX_FILE,
+        warm_marker=WARM_MARKER,
+        runtime_directory=RUNTIME_DIR,
     )
 
 

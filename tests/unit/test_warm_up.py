@@ -1,5 +1,6 @@
-"""The prompt prefix capture: it keeps the gateway's system prompt and tools from the ingress's mirror of every chat,
-never a person's message, for the model server's warm-up after a start."""
+"""The warm-up after a model server's start: the capture service keeps the gateway's prompt prefix from the ingress's
+mirror of every chat (never a person's message), the warm-up sends it once the server is ready and then marks the
+server warm, and only then do the balancers admit it."""
 
 from __future__ import annotations
 
@@ -9,12 +10,30 @@ import os
 import socket
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
 
-from roles.model_server.config import CAPTURE_SOCKET, KEY_FILE, PREFIX_FILE, USER
-from roles.model_server.deploy import CAPTURE, capture_service_text, capture_socket_text
+from roles.model_server.config import (
+    CAPTURE_SOCKET,
+    KEY_FILE,
+    PREFIX_FILE,
+    RUNTIME_DIR,
+    USER,
+    VENV,
+    WARM_MARKER,
+)
+from roles.model_server.deploy import (
+    AWAIT_READY,
+    CAPTURE,
+    WARM_UP,
+    capture_service_text,
+    capture_socket_text,
+    unit_text,
+)
+from roles.model_server.settings import LLAMA_CPP_PYTHON, LLAMA_SERVER, VULKAN
 from tests.support.sites import site_with
 from tests.support.units import directives
 
@@ -30,6 +49,7 @@ def program(name: str):
 
 
 capture = program("prefix-capture")
+warm_up = program("warm-up")
 
 SYSTEM = {"role": "system", "content": "You are the household's assistant. Today is 2026-03-01."}
 TOOLS = [
@@ -188,6 +208,138 @@ def test_the_capture_refuses_to_run_without_a_socket_from_systemd(tmp_path):
     assert result.returncode == 1 and "clawlan-prefix-capture.socket" in result.stderr
 
 
+# --- the warm-up ----------------------------------------------------------------------------------------------
+
+
+def test_the_warm_up_chat_is_the_captured_prefix_and_one_character_for_one_token():
+    body = warm_up.request_body({"messages": [SYSTEM], "tools": TOOLS, "tool_choice": "auto"})
+    assert body["messages"] == [SYSTEM, {"role": "user", "content": "."}]
+    assert body["tools"] == TOOLS and body["tool_choice"] == "auto"
+    assert (body["max_tokens"], body["temperature"], body["stream"]) == (1, 0, False)
+    assert "tools" not in warm_up.request_body({"messages": [SYSTEM]})
+
+
+@pytest.mark.parametrize(
+    "prefix", [{}, [], {"messages": []}, {"messages": [{"role": "user", "content": "x"}]}, {"messages": [SYSTEM, 1]}]
+)
+def test_a_prefix_that_is_not_what_the_capture_writes_is_refused(prefix):
+    with pytest.raises(ValueError, match="not a captured prompt prefix"):
+        warm_up.request_body(prefix)
+
+
+class FakeServer:
+    """llama-server's chat endpoint on loopback: records each request and answers ``status`` with ``answer``."""
+
+    def __init__(self, status=200, answer=None):
+        self.requests: list[tuple[str, dict, bytes]] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                fake.requests.append((self.path, dict(self.headers), body))
+                reply = json.dumps(answer if answer is not None else {"timings": {"prompt_n": 42}}).encode()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, format, *args):
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.port = str(self.server.server_address[1])
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def captured(tmp_path):
+    """A captured prefix and a key file, as the warm-up finds them on the backend."""
+    prefix_file, key_file = tmp_path / "prefix.json", tmp_path / "model-server.key"
+    prefix_file.write_bytes(capture.encoded({"messages": [SYSTEM], "tools": TOOLS}))
+    key_file.write_text("s3cret-key\n")
+    return prefix_file, key_file
+
+
+def test_the_warm_up_sends_the_captured_prefix_with_the_key_from_its_file(captured):
+    prefix_file, key_file = captured
+    with FakeServer() as server:
+        said = warm_up.warm(str(prefix_file), str(key_file), server.port)
+    ((path, headers, body),) = server.requests
+    assert path == "/v1/chat/completions"
+    assert headers["Authorization"] == "Bearer s3cret-key"
+    assert json.loads(body) == warm_up.request_body({"messages": [SYSTEM], "tools": TOOLS})
+    assert said.startswith("warmed the gateway's prompt prefix (1 system message(s), 2 tool(s)): 42 tokens")
+
+
+def test_a_new_site_has_nothing_to_warm_and_says_so(tmp_path):
+    said = warm_up.warm(str(tmp_path / "prefix.json"), str(tmp_path / "key"), "1")
+    assert "no prompt prefix captured yet" in said and "nothing to warm" in said
+
+
+@pytest.mark.parametrize("status", [400, 500, 503])
+def test_a_refused_warm_up_says_why(captured, status):
+    prefix_file, key_file = captured
+    answer = {"error": {"message": "the template failed"}}
+    with FakeServer(status, answer) as server, pytest.raises(warm_up.Cold) as cold:
+        warm_up.warm(str(prefix_file), str(key_file), server.port)
+    assert f"refused ({status}" in str(cold.value) and "the template failed" in str(cold.value)
+    assert "s3cret-key" not in str(cold.value)
+
+
+def closed_port() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return str(probe.getsockname()[1])
+
+
+def run_warm_up(*args: str, port: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(PROGRAMS / "warm-up.py"), *args], env={**os.environ, "PORT": port},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_the_server_is_marked_warm_even_when_the_warm_up_fails(captured, tmp_path):
+    """It serves, only cold: a failed warm-up must not keep the backend out of the pool, nor fail its start."""
+    prefix_file, key_file = captured
+    marker = tmp_path / "run" / "warm"
+    marker.parent.mkdir()
+    result = run_warm_up("--prefix", str(prefix_file), "--key-file", str(key_file), str(marker), port=closed_port())
+    assert result.returncode == 0, result.stderr
+    assert "warm-up failed" in result.stderr and "cold" in result.stderr
+    assert marker.exists()
+
+
+def test_the_marker_follows_the_warm_up(captured, tmp_path):
+    prefix_file, key_file = captured
+    marker = tmp_path / "warm"
+    with FakeServer() as server:
+        result = run_warm_up("--prefix", str(prefix_file), "--key-file", str(key_file), str(marker), port=server.port)
+    assert result.returncode == 0 and "42 tokens evaluated" in result.stdout
+    assert len(server.requests) == 1 and marker.exists()
+
+
+def test_without_a_prefix_only_the_marker_is_made(tmp_path):
+    """llama-cpp-python: nothing to warm, admitted once ready."""
+    result = run_warm_up(str(tmp_path / "warm"), port=closed_port())
+    assert result.returncode == 0 and (tmp_path / "warm").exists()
+
+
+def test_a_marker_that_cannot_be_made_fails_the_start(tmp_path):
+    """Else the balancers would never admit the backend, and nothing would say why."""
+    result = run_warm_up(str(tmp_path / "no-runtime-directory" / "warm"), port=closed_port())
+    assert result.returncode == 1 and "cannot mark the server warm" in result.stderr
+
+
 # --- the capture's units --------------------------------------------------------------------------------------
 
 
@@ -214,3 +366,42 @@ def test_the_capture_runs_as_the_model_servers_user_with_no_network_and_no_key()
     assert service_values(text, "InaccessiblePaths") == [str(Path(KEY_FILE).parent)]  # no "-": hidden, or no start
     assert service_values(text, "PrivateUsers") == ["yes"]
     assert "Requires=clawlan-prefix-capture.socket\n" in text  # it serves the socket systemd holds, not its own
+
+
+# --- the model server's unit ------------------------------------------------------------------------------------
+
+
+def unit(**data):
+    return unit_text(site_with(back={f"model_server_{k}": v for k, v in data.items()}).model_server_config("back"))
+
+
+@pytest.mark.parametrize("data", [{}, {"compute": VULKAN, "vulkan_driver": "lavapipe"}])
+def test_llama_server_is_warmed_after_it_is_ready_and_marked_warm_last(data):
+    """After the readiness check (and a GPU build's start-up record): the checkpoint needs a loaded model, and the
+    marker is the last thing a start does."""
+    found = service_values(unit(**data), "ExecStartPost")
+    assert found[0].endswith(AWAIT_READY)
+    # The key's file, never the key: the warm-up runs as the server's user, which may read it.
+    assert found[-1] == f"{VENV}/bin/python {WARM_UP} --prefix {PREFIX_FILE} --key-file {KEY_FILE} {WARM_MARKER}"
+
+
+def test_llama_cpp_python_is_marked_warm_once_ready():
+    found = service_values(unit(engine=LLAMA_CPP_PYTHON), "ExecStartPost")
+    assert found[0].endswith(AWAIT_READY)
+    assert found[-1] == f"{VENV}/bin/python {WARM_UP} {WARM_MARKER}"
+
+
+@pytest.mark.parametrize("engine", [LLAMA_SERVER, LLAMA_CPP_PYTHON])
+def test_the_marker_lives_in_a_directory_systemd_removes_when_the_server_stops(engine):
+    text = unit(engine=engine)
+    assert service_values(text, "RuntimeDirectory") == [RUNTIME_DIR]
+    assert Path(WARM_MARKER).parent == Path("/run") / RUNTIME_DIR
+    assert service_values(text, "RuntimeDirectoryMode") == ["0755"]  # nginx's workers stat the marker
+    assert not service_values(text, "RuntimeDirectoryPreserve")  # "restart" or "yes" would keep it across a restart
+
+
+def test_the_start_may_take_the_models_load_and_the_warm_up():
+    """The readiness check gives up after 880 s (await-ready.py), the warm-up after its own timeout: systemd must
+    wait for both, or a slow start would be killed during its warm-up."""
+    (timeout,) = service_values(unit(), "TimeoutStartSec")
+    assert int(timeout) > 880 + warm_up.TIMEOUT_S + 30
