@@ -63,6 +63,8 @@ class IngressConfig:
     upstream_keepalive: int
     health_upstream_path: str  # what answers HEALTH_PATH on the model server: 200 once the model is loaded
     upstream_idle_s: int  # nginx lets an idle upstream connection go before the model server closes it
+    capture_socket: str  # the prompt prefix capture's unix socket: every chat's body is mirrored to it
+    warm_marker: str  # the file the model server makes once warm: HEALTH_PATH answers 503 without it
     cert: str = HOST_CERT
     key: str = HOST_KEY
     ca: str = CA_CERT
@@ -150,6 +152,8 @@ def build_ingress_config(
     api_key_file: str,
     health_upstream_path: str,
     upstream_idle_close_s: int,
+    capture_socket: str,
+    warm_marker: str,
 ) -> IngressConfig:
     return IngressConfig(
         listen_address=address,
@@ -165,4 +169,6 @@ def build_ingress_config(
         # Half the server's idle time, at least a second: nginx must drop the connection well before the server
         # does, even when a busy host handles its timer late.
         upstream_idle_s=max(1, upstream_idle_close_s // 2),
+        capture_socket=capture_socket,
+        warm_marker=warm_marker,
     )

@@ -18,7 +18,9 @@ from roles.gateway.config import AUDIT_MAX_AGE_S, MODEL_API_KEY_ENV, TOKEN_ENV, 
 from roles.gateway.config import ENV_FILE as GATEWAY_ENV_FILE
 from roles.gateway.config import UNIT as GATEWAY_UNIT
 from roles.model_server.config import (
+    CAPTURE_SOCKET,
     IDLE_CLOSE_S,
+    WARM_MARKER,
     ModelServerConfig,
     apt_components,
     build_model_server_config,
@@ -153,6 +155,8 @@ class Site:
             api_key_file=str(self.control.model_server_api_key_file),
             health_upstream_path=health_path(own.model_server),
             upstream_idle_close_s=IDLE_CLOSE_S,
+            capture_socket=CAPTURE_SOCKET,
+            warm_marker=WARM_MARKER,
         )
 
     def pool(self) -> tuple[PoolMember, ...]:

@@ -368,6 +368,12 @@ def test_the_capture_runs_as_the_model_servers_user_with_no_network_and_no_key()
     assert "Requires=clawlan-prefix-capture.socket\n" in text  # it serves the socket systemd holds, not its own
 
 
+def test_the_ingress_and_the_model_server_agree_on_the_socket_and_the_marker():
+    site = site_with()
+    ingress = site.ingress_config("back")
+    assert (ingress.capture_socket, ingress.warm_marker) == (CAPTURE_SOCKET, WARM_MARKER)
+
+
 # --- the model server's unit ------------------------------------------------------------------------------------
 
 
