@@ -33,6 +33,18 @@ SECRETS_FILE = "/etc/clawlan/model-server.env"  # llama-cpp-python reads its key
 KEY_FILE = "/etc/clawlan/model-server.key"  # llama-server reads it: 0640 root and the service's group
 UNIT = "clawlan-model-server.service"
 USER = "llm"
+# The unit's RuntimeDirectory under /run, which systemd removes when the server stops, and the file the warm-up makes
+# in it once the gateway's prompt prefix is evaluated: the ingress answers the balancers' health checks 503 without
+# it, so a stopped, starting or restarted server gets no chats until it is warm (programs/warm-up.py).
+RUNTIME_DIR = "clawlan-model-server"
+WARM_MARKER = f"/run/{RUNTIME_DIR}/warm"
+# The prompt prefix capture: the ingress mirrors every chat's body to its socket, and it keeps the gateway's system
+# message(s) and tools in PREFIX_FILE, for the warm-up (programs/prefix-capture.py). Its own StateDirectory, kept
+# across reboots; it runs as USER, whose warm-up reads the file.
+CAPTURE_UNIT = "clawlan-prefix-capture"  # .socket and .service
+CAPTURE_SOCKET = "/run/clawlan-prefix-capture.sock"
+CAPTURE_STATE_DIR = "clawlan-prefix-capture"
+PREFIX_FILE = f"/var/lib/{CAPTURE_STATE_DIR}/prefix.json"
 RENDER_GROUP = "render"  # Debian's udev gives the GPU's render nodes (/dev/dri/renderD*) to it, 0660
 # What llama.cpp's Vulkan backend reads from its environment, per device class. It skips CPU-type devices unless one
 # is named: without GGML_VK_VISIBLE_DEVICES lavapipe is "No devices found" and a silent CPU fallback. On a real GPU it
@@ -89,6 +101,8 @@ class ModelServerConfig:
     port: int
     api_key_file: str  # on the control machine
     lock: Lock  # llama-cpp-python and its dependencies, by version and hash
+    capture_max_bytes: int  # the ingress's largest request: a longer mirrored body is refused unread
+    capture_group: str  # the ingress's workers, the only ones who may send the capture service a chat
 
     @property
     def key_file(self) -> str:
@@ -199,8 +213,11 @@ def build_model_server_config(
     lock: Lock,
     *,
     system_reserve_gib: float,
+    max_request_mib: int,
+    ingress_group: str,
 ) -> ModelServerConfig:
-    """``system_reserve_gib``: the base role's share of RAM for the system, which the GTT never takes."""
+    """``system_reserve_gib``: the base role's share of RAM for the system, which the GTT never takes;
+    ``max_request_mib``: the largest request the ingress admits; ``ingress_group``: the group its workers run as."""
     vulkan = settings.compute == VULKAN
     return ModelServerConfig(
         engine=settings.engine,
@@ -232,6 +249,8 @@ def build_model_server_config(
         port=settings.port,
         api_key_file=api_key_file,
         lock=lock,
+        capture_max_bytes=max_request_mib * 2**20,
+        capture_group=ingress_group,
     )
 
 

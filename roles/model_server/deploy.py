@@ -3,6 +3,7 @@ as a hardened unit. Both engines come from one build of the pinned llama-cpp-pyt
 
 from __future__ import annotations
 
+import posixpath
 from io import StringIO
 from pathlib import Path
 
@@ -16,15 +17,21 @@ from roles.common.secrets import site_secret
 from roles.common.templates import render, rendered
 from roles.common.units import service
 from roles.model_server.config import (
+    CAPTURE_SOCKET,
+    CAPTURE_STATE_DIR,
+    CAPTURE_UNIT,
     CONFIG_FILE,
     GTT_CONF,
     KEY_FILE,
+    PREFIX_FILE,
     RENDER_GROUP,
+    RUNTIME_DIR,
     SECRETS_FILE,
     SERVER_DIR,
     UNIT,
     USER,
     VENV,
+    WARM_MARKER,
     ModelServerConfig,
 )
 from roles.model_server.facts import STARTUP_RECORD
@@ -41,6 +48,10 @@ from roles.model_server.settings import CPU, LAVAPIPE, RADV, VULKAN
 
 AWAIT_READY = f"{VENV}/clawlan-await-ready.py"
 RECORD_STARTUP = f"{VENV}/clawlan-record-startup.py"
+WARM_UP = f"{VENV}/clawlan-warm-up.py"
+CAPTURE = f"{VENV}/clawlan-prefix-capture.py"
+CAPTURE_SOCKET_FILE = f"/etc/systemd/system/{CAPTURE_UNIT}.socket"
+CAPTURE_SERVICE_FILE = f"/etc/systemd/system/{CAPTURE_UNIT}.service"
 PROGRAMS = Path(__file__).resolve().parent / "programs"  # run on the backend
 # What the server needs at run time beyond its build: the Vulkan loader, and Mesa's drivers (RADV and lavapipe).
 COMPUTE_RUNTIME_PACKAGES = {CPU: (), VULKAN: ("libvulkan1", "mesa-vulkan-drivers")}
@@ -69,7 +80,10 @@ def model_server(config: ModelServerConfig, installed_packages: frozenset[str] =
                      group=RENDER_GROUP)  # fmt: skip
 
     unit_path = f"/etc/systemd/system/{UNIT}"
-    known = host_files(AWAIT_READY, RECORD_STARTUP, "/etc/clawlan", CONFIG_FILE, SECRETS_FILE, KEY_FILE, unit_path)
+    known = host_files(
+        AWAIT_READY, RECORD_STARTUP, WARM_UP, CAPTURE, CAPTURE_SOCKET_FILE, CAPTURE_SERVICE_FILE, "/etc/clawlan",
+        CONFIG_FILE, SECRETS_FILE, KEY_FILE, unit_path,
+    )  # fmt: skip
     venv = virtualenv(name=f"Create the virtualenv {VENV}", path=VENV)
     build = llama_cpp_build(
         name=f"Install llama-cpp-python {config.version} and its llama-server from its lock (built once per lock, "
@@ -93,6 +107,13 @@ def model_server(config: ModelServerConfig, installed_packages: frozenset[str] =
         name="Install the start-up recorder (a GPU build's device lines, kept past the journal's rotation)",
         src=str(PROGRAMS / "record-startup.py"),
         dest=RECORD_STARTUP,
+        mode="644",
+        create_remote_dir=False,
+    )
+    warm_up = known.put(
+        name="Install the warm-up (the gateway's prompt prefix evaluated after a start, before the balancers admit it)",
+        src=str(PROGRAMS / "warm-up.py"),
+        dest=WARM_UP,
         mode="644",
         create_remote_dir=False,
     )
@@ -130,10 +151,11 @@ def model_server(config: ModelServerConfig, installed_packages: frozenset[str] =
     )
     known.absent(name=f"Remove the other engine's copy of the key ({config.unused_key_file})",
                  path=config.unused_key_file)  # fmt: skip
+    _prefix_capture(config, known)  # after /etc/clawlan is made: the capture's sandbox hides it
     unit = known.put(
         name=f"Install {UNIT}", src=StringIO(unit_text(config)), dest=unit_path, mode="644", create_remote_dir=False
     )
-    changed = (venv, build, ready_check, startup_record, model, settings, secrets, unit)
+    changed = (venv, build, ready_check, startup_record, warm_up, model, settings, secrets, unit)
     service(
         name=f"Run {UNIT} (restarted only when its build, model, settings or unit changed)",
         unit=UNIT,
@@ -146,6 +168,45 @@ def model_server(config: ModelServerConfig, installed_packages: frozenset[str] =
             unit=UNIT,
             driver=config.vulkan_driver,
         )
+
+
+def _prefix_capture(config: ModelServerConfig, known) -> None:
+    """The service that keeps the gateway's prompt prefix from the ingress's mirror of every chat, and the socket
+    systemd holds for it (``known``: the role's host_files)."""
+    program = known.put(
+        name="Install the prompt prefix capture (the system prompt and tools of the chats the ingress mirrors to it)",
+        src=str(PROGRAMS / "prefix-capture.py"),
+        dest=CAPTURE,
+        mode="644",
+        create_remote_dir=False,
+    )
+    socket_unit = known.put(
+        name=f"Install {CAPTURE_UNIT}.socket",
+        src=StringIO(capture_socket_text(config)),
+        dest=CAPTURE_SOCKET_FILE,
+        mode="644",
+        create_remote_dir=False,
+    )
+    service_unit = known.put(
+        name=f"Install {CAPTURE_UNIT}.service",
+        src=StringIO(capture_service_text(config)),
+        dest=CAPTURE_SERVICE_FILE,
+        mode="644",
+        create_remote_dir=False,
+    )
+    # Restarting the socket restarts the service too (it requires the socket); the service alone restarts on its own
+    # changes, while systemd keeps the socket and the mirrors that arrive meanwhile.
+    service(
+        name=f"Run {CAPTURE_UNIT}.socket (restarted only when it changed)",
+        unit=f"{CAPTURE_UNIT}.socket",
+        daemon_reload_on=(socket_unit, service_unit),
+        restart_on=(socket_unit,),
+    )
+    service(
+        name=f"Run {CAPTURE_UNIT}.service (restarted only when its program or unit changed)",
+        unit=f"{CAPTURE_UNIT}.service",
+        restart_on=(program, service_unit),
+    )
 
 
 def runtime_packages(config: ModelServerConfig) -> list[str]:
@@ -189,6 +250,28 @@ def unit_text(config: ModelServerConfig) -> str:
         render_group=RENDER_GROUP,
         jits_shaders=config.compute == VULKAN and config.vulkan_driver == LAVAPIPE,
         shader_cache=SHADER_CACHE,
+        warm_up=WARM_UP,
+        prefix_file=PREFIX_FILE,
+        warm_marker=WARM_MARKER,
+        runtime_directory=RUNTIME_DIR,
+    )
+
+
+def capture_socket_text(config: ModelServerConfig) -> str:
+    return render("model_server/clawlan-prefix-capture.socket.j2", socket=CAPTURE_SOCKET, group=config.capture_group)
+
+
+def capture_service_text(config: ModelServerConfig) -> str:
+    return render(
+        "model_server/clawlan-prefix-capture.service.j2",
+        unit=CAPTURE_UNIT,
+        user=USER,
+        venv=VENV,
+        program=CAPTURE,
+        prefix_file=PREFIX_FILE,
+        max_bytes=config.capture_max_bytes,
+        state_directory=CAPTURE_STATE_DIR,
+        key_dir=posixpath.dirname(KEY_FILE),
     )
 
 

@@ -17,6 +17,7 @@ OLD_EGRESS_CONF = "/etc/nginx/conf.d/clawlan-egress.conf"
 BALANCER_CONF = "/etc/haproxy/haproxy.cfg"  # Debian's unit reads this one (and checks it before a reload)
 BALANCER_UNIT = "haproxy.service"
 INGRESS_UNIT = "nginx.service"
+WORKER_GROUP = "www-data"  # Debian's nginx.conf drops its workers to www-data: the ingress's requests come from them
 # Debian's units, kept, with our hardening as a drop-in of each (and nginx's Restart=): never an edited unit file.
 HARDENING = {INGRESS_UNIT: "mtls/nginx-hardening.conf.j2", BALANCER_UNIT: "mtls/haproxy-hardening.conf.j2"}
 
@@ -62,6 +63,8 @@ class IngressConfig:
     upstream_keepalive: int
     health_upstream_path: str  # what answers HEALTH_PATH on the model server: 200 once the model is loaded
     upstream_idle_s: int  # nginx lets an idle upstream connection go before the model server closes it
+    capture_socket: str  # the prompt prefix capture's unix socket: every chat's body is mirrored to it
+    warm_marker: str  # the file the model server makes once warm: HEALTH_PATH answers 503 without it
     cert: str = HOST_CERT
     key: str = HOST_KEY
     ca: str = CA_CERT
@@ -149,6 +152,8 @@ def build_ingress_config(
     api_key_file: str,
     health_upstream_path: str,
     upstream_idle_close_s: int,
+    capture_socket: str,
+    warm_marker: str,
 ) -> IngressConfig:
     return IngressConfig(
         listen_address=address,
@@ -164,4 +169,6 @@ def build_ingress_config(
         # Half the server's idle time, at least a second: nginx must drop the connection well before the server
         # does, even when a busy host handles its timer late.
         upstream_idle_s=max(1, upstream_idle_close_s // 2),
+        capture_socket=capture_socket,
+        warm_marker=warm_marker,
     )

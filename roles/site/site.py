@@ -18,7 +18,9 @@ from roles.gateway.config import AUDIT_MAX_AGE_S, MODEL_API_KEY_ENV, TOKEN_ENV, 
 from roles.gateway.config import ENV_FILE as GATEWAY_ENV_FILE
 from roles.gateway.config import UNIT as GATEWAY_UNIT
 from roles.model_server.config import (
+    CAPTURE_SOCKET,
     IDLE_CLOSE_S,
+    WARM_MARKER,
     ModelServerConfig,
     apt_components,
     build_model_server_config,
@@ -42,6 +44,7 @@ from roles.mtls.config import (
     BALANCER_PROXY,
     BALANCER_UNIT,
     INGRESS_UNIT,
+    WORKER_GROUP,
     EgressConfig,
     IngressConfig,
     PoolMember,
@@ -135,6 +138,9 @@ class Site:
             api_key_file=str(self.control.model_server_api_key_file),
             lock=self.control.lock(MODEL_SERVER, model.version),
             system_reserve_gib=self.settings[name].base.system_reserve_gib,
+            # The prompt prefix capture reads what the ingress mirrors to it: no more than it admits, from its workers.
+            max_request_mib=self.settings[name].mtls.max_body_mib,
+            ingress_group=WORKER_GROUP,
         )
 
     def ingress_config(self, name: str) -> IngressConfig:
@@ -149,6 +155,8 @@ class Site:
             api_key_file=str(self.control.model_server_api_key_file),
             health_upstream_path=health_path(own.model_server),
             upstream_idle_close_s=IDLE_CLOSE_S,
+            capture_socket=CAPTURE_SOCKET,
+            warm_marker=WARM_MARKER,
         )
 
     def pool(self) -> tuple[PoolMember, ...]:

@@ -19,7 +19,13 @@ from roles.gateway.config import UNIT as GATEWAY_UNIT
 from roles.gateway.deploy import _unit_context, audit_unit_text, backup_unit_text
 from roles.model_server.config import CONFIG_FILE as MODEL_CONFIG
 from roles.model_server.config import UNIT
-from roles.model_server.deploy import unit_text
+from roles.model_server.deploy import (
+    CAPTURE_SERVICE_FILE,
+    CAPTURE_SOCKET_FILE,
+    capture_service_text,
+    capture_socket_text,
+    unit_text,
+)
 from roles.monitor.alertmanager import UNIT as ALERTMANAGER_UNIT
 from roles.monitor.alertmanager import alertmanager_dropin_text
 from roles.monitor.common import PROMETHEUS_DIR
@@ -65,6 +71,8 @@ def host_files(site: Site, name: str) -> dict[str, str]:
         model = site.model_server_config(name)
         files[MODEL_CONFIG] = render("model_server/model-server.conf.j2", environment=model.environment())
         files[f"/etc/systemd/system/{UNIT}"] = unit_text(model)
+        files[CAPTURE_SOCKET_FILE] = capture_socket_text(model)
+        files[CAPTURE_SERVICE_FILE] = capture_service_text(model)
         files[CONF] = render("mtls/ingress.conf.j2", **site.ingress_config(name).__dict__)
         files[dropin_path(INGRESS_UNIT)] = render(HARDENING[INGRESS_UNIT])
     else:

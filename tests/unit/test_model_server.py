@@ -53,8 +53,9 @@ def lock(version="0.3.36", numpy_hash="ab"):
 def config(**changes):
     settings = ModelServerSettings(**{**SETTINGS.__dict__, **changes})
     return build_model_server_config(
-        settings, BACKEND, "/cache/wheelhouse", "/state/secrets/key", lock(), system_reserve_gib=4.0
-    )
+        settings, BACKEND, "/cache/wheelhouse", "/state/secrets/key", lock(), system_reserve_gib=4.0,
+        max_request_mib=16, ingress_group="www-data",
+    )  # fmt: skip
 
 
 def test_build_key_is_stable_and_ignores_spacing():

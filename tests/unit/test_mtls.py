@@ -6,6 +6,8 @@ from roles.common.templates import render
 from roles.mtls.config import PoolMember, build_egress_config, build_ingress_config
 from roles.mtls.settings import MtlsSettings
 
+CAPTURE_SOCKET = "/run/capture.sock"
+WARM_MARKER = "/run/model-server/warm"
 FRONTEND_DN = "CN=front.home.arpa,OU=frontend,O=clawlan"
 MONITOR_DN = "CN=front.home.arpa,OU=monitor,O=clawlan"
 
@@ -13,7 +15,7 @@ MONITOR_DN = "CN=front.home.arpa,OU=monitor,O=clawlan"
 def rendered(health_upstream_path="/health", upstream_idle_close_s=5, **settings):
     config = build_ingress_config(
         MtlsSettings(**settings), "10.0.0.20", 8000, (FRONTEND_DN,), MONITOR_DN, "/state/secrets/key",
-        health_upstream_path, upstream_idle_close_s,
+        health_upstream_path, upstream_idle_close_s, CAPTURE_SOCKET, WARM_MARKER,
     )  # fmt: skip
     return render("mtls/ingress.conf.j2", **config.__dict__)
 
@@ -52,6 +54,47 @@ def test_the_balancers_health_check_reads_the_engines_readiness_with_the_key_add
         assert "if ($clawlan_client != frontend) {\n            return 403;" in health
         assert "include /etc/nginx/clawlan-metrics-key.conf;" in health
         assert "access_log off;" in health  # a check a second would drown the chats in the log
+
+
+def location(text: str, name: str) -> str:
+    """The block of ``location name {`` in the ingress's configuration, to its closing brace."""
+    return text.split(f"    location {name} {{\n")[1].split("\n    }\n")[0]
+
+
+def test_the_balancers_admit_a_backend_only_once_its_model_server_is_warm():
+    """The model server makes the marker after its warm-up; the check answers 503 without it, before anything is
+    asked of the server, and only frontends learn either way."""
+    health = location(rendered(), "= /health")
+    refused, marker, proxied = (health.index(s) for s in ("return 403;", "return 503;", "proxy_pass"))
+    assert refused < marker < proxied
+    assert f"if (!-f {WARM_MARKER}) {{\n            return 503;\n        }}" in health
+
+
+def test_every_chat_is_mirrored_to_the_prefix_capture_and_nothing_else_is():
+    text = rendered(max_body_mib=24)
+    chats = location(text, "= /v1/chat/completions")
+    assert "mirror /clawlan-prefix-capture;" in chats
+    assert "mirror_request_body on;" in chats
+    # The mirror reads the whole body first: in memory, so no chat lands in nginx's temporary files.
+    assert "client_body_buffer_size 24m;" in chats
+    assert "if ($clawlan_client != frontend) {\n            return 403;" in chats  # before the mirror runs
+    # Otherwise as any other request to the model server: streamed, unbuffered, the same upstream and timeouts.
+    assert chats.split("\n        mirror ")[0] == location(text, "/")
+    assert [line for line in text.splitlines() if line.strip().startswith("mirror ")] == [
+        "        mirror /clawlan-prefix-capture;"
+    ]  # the chats' location alone
+
+
+def test_the_mirror_carries_no_header_of_the_client_and_gives_up_quickly():
+    capture = location(rendered(), "= /clawlan-prefix-capture")
+    assert "internal;" in capture  # no client can ask for it
+    assert f"proxy_pass http://unix:{CAPTURE_SOCKET}:/;" in capture
+    assert "proxy_pass_request_headers off;" in capture  # neither the session's id nor anything else
+    assert 'proxy_set_header Authorization "";' in capture  # nor the model server's key
+    assert "include" not in capture
+    # The next request on a frontend's connection waits for its mirror: a stuck capture may not hold it long.
+    for line in ("proxy_connect_timeout 1s;", "proxy_send_timeout 2s;", "proxy_read_timeout 2s;"):
+        assert line in capture, line
 
 
 def test_idle_upstream_connections_are_let_go_before_the_model_server_closes_them():

@@ -1,0 +1,111 @@
+"""ExecStartPost of clawlan-model-server, after the readiness check: evaluate the gateway's prompt prefix, then mark
+the server warm.
+
+llama-server reuses a hybrid model's prompt (Qwen3-Next) through context checkpoints: evaluating a chat, it keeps one
+at the start of the last user message, and a later chat with the same system prompt and tools restores it and
+evaluates only its own messages. A server just started holds none, so the first person to chat would wait for the
+whole prompt (25 s for the operator profile's 13k tokens on the reference box). This sends the prefix the gateway
+last sent (the capture service keeps it in PREFIX) with a one-character user message, for one token: the checkpoint
+is made now, before anyone waits for it.
+
+Then it makes MARKER in the unit's RuntimeDirectory. The ingress answers the balancers' health checks 503 until it is
+there, and systemd removes the directory when the server stops: a (re)started backend gets chats only once warm. A
+warm-up that fails says why and marks the server all the same: it serves, only cold. Failing to make the marker fails
+the start: the balancers would never admit the backend.
+
+    warm-up.py [--prefix PREFIX --key-file KEY_FILE] MARKER   (without --prefix, llama-cpp-python: the marker only)
+
+The key is read from KEY_FILE (root's, and the service's group's), never from a command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+
+# The unit's TimeoutStartSec leaves this much after the readiness check's own deadline: far more than the 13k-token
+# prompt's 25 s on the reference box.
+TIMEOUT_S = float(os.environ.get("WARM_TIMEOUT_S", "240"))
+KEPT = ("tools", "tool_choice")  # besides the system message(s): what the capture keeps
+
+
+class Cold(Exception):
+    """The warm-up failed: why, for the journal."""
+
+
+def request_body(prefix: object) -> dict:
+    """The warm-up chat: the captured system message(s), tools and tool_choice, then a user message of one character,
+    for one greedy token, not streamed. ValueError if ``prefix`` is not what the capture writes."""
+    messages = prefix.get("messages") if isinstance(prefix, dict) else None
+    if not messages or not all(isinstance(m, dict) and m.get("role") == "system" for m in messages):
+        raise ValueError("not a captured prompt prefix (system messages first)")
+    return {
+        "messages": [*messages, {"role": "user", "content": "."}],
+        **{key: prefix[key] for key in KEPT if key in prefix},
+        "max_tokens": 1,
+        "temperature": 0,
+        "stream": False,
+        "cache_prompt": True,  # llama-server's default, and the whole point
+    }
+
+
+def warm(prefix_file: str, key_file: str, port: str) -> str:
+    """Send the warm-up chat; what it did, for the journal. Cold: it failed, and why."""
+    try:
+        with open(prefix_file, encoding="utf-8") as file:
+            prefix = json.load(file)
+    except FileNotFoundError:
+        return "no prompt prefix captured yet (no chat has come through the ingress): nothing to warm"
+    try:
+        body = json.dumps(request_body(prefix)).encode()
+        with open(key_file, encoding="utf-8") as file:
+            key = file.read().strip()
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/chat/completions", body, headers)
+        started = time.monotonic()
+        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
+            answer = json.load(response)
+    except urllib.error.HTTPError as error:
+        detail = error.read(300).decode("utf-8", "replace").strip()
+        raise Cold(f"warm-up refused ({error.code} {detail}): the server serves, cold") from None
+    except (OSError, ValueError) as error:  # no answer in time, no key, an unreadable prefix
+        raise Cold(f"warm-up failed ({error}): the server serves, cold") from None
+    timings = answer.get("timings") if isinstance(answer, dict) else None
+    evaluated = timings.get("prompt_n", "?") if isinstance(timings, dict) else "?"
+    tools = prefix.get("tools")
+    return (
+        f"warmed the gateway's prompt prefix ({len(prefix['messages'])} system message(s), "
+        f"{len(tools) if isinstance(tools, list) else 0} tool(s)): {evaluated} tokens evaluated "
+        f"in {time.monotonic() - started:.1f} s"
+    )
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prefix", help="the captured prompt prefix (llama-server only)")
+    parser.add_argument("--key-file", help="the server's API key, alone in the file")
+    parser.add_argument("marker", help="made once warm: the ingress admits the backend only while it is there")
+    args = parser.parse_args(argv)
+    if args.prefix and not args.key_file:
+        parser.error("--prefix needs --key-file")
+    if args.prefix:
+        try:
+            print(warm(args.prefix, args.key_file, os.environ["PORT"]), flush=True)
+        except Cold as error:
+            print(error, file=sys.stderr, flush=True)
+    else:
+        print("no warm-up on this engine: marked warm once ready", flush=True)
+    try:
+        with open(args.marker, "w"):
+            pass
+    except OSError as error:
+        sys.exit(f"cannot mark the server warm, so the balancers would never admit it: {error}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
