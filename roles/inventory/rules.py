@@ -21,6 +21,7 @@ from roles.gateway.config import PREFLIGHT as GATEWAY_PREFLIGHT
 from roles.inventory.schema import SITE_WIDE, SITE_WIDE_PREFIXES, SSH_PORT, Hosts
 from roles.model_server.config import PREFLIGHT as MODEL_SERVER_PREFLIGHT
 from roles.model_server.config import gtt_gib, gtt_problems, kv_cache, unread_problems
+from roles.model_server.decode_floors import worst_chat_s, worst_cold_prompt_s
 from roles.monitor.common import preflight as monitor_preflight
 from roles.pki.config import PREFLIGHT as PKI_PREFLIGHT
 from roles.site.settings import HostSettings
@@ -60,9 +61,41 @@ def settings_problems(hosts: Hosts, specs: Sequence[HostSpec], settings: Mapping
         problems += _port_problems(spec, own, specs, hosts[spec.name][1])
     site_wide = settings[specs[0].name]
     problems += _pool_problems([s for s in specs if s.role == "backend"], settings)
+    problems += _timeout_problems(specs, settings)
     problems += monitor_preflight(site_wide.monitor, specs)
     problems += alias_problems(site_wide.base.host_aliases, specs, "base_host_aliases")
     problems += _name_problems(specs, site_wide)
+    return problems
+
+
+# Each timeout on a chat's way covers the worst the site can send, and half as much again: a prompt filling the
+# context, none of it cached, at the slowest backend's published (or, in the lab, measured) prompt rate, then its
+# longest answer at the decode floor. Half again: the other slots share the device meanwhile.
+TIMEOUT_MARGIN = 1.5
+
+
+def _timeout_problems(specs: Sequence[HostSpec], settings: Mapping[str, HostSettings]) -> list[Problem]:
+    """A chat that is still being evaluated must not be cut off on its way: the gateway's request timeout, the
+    balancer's and the ingress's read timeouts (silence allowed before the first token)."""
+    backends = [settings[s.name].model_server for s in specs if s.role == "backend"]
+    prompts = [worst_cold_prompt_s(model) for model in backends]
+    chats = [worst_chat_s(model) for model in backends]
+    worst_prompt = max((p for p in prompts if p is not None), default=None)
+    worst_chat = max((c for c in chats if c is not None), default=None)
+    problems = []
+    for spec in specs:
+        own = settings[spec.name]
+        needs = [("mtls_read_timeout_s", own.mtls.read_timeout_s, worst_prompt, "a prompt filling the context")]
+        if spec.role == "frontend":
+            needs.append(("gateway_request_timeout_s", own.gateway.request_timeout_s, worst_chat,
+                          "a prompt filling the context and the longest answer"))  # fmt: skip
+        for key, value, worst, what in needs:
+            if worst is not None and value < TIMEOUT_MARGIN * worst:
+                message = (
+                    f"{value} s would cut off chats the site can send: {what} takes {worst:.0f} s on the slowest"
+                    f" backend (README: timeouts); set at least {TIMEOUT_MARGIN * worst:.0f}"
+                )
+                problems.append(Problem(spec.name, key, message))
     return problems
 
 

@@ -53,10 +53,11 @@ DECODE_FLOORS: dict[str, DecodeFloor] = {
     LAVAPIPE_CLASS: DecodeFloor(
         40.0,
         60.0,
-        "The lab's own measurement (lavapipe serves the lab only): its tiny model on Mesa's CPU driver decodes ~150 "
-        "tokens/s on the server, and make check's gateway path (OpenClaw's ~10k-token prompt, its streaming, two "
-        "shared cores) measured a median of 58.5 and 65.6 tokens/s in two runs. A third below that: the suite runs "
-        "beside the probe, Prometheus and the other tests (BENCHMARKS.md).",
+        "The lab's own measurement (lavapipe serves the lab only). Set on the lab's first tiny model: ~150 tokens/s "
+        "on the server, and make check's gateway path (two shared cores) measured medians of 58.5 and 65.6 tokens/s. "
+        "The qwen3next lab model decodes ~150 tokens/s on the server too, 136 through the gateway (one run of the "
+        "latency suite): the floor stays a third below the lower gateway figure, for the probe, Prometheus and the "
+        "other tests beside the suite (BENCHMARKS.md).",
     ),
     CPU_CLASS: DecodeFloor(
         None,
@@ -73,3 +74,41 @@ def decode_floor(backends: list[ModelServerSettings] | tuple[ModelServerSettings
     class has no figure: it might be the slowest."""
     floors = [DECODE_FLOORS[device_class(model)].tokens_per_second for model in backends]
     return 0.0 if not floors or None in floors else min(f for f in floors if f is not None)
+
+
+@dataclass(frozen=True)
+class PromptRate:
+    """How fast a class evaluates a long prompt, in tokens/s, and where the figure comes from; ``None`` where no
+    figure speaks for a real model on that class."""
+
+    tokens_per_second: float | None
+    source: str
+
+
+# The slowest prompt evaluation a class shows at the depth a full context reaches: what the site's timeouts are
+# derived from (the worst cold prompt a chat can send, roles/inventory/rules.py).
+PROMPT_RATES: dict[str, PromptRate] = {
+    RADV_CLASS: PromptRate(
+        454.0,
+        "Published, not measured by clawlan: Qwen3-Next-80B-A3B on the reference box (Vulkan RADV), pp2048 at 32k "
+        "depth 454 tokens/s (Q8; 588 at depth 0, Q4_K_M's pp512 531).",
+    ),
+    LAVAPIPE_CLASS: PromptRate(
+        443.0,
+        "The lab's own measurement: the qwen3next lab model on Mesa's CPU driver, one thread, evaluated a 24,906-token "
+        "prompt through the gateway at 443 tokens/s (~580 for 2k tokens; BENCHMARKS.md, First token).",
+    ),
+    CPU_CLASS: PromptRate(None, "Unpublished for a real model on the reference box's CPU: no timeout is derived."),
+}
+
+
+def worst_cold_prompt_s(model: ModelServerSettings) -> float | None:
+    """Seconds a backend needs, at least, for a prompt filling a slot's context, none of it cached."""
+    rate = PROMPT_RATES[device_class(model)].tokens_per_second
+    return None if rate is None else model.context_tokens / rate
+
+
+def worst_chat_s(model: ModelServerSettings) -> float | None:
+    """That prompt and the longest answer after it, at the class's decode floor."""
+    prompt, floor = worst_cold_prompt_s(model), DECODE_FLOORS[device_class(model)].tokens_per_second
+    return None if prompt is None or floor is None else prompt + model.max_answer_tokens / floor

@@ -33,12 +33,15 @@ from roles.gateway.config import (
     UNIT,
 )
 from roles.model_server.config import UNIT as MODEL_UNIT
+from roles.model_server.config import WARM_MARKER
 from roles.monitor.probe import UNIT as PROBE_UNIT
 from tests.compliance import test_services as service_controls
 from tests.compliance.conftest import GATEWAY_AUDIT
 from tests.e2e.conftest import LAB_INVENTORY, deploy
+from tests.support.chats import evaluated, path_targets, run_session
 from tests.support.gateway import chat, request
-from tests.support.remote import chats_logged, last_chat_logged, main_pid, put_text
+from tests.support.remote import chats_logged, last_chat_logged, main_pid, pool_states, put_text
+from tests.support.waiting import seconds_until
 from tools.locks import pinned_version
 
 FRONTEND, BACKEND = "lab-front", "lab-back"
@@ -201,7 +204,8 @@ def test_a_prompt_near_the_context_limit_is_answered_through_the_gateway(gateway
     (gateway, balancer, ingress) times out meanwhile (README: timeouts)."""
     context = site.model_server_config(BACKEND).context_tokens
     words = ("amber", "basalt", "cedar", "delta", "ember", "fjord", "granite", "harbor", "iris", "juniper")
-    text = " ".join(words[(i * 7 + i // 10) % len(words)] for i in range(int(context * 0.8)))
+    # ~1.3 of Qwen's tokens a word: with OpenClaw's ~2k-token prompt, ~80 % of the slot's context.
+    text = " ".join(words[(i * 7 + i // 10) % len(words)] for i in range(int(context * 0.58)))
     started = time.monotonic()
     status, body = request(f"{gateway_url}/v1/chat/completions", {"model": "openclaw", "messages": [
         {"role": "user", "content": f"{text}\nWhich word came first?"}]}, token, timeout=900)  # fmt: skip
@@ -210,13 +214,41 @@ def test_a_prompt_near_the_context_limit_is_answered_through_the_gateway(gateway
     usage = json.loads(body)["usage"]
     cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0)
     print(f"long prompt: {usage['prompt_tokens']} tokens ({cached} cached) answered in {took:.1f} s")
-    assert usage["prompt_tokens"] >= 0.8 * context
+    assert usage["prompt_tokens"] >= 0.75 * context
 
 
 def test_a_restarted_model_server_serves_the_next_chat(hosts, gateway_url, token):
     hosts[BACKEND].check_output(f"systemctl restart {MODEL_UNIT}")
     status, text = chat(gateway_url, token, "are you back?")
     assert status == 200, text
+
+
+def test_a_restarted_model_server_is_admitted_only_once_the_gateways_prompt_is_warm(hosts, site):
+    """The ingress keeps the gateway's prompt prefix as its chats pass; a (re)started model server evaluates it
+    before the balancer admits it (ExecStartPost, then the warm marker the ingress's health check needs). The first
+    person's chat after the restart, a new session, evaluates at most twice what a new session evaluates on a warm
+    server (its own lines), not the whole prompt again."""
+    front, back = hosts[FRONTEND], hosts[BACKEND]
+    target = path_targets(site, FRONTEND)["gateway"]
+    (on_a_warm_server,) = run_session(front, target, "clawlan-e2e-warm-before", 1)
+    back.check_output(f"systemctl restart {MODEL_UNIT}")  # returns once the unit is started: warm
+    assert back.file(WARM_MARKER).exists
+    (first,) = run_session(front, target, "clawlan-e2e-first-after-restart", 1)
+    print(f"warm-up: a new session evaluates {evaluated(on_a_warm_server)} tokens on a warm server,"
+          f" {evaluated(first)} first after a restart, of {first['prompt_tokens']}")  # fmt: skip
+    assert evaluated(first) <= 2 * evaluated(on_a_warm_server), (on_a_warm_server, first)
+    assert "warmed the gateway's prompt prefix" in back.check_output(
+        f"journalctl -u {MODEL_UNIT} -o cat --since=-5min | grep -F warmed | tail -n 1"
+    )
+
+    # Without the marker (a server still warming, stopped or restarting) the balancer keeps the backend out.
+    egress = site.egress_config(FRONTEND)
+    back.check_output(f"mv {WARM_MARKER} {WARM_MARKER}.aside")
+    try:
+        seconds_until(lambda: pool_states(front, egress).get(BACKEND) != "UP", 10, "the cold backend taken out")
+    finally:
+        back.check_output(f"mv {WARM_MARKER}.aside {WARM_MARKER}")
+    seconds_until(lambda: pool_states(front, egress).get(BACKEND) == "UP", 10, "the warm backend back in")
 
 
 def test_a_version_without_a_lock_is_refused_before_any_host_is_touched(hosts, gateway_url, token):

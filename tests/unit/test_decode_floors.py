@@ -154,3 +154,19 @@ def test_the_docs_give_each_class_its_floor_and_source_and_the_keys_point_there(
     monitor = next(r for r in docs.settings_table("monitor").splitlines() if "alert_tokens_per_second_floor" in r)
     assert '| `"auto"` |' in monitor and f"{ALERT_FLOOR_PERCENT} % of latency_tokens_per_second" in monitor
     assert "28-32" not in monitor  # the old, unsourced figure
+
+
+def test_timeouts_cover_the_worst_chat_the_site_can_send_with_half_as_much_again():
+    """radv: 32768 tokens at 454 tokens/s (72 s) and 4096 at the floor of 25 (164 s): the defaults (600 s) cover
+    half as much again; less is refused before any host is touched, naming host, key and the figure."""
+    site_of(RADV_CLASS)  # the defaults pass
+    with pytest.raises(InventoryError) as error:
+        site_of(RADV_CLASS, gateway_request_timeout_s=300, mtls_read_timeout_s=100)
+    text = str(error.value)
+    assert "host 'front', key 'gateway_request_timeout_s': 300 s would cut off chats" in text and "at least 354" in text
+    for host in ("front", "back0"):
+        assert f"host '{host}', key 'mtls_read_timeout_s': 100 s would cut off" in text and "at least 108" in text
+
+
+def test_a_class_with_no_published_prompt_rate_derives_no_timeout():
+    site_of(CPU_CLASS, gateway_request_timeout_s=10, mtls_read_timeout_s=5)
