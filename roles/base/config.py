@@ -127,7 +127,8 @@ def preflight(
             Problem(
                 spec.name,
                 kv_key,
-                f"the KV cache ({kv_detail}) needs {kv_gib:.1f} GiB, but this host's {spec.memory_gib} GiB RAM - model "
+                f"the KV cache and prompt reuse ({kv_detail}) need {kv_gib:.1f} GiB, but this host's "
+                f"{spec.memory_gib} GiB RAM - model "
                 f"{model_gib} GiB x {sizing.MODEL_OVERHEAD_FACTOR} - reserve {settings.system_reserve_gib} GiB "
                 f"leaves {room:.1f} GiB: fewer slots or a shorter context per slot",
             )

@@ -98,6 +98,7 @@ class ModelServerConfig:
     chat_template: str
     prompt_cache_mib: int
     cache_reuse_tokens: int
+    context_checkpoints: int
     port: int
     api_key_file: str  # on the control machine
     lock: Lock  # llama-cpp-python and its dependencies, by version and hash
@@ -151,6 +152,7 @@ class ModelServerConfig:
             # Prompt reuse: each slot keeps its last prompt (a hybrid model's recurrent layers through context
             # checkpoints); --cache-ram keeps more in RAM for any slot to take.
             "--cache-ram": self.prompt_cache_mib,
+            "--ctx-checkpoints": self.context_checkpoints,
             "--cache-reuse": self.cache_reuse_tokens,
             # The default answer length; the gateway asks for max_answer_tokens itself.
             "--n-predict": self.max_answer_tokens,
@@ -246,6 +248,7 @@ def build_model_server_config(
         chat_template=settings.chat_template,
         prompt_cache_mib=settings.prompt_cache_mib,
         cache_reuse_tokens=settings.cache_reuse_tokens,
+        context_checkpoints=settings.context_checkpoints,
         port=settings.port,
         api_key_file=api_key_file,
         lock=lock,
@@ -277,11 +280,32 @@ def kv_cache_gib(settings: ModelServerSettings) -> float:
     return slots(settings) * settings.context_tokens * settings.kv_cache_kib_per_token / 2**20
 
 
-def kv_cache(settings: ModelServerSettings) -> tuple[str, float, str]:
-    """For the memory budget: the key to blame, the KV cache in GiB, and how it was counted."""
+def kv_only(settings: ModelServerSettings) -> tuple[str, float, str]:
+    """The KV cache alone (what a GPU's GTT holds beside the model): the key to blame, GiB, how it was counted."""
     key = "model_server_parallel_slots" if settings.engine == LLAMA_SERVER else "model_server_context_tokens"
     count = f"{slots(settings)} slot(s) x {settings.context_tokens} tokens x {settings.kv_cache_kib_per_token:g} KiB"
     return key, kv_cache_gib(settings), count
+
+
+def prompt_reuse_gib(settings: ModelServerSettings) -> float:
+    """What llama-server holds in RAM to reuse prompts: every slot's recurrent state and its context checkpoints (a
+    hybrid model's), and the host-memory prompt cache (--cache-ram)."""
+    if settings.engine != LLAMA_SERVER:
+        return 0.0
+    states = slots(settings) * (1 + settings.context_checkpoints) * settings.recurrent_state_mib
+    return (states + settings.prompt_cache_mib) / 1024
+
+
+def kv_cache(settings: ModelServerSettings) -> tuple[str, float, str]:
+    """For the memory budget: the key to blame, what the server holds beside the model in GiB (the KV cache, and on
+    llama-server the recurrent states, checkpoints and prompt cache), and how it was counted."""
+    key, _, count = kv_only(settings)
+    if settings.engine == LLAMA_SERVER:
+        count += (
+            f" + {slots(settings)} x (1 + {settings.context_checkpoints} checkpoints) x"
+            f" {settings.recurrent_state_mib:g} MiB + {settings.prompt_cache_mib} MiB prompt cache"
+        )
+    return key, kv_cache_gib(settings) + prompt_reuse_gib(settings), count
 
 
 def unread_problems(name: str, given: Iterable[str], settings: ModelServerSettings) -> list[Problem]:
@@ -348,7 +372,8 @@ def gtt_problems(settings: ModelServerSettings, spec: HostSpec, system_reserve_g
                 f"{system_reserve_gib:g} GiB for the system (base_system_reserve_gib) = {ceiling} GiB",
             )
         )
-    key, kv_gib, kv_detail = kv_cache(settings)
+    # The GTT holds the model and the KV cache; the prompt cache and the checkpoints live in the RAM outside it.
+    key, kv_gib, kv_detail = kv_only(settings)
     if gtt_need_gib(settings) > gtt:
         how = (
             f"auto: at most {spec.memory_gib:g} GiB RAM - {system_reserve_gib:g} GiB reserve"

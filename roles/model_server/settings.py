@@ -22,6 +22,7 @@ LAVAPIPE = "lavapipe"
 ENGINE_ONLY = {
     "parallel_slots": LLAMA_SERVER,
     "cache_reuse_tokens": LLAMA_SERVER,
+    "context_checkpoints": LLAMA_SERVER,
     "chat_template": LLAMA_SERVER,
     "chat_format": LLAMA_CPP_PYTHON,
 }
@@ -150,5 +151,15 @@ class ModelServerSettings:
         0, "llama-server --cache-reuse: reuse cached chunks this long by shifting them. 0 (off): on a hybrid model "
         "(Qwen3-Next) shifting changes answers (README: the prompt cache).",
         WholeNumber(0, 1048576),
+    )  # fmt: skip
+    context_checkpoints: int = setting(
+        8, "llama-server --ctx-checkpoints: recurrent states each slot keeps to reuse a prompt from (a hybrid model "
+        "reuses one only through them); each costs recurrent_state_mib of RAM (the server's default, 32, ~9 GiB).",
+        WholeNumber(0, 256),
+    )  # fmt: skip
+    recurrent_state_mib: float = setting(
+        75.0, "One recurrent state (a slot's, or one checkpoint's); Qwen3-Next-80B: 36 gated-delta-net layers x 32 "
+        "heads x 128 x 128 x f32, and the convolution's, ~75 MiB. 0 for a model without recurrent layers.",
+        Number(0, 65536),
     )  # fmt: skip
     port: int = setting(8000, "Loopback port of the model server; only the local TLS proxy talks to it.", Port())

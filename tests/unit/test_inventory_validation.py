@@ -345,8 +345,12 @@ def test_malformed_inventory_names_host_and_key(change, expected):
 def test_the_kv_cache_refusal_says_how_it_was_counted():
     _, message = problems_of(with_change(lambda h: h["back"][1].update(model_server_parallel_slots=64,
                                                                       model_server_context_tokens=131072)))  # fmt: skip
-    # 64 x 131072 tokens x 24 KiB = 192 GiB; 128 GiB - 45 x 1.2 - 4 leaves 70 GiB.
-    assert "the KV cache (64 slot(s) x 131072 tokens x 24 KiB) needs 192.0 GiB" in message
+    # 64 x 131072 tokens x 24 KiB = 192 GiB, and 64 x (1 + 8) recurrent states of 75 MiB and the 2 GiB prompt
+    # cache: 236.2 GiB; 128 GiB - 45 x 1.2 - 4 leaves 70 GiB.
+    assert (
+        "the KV cache and prompt reuse (64 slot(s) x 131072 tokens x 24 KiB + 64 x (1 + 8 checkpoints) x 75 MiB"
+        " + 2048 MiB prompt cache) need 236.2 GiB" in message
+    )
     assert "leaves 70.0 GiB" in message
 
 

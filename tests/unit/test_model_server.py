@@ -125,6 +125,7 @@ def test_llama_server_is_the_default_and_reads_its_flags_from_the_settings_file(
     assert f["--model"] == "/var/lib/clawlan/models/qwen.gguf"
     assert f["--threads"] == f["--threads-batch"] == "16"
     assert f["--cache-ram"] == "2048" and f["--cache-reuse"] == "0"  # shifting changes a hybrid model's answers
+    assert f["--ctx-checkpoints"] == "8"  # not the server's 32: ~9 GiB of recurrent states on the reference model
     assert f["--n-predict"] == "4096"
     assert f["--load-mode"] == "mmap+mlock"
     assert "--api-key" not in f and "--api-key-file" not in f  # the key is the unit's credential, never a flag here
