@@ -36,7 +36,7 @@ from roles.gateway.config import STATE_DIR as GATEWAY_STATE
 from roles.gateway.config import UNIT as GATEWAY_UNIT
 from roles.gateway.config import USER as GATEWAY_USER
 from roles.model_server.config import CONFIG_FILE as MODEL_CONFIG
-from roles.model_server.config import SERVER_DIR, VENV
+from roles.model_server.config import SERVER_DIR, VENV, WARM_MARKER
 from roles.model_server.config import UNIT as MODEL_UNIT
 from roles.model_server.config import USER as MODEL_USER
 from roles.model_server.facts import GttTotals, StartupLog
@@ -198,6 +198,22 @@ def test_LLM_12_gtt_in_effect(host, site, host_name):
     totals = GttTotals().process(host.check_output(GttTotals().command()).splitlines())
     problem = gtt_mismatch(totals, config.gtt_gib)
     assert problem is None, f"{problem}: a limit the deploy just wrote takes effect after a reboot"
+
+
+@control("LLM-13", "The model server warmed the gateway's prompt before the balancers admitted it", impact=0.5,
+         roles=("backend",))  # fmt: skip
+def test_LLM_13_started_warm(host, site, host_name):
+    """After a start the server evaluates the prompt prefix the gateway last sent (kept by the ingress), then makes
+    the marker the ingress's health check needs: without it the balancers keep the backend out; with a failed warm-up
+    the first person after every restart waits for the whole prompt (~4 s for the default profile's on the reference
+    box, ~25 s for OpenClaw's own). The marker holds the warm-up's outcome."""
+    only_with_llama_server(site, host_name)
+    marker = host.file(WARM_MARKER)
+    assert marker.exists, f"no {WARM_MARKER}: the ingress answers the balancers' health checks 503"
+    outcome = marker.content_string.strip()
+    assert outcome.startswith(("warmed the gateway's prompt prefix", "no prompt prefix captured yet")), (
+        f"{WARM_MARKER}: {outcome or 'empty'}"
+    )
 
 
 @control("LLM-06", "The model server's unit is hardened", impact=0.5, roles=("backend",))

@@ -95,14 +95,18 @@ def main(argv: list[str]) -> None:
         parser.error("--prefix needs --key-file")
     if args.prefix:
         try:
-            print(warm(args.prefix, args.key_file, os.environ["PORT"]), flush=True)
+            outcome = warm(args.prefix, args.key_file, os.environ["PORT"])
+            print(outcome, flush=True)
         except Cold as error:
-            print(error, file=sys.stderr, flush=True)
+            outcome = str(error)
+            print(outcome, file=sys.stderr, flush=True)
     else:
-        print("no warm-up on this engine: marked warm once ready", flush=True)
+        outcome = "no warm-up on this engine: marked warm once ready"
+        print(outcome, flush=True)
     try:
-        with open(args.marker, "w"):
-            pass
+        # The outcome goes in the marker too: the journal rotates it away under the chats' lines, and LLM-13 reads it.
+        with open(args.marker, "w") as marker:
+            marker.write(outcome + "\n")
     except OSError as error:
         sys.exit(f"cannot mark the server warm, so the balancers would never admit it: {error}")
 
