@@ -133,6 +133,10 @@ def service(
     took_in = True
     if running and not is_running:
         commands.append(f"systemctl start {quoted}")
+    elif running and not restart and unit_state.get("ActiveState") == "activating":
+        # A start under way (systemd restarting a crashed unit, or a start a killed deploy began): "start" joins it
+        # and returns once the unit is up, so the deploy does not return with a service that is not serving yet.
+        commands.append(f"systemctl start {quoted}")
     elif running and restart:
         commands.append(f"systemctl restart {quoted}")
     elif running and reload:

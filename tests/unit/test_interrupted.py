@@ -106,6 +106,14 @@ def test_a_converged_unit_is_left_alone(planning):
     assert commands == [] and host.noops == ["app.service is running and enabled"]
 
 
+def test_a_unit_still_starting_is_waited_for_not_left_to_finish_after_the_deploy(planning):
+    """systemd restarting a killed server (or finishing a start a killed deploy began): "start" joins that start."""
+    state = {**unit_state("c" * 40), "ActiveState": "activating"}
+    commands, _ = plan(service, units, {UnitState: state}, unit="app.service",
+                       restart_on=(Unchanged("/etc/app.conf"),))  # fmt: skip
+    assert commands[0] == "systemctl start app.service" and len(commands) == 2  # and the record of its files
+
+
 def test_a_unit_running_on_older_files_than_it_has_is_restarted_and_recorded(planning):
     """A deploy killed after it wrote the unit's files and before the restart: this deploy changes no file."""
     written = {"restart_on": (Unchanged("/etc/app.conf"),), "daemon_reload_on": (Unchanged("/etc/app.service"),)}
