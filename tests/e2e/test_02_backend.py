@@ -77,7 +77,9 @@ def test_a_stream_arrives_as_many_chunks(front, endpoint):
     assert code == 200, text
     events = [line for line in text.splitlines() if line.startswith("data: {")]
     contents = [json.loads(e[6:])["choices"][0]["delta"].get("content") for e in events]
-    assert len([c for c in contents if c]) == 10
+    # A chunk per token, but Qwen's vocabulary is byte-level: a character split over two to four tokens arrives
+    # whole, in one chunk (the server holds back an incomplete UTF-8 sequence). Ten tokens: at least three chunks.
+    assert 3 <= len([c for c in contents if c]) <= 10, contents
     assert text.rstrip().endswith("data: [DONE]")
 
 
