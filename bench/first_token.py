@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import statistics
 import sys
 import time
@@ -37,7 +36,7 @@ from roles.inventory.load import load_inventory, site_from_inventory  # noqa: E4
 from roles.model_server.config import UNIT as MODEL_UNIT  # noqa: E402
 from tests.support.chats import evaluated, path_targets, run_session  # noqa: E402
 from tests.support.hosts import remote_host  # noqa: E402
-from tests.support.remote import pool_states  # noqa: E402
+from tests.support.remote import balancer_command, pool_states  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 # Published figures for the reference box (Ryzen AI Max+ 395, 128 GB; llama.cpp, Vulkan RADV, kernel 6.18.9, Feb
@@ -47,14 +46,6 @@ RATES = {"prompt_tokens_per_second": 531.0, "tokens_per_second": 42.7, "gateway_
 
 def projected_ttft_s(evaluated_tokens: float) -> float:
     return RATES["gateway_s"] + evaluated_tokens / RATES["prompt_tokens_per_second"] + 1 / RATES["tokens_per_second"]
-
-
-def balancer(front, command: str) -> str:
-    talk = (
-        "import socket, sys; s = socket.socket(socket.AF_UNIX); s.connect('/run/haproxy/admin.sock'); "
-        "s.sendall(sys.argv[1].encode() + b'\\n'); print(s.makefile().read())"
-    )
-    return front.check_output(f"python3 -c {shlex.quote(talk)} {shlex.quote(command)}")
 
 
 def wait_all_up(front, egress, timeout_s: float = 300) -> None:
@@ -106,16 +97,16 @@ def main() -> int:
         for _ in range(args.repeats):
             key = f"bench-{uuid.uuid4().hex[:12]}"
             run_session(front, target, key, 2)
-            table = balancer(front, f"show table {egress.proxy}")
+            table = balancer_command(front, f"show table {egress.proxy}")
             # The session's entry is the newest: the one with the longest time left before it expires.
             entries = [line for line in table.splitlines() if " server_key=" in line]
             newest = max(entries, key=lambda line: int(line.split(" exp=")[1].split()[0]))
             holder = newest.split(" server_key=")[1].split()[0]
-            balancer(front, f"disable server {egress.proxy}/{holder}")
+            balancer_command(front, f"disable server {egress.proxy}/{holder}")
             try:
                 rows["other backend"] += run_session(front, target, key, 1)
             finally:
-                balancer(front, f"enable server {egress.proxy}/{holder}")
+                balancer_command(front, f"enable server {egress.proxy}/{holder}")
             wait_all_up(front, egress)
 
     summary = {}

@@ -7,7 +7,6 @@ first address is lab-back, so the alerts that fire are the pool's own, not the p
 
 from __future__ import annotations
 
-import shlex
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ from tests.support.compliance_suite import compliance, wait_until_settled
 from tests.support.gateway import chat
 from tests.support.hosts import remote_host
 from tests.support.prometheus import api, prometheus_url
-from tests.support.remote import chats_logged, pool_states, put_text
+from tests.support.remote import balancer_command, chats_logged, pool_states, put_text
 from tests.support.waiting import seconds_until
 
 SCALEOUT = "inventory/lab_scaleout.py"
@@ -231,15 +230,6 @@ def test_chats_keep_succeeding_when_a_backend_fails_and_it_rejoins_when_healthy(
     seconds_until(lambda: pool(hosts, site) == {FIRST: "UP", SECOND: "UP"}, 120, f"{SECOND} back in the pool")
     status, text = chat(*gateway)
     assert status == 200, text
-
-
-def balancer_command(front, command: str) -> str:
-    """One command to the frontend's HAProxy over its admin socket (root's), answered in text."""
-    talk = (
-        "import socket, sys; s = socket.socket(socket.AF_UNIX); s.connect('/run/haproxy/admin.sock'); "
-        "s.sendall(sys.argv[1].encode() + b'\\n'); print(s.makefile().read())"
-    )
-    return front.check_output(f"python3 -c {shlex.quote(talk)} {shlex.quote(command)}")
 
 
 def test_a_chat_in_flight_on_a_dying_backend_ends_with_an_error_not_a_hang(hosts, site, lab):

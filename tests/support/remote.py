@@ -98,6 +98,15 @@ def last_chat_logged(host) -> str:
     return host.check_output(f"grep {shlex.quote(CHAT_REQUEST)} {INGRESS_LOG} | tail -n 1")
 
 
+def balancer_command(front, command: str) -> str:
+    """One command to the frontend's HAProxy over its admin socket (root's), answered in text."""
+    talk = (
+        "import socket, sys; s = socket.socket(socket.AF_UNIX); s.connect('/run/haproxy/admin.sock'); "
+        "s.sendall(sys.argv[1].encode() + b'\\n'); print(s.makefile().read())"
+    )
+    return front.check_output(f"python3 -c {shlex.quote(talk)} {shlex.quote(command)}")
+
+
 def pool_states(host, config) -> dict[str, str]:
     """{server: state} of the balancer's pool, read on the frontend from HAProxy's own exporter (which admits its
     own box): the state whose status series is 1."""
