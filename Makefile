@@ -7,7 +7,7 @@ INVENTORY ?= inventory/lab.py
 # podman runs the lab hosts (with runc: crun refuses cgroup v1/v2 hybrid hosts); mmdebstrap builds their image.
 SYSTEM_PACKAGES := podman runc netavark aardvark-dns iptables mmdebstrap openssh-client python3-venv
 
-.PHONY: demo test unit lint docs locks bench check enrol rotate-ca rotate-token faults lab-up lab-down lab-status system-deps venv clean
+.PHONY: demo test unit lint docs locks bench check check-deep enrol rotate-ca rotate-token faults lab-up lab-down lab-status system-deps venv clean
 
 demo: system-deps venv ## Build the lab and deploy the appliance into it
 	$(BIN)/python -m lab up
@@ -37,6 +37,9 @@ bench: system-deps venv ## No-op re-run time of deploys/full.py on the lab
 
 check: venv ## Drift, compliance and latency of a running site: make check INVENTORY=inventory/site.py
 	$(BIN)/python tools/check.py --inventory $(INVENTORY) $(CHECK_ARGS)
+
+check-deep: venv ## make check, and the checks that take minutes: the prompt cache's answers, the longest prompt
+	$(BIN)/python tools/check.py --inventory $(INVENTORY) --deep $(CHECK_ARGS)
 
 enrol: venv ## Trust a (replacement) box's SSH host key: make enrol HOST=claw-back [FINGERPRINT=SHA256:...]
 	$(BIN)/python tools/enrol.py --inventory "$(INVENTORY)" "$(HOST)" $(if $(FINGERPRINT),--fingerprint "$(FINGERPRINT)")

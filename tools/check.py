@@ -1,11 +1,12 @@
 """Is a running site still what was deployed, and does it meet its latency targets? One command, one answer.
 
-    python tools/check.py --inventory inventory/site.py [--no-latency] [--chats N]   (make check INVENTORY=...)
+    python tools/check.py --inventory inventory/site.py [--no-latency] [--chats N] [--deep]   (make check INVENTORY=...)
 
 1. drift: `pyinfra INVENTORY deploys/full.py --dry` must plan zero changes;
 2. compliance: the controls in tests/compliance against every inventory host;
 3. latency: tests/latency, streamed chats through the gateway and straight to the backend, against the
-   inventory's targets.
+   inventory's targets; with --deep (make check-deep) also its checks that take minutes: the prompt cache's answers
+   against fresh evaluations on every backend, and a prompt near the context limit through the gateway.
 Drift runs beside the two suites, which share one pytest session; the exit code is non-zero when any step
 failed, and the last lines say which. The suites' JUnit XML lands in --reports (default .check/check.xml).
 """
@@ -88,7 +89,14 @@ def main() -> int:
         default=CHECK_CHATS,
         help=f"latency: chats per path (default {CHECK_CHATS}; the suite alone runs 20)",
     )
+    parser.add_argument(
+        "--deep",
+        action="store_true",
+        help="latency: also the checks that take minutes (the prompt cache's answers, the longest prompt)",
+    )
     args = parser.parse_args()
+    if args.deep and args.no_latency:
+        parser.error("--deep adds to the latency suite, which --no-latency leaves out")
     reports = REPO / args.reports
     reports.mkdir(parents=True, exist_ok=True)
     names = ["compliance"] if args.no_latency else ["compliance", "latency"]
@@ -99,7 +107,7 @@ def main() -> int:
         planned = pool.submit(drift, args.inventory)
         print(f"== {' and '.join(names)}", flush=True)
         # tests/latency's conftest adds the option, so it is given only with that suite.
-        extra = [] if args.no_latency else [f"--chats={args.chats}"]
+        extra = [] if args.no_latency else [f"--chats={args.chats}", *(["--deep"] if args.deep else [])]
         verdicts = suites(args.inventory, reports / "check.xml", names, *extra)
         print("== drift", flush=True)
         drift_ok, drift_detail = planned.result()

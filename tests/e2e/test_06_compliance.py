@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+from xml.etree import ElementTree
 
 import pytest
 
@@ -91,12 +92,25 @@ def check(*args: str) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
-def test_the_check_command_passes_on_the_deployed_lab(first_deploy):
-    result = check()
+# The deep checks (tests/latency/test_deep.py) and their cases: each must have run and passed.
+DEEP_CHECKS = {
+    "test_the_prompt_cache_changes_no_answer[dropped-turn]",
+    "test_the_prompt_cache_changes_no_answer[isolation]",
+    "test_a_prompt_near_the_context_limit_is_answered_through_the_gateway",
+}
+
+
+def test_the_deep_check_command_passes_on_the_deployed_lab(first_deploy):
+    """make check-deep: drift, compliance, latency, then the prompt cache's answers compared with fresh evaluations
+    and the longest chat through the gateway."""
+    result = check("--deep")
     print(result.stdout[-6000:])
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     summary = result.stdout.rsplit("\n== ", 1)[1]
     assert all(f"ok    {step}:" in summary for step in ("drift", "compliance", "latency")), summary
+    cases = ElementTree.parse(REPO / ".check-e2e" / "check.xml").iter("testcase")
+    passed = {case.get("name") for case in cases if not any(c.tag in ("failure", "error", "skipped") for c in case)}
+    assert passed >= DEEP_CHECKS, f"deep checks not passed: {sorted(DEEP_CHECKS - passed)}"
 
 
 def test_the_check_command_reports_drift_and_is_clean_after_a_redeploy(first_deploy, hosts):

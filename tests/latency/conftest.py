@@ -1,6 +1,6 @@
 """The latency suite: streamed chats through both paths of a running site, held to the inventory's targets.
 
-    pytest tests/latency [--inventory inventory/site.py] [--chats 20] [--concurrency 1]
+    pytest tests/latency [--inventory inventory/site.py] [--chats 20] [--concurrency 1] [--deep]
 
 It needs a deployed, running site and never deploys one, so plain ``pytest`` leaves this directory out
 (``--ignore=tests/latency`` in pyproject.toml's addopts); naming it on the command line, as tools/check.py and the
@@ -11,6 +11,10 @@ Both paths start on the first frontend, where the probe runs: "gateway" is OpenC
 (the targets describe a warm site, not the first chat after a restart), then per path --chats chats, --concurrency
 at a time. llama-cpp-python serves one chat at a time: above 1, chats queue and their TTFT includes the wait, and
 the suite shows that queued streams are neither dropped nor cut short.
+
+--deep adds the checks that take minutes and load the model for them (test_deep.py: the prompt cache's answers
+against fresh evaluations, a prompt near the context limit through the gateway); without it they are deselected.
+They run last, after the measured chats, so their load is in no figure.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ SUMMARIES = pytest.StashKey[dict[str, dict[str, Any]]]()  # path -> summary, for
 REMEASURED = pytest.StashKey[dict[str, tuple[list[str], dict[str, Any]]]]()  # path -> (missed, first summary)
 TARGETS = pytest.StashKey[Any]()  # the site's LatencyTargets, which the tests hold the paths to
 SITE = pytest.StashKey[Any]()  # the inventory's Site, loaded once, when the session's tests are known
+INVENTORY = pytest.StashKey[Any]()  # the pyinfra Inventory the Site came from: the hosts' connection details
 FRONTEND = pytest.StashKey[str]()  # the first frontend's name: where both paths' chats start
 WARMED_UP = pytest.StashKey[Future]()  # the frontend's connection, once the warm-up chats are done
 # Per path. A freshly started OpenClaw stalls now and then for its first minute (JIT, start-up garbage): over ~34 lab
@@ -74,23 +79,34 @@ def pytest_addoption(parser):
     parser.addoption(
         "--concurrency", type=_positive, default=1, help="latency suite: chats in flight at once (default 1)"
     )
+    parser.addoption(
+        "--deep",
+        action="store_true",
+        help="latency suite: also the checks that take minutes (the prompt cache's answers, the longest prompt)",
+    )
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "latency: the latency suite, against a running site (tests/latency)")
+    config.addinivalue_line("markers", "deep: a latency-suite check that takes minutes; run only with --deep")
     config.stash[SUMMARIES] = {}
     config.stash[REMEASURED] = {}
 
 
 @pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(items):
+def pytest_collection_modifyitems(config, items):
     """Marks the suite's tests, and runs them after everything else in the session: in one run with the
     compliance suite (tools/check.py), openclaw's security audit loads the frontend until its last controls,
-    and that load must not show in the figures."""
+    and that load must not show in the figures. The deep checks come last of all, or without --deep not at all."""
     latency = [item for item in items if "/tests/latency/" in str(item.path)]
     for item in latency:
         item.add_marker(pytest.mark.latency)
-    items[:] = [item for item in items if item not in latency] + latency
+    deep = [item for item in latency if item.get_closest_marker("deep")]
+    if deep and not config.getoption("--deep"):
+        config.hook.pytest_deselected(items=deep)
+        deep = []
+    latency = [item for item in latency if not item.get_closest_marker("deep")]
+    items[:] = [item for item in items if "/tests/latency/" not in str(item.path)] + latency + deep
 
 
 def _load_inventory(config):
@@ -116,7 +132,7 @@ def pytest_collection_finish(session):
     config = session.config
     if config.option.collectonly or not any("/tests/latency/" in str(item.path) for item in session.items):
         return
-    inventory = _load_inventory(config)
+    inventory = config.stash[INVENTORY] = _load_inventory(config)
     site = config.stash[SITE] = site_from_inventory(inventory)
     frontend = config.stash[FRONTEND] = next(h.name for h in site.topology.hosts if h.role == "frontend")
     host = remote_host(next(h for h in inventory if h.name == frontend))
@@ -133,6 +149,13 @@ def site(request):
 @pytest.fixture(scope="session")
 def frontend(request) -> str:
     return request.config.stash[FRONTEND]
+
+
+@pytest.fixture(scope="session")
+def backend_hosts(request, site) -> dict[str, Any]:
+    """Every backend's connection, by name."""
+    backends = {h.name for h in site.topology.hosts if h.role == "backend"}
+    return {h.name: remote_host(h) for h in request.config.stash[INVENTORY] if h.name in backends}
 
 
 @pytest.fixture(scope="session")

@@ -2,9 +2,12 @@
 
     python3 chat_runner.py SPEC.json COUNT CONCURRENCY ROUND_LOCK
     python3 chat_runner.py --session NAME SPEC.json TURNS ROUND_LOCK
+    python3 chat_runner.py --long NAME SPEC.json WORDS ROUND_LOCK
 
 The second form holds a conversation instead: TURNS chats in one gateway session, one after the other, each line the
-tokens the gateway reports the model counted (its prompt, the part of it served from the cache, its answer).
+tokens the gateway reports the model counted (its prompt, the part of it served from the cache, its answer). The
+third is one chat of a new session whose message is WORDS words long (a prompt near the context limit), its line
+those counts and the seconds it took.
 
 Standard library only, beside roles/monitor/programs/stream.py: it runs on the hosts' Debian python3. It runs as root
 and reads the bearer token itself from the EnvironmentFile the spec names, so the secret is in neither the spec nor
@@ -17,6 +20,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -93,6 +97,28 @@ def session_turn(target: stream.Target, session: str, text: str) -> dict:
     }
 
 
+# Ten words of one or two of Qwen's tokens each, repeated in an order that never settles into a cycle, so the text
+# is as long in tokens as it looks and no cache can hold a fragment of it from another run.
+LONG_WORDS = ("amber", "basalt", "cedar", "delta", "ember", "fjord", "granite", "harbor", "iris", "juniper")
+
+
+def long_text(words: int) -> str:
+    text = " ".join(LONG_WORDS[(i * 7 + i // 10) % len(LONG_WORDS)] for i in range(words))
+    return f"{text}\nWhich word came first?"
+
+
+def run_long(argv: list[str]) -> int:
+    if len(argv) != 6:
+        raise SystemExit(f"usage: {argv[0]} --long NAME SPEC.json WORDS ROUND_LOCK")
+    session, spec, words = argv[2], json.loads(Path(argv[3]).read_text()), int(argv[4])
+    target = build_target(spec)
+    with stream.probe_rounds_held(argv[5]):
+        started = time.monotonic()
+        record = session_turn(target, session, long_text(words))
+        print(json.dumps({**record, "duration_s": round(time.monotonic() - started, 3)}), flush=True)
+    return 0
+
+
 def run_session(argv: list[str]) -> int:
     if len(argv) != 6:
         raise SystemExit(f"usage: {argv[0]} --session NAME SPEC.json TURNS ROUND_LOCK")
@@ -107,6 +133,8 @@ def run_session(argv: list[str]) -> int:
 def main(argv: list[str]) -> int:
     if len(argv) > 1 and argv[1] == "--session":
         return run_session(argv)
+    if len(argv) > 1 and argv[1] == "--long":
+        return run_long(argv)
     if len(argv) != 5:
         raise SystemExit(f"usage: {argv[0]} SPEC.json COUNT CONCURRENCY ROUND_LOCK")
     spec = json.loads(Path(argv[1]).read_text())

@@ -88,10 +88,28 @@ def run_session(host, target: dict[str, Any], session: str, turns: int) -> list[
     A record is ``{"prompt_tokens", "cached_tokens", "completion_tokens"}`` as the gateway reports what the model
     server counted (``prompt_tokens - cached_tokens`` were evaluated for this chat), or ``{"error", "message"}``.
     """
-    if turns < 1 or not session.replace("-", "").isalnum():
-        raise ValueError(f"a session is letters, digits and dashes and has turns, got {session!r} and {turns}")
+    if turns < 1:
+        raise ValueError(f"a session has turns, got {turns}")
+    return _run_in_session(host, target, "--session", session, turns)
+
+
+def run_long_chat(host, target: dict[str, Any], session: str, words: int) -> dict[str, Any]:
+    """One chat of a new gateway session on ``host`` whose message is ``words`` words (~1.3 of Qwen's tokens each):
+    ``{"prompt_tokens", "cached_tokens", "completion_tokens", "duration_s"}`` or ``{"error", "message"}``."""
+    if words < 1:
+        raise ValueError(f"a long chat has words, got {words}")
+    (record,) = _run_in_session(host, target, "--long", session, words)
+    return record
+
+
+def _run_in_session(host, target: dict[str, Any], mode: str, session: str, count: int) -> list[dict[str, Any]]:
+    if not session.replace("-", "").isalnum():
+        raise ValueError(f"a session is letters, digits and dashes, got {session!r}")
+    unknown = set(target) - SPEC_KEYS
+    if unknown:
+        raise ValueError(f"unknown target keys {sorted(unknown)} (secrets never go into a spec)")
     spec_path = _upload(host, json.dumps(target, indent=2, sort_keys=True) + "\n")
-    arguments = ("python3", "-B", RUNNER, "--session", session, spec_path, str(turns), PROBE_ROUND_LOCK)
+    arguments = ("python3", "-B", RUNNER, mode, session, spec_path, str(count), PROBE_ROUND_LOCK)
     result = host.run(" ".join(shlex.quote(arg) for arg in arguments))
     if result.rc != 0:
         raise RuntimeError(f"chat runner exited {result.rc}: {result.stderr.strip()[-2000:]}")

@@ -1,0 +1,60 @@
+"""The checks that take minutes (run with --deep, as `make check-deep` does): what the model server's prompt cache
+answers, and the longest chat a person can send.
+
+Both load the model for a while, so they come after the measured chats and only when asked for: after a change of
+the model server's cache settings, a llama.cpp upgrade or a new model, and in the e2e suite on every run.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from roles.gateway.config import PROMPT_TOKEN_BUDGETS
+from roles.model_server.config import LLAMA_SERVER
+from tests.support.chats import cache_check, path_targets, run_long_chat
+
+pytestmark = pytest.mark.deep
+
+# cache_check.py's scenarios and how many chats each compares with a fresh evaluation.
+CACHE_SCENARIOS = {"dropped-turn": 2, "isolation": 24}
+# Of a slot's context, what the long chat fills: the agent profile's prompt at its budget, the chat's words (~1.3
+# of Qwen's tokens a word) and room for the answer.
+LONG_CHAT_SHARE = 0.85
+QWEN_TOKENS_PER_WORD = 1.3
+
+
+@pytest.fixture(params=["dropped-turn", "isolation"])
+def scenario(request) -> str:
+    return request.param
+
+
+def test_the_prompt_cache_changes_no_answer(site, backend_hosts, scenario):
+    """Every chat the model server answers from its cache (context checkpoints, idle slots saved to and restored
+    from host memory) is the fresh evaluation's answer, token for token and log-probability for log-probability:
+    a conversation with its first exchange dropped, and six sessions, each with its own secret, four rounds all at
+    once on more sessions than slots. A cache that handed one session another's state would answer differently."""
+    for name, host in sorted(backend_hosts.items()):
+        config = site.model_server_config(name)
+        if config.engine != LLAMA_SERVER:
+            pytest.skip(f"n/a: {name} runs {config.engine}, which keeps no prompt cache between requests")
+        verdict = cache_check(host, config.port, config.key_file, scenario)
+        assert verdict == {"compared": CACHE_SCENARIOS[scenario], "differing": []}, f"{name}, {scenario}: {verdict}"
+
+
+def test_a_prompt_near_the_context_limit_is_answered_through_the_gateway(site, frontend, frontend_host):
+    """The longest chat a person can send, evaluated cold for a minute or more before its first token: nothing on
+    the way (gateway, balancer, ingress) times out meanwhile (README: timeouts, derived from this prompt at the
+    backend's rate)."""
+    context = min(site.model_server_config(h.name).context_tokens for h in site.topology.hosts if h.role == "backend")
+    gateway = site.gateway_config(frontend)
+    words = int((context * LONG_CHAT_SHARE - PROMPT_TOKEN_BUDGETS[gateway.agent_tools]) / QWEN_TOKENS_PER_WORD)
+    target = {**path_targets(site, frontend)["gateway"], "timeout_s": gateway.request_timeout_s + 30}
+    record = run_long_chat(frontend_host, target, f"clawlan-check-long-{uuid.uuid4().hex[:12]}", max(words, 1))
+    assert "error" not in record, f"a {words}-word chat ('{gateway.agent_tools}' profile) failed: {record}"
+    print(
+        f"long prompt: {record['prompt_tokens']} tokens ({record['cached_tokens'] or 0} cached) answered in"
+        f" {record['duration_s']:.1f} s"
+    )
+    assert record["prompt_tokens"] >= 0.75 * context, f"the prompt was not near the context of {context}: {record}"
