@@ -165,6 +165,7 @@ def _port_problems(
             "gateway_port": own.gateway.port,
             "mtls_egress_port": own.mtls.egress_port,
             "mtls_balancer_metrics_port": own.mtls.balancer_metrics_port,
+            "mtls_balancer_peers_port": own.mtls.balancer_peers_port,
             "monitor_probe_port": monitor.probe_port,
         }
     else:

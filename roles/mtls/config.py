@@ -48,6 +48,9 @@ DEAD_PEER_S = KEEPALIVE_IDLE_S + KEEPALIVE_INTERVAL_S * KEEPALIVE_PROBES
 AFFINITY_HEADER = "x-session-affinity"
 AFFINITY_IDLE_S = 3600
 AFFINITY_SESSIONS = 100_000  # remembered at once: ~100 bytes each in HAProxy's memory
+# The one peer of the balancer's peers section: itself. A reload's new process learns the stick table from the old
+# one through it, so sessions keep their backends (and their caches) across a deploy that reloads the balancer.
+LOCAL_PEER = "clawlan-balancer"
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,7 @@ class EgressConfig:
     metrics_address: str  # the frontend's LAN address: HAProxy's Prometheus exporter
     metrics_port: int
     metrics_clients: tuple[str, ...]  # addresses allowed to read it: the monitor and the frontend itself
+    peers_port: int  # loopback: the stick table's hand-over from a reloading HAProxy to its successor
     cert: str = HOST_CERT
     key: str = HOST_KEY
     ca: str = CA_CERT
@@ -118,6 +122,7 @@ class EgressConfig:
     affinity_header: str = AFFINITY_HEADER
     affinity_idle_s: int = AFFINITY_IDLE_S
     affinity_sessions: int = AFFINITY_SESSIONS
+    local_peer: str = LOCAL_PEER
 
 
 def build_egress_config(
@@ -139,6 +144,7 @@ def build_egress_config(
         max_body_mib=settings.max_body_mib,
         metrics_address=address,
         metrics_port=settings.balancer_metrics_port,
+        peers_port=settings.balancer_peers_port,
         metrics_clients=tuple(sorted({address, monitor_address})),
     )
 

@@ -43,3 +43,7 @@ class MtlsSettings:
         8405, "HAProxy's Prometheus exporter on each frontend's LAN address (HAProxy's usual port), monitor only.",
         Port(),
     )  # fmt: skip
+    balancer_peers_port: int = setting(
+        8406, "On loopback: a reloading HAProxy hands its sessions' backends to the new process over it.",
+        Port(),
+    )  # fmt: skip

@@ -7,6 +7,7 @@ first address is lab-back, so the alerts that fire are the pool's own, not the p
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -20,6 +21,7 @@ from roles.gateway.config import WARM_TAIL_TOKENS
 from roles.inventory.load import load_inventory, site_from_inventory
 from roles.model_server.config import UNIT as MODEL_UNIT
 from roles.monitor.probe import UNIT as PROBE_UNIT
+from roles.mtls.config import BALANCER_PROXY, BALANCER_UNIT
 from tests.compliance import test_base as base_controls
 from tests.compliance import test_services as service_controls
 from tests.e2e.conftest import deploy, run_control, wait_until_passes
@@ -132,6 +134,12 @@ def warm(records: list[dict]) -> list[int]:
     return [evaluated(turn) - previous["completion_tokens"] - MESSAGE_TOKENS for previous, turn in pairwise(records)]
 
 
+def sessions_placed(front) -> dict[str, str]:
+    """The balancer's stick table: {session id: server id}."""
+    table = balancer_command(front, f"show table {BALANCER_PROXY}")
+    return dict(re.findall(r" key=(\S+) .*?server_id=(\d+)", table))
+
+
 def test_a_sessions_chats_stay_on_the_backend_holding_its_cache_and_move_when_it_fails(hosts, site, request):
     """Every turn of one conversation reaches one backend, so each evaluates only its new turn, as on a one-backend
     site, while chats naming no session still spread (the test above). Its backend stopped, the next turn is
@@ -147,6 +155,18 @@ def test_a_sessions_chats_stay_on_the_backend_holding_its_cache_and_move_when_it
     assert max(warm(records)) <= 2 * WARM_TAIL_TOKENS, f"warm turns evaluated {warm(records)}: {records}"
     holder = next(name for name, count in placed.items() if count)
     other = SECOND if holder == FIRST else FIRST
+
+    # A deploy that reloads the balancer (a pool or certificate change) keeps every session on its backend: the new
+    # HAProxy takes the stick table from the old one over its loopback peer.
+    remembered = sessions_placed(hosts[FRONTEND])
+    assert remembered, "the balancer remembers no session"
+    hosts[FRONTEND].run_expect([0], f"systemctl reload {BALANCER_UNIT}")
+    seconds_until(lambda: sessions_placed(hosts[FRONTEND]) == remembered, 10, "the stick table handed over")
+    after_reload, placed = session_turns(hosts, site, session, 2)
+    assert placed == {holder: 2, other: 0}, f"after a balancer reload, the session's chats per backend: {placed}"
+    assert max(warm([records[-1], *after_reload])) <= 2 * WARM_TAIL_TOKENS, after_reload
+    records += after_reload
+
     hosts[holder].run_expect([0], f"systemctl stop {MODEL_UNIT}")
     try:
         stopped_at = time.monotonic()

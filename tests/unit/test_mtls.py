@@ -205,6 +205,14 @@ def test_both_ends_admit_the_same_largest_request():
 def test_a_session_stays_on_its_backend_and_a_client_naming_none_is_placed_by_load():
     text = egress()
     assert "    balance leastconn\n" in text
-    assert "    stick-table type string len 128 size 100000 expire 3600s\n" in text
+    assert "    stick-table type string len 128 size 100000 expire 3600s peers clawlan_sessions\n" in text
     # The session id is the header's part before the colon (OpenClaw sends <session id>:<n>).
     assert "    stick on req.hdr(x-session-affinity),field(1,:) if { req.hdr(x-session-affinity) -m found }\n" in text
+
+
+def test_a_reload_hands_the_sessions_backends_to_the_new_process():
+    """The stick table's only peer is the balancer itself, on loopback: a reload's new process takes the table."""
+    text = egress(balancer_peers_port=8499)
+    assert "    localpeer clawlan-balancer\n" in text.split("defaults")[0]
+    peers = text.split("peers clawlan_sessions\n")[1].split("\n\n")[0]
+    assert peers == "    peer clawlan-balancer 127.0.0.1:8499"
