@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from roles.common.ca import CRL_DAYS
 from roles.common.settings import setting
-from roles.common.values.network import Networks
+from roles.common.values.network import PrivateNetworks
 from roles.common.values.numbers import WholeNumber
 from roles.common.values.text import SubjectText
 
@@ -34,6 +34,6 @@ class PkiSettings:
     permitted_networks: tuple[str, ...] = setting(
         ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"),
         "Addresses a new site CA may vouch for (with names under base_dns_domain): trusting it vouches for no other.",
-        Networks(),
+        PrivateNetworks(),
         site_wide=True,
     )  # fmt: skip

@@ -5,13 +5,16 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
 from roles.common.settings import InventoryError
+from roles.common.values.network import PrivateNetworks
 from roles.inventory.load import build_site, load_inventory, site_from_inventory
-from tests.support.sites import good_hosts, problems_of, with_change
+from roles.inventory.schema import SETTINGS
+from tests.support.sites import good_hosts, on_both_hosts, problems_of, with_change
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -340,6 +343,39 @@ def test_malformed_inventory_names_host_and_key(change, expected):
     assert expected in problems
     host, key = expected
     assert key in message and (host == "*" or repr(host) in message)
+
+
+# Every network-valued setting: each admits people (SSH, the gateway, the monitor's UIs) or names the CA signs.
+NETWORK_KEYS = ["firewall_admin_networks", "pki_permitted_networks", "gateway_client_networks",
+                "monitor_client_networks"]  # fmt: skip
+
+
+@pytest.mark.parametrize("key", NETWORK_KEYS)
+@pytest.mark.parametrize(
+    "network, why",
+    [
+        ("0.0.0.0/0", "is every address"),
+        ("8.8.8.0/24", "is not a private LAN range"),
+        ("::/0", "IPv6 addresses are not supported"),
+        ("the-lan", "is not a network"),
+    ],
+)
+def test_a_network_setting_refuses_what_is_not_the_lans_own_naming_host_and_key(key, network, why):
+    # The hosts' own network beside it: the refusal is for the one that reaches out, not for a host left outside.
+    problems, message = problems_of(on_both_hosts(key, ["10.0.0.0/24", network]))
+    assert {("front", key), ("back", key)} <= problems
+    assert f"host 'front', key '{key}': " in message and why in message
+
+
+def test_every_network_setting_is_typed_private():
+    typed = {f"{prefix}_{f.name}": f.metadata["check"] for prefix, cls in SETTINGS.items() for f in fields(cls)}
+    assert {key for key, check in typed.items() if isinstance(check, PrivateNetworks)} == set(NETWORK_KEYS)
+    assert {key for key in typed if key.endswith("_networks")} == set(NETWORK_KEYS)
+
+
+@pytest.mark.parametrize("key", NETWORK_KEYS)
+def test_a_network_setting_takes_the_lans_own_networks(key):
+    build_site(on_both_hosts(key, ["10.0.0.0/24", "192.168.1.0/24"]))
 
 
 def test_the_kv_cache_refusal_says_how_it_was_counted():
