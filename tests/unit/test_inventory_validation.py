@@ -378,6 +378,37 @@ def test_a_network_setting_takes_the_lans_own_networks(key):
     build_site(on_both_hosts(key, ["10.0.0.0/24", "192.168.1.0/24"]))
 
 
+def everywhere(**data):
+    """Both hosts get the values (some keys are site-wide, so must be equal)."""
+    return with_change(lambda h: [d.update(data) for _, d in h.values()])
+
+
+LIFETIMES = {
+    "renewal window as long as the certificate": (
+        {"pki_cert_days": 365, "pki_renew_before_days": 365, "pki_crl_days": 730}, "pki_renew_before_days",
+        "pki_cert_days",
+    ),
+    "certificate shorter than the default renewal window": (
+        {"pki_cert_days": 30}, "pki_renew_before_days", "pki_cert_days"
+    ),
+    "revocation list renewed only after its alert": (
+        {"pki_crl_days": 14}, "pki_renew_before_days", "pki_crl_days"
+    ),
+    "certificate outliving the site CA": ({"pki_cert_days": 400, "pki_ca_days": 365}, "pki_cert_days", "pki_ca_days"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("data, key, other", LIFETIMES.values(), ids=LIFETIMES.keys())
+def test_a_renewal_window_reaching_past_its_lifetime_is_refused_naming_both_keys(data, key, other):
+    problems, message = problems_of(everywhere(**data))
+    assert ("front", key) in problems and ("back", key) in problems
+    assert any(f"host 'front', key '{key}': " in line and other in line for line in message.split("\n"))
+
+
+def test_renewal_windows_just_inside_their_lifetimes_are_accepted():
+    build_site(everywhere(pki_cert_days=31, pki_renew_before_days=30, pki_crl_days=60, pki_ca_days=32))
+
+
 def test_the_kv_cache_refusal_says_how_it_was_counted():
     _, message = problems_of(with_change(lambda h: h["back"][1].update(model_server_parallel_slots=64,
                                                                       model_server_context_tokens=131072)))  # fmt: skip
