@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from roles.common.settings import setting
-from roles.common.values.network import Networks
+from roles.common.values.network import PrivateNetworks
 from roles.common.values.numbers import Choice, Either, Flag, Port, WholeNumber
 from roles.common.values.paths import HttpsUrl
 from roles.common.values.text import NodeVersion, Version
@@ -33,7 +33,7 @@ class GatewaySettings:
     client_networks: tuple[str, ...] = setting(
         ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"),
         "The only networks the gateway talks to besides loopback (systemd IP filter): the LAN, never the internet.",
-        Networks(),
+        PrivateNetworks(),
     )  # fmt: skip
     request_timeout_s: int = setting(
         600, "Longest model request; a cold 13k-token prompt takes ~25 s on the reference box before any token.",

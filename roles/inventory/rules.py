@@ -62,7 +62,7 @@ def settings_problems(hosts: Hosts, specs: Sequence[HostSpec], settings: Mapping
     site_wide = settings[specs[0].name]
     problems += _pool_problems([s for s in specs if s.role == "backend"], settings)
     problems += _timeout_problems(specs, settings)
-    problems += monitor_preflight(site_wide.monitor, specs)
+    problems += monitor_preflight(site_wide.monitor, specs, {key for _, data in hosts.values() for key in data})
     problems += alias_problems(site_wide.base.host_aliases, specs, "base_host_aliases")
     problems += _name_problems(specs, site_wide)
     return problems

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from roles.common.names import HostSpec
@@ -56,8 +56,14 @@ def web_config_yaml(password_hash: str) -> str:
     return "# Managed by clawlan (role monitor).\n" + json.dumps(config, indent=2, sort_keys=True) + "\n"
 
 
-def preflight(settings: MonitorSettings, hosts: Sequence[HostSpec]) -> list[Problem]:
-    """Rules across settings and hosts; ``settings`` are the same on every host (site-wide keys)."""
+# An alert mail needs both a receiver and a relay; the other mail keys are read only beside them.
+MAIL_NEEDS = ("monitor_alert_email_to", "monitor_alert_smtp_host")
+MAIL_DETAILS = ("monitor_alert_email_from", "monitor_alert_smtp_port", "monitor_alert_smtp_username")
+
+
+def preflight(settings: MonitorSettings, hosts: Sequence[HostSpec], given: Collection[str] = ()) -> list[Problem]:
+    """Rules across settings and hosts; ``settings`` are the same on every host (site-wide keys), ``given`` the keys
+    the inventory sets."""
     problems = []
     names = [h.name for h in hosts]
     if settings.host and settings.host not in names:
@@ -79,6 +85,7 @@ def preflight(settings: MonitorSettings, hosts: Sequence[HostSpec]) -> list[Prob
     if problems:
         return problems
     monitor = monitor_host(settings, hosts)
+    problems += mail_problems(settings, monitor.name, given)
     address = ipaddress.ip_address(monitor.address)
     if not any(address in ipaddress.ip_network(network) for network in settings.client_networks):
         problems.append(
@@ -89,3 +96,18 @@ def preflight(settings: MonitorSettings, hosts: Sequence[HostSpec]) -> list[Prob
             )
         )
     return problems
+
+
+def mail_problems(settings: MonitorSettings, monitor: str, given: Collection[str]) -> list[Problem]:
+    """An e-mail receiver half set up: no alert would be mailed, while the inventory reads as if it were."""
+    values = {key: getattr(settings, key.removeprefix("monitor_")) for key in (*MAIL_NEEDS, *MAIL_DETAILS)}
+    missing = [key for key in MAIL_NEEDS if not values[key]]
+    if not missing:
+        return []
+    # The port has a default: only one the inventory gives is set up.
+    half = [key for key, value in values.items() if value and (key in given or key != "monitor_alert_smtp_port")]
+    message = (
+        f"is given without {' and '.join(missing)}: no alert mail would be sent (mail needs monitor_alert_email_to and "
+        "monitor_alert_smtp_host both)"
+    )
+    return [Problem(monitor, key, message) for key in half]

@@ -10,7 +10,7 @@ from typing import Literal
 
 from roles.common.settings import all_site_wide, setting
 from roles.common.values.containers import OrEmpty
-from roles.common.values.network import DnsLabel, HostName, Networks
+from roles.common.values.network import DnsLabel, HostName, PrivateNetworks
 from roles.common.values.numbers import Choice, Either, Number, Port, WholeNumber
 from roles.common.values.paths import ControlPath, Url
 from roles.common.values.text import EmailAddress, Pattern
@@ -36,7 +36,7 @@ class MonitorSettings:
     client_networks: tuple[str, ...] = setting(
         ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"),
         "Networks allowed to open the Prometheus UI (systemd IP filter): the LAN, never the internet.",
-        Networks(),
+        PrivateNetworks(),
     )
     scrape_interval_s: int = setting(15, "Seconds between scrapes and rule evaluations (Prometheus' usual pace).",
                                      WholeNumber(1, 300))  # fmt: skip

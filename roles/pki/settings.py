@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from roles.common.ca import CRL_DAYS
 from roles.common.settings import setting
-from roles.common.values.network import Networks
+from roles.common.values.network import PrivateNetworks
 from roles.common.values.numbers import WholeNumber
 from roles.common.values.text import SubjectText
 
@@ -21,11 +21,12 @@ class PkiSettings:
         3650, "The site CA lives ten years: replacing it means reissuing every host.", WholeNumber(30, 36500)
     )
     cert_days: int = setting(
-        365, "Host certificates last a year; every deploy renews those near expiry.", WholeNumber(2, 825)
+        365, "Host certificates last a year (under ca_days); a deploy renews those near expiry.", WholeNumber(2, 825)
     )
     renew_before_days: int = setting(
-        30, "A deploy reissues a certificate this close to expiry (and the expiry alert uses it).", WholeNumber(1, 365)
-    )
+        30, "A deploy reissues a certificate this close to expiry (and the expiry alerts use it); under cert_days, at "
+        "most half of crl_days.", WholeNumber(1, 365),
+    )  # fmt: skip
     crl_days: int = setting(
         CRL_DAYS, "The revocation list lasts this long; a deploy re-signs it once half has passed (nginx refuses every "
         "client with an expired one, so an alert warns within renew_before_days).", WholeNumber(14, 3650),
@@ -34,6 +35,6 @@ class PkiSettings:
     permitted_networks: tuple[str, ...] = setting(
         ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"),
         "Addresses a new site CA may vouch for (with names under base_dns_domain): trusting it vouches for no other.",
-        Networks(),
+        PrivateNetworks(),
         site_wide=True,
     )  # fmt: skip

@@ -94,3 +94,23 @@ def test_a_relay_login_without_its_password_file_is_refused_before_any_host(tmp_
 def test_hostile_or_sloppy_values_are_refused_naming_the_key(key, value):
     problems, _ = problems_of(with_change(lambda h: [data.update({key: value}) for _, data in h.values()]))
     assert any(k == key for _, k in problems), problems
+
+
+HALF_MAIL = {
+    "a receiver without a relay": ({"monitor_alert_email_to": "ops@example.org"}, "monitor_alert_smtp_host"),
+    "a relay without a receiver": ({"monitor_alert_smtp_host": "mail.example.org"}, "monitor_alert_email_to"),
+    "a sender without a receiver": ({"monitor_alert_email_from": "am@example.org"}, "monitor_alert_email_to"),
+    "a relay port without a relay": ({"monitor_alert_smtp_port": 587}, "monitor_alert_smtp_host"),  # given: read
+    "a relay login without a relay": (
+        {"monitor_alert_email_to": "ops@example.org", "monitor_alert_smtp_username": "am"},
+        "monitor_alert_smtp_host",
+    ),
+}
+
+
+@pytest.mark.parametrize("data, missing", HALF_MAIL.values(), ids=HALF_MAIL.keys())
+def test_a_half_configured_mail_receiver_is_refused_naming_both_keys(data, missing):
+    problems, text = problems_of(with_change(lambda h: [d.update(data) for _, d in h.values()]))
+    assert {("front", key) for key in data} <= problems  # the monitor host, where Alertmanager runs
+    for key in data:
+        assert any(f"host 'front', key '{key}': " in line and missing in line for line in text.split("\n"))

@@ -28,7 +28,7 @@ from roles.common.connection import value_type as pyinfra_value_type
 from roles.common.settings import InventoryError
 from roles.common.values.containers import ListOf, Mapping, OrEmpty, Secret, Typed
 from roles.common.values.core import ValueType
-from roles.common.values.network import DnsLabel, DnsName, HostName, LanIPv4, Networks
+from roles.common.values.network import PRIVATE_BLOCKS, DnsLabel, DnsName, HostName, LanIPv4, PrivateNetworks
 from roles.common.values.numbers import Choice, Either, Flag, Number, WholeNumber
 from roles.common.values.paths import AbsPath, ControlPath, ModelSource, Url
 from roles.common.values.text import _VERSIONS, NodeVersion, Pattern, SubjectText, Text, Version
@@ -144,9 +144,14 @@ def valid(value_type: ValueType) -> st.SearchStrategy:
             strategy = _lan_ipv4()
         case HostName():
             strategy = st.one_of(_dns_name(), _lan_ipv4())
-        case Networks():
-            network = st.builds(lambda address, size: str(ipaddress.ip_network(f"{address}/{size}", strict=False)),
-                                st.ip_addresses(v=4), st.integers(0, 32))  # fmt: skip
+        case PrivateNetworks():
+            # Inside the private blocks, from a whole block to one address: random addresses would almost never be.
+            network = st.sampled_from(PRIVATE_BLOCKS).flatmap(
+                lambda block: st.builds(
+                    lambda address, size: str(ipaddress.ip_network(f"{address}/{size}", strict=False)),
+                    st.ip_addresses(network=block), st.integers(block.prefixlen, 32),
+                )
+            )  # fmt: skip
             strategy = st.one_of(
                 st.lists(network, min_size=1, max_size=3),
                 st.lists(network, max_size=2).map(lambda networks: [*networks, "10.0.0.0/8"]),  # holds the hosts

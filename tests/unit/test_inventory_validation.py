@@ -5,13 +5,16 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
 from roles.common.settings import InventoryError
+from roles.common.values.network import PrivateNetworks
 from roles.inventory.load import build_site, load_inventory, site_from_inventory
-from tests.support.sites import good_hosts, problems_of, with_change
+from roles.inventory.schema import SETTINGS
+from tests.support.sites import good_hosts, on_both_hosts, problems_of, with_change
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -340,6 +343,70 @@ def test_malformed_inventory_names_host_and_key(change, expected):
     assert expected in problems
     host, key = expected
     assert key in message and (host == "*" or repr(host) in message)
+
+
+# Every network-valued setting: each admits people (SSH, the gateway, the monitor's UIs) or names the CA signs.
+NETWORK_KEYS = ["firewall_admin_networks", "pki_permitted_networks", "gateway_client_networks",
+                "monitor_client_networks"]  # fmt: skip
+
+
+@pytest.mark.parametrize("key", NETWORK_KEYS)
+@pytest.mark.parametrize(
+    "network, why",
+    [
+        ("0.0.0.0/0", "is every address"),
+        ("8.8.8.0/24", "is not a private LAN range"),
+        ("::/0", "IPv6 addresses are not supported"),
+        ("the-lan", "is not a network"),
+    ],
+)
+def test_a_network_setting_refuses_what_is_not_the_lans_own_naming_host_and_key(key, network, why):
+    # The hosts' own network beside it: the refusal is for the one that reaches out, not for a host left outside.
+    problems, message = problems_of(on_both_hosts(key, ["10.0.0.0/24", network]))
+    assert {("front", key), ("back", key)} <= problems
+    assert f"host 'front', key '{key}': " in message and why in message
+
+
+def test_every_network_setting_is_typed_private():
+    typed = {f"{prefix}_{f.name}": f.metadata["check"] for prefix, cls in SETTINGS.items() for f in fields(cls)}
+    assert {key for key, check in typed.items() if isinstance(check, PrivateNetworks)} == set(NETWORK_KEYS)
+    assert {key for key in typed if key.endswith("_networks")} == set(NETWORK_KEYS)
+
+
+@pytest.mark.parametrize("key", NETWORK_KEYS)
+def test_a_network_setting_takes_the_lans_own_networks(key):
+    build_site(on_both_hosts(key, ["10.0.0.0/24", "192.168.1.0/24"]))
+
+
+def everywhere(**data):
+    """Both hosts get the values (some keys are site-wide, so must be equal)."""
+    return with_change(lambda h: [d.update(data) for _, d in h.values()])
+
+
+LIFETIMES = {
+    "renewal window as long as the certificate": (
+        {"pki_cert_days": 365, "pki_renew_before_days": 365, "pki_crl_days": 730}, "pki_renew_before_days",
+        "pki_cert_days",
+    ),
+    "certificate shorter than the default renewal window": (
+        {"pki_cert_days": 30}, "pki_renew_before_days", "pki_cert_days"
+    ),
+    "revocation list renewed only after its alert": (
+        {"pki_crl_days": 14}, "pki_renew_before_days", "pki_crl_days"
+    ),
+    "certificate outliving the site CA": ({"pki_cert_days": 400, "pki_ca_days": 365}, "pki_cert_days", "pki_ca_days"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("data, key, other", LIFETIMES.values(), ids=LIFETIMES.keys())
+def test_a_renewal_window_reaching_past_its_lifetime_is_refused_naming_both_keys(data, key, other):
+    problems, message = problems_of(everywhere(**data))
+    assert ("front", key) in problems and ("back", key) in problems
+    assert any(f"host 'front', key '{key}': " in line and other in line for line in message.split("\n"))
+
+
+def test_renewal_windows_just_inside_their_lifetimes_are_accepted():
+    build_site(everywhere(pki_cert_days=31, pki_renew_before_days=30, pki_crl_days=60, pki_ca_days=32))
 
 
 def test_the_kv_cache_refusal_says_how_it_was_counted():

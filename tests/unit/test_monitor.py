@@ -106,13 +106,13 @@ def test_prometheus_scrapes_every_exporter_and_probe_by_inventory_name(site):
 
 def test_prometheus_may_reach_a_scrape_target_outside_the_ui_networks():
     def outside(hosts):
-        hosts["back"][1].update(ssh_hostname="100.64.0.20")
+        hosts["back"][1].update(ssh_hostname="192.168.0.20")
         for _, data in hosts.values():
-            data["pki_permitted_networks"] = ["10.0.0.0/8", "100.64.0.0/10"]  # the site CA may vouch for it
+            data["monitor_client_networks"] = ["10.0.0.0/8"]
 
     hosts = with_change(outside)
     config = build_site(hosts).prometheus_config()
-    assert config.allowed_networks[-1] == "100.64.0.20"
+    assert config.allowed_networks[-1] == "192.168.0.20"
 
 
 def test_the_rendered_prometheus_configuration_passes_promtool(site, tmp_path):

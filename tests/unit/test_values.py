@@ -10,7 +10,7 @@ import pytest
 from roles.common.settings import setting
 from roles.common.values.containers import ListOf, Mapping, OrEmpty, Secret
 from roles.common.values.core import ValueType, shown
-from roles.common.values.network import DnsLabel, DnsName, HostName, LanIPv4, Networks
+from roles.common.values.network import DnsLabel, DnsName, HostName, LanIPv4, PrivateNetworks
 from roles.common.values.numbers import Choice, Either, Flag, Number, Port, WholeNumber
 from roles.common.values.paths import AbsPath, ControlPath, HttpsUrl, ModelSource, Url
 from roles.common.values.text import Flags, Name, NodeVersion, Sha256, SubjectText, Text, UserName, Version
@@ -47,7 +47,9 @@ ACCEPTED = [
     (LanIPv4(), "8.8.8.8"),  # a public address may be on a LAN
     (HostName(), "ntp.home.arpa"),
     (HostName(), "10.0.0.1"),
-    (Networks(), ["10.0.0.0/8", "192.168.1.0/24"]),
+    (PrivateNetworks(), ["10.0.0.0/8", "192.168.1.0/24"]),
+    (PrivateNetworks(), ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]),  # the defaults: RFC 1918's blocks
+    (PrivateNetworks(), ["10.242.17.0/28", "172.31.255.255/32"]),
     (AbsPath(("/var/lib/swap", "/swapfile")), "/swapfile"),
     (AbsPath(("/var/lib/swap", "/swapfile")), "/var/lib/swap/swapfile"),
     (ControlPath(), "~/.local/state/clawlan/site"),
@@ -125,12 +127,19 @@ REFUSED = [
     (LanIPv4(), "nas.lan"),
     (HostName(), "127.0.0.1"),
     (HostName(), "a b"),
-    (Networks(), []),
-    (Networks(), ["lan"]),
-    (Networks(), ["10.0.0.1/8"]),  # host bits set
-    (Networks(), ["fe80::/10"]),
-    (Networks(), [167772160]),
-    (Networks(), "10.0.0.0/8"),
+    (PrivateNetworks(), []),
+    (PrivateNetworks(), ["lan"]),
+    (PrivateNetworks(), ["10.0.0.1/8"]),  # host bits set
+    (PrivateNetworks(), ["fe80::/10"]),
+    (PrivateNetworks(), [167772160]),
+    (PrivateNetworks(), "10.0.0.0/8"),
+    (PrivateNetworks(), ["0.0.0.0/0"]),
+    (PrivateNetworks(), ["10.0.0.0/8", "8.8.8.0/24"]),  # public
+    (PrivateNetworks(), ["10.0.0.0/7"]),  # 10.0.0.0/8 and the public 11.0.0.0/8
+    (PrivateNetworks(), ["172.0.0.0/8"]),  # broader than 172.16.0.0/12
+    (PrivateNetworks(), ["100.64.0.0/10"]),  # carrier-grade NAT's, not a LAN's
+    (PrivateNetworks(), ["169.254.0.0/16"]),  # link-local
+    (PrivateNetworks(), ["::/0"]),
     (AbsPath(("/var/lib/swap", "/swapfile")), "/etc/passwd"),
     (AbsPath(("/var/lib/swap", "/swapfile")), "/swapfile2"),
     (AbsPath(("/var/lib/swap", "/swapfile")), "/var/lib/swap/../../etc/shadow"),
@@ -189,7 +198,21 @@ def test_a_secret_is_never_shown():
 
 def test_ipv6_is_refused_with_a_clear_message():
     assert "IPv6 addresses are not supported" in LanIPv4()("fd00::10")
-    assert "IPv6 addresses are not supported" in Networks()(["fd00::/8"])
+    assert "IPv6 addresses are not supported" in PrivateNetworks()(["fd00::/8"])
+
+
+@pytest.mark.parametrize(
+    "network, why",
+    [
+        ("0.0.0.0/0", "is every address"),
+        ("8.8.8.0/24", "is not a private LAN range"),
+        ("192.168.0.0/15", "holds public addresses beside the private block 192.168.0.0/16"),
+        ("169.254.0.0/16", "is link-local"),
+    ],
+)
+def test_a_network_that_is_not_the_lans_own_is_refused_saying_why(network, why):
+    message = PrivateNetworks()(["10.0.0.0/8", network])
+    assert message.startswith(f"{network} {why}") and "10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16" in message
 
 
 def test_every_value_type_describes_itself_on_one_line():

@@ -1,4 +1,4 @@
-"""Names and addresses on the LAN: DNS labels and names, IPv4 addresses, host names, networks."""
+"""Names and addresses on the LAN: DNS labels and names, IPv4 addresses, host names, private networks."""
 
 from __future__ import annotations
 
@@ -114,15 +114,25 @@ class HostName(ValueType):
         return LanIPv4()(value)
 
 
+# RFC 1918's blocks: every network a setting names admits people (SSH, the gateway, the monitor's UIs) or is one the
+# site CA may sign names for, so none may reach past them: not the internet, not "everything" (/0).
+PRIVATE_BLOCKS = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+_BLOCKS = "10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16"
+
+
 @dataclass(frozen=True)
-class Networks(ValueType):
-    """IPv4 networks in CIDR form, at least one."""
+class PrivateNetworks(ValueType):
+    """Private IPv4 networks (RFC 1918), at least one: each admits people or names the CA signs, so none reaches past
+    RFC 1918's own blocks."""
 
     annotation = tuple[str, ...]
 
     @property
     def describe(self) -> str:
-        return "a non-empty list of IPv4 networks like 192.168.0.0/16 (IPv6 is not supported)"
+        return (
+            f"a non-empty list of private IPv4 networks like 192.168.1.0/24, each inside {_BLOCKS} (RFC 1918); "
+            "public ranges, /0, link-local and IPv6 are refused"
+        )
 
     def has_type(self, value: Any) -> bool:
         return isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value)
@@ -137,4 +147,19 @@ class Networks(ValueType):
                 return f"{shown(network)} is not a network (like 192.168.0.0/16)"
             if parsed.version == 6:
                 return f"{network}: {NO_IPV6}"
+            if reason := _not_private(parsed):
+                return f"{network} {reason}; name the LAN's own networks, inside {_BLOCKS}"
         return None if value else "must name at least one network, or nobody can reach the service"
+
+
+def _not_private(network: ipaddress.IPv4Network) -> str | None:
+    if any(network.subnet_of(block) for block in PRIVATE_BLOCKS):
+        return None
+    if network.prefixlen == 0:
+        return "is every address, the whole internet's included"
+    wider = [block for block in PRIVATE_BLOCKS if network.supernet_of(block)]
+    if wider:
+        return f"holds public addresses beside the private block {wider[0]}"
+    if network.is_link_local:
+        return "is link-local: addresses each host makes up, no LAN's own"
+    return "is not a private LAN range (RFC 1918)"
