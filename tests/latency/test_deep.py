@@ -14,6 +14,8 @@ import pytest
 from roles.gateway.config import PROMPT_TOKEN_BUDGETS
 from roles.model_server.config import LLAMA_SERVER
 from tests.support.chats import cache_check, path_targets, run_long_chat
+from tests.support.remote import chats_in_flight
+from tests.support.waiting import seconds_until
 
 pytestmark = pytest.mark.deep
 
@@ -58,3 +60,12 @@ def test_a_prompt_near_the_context_limit_is_answered_through_the_gateway(site, f
         f" {record['duration_s']:.1f} s"
     )
     assert record["prompt_tokens"] >= 0.75 * context, f"the prompt was not near the context of {context}: {record}"
+    # A conversation this long is past OpenClaw's compaction threshold (it estimates ~4 characters a token, here
+    # ~40k): after answering, the gateway summarises it upstream, another near-context prompt for a minute or more.
+    # The check leaves the site as it found it: with nothing of its own in flight.
+    settled = seconds_until(
+        lambda: chats_in_flight(frontend_host, site.egress_config(frontend)) == 0,
+        gateway.request_timeout_s,
+        "the gateway's follow-up of the long chat finished",
+    )
+    print(f"the gateway's follow-up (compaction) finished {settled:.1f} s after the answer")

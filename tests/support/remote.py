@@ -107,15 +107,31 @@ def balancer_command(front, command: str) -> str:
     return front.check_output(f"python3 -c {shlex.quote(talk)} {shlex.quote(command)}")
 
 
-def pool_states(host, config) -> dict[str, str]:
-    """{server: state} of the balancer's pool, read on the frontend from HAProxy's own exporter (which admits its
-    own box): the state whose status series is 1."""
+def _pool_series(host, config, name: str) -> list[tuple[dict[str, str], str]]:
+    """(labels, value) of each ``name`` series of the balancer's pool, read on the frontend from HAProxy's own
+    exporter (which admits its own box)."""
     url = f"http://{config.metrics_address}:{config.metrics_port}/metrics"
     text = host.check_output(f"curl -sf --max-time 5 {shlex.quote(url)}")
-    states = {}
+    series = []
     for line in text.splitlines():
-        if line.startswith("haproxy_server_status{") and line.endswith(" 1"):
-            labels = dict(pair.split("=", 1) for pair in line[line.index("{") + 1 : line.rindex("}")].split(","))
-            if labels.get("proxy") == f'"{config.proxy}"':
-                states[labels["server"].strip('"')] = labels["state"].strip('"')
-    return states
+        if line.startswith(name + "{"):
+            labels = line[line.index("{") + 1 : line.rindex("}")].split(",")
+            labels = {key: value.strip('"') for key, value in (pair.split("=", 1) for pair in labels)}
+            if labels.get("proxy") == config.proxy:
+                series.append((labels, line.rsplit(" ", 1)[1]))
+    return series
+
+
+def pool_states(host, config) -> dict[str, str]:
+    """{server: state} of the balancer's pool: the state whose status series is 1."""
+    return {
+        labels["server"]: labels["state"]
+        for labels, value in _pool_series(host, config, "haproxy_server_status")
+        if value == "1"
+    }
+
+
+def chats_in_flight(host, config) -> int:
+    """Chats the balancer has on its backends or queued for them now."""
+    names = ("haproxy_server_current_sessions", "haproxy_backend_current_queue")
+    return sum(int(float(value)) for name in names for _, value in _pool_series(host, config, name))

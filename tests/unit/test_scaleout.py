@@ -5,6 +5,7 @@ from all of them."""
 from __future__ import annotations
 
 from roles.inventory.load import build_site
+from tests.support.remote import chats_in_flight, pool_states
 from tests.support.sites import good_hosts
 
 
@@ -65,3 +66,32 @@ def test_the_revocation_list_spares_every_certificate_each_host_holds():
         "/etc/clawlan/pki/host.crt", "/etc/clawlan/pki/probe.crt", "/etc/clawlan/pki/gateway.crt",
             "/etc/clawlan/pki/monitor.crt",
     )  # fmt: skip
+
+
+EXPORTER = """\
+# HELP haproxy_server_status Current status of the server.
+haproxy_server_status{proxy="model_servers",server="back-1",state="UP"} 1
+haproxy_server_status{proxy="model_servers",server="back-1",state="DOWN"} 0
+haproxy_server_status{proxy="model_servers",server="back-2",state="UP"} 0
+haproxy_server_status{proxy="model_servers",server="back-2",state="MAINT"} 1
+haproxy_server_status{proxy="clawlan_metrics",server="back-1",state="DOWN"} 1
+haproxy_backend_current_queue{proxy="model_servers"} 2
+haproxy_backend_current_queue{proxy="clawlan_metrics"} 7
+haproxy_server_current_sessions{proxy="model_servers",server="back-1"} 3
+haproxy_server_current_sessions{proxy="model_servers",server="back-2"} 0
+"""
+
+
+class ExporterHost:
+    def check_output(self, command: str) -> str:
+        assert command.startswith("curl -sf --max-time 5 http://10.0.0.10:8405/metrics")
+        return EXPORTER
+
+
+def test_the_pools_states_and_chats_in_flight_are_read_from_the_balancers_exporter():
+    """What the e2e suite and the deep check read of the balancer: the pool's own series, no other proxy's."""
+    site = build_site(good_hosts())
+    config = site.egress_config(next(h.name for h in site.topology.hosts if h.role == "frontend"))
+    config = type(config)(**{**config.__dict__, "metrics_address": "10.0.0.10", "metrics_port": 8405})
+    assert pool_states(ExporterHost(), config) == {"back-1": "UP", "back-2": "MAINT"}
+    assert chats_in_flight(ExporterHost(), config) == 5
