@@ -87,19 +87,23 @@ def session_turn(target: stream.Target, session: str, text: str) -> dict:
     )
     try:
         with urllib.request.urlopen(request, timeout=target.timeout_s, context=target.ssl_context) as response:
-            usage = json.load(response).get("usage") or {}
+            answer = json.load(response)
+        usage = answer.get("usage") or {}
+        choice = (answer.get("choices") or [{}])[0]
     except Exception as error:  # one turn's failure is reported, not raised: the caller shows every turn
         return {"error": type(error).__name__, "message": str(error)[:500]}
     return {
         "prompt_tokens": usage.get("prompt_tokens"),
         "cached_tokens": (usage.get("prompt_tokens_details") or {}).get("cached_tokens"),
         "completion_tokens": usage.get("completion_tokens"),
+        "finish_reason": choice.get("finish_reason"),
     }
 
 
-# Ten words of one or two of Qwen's tokens each, repeated in an order that never settles into a cycle, so the text
-# is as long in tokens as it looks and no cache can hold a fragment of it from another run.
-LONG_WORDS = ("amber", "basalt", "cedar", "delta", "ember", "fjord", "granite", "harbor", "iris", "juniper")
+# Ten words of one of Qwen's tokens each (three characters with their space), repeated in an order that never
+# settles into a cycle, so no cache holds a fragment of the text from another run. OpenClaw estimates a prompt at
+# three characters a token: for this text its estimate is the model's count.
+LONG_WORDS = ("an", "to", "of", "in", "it", "is", "on", "at", "by", "we")
 
 
 def long_text(words: int) -> str:

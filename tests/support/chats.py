@@ -94,8 +94,9 @@ def run_session(host, target: dict[str, Any], session: str, turns: int) -> list[
 
 
 def run_long_chat(host, target: dict[str, Any], session: str, words: int) -> dict[str, Any]:
-    """One chat of a new gateway session on ``host`` whose message is ``words`` words (~1.3 of Qwen's tokens each):
-    ``{"prompt_tokens", "cached_tokens", "completion_tokens", "duration_s"}`` or ``{"error", "message"}``."""
+    """One chat of a new gateway session on ``host`` whose message is ``words`` words (one of Qwen's tokens each):
+    ``{"prompt_tokens", "cached_tokens", "completion_tokens", "finish_reason", "duration_s"}`` or
+    ``{"error", "message"}``."""
     if words < 1:
         raise ValueError(f"a long chat has words, got {words}")
     (record,) = _run_in_session(host, target, "--long", session, words)
