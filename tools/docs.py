@@ -27,9 +27,11 @@ from roles.common import connection
 from roles.common.names import ROLE_GROUPS
 from roles.common.settings import every_key_site_wide, is_site_wide
 from roles.common.values.core import ValueType
-from roles.inventory.schema import HOST_KEYS, HOST_VALUES, SETTINGS
+from roles.inventory.schema import HOST_KEYS, HOST_VALUES, SETTINGS, SSH_PORT
 from roles.model_server.decode_floors import DECODE_FLOORS
 from roles.monitor.settings import ALERT_FLOOR_PERCENT
+from roles.site.exposure import SERVICES, Box
+from roles.site.settings import HostSettings
 from tools import alert_reference
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,6 +42,7 @@ PYINFRA = "pyinfra"
 TYPES = "types"
 ALERTS = "alerts"
 DECODE_FLOORS_SECTION = "decode_floors"
+SERVED = "served"
 # Whole pages, written from data: path under the repository -> what belongs there.
 PAGES = {alert_reference.PAGE: alert_reference.page}
 
@@ -116,6 +119,19 @@ def types_table() -> str:
     return "\n".join(lines)
 
 
+def served_table() -> str:
+    """What each box serves (roles/site/exposure.SERVICES): the firewall, the port check and NET-01 read the same."""
+    own = HostSettings(**{prefix: cls() for prefix, cls in SETTINGS.items()})
+    lines = ["| box | service | port (default) | listens on | admitted from |", "| --- | --- | --- | --- | --- |"]
+    for service in SERVICES:
+        port = service.port(Box(own, SSH_PORT))
+        lines.append(
+            f"| {service.boxes} | {_cell(service.what)} | `{service.key}` ({port}) | {service.listens} |"
+            f" {service.admits} |"
+        )
+    return "\n".join(lines)
+
+
 def decode_floors_table() -> str:
     """The decode floor of each device class (roles/model_server/decode_floors.py), and what follows from it."""
     lines = [
@@ -170,6 +186,7 @@ def sections() -> dict[str, str]:
         CONTROLS: controls_table(),
         ALERTS: alert_reference.index_table(),
         DECODE_FLOORS_SECTION: decode_floors_table(),
+        SERVED: served_table(),
     }
     return {name: f"\n{table}\n\n" for name, table in tables.items()}
 

@@ -24,6 +24,7 @@ from roles.model_server.config import gtt_gib, gtt_problems, kv_cache, unread_pr
 from roles.model_server.decode_floors import worst_chat_s, worst_cold_prompt_s
 from roles.monitor.common import preflight as monitor_preflight
 from roles.pki.config import PREFLIGHT as PKI_PREFLIGHT
+from roles.site.exposure import served
 from roles.site.settings import HostSettings
 from roles.site.site import Site
 
@@ -156,30 +157,18 @@ def _alert_secret_problems(site: Site) -> list[Problem]:
 def _port_problems(
     spec: HostSpec, own: HostSettings, specs: Sequence[HostSpec], data: Mapping[str, Any]
 ) -> list[Problem]:
-    """Two services of one host on one port: the second would not start (or, on loopback, take the other's
-    traffic). sshd listens on every address, so the SSH port counts too."""
-    monitor = own.monitor
-    ports = {"ssh_port": data.get("ssh_port", SSH_PORT), "monitor_node_exporter_port": monitor.node_exporter_port}
-    if spec.role == "frontend":
-        ports |= {
-            "gateway_port": own.gateway.port,
-            "mtls_egress_port": own.mtls.egress_port,
-            "mtls_balancer_metrics_port": own.mtls.balancer_metrics_port,
-            "mtls_balancer_peers_port": own.mtls.balancer_peers_port,
-            "monitor_probe_port": monitor.probe_port,
-        }
-    else:
-        ports |= {"mtls_port": own.mtls.port, "model_server_port": own.model_server.port}
+    """Two services of one host on one port (roles/site/exposure.SERVICES, loopback and sshd's included): the second
+    would not start, or, on loopback, would take the other's traffic."""
     # Not monitor_host(): it needs monitor_host to name an inventory host, and a wrong one is the monitor
     # preflight's to report, in this same pass.
-    monitor_name = monitor.host or next(s.name for s in specs if s.role == "frontend")
-    if spec.name == monitor_name:
-        ports["monitor_prometheus_port"] = monitor.prometheus_port
+    monitor_name = own.monitor.host or next(s.name for s in specs if s.role == "frontend")
+    ssh_port = data.get("ssh_port", SSH_PORT)
     problems, owners = [], {}
-    for key, port in ports.items():
-        other = owners.setdefault(port, key)
-        if other != key and not (key.startswith("monitor_") and other.startswith("monitor_")):  # those: preflight
-            problems.append(Problem(spec.name, key, f"port {port} is also {other} on this host: each needs its own"))
+    for service, port in served(spec.role, spec.name == monitor_name, own, ssh_port):
+        other = owners.setdefault(port, service)
+        if other is not service:
+            message = f"port {port} is also {other.key}, the {other.what}, on this host: each needs its own"
+            problems.append(Problem(spec.name, service.key, message))
     return problems
 
 

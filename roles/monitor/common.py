@@ -68,13 +68,6 @@ def preflight(settings: MonitorSettings, hosts: Sequence[HostSpec], given: Colle
     names = [h.name for h in hosts]
     if settings.host and settings.host not in names:
         problems.append(Problem("*", "monitor_host", f"names no inventory host; hosts are {', '.join(names)}"))
-    ports = {
-        "monitor_prometheus_port": settings.prometheus_port,
-        "monitor_node_exporter_port": settings.node_exporter_port,
-        "monitor_probe_port": settings.probe_port,
-    }
-    if len(set(ports.values())) != len(ports):
-        problems.append(Problem("*", "monitor_*_port", f"the monitoring ports must differ, got {ports}"))
     backends = sum(h.role == "backend" for h in hosts)
     if settings.alert_backends_min > backends:
         problems.append(

@@ -265,4 +265,4 @@ class Site:
         return PkiConfig(issuance=self.identities.host(name), metrics_dir=TEXTFILE_DIR, revocations=self.revocations)
 
     def firewall_config(self, name: str) -> FirewallConfig:
-        return exposure.firewall_config(self.topology, name, self.settings[name], self.monitor)
+        return exposure.firewall_config(self.topology, name, self.settings[name])

@@ -51,6 +51,7 @@ from roles.monitor.probe import UNIT as PROBE_UNIT
 from roles.monitor.prometheus import UNIT as PROMETHEUS_UNIT
 from roles.mtls.config import BALANCER_UNIT, INGRESS_UNIT
 from roles.pki.config import METRICS_UNIT as CERTIFICATE_METRICS_UNIT
+from roles.site.exposure import lan_listeners
 from tests.compliance.conftest import control
 from tests.support.prometheus import alertmanager_alerts, alertmanager_url, api, open_url, prometheus_url
 from tests.support.remote import HARDENING_LIMIT, hardening_exposure, listening_addresses, pool_states, unit_property
@@ -463,24 +464,12 @@ def test_GW_15_state_backed_up(host, site, host_name):
 # --- NET: what each box exposes ------------------------------------------------------------------------------
 
 
-def expected_lan_listeners(site, host_name) -> set[str]:
-    spec, monitor = site.topology.host(host_name), site.monitor
-    ports = [monitor.node_exporter_port]
-    if spec.role == "backend":
-        ports.append(site.ingress_config(host_name).port)
-    else:
-        ports += [site.gateway_config(host_name).port, monitor.probe_port, site.egress_config(host_name).metrics_port]
-    if site.topology.monitor_host.name == host_name:
-        ports += [monitor.prometheus_port, monitor.alertmanager_port]
-    return {"0.0.0.0:22", "[::]:22"} | {f"{spec.address}:{port}" for port in ports}
-
-
 @control("NET-01", "Nothing but the appliance's services listens on the LAN", impact=0.9)
 def test_NET_01_lan_listeners(host, site, host_name):
     """Every extra listener is attack surface nobody reviewed; loopback listeners are the box's own business."""
     listening = set(listening_addresses(host))
     exposed = {a for a in listening if not a.startswith(("127.", "[::1]"))}
-    wanted = expected_lan_listeners(site, host_name)
+    wanted = lan_listeners(site.topology, host_name, site.settings[host_name])  # roles/site/exposure.SERVICES
     assert exposed == wanted, f"extra: {sorted(exposed - wanted)}, missing: {sorted(wanted - exposed)}"
 
 

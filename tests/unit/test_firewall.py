@@ -10,6 +10,7 @@ import pytest
 
 from roles.firewall.config import FirewallSettings, control_path_problem
 from roles.firewall.facts import FirewallState, SshClientAddress
+from roles.site.exposure import lan_listeners
 from tests.support.sites import problems_of, site_with, with_change
 
 
@@ -95,3 +96,15 @@ def test_facts_read_the_state_and_the_ssh_client():
     assert FirewallState().process(["rules", "live no"]) == {"rules": "", "live": False}
     assert SshClientAddress().process(["10.242.17.1"]) == "10.242.17.1"
     assert SshClientAddress().process([""]) == ""
+
+
+@pytest.mark.parametrize("name", ["front", "back"])
+def test_the_firewall_opens_exactly_what_the_listener_control_expects_on_the_lan(name):
+    """Both come from one declaration (roles/site/exposure.SERVICES): sshd on every address, the rest on the box's
+    LAN address; the loopback services are in neither."""
+    site = site_with()
+    ports = {o.port for o in site.firewall_config(name).openings}
+    listeners = lan_listeners(site.topology, name, site.settings[name])
+    assert {int(listener.rsplit(":", 1)[1]) for listener in listeners} == ports
+    assert {"0.0.0.0:22", "[::]:22"} <= listeners
+    assert not {8000, 18080, 8406} & ports  # the model server, the balancer and its session table: loopback

@@ -13,7 +13,8 @@ import pytest
 from roles.common.settings import InventoryError
 from roles.common.values.network import PrivateNetworks
 from roles.inventory.load import build_site, load_inventory, site_from_inventory
-from roles.inventory.schema import SETTINGS
+from roles.inventory.schema import SETTINGS, SITE_WIDE
+from roles.site.exposure import served
 from tests.support.sites import good_hosts, on_both_hosts, problems_of, with_change
 
 REPO = Path(__file__).resolve().parents[2]
@@ -198,7 +199,7 @@ CASES = {
     ),
     "two monitoring services on one port": (
         lambda h: [d.update(monitor_probe_port=9100) for _, d in h.values()],
-        ("*", "monitor_*_port"),
+        ("front", "monitor_probe_port"),
     ),
     "Prometheus UI networks without the monitor": (
         lambda h: [d.update(monitor_client_networks=["192.168.0.0/16"]) for _, d in h.values()],
@@ -483,7 +484,10 @@ def test_ipv6_is_refused_as_unsupported():
 
 def test_a_port_clash_names_both_keys():
     _, message = problems_of(with_change(lambda h: h["back"][1].update(model_server_port=8443)))
-    assert "host 'back', key 'model_server_port': port 8443 is also mtls_port on this host" in message
+    assert (
+        "host 'back', key 'model_server_port': port 8443 is also mtls_port, the model (mutual TLS), on this host"
+        in message
+    )
 
 
 def test_a_password_is_never_shown():
@@ -580,3 +584,26 @@ def test_a_bad_value_given_with_data_is_refused_before_any_connection(tmp_path, 
     assert "host 'f', key 'base_ntp_servers'" in output and "host 'b', key 'base_ntp_servers'" in output
     assert "Connecting" not in output and "Traceback" not in output
     assert connections(listeners) == []
+
+
+def _clashes():
+    """Every pair of services one host of the good site serves (roles/site/exposure.SERVICES), the later given the
+    earlier's port: (host, earlier, later, port)."""
+    site = build_site(good_hosts())
+    pairs = []
+    for spec in site.topology.hosts:
+        services = served(spec.role, spec.name == site.topology.monitor_host.name, site.settings[spec.name], 22)
+        pairs += [(spec.name, a, b, port) for i, (a, port) in enumerate(services) for b, _ in services[i + 1 :]]
+    return pairs
+
+
+@pytest.mark.parametrize("host, earlier, later, port", _clashes(), ids=lambda v: getattr(v, "key", str(v)))
+def test_a_clash_of_any_two_ports_on_one_host_is_refused_naming_both(host, earlier, later, port):
+    """Whatever the pair (LAN, loopback or sshd's; site-wide or per-host keys), the second service's key is named,
+    with the first's."""
+    # Site-wide keys must be the same on every host; the others are the host's own.
+    targets = ("front", "back") if later.key in SITE_WIDE else (host,)
+    hosts = with_change(lambda h: [h[name][1].update({later.key: port}) for name in targets])
+    named, message = problems_of(hosts)
+    assert (host, later.key) in named, message
+    assert f"port {port} is also {earlier.key}" in message
