@@ -7,7 +7,7 @@ INVENTORY ?= inventory/lab.py
 # podman runs the lab hosts (with runc: crun refuses cgroup v1/v2 hybrid hosts); mmdebstrap builds their image.
 SYSTEM_PACKAGES := podman runc netavark aardvark-dns iptables mmdebstrap openssh-client python3-venv
 
-.PHONY: demo test unit lint docs locks bench check check-deep enrol rotate-ca rotate-token faults lab-up lab-down lab-status system-deps venv clean
+.PHONY: demo test unit lint docs locks bench check check-deep status enrol rotate-ca rotate-token faults lab-up lab-down lab-status system-deps venv clean
 
 demo: system-deps venv ## Build the lab and deploy the appliance into it
 	$(BIN)/python -m lab up
@@ -40,6 +40,9 @@ check: venv ## Drift, compliance and latency of a running site: make check INVEN
 
 check-deep: venv ## make check, and the checks that take minutes: the prompt cache's answers, the longest prompt
 	$(BIN)/python tools/check.py --inventory $(INVENTORY) --deep $(CHECK_ARGS)
+
+status: venv ## The appliance at a glance from its Prometheus: memory, latency, speed, pool, alerts firing
+	$(BIN)/python tools/status.py --inventory $(INVENTORY)
 
 enrol: venv ## Trust a (replacement) box's SSH host key: make enrol HOST=claw-back [FINGERPRINT=SHA256:...]
 	$(BIN)/python tools/enrol.py --inventory "$(INVENTORY)" "$(HOST)" $(if $(FINGERPRINT),--fingerprint "$(FINGERPRINT)")

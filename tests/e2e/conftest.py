@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import subprocess
 import sys
 import time
 import urllib.parse
@@ -84,6 +85,14 @@ def alert_receiver(lab, inventory):
 
 def deploy(*args: str, check: bool = True):
     return run_pyinfra(LAB_INVENTORY, "deploys/full.py", *args, check=check)
+
+
+def status() -> subprocess.CompletedProcess:
+    """make status against the lab, as a person runs it (tools/status.py)."""
+    return subprocess.run(
+        [sys.executable, "tools/status.py", "--inventory", LAB_INVENTORY],
+        cwd=REPO, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60,
+    )  # fmt: skip
 
 
 def control_of(function):

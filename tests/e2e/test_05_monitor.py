@@ -16,12 +16,13 @@ from roles.monitor.alerts import alert_groups
 from roles.monitor.probe import UNIT as PROBE_UNIT
 from tests.compliance import test_pki as pki_controls
 from tests.compliance import test_services as service_controls
-from tests.e2e.conftest import deploy, wait_until_passes
+from tests.e2e.conftest import deploy, status, wait_until_passes
 from tests.support.prometheus import alert_states, alertmanager_url, api, open_url, prometheus_url, query
 from tests.support.waiting import wait_for
 
 FRONTEND, BACKEND = "lab-front", "lab-back"
 PATHS = ("gateway", "backend")
+MEMORY_TOTAL = 'node_memory_MemTotal_bytes{job="node"}'
 RUN_PROMETHEUS = (
     "Prometheus | Run prometheus.service (restarted when its flags changed, reloaded when its configuration did)"
 )
@@ -49,26 +50,44 @@ def test_every_exporter_and_the_probe_are_scraped_and_up(prometheus, hosts, site
     wait_until_passes(service_controls.test_MON_03_targets_up, hosts[monitor], site, monitor, timeout_s=60)
 
 
+def measured_path(prometheus, path: str) -> dict[str, float] | None:
+    """The probe's figures of ``path``, once it has succeeded with every one of them non-zero."""
+    values = {
+        name: query(prometheus, f'{name}{{path="{path}"}}')
+        for name in (
+            "clawlan_probe_success",
+            "clawlan_probe_time_to_first_token_seconds_count",
+            "clawlan_probe_time_to_first_token_seconds_sum",
+            "clawlan_probe_inter_token_seconds_count",
+            "clawlan_probe_tokens_per_second",
+        )
+    }
+    flat = {name: next(iter(samples.values()), 0.0) for name, samples in values.items()}
+    return flat if flat["clawlan_probe_success"] == 1 and all(flat.values()) else None
+
+
 @pytest.mark.parametrize("path", PATHS)
 def test_the_probe_measures_real_chats_on_each_path(prometheus, path):
-    def measured():
-        values = {
-            name: query(prometheus, f'{name}{{path="{path}"}}')
-            for name in (
-                "clawlan_probe_success",
-                "clawlan_probe_time_to_first_token_seconds_count",
-                "clawlan_probe_time_to_first_token_seconds_sum",
-                "clawlan_probe_inter_token_seconds_count",
-                "clawlan_probe_tokens_per_second",
-            )
-        }
-        flat = {name: next(iter(samples.values()), 0.0) for name, samples in values.items()}
-        return flat if flat["clawlan_probe_success"] == 1 and all(flat.values()) else None
-
-    values = wait_for(measured, 180, f"a successful probe of the {path} path")
+    values = wait_for(lambda: measured_path(prometheus, path), 180, f"a successful probe of the {path} path")
     print(f"probe {path}: {values}")
     assert values["clawlan_probe_time_to_first_token_seconds_sum"] > 0
     assert values["clawlan_probe_tokens_per_second"] > 0
+
+
+def test_make_status_shows_each_box_and_path_from_prometheus(prometheus, site):
+    """The terminal view (tools/status.py): each box's memory against the total its node exporter reports, both
+    paths answering, the backend in the balancer's pool, and an exit code that says whether an alert fires."""
+    wait_for(lambda: all(measured_path(prometheus, path) for path in PATHS), 180, "both paths probed")
+    totals = {dict(labels)["instance"]: value for labels, value in query(prometheus, MEMORY_TOTAL).items()}
+    result = status()
+    print(result.stdout, result.stderr)
+    assert result.returncode == (0 if "alerts firing: none" in result.stdout else 1), result.stdout + result.stderr
+    for host in (FRONTEND, BACKEND):
+        section = result.stdout.split(f"\n{host}\n", 1)[1]
+        assert section.startswith("  memory ") and f"of {totals[host] / 2**30:.1f} GiB" in section.splitlines()[0]
+    for path in PATHS:
+        assert f"path {path} (answering;" in result.stdout
+    assert f"backends behind {FRONTEND}: {BACKEND} UP" in result.stdout
 
 
 def test_every_alert_rule_is_loaded_in_its_group(prometheus, site):

@@ -32,7 +32,7 @@ from roles.monitor.prometheus import UNIT as PROMETHEUS_UNIT
 from roles.mtls.config import BALANCER_UNIT, INGRESS_UNIT
 from roles.pki.config import METRICS_UNIT as CERTIFICATE_METRICS_UNIT
 from tests.compliance import test_base as base_controls
-from tests.e2e.conftest import LAB_INVENTORY, deploy, run_control
+from tests.e2e.conftest import LAB_INVENTORY, deploy, run_control, status
 from tests.support.compliance_suite import wait_until_settled
 from tests.support.file_server import FileServer
 from tests.support.gateway import chat
@@ -121,6 +121,7 @@ def stopped_model_server(hosts, site, alert_receiver) -> dict:
         seen["firing_after_s"] = time.monotonic() - since
         seen["unit_down"] = alert_states(prometheus, "ClawlanUnitDown").get(BACKEND)
         seen["detected"] = alert_receiver.wait_for("ClawlanModelServerNotReady", "firing", since, 120, instance=BACKEND)
+        seen["status"] = status()  # make status, while the alerts fire
     finally:
         seen["deploy"] = deploy()
     return seen
@@ -136,6 +137,19 @@ def test_a_stopped_model_server_raises_its_alerts_and_the_cause_reaches_a_person
           f" the cause after {seen['detected']:.0f} s")  # fmt: skip
     assert ("Model server | Run clawlan-model-server.service (restarted only when its build, model, settings or unit "
             "changed)", BACKEND) in seen["deploy"].changed  # fmt: skip
+
+
+def test_make_status_shows_the_stopped_model_server(stopped_model_server):
+    """The terminal view while the model server is stopped: the alerts firing, where, and a non-zero exit; the
+    backend path failing and the backend out of the balancer's pool."""
+    result = stopped_model_server["status"]
+    print(result.stdout, result.stderr)
+    assert result.returncode == 1, result.stdout + result.stderr
+    firing = result.stdout.split("alerts firing: ", 1)[1]
+    assert "ClawlanModelServerNotReady (critical): instance=lab-back" in firing, firing
+    assert "ClawlanProbeFailing" in firing and "path=backend" in firing, firing
+    assert "path backend (FAILING;" in result.stdout
+    assert f"backends behind {FRONTEND}: {BACKEND} DOWN" in result.stdout
 
 
 def test_a_restarted_model_server_resolves_its_alerts_and_its_effects_never_reached_the_person(

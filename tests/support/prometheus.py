@@ -3,26 +3,23 @@ checked against the site CA, and the password a person uses (``site_state_dir/se
 
 from __future__ import annotations
 
-import base64
 import json
 import ssl
 import urllib.parse
 import urllib.request
 
-from roles.monitor.common import WEB_USER
+from roles.site.monitor_api import login, prometheus_base_url
 
 _logins: dict[str, tuple[ssl.SSLContext, str]] = {}  # base URL -> how to reach it
 
 
 def _register(site, base_url: str) -> str:
-    context = ssl.create_default_context(cafile=str(site.control.state_dir / "pki" / "ca.crt"))
-    password = site.control.monitor_web_password_file.read_text().strip()
-    _logins[base_url] = (context, "Basic " + base64.b64encode(f"{WEB_USER}:{password}".encode()).decode())
+    _logins[base_url] = login(site)
     return base_url
 
 
 def prometheus_url(site) -> str:
-    return _register(site, f"https://{site.topology.monitor_host.address}:{site.monitor.prometheus_port}")
+    return _register(site, prometheus_base_url(site))
 
 
 def alertmanager_url(site) -> str:
