@@ -135,9 +135,9 @@ def render(readings: Readings, boxes: list[str], targets, *, title: str) -> str:
         rate = figures.get("tokens_per_second")
         shown = "no data" if rate is None else f"{rate:.1f} tokens/s"
         verdict = "" if rate is None or not floor else f" ({'below' if rate < floor else 'above'} floor {floor:g})"
-        lines.append(
-            f"  {'speed':<{label}}{bar(0 if rate is None or not floor else rate / (2 * floor))} {shown}{verdict}"
-        )
+        # Full at twice the floor: more is better, so nothing shows as past the bar.
+        share = 0 if rate is None or not floor else min(rate / (2 * floor), 1.0)
+        lines.append(f"  {'speed':<{label}}{bar(share)} {shown}{verdict}")
     for balancer, members in sorted(readings.pool.items()):
         listed = ", ".join(f"{name} {state}" for name, state in sorted(members.items()))
         lines.append(f"backends behind {balancer}: {listed}")
