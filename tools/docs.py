@@ -1,13 +1,14 @@
-"""README's generated tables and the reference pages under docs/, each made from the one place its facts live.
+"""The generated tables in README.md and docs/roles.md, and the reference pages under docs/, each made from the one
+place its facts live.
 
-    python -m tools.docs            rewrite the tables in README.md and the pages (make docs)
+    python -m tools.docs            rewrite the tables and the pages (make docs)
     python -m tools.docs --check    exit 1, naming the tables and pages, when they differ from what this makes
 
 Settings tables come from the settings classes (each default and its reason is written once, there); the alert
 index and docs/alerts.md from the alert rules' data (roles/monitor/alerts); the decode floors from their table
 (roles/model_server/decode_floors.py).
 
-A table sits between ``<!-- settings:PREFIX -->`` and ``<!-- /settings:PREFIX -->`` (PREFIX as in
+A table sits between ``<!-- settings:PREFIX -->`` and ``<!-- /settings:PREFIX -->``, in one of DOCUMENTS (PREFIX as in
 roles.inventory.schema.SETTINGS, ``host`` for the per-host keys, or ``controls`` for the compliance suite's controls);
 what is between the markers is replaced whole.
 """
@@ -36,6 +37,8 @@ from tools import alert_reference
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
+# Where generated tables may sit, between their markers: the first screen and the roles' reference.
+DOCUMENTS = (README, REPO / "docs" / "roles.md")
 HOST = "host"
 CONTROLS = "controls"
 PYINFRA = "pyinfra"
@@ -197,13 +200,28 @@ def _marker(name: str) -> re.Pattern[str]:
 
 
 def section_in(text: str, name: str) -> str | None:
-    """What README ``text`` has between the markers of section ``name``; None without the markers."""
+    """What ``text`` has between the markers of section ``name``; None without the markers."""
     match = _marker(name).search(text)
     return match.group(2) if match else None
 
 
+def homes() -> dict[str, Path]:
+    """Section name -> the document holding its markers (README.md or a page under docs/); a section in none is
+    an error: its table would silently vanish."""
+    texts = {path: path.read_text() for path in DOCUMENTS}
+    found = {}
+    for name in sections():
+        holders = [path for path, text in texts.items() if section_in(text, name) is not None]
+        if len(holders) != 1:
+            where = ", ".join(p.name for p in holders) or "none of " + ", ".join(p.name for p in DOCUMENTS)
+            raise SystemExit(f"<!-- settings:{name} --> markers must be in one document, found in {where}")
+        found[name] = holders[0]
+    return found
+
+
 def out_of_date(text: str) -> list[str]:
-    return [name for name, body in sections().items() if section_in(text, name) != body]
+    """The sections whose markers ``text`` holds, whose tables differ from what this makes."""
+    return [name for name, body in sections().items() if section_in(text, name) not in (None, body)]
 
 
 def stale_pages() -> list[str]:
@@ -211,30 +229,35 @@ def stale_pages() -> list[str]:
 
 
 def update(text: str) -> str:
+    """``text`` with each section whose markers it holds rewritten."""
     for name, body in sections().items():
-        if section_in(text, name) is None:
-            raise SystemExit(f"README.md has no <!-- settings:{name} --> ... <!-- /settings:{name} --> markers")
-        text = _marker(name).sub(lambda m, body=body: m.group(1) + body + m.group(3), text, count=1)
+        if section_in(text, name) is not None:
+            text = _marker(name).sub(lambda m, body=body: m.group(1) + body + m.group(3), text, count=1)
     return text
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="only say whether README.md is up to date")
+    parser.add_argument("--check", action="store_true", help="only say whether the documents are up to date")
     args = parser.parse_args(argv)
-    text = README.read_text()
+    homes()  # every section has its one place
+    stale_documents = {path: out_of_date(path.read_text()) for path in DOCUMENTS}
     if args.check:
-        stale = out_of_date(text)
         pages = stale_pages()
-        if stale:
-            print(f"README.md is out of date in: {', '.join(stale)} (run make docs)", file=sys.stderr)
+        for path, stale in stale_documents.items():
+            if stale:
+                print(
+                    f"{path.relative_to(REPO)} is out of date in: {', '.join(stale)} (run make docs)", file=sys.stderr
+                )
         if pages:
             print(f"out of date: {', '.join(pages)} (run make docs)", file=sys.stderr)
-        return 1 if stale or pages else 0
-    new = update(text)
-    if new != text:
-        README.write_text(new)
-        print("README.md: settings tables rewritten")
+        return 1 if any(stale_documents.values()) or pages else 0
+    for path in DOCUMENTS:
+        text = path.read_text()
+        new = update(text)
+        if new != text:
+            path.write_text(new)
+            print(f"{path.relative_to(REPO)}: settings tables rewritten")
     for page in stale_pages():
         (REPO / page).parent.mkdir(parents=True, exist_ok=True)
         (REPO / page).write_text(PAGES[page]())

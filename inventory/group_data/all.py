@@ -1,5 +1,5 @@
 # What this site sets differently from the defaults, for every host. Each default lives once, in its role's
-# settings class (roles/<role>/settings.py, one line with its reason); README's settings tables are made from
+# settings class (roles/<role>/settings.py, one line with its reason); docs/roles.md's settings tables are made from
 # those (make docs). Add a key here only to change it, e.g.:
 #
 # base_ntp_servers = ["192.168.1.1"]  # the router's time server instead of Debian's pool

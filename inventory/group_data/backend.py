@@ -1,5 +1,5 @@
 # What this site sets differently from the defaults on the backend (the model server).
-# Defaults and their reasons: roles/model_server/settings.py, or README's tables.
+# Defaults and their reasons: roles/model_server/settings.py, or docs/roles.md's tables.
 
 model_server_model_alias = "qwen3-next-80b-a3b"  # the model id clients and the gateway ask for
 

@@ -102,8 +102,8 @@ AGENT_PROMPTS: dict[str, tuple[dict, dict]] = {  # profile -> (agents.defaults a
     "operator": ({}, {}),
 }
 # The most tokens (Qwen's tokenizer) the whole prompt of a new session's first chat may have, per profile: the latency
-# suite holds the running site to it (README: the agent's tools, for what each measured). The default's is the issue's
-# ceiling for a first token within seconds on the reference box; operator is OpenClaw's own prompt, ~12-13k.
+# suite holds the running site to it (docs/roles.md: the agent's tools, for what each measured). The default's is the
+# issue's ceiling for a first token within seconds on the reference box; operator is OpenClaw's own prompt, ~12-13k.
 PROMPT_TOKEN_BUDGETS: dict[str, int] = {"chat": 3000, "workspace": 3500, "operator": 16000}
 # What a warm chat of a session may evaluate beyond its own message and the previous answer: OpenClaw's per-turn
 # framing (the message's timestamp line, the chat template's markers), never the system prompt again.

@@ -45,7 +45,7 @@ class GatewaySettings:
     )  # fmt: skip
     agent_tools: Literal["chat", "workspace", "operator"] = setting(
         "chat", "What the agent may do: 'chat' answers only; 'workspace' also reads and writes files in its own "
-        "workspace; 'operator' runs commands on the frontend as the gateway's user (README: the agent's tools).",
+        "workspace; 'operator' runs commands on the frontend as the gateway's user (docs/roles.md: the agent's tools).",
         Choice("chat", "workspace", "operator"),
     )  # fmt: skip
     session_retention_days: int = setting(

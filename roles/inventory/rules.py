@@ -94,7 +94,7 @@ def _timeout_problems(specs: Sequence[HostSpec], settings: Mapping[str, HostSett
             if worst is not None and value < TIMEOUT_MARGIN * worst:
                 message = (
                     f"{value} s would cut off chats the site can send: {what} takes {worst:.0f} s on the slowest"
-                    f" backend (README: timeouts); set at least {TIMEOUT_MARGIN * worst:.0f}"
+                    f" backend (docs/roles.md, role mtls: timeouts); set at least {TIMEOUT_MARGIN * worst:.0f}"
                 )
                 problems.append(Problem(spec.name, key, message))
     return problems

@@ -149,7 +149,7 @@ class ModelServerSettings:
     )  # fmt: skip
     cache_reuse_tokens: int = setting(
         0, "llama-server --cache-reuse: reuse cached chunks this long by shifting them. 0 (off): on a hybrid model "
-        "(Qwen3-Next) shifting changes answers (README: the prompt cache).",
+        "(Qwen3-Next) shifting changes answers (docs/roles.md: the prompt cache).",
         WholeNumber(0, 1048576),
     )  # fmt: skip
     context_checkpoints: int = setting(

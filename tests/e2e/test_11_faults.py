@@ -1,5 +1,5 @@
 """Faults, last: one injected at a time on the deployed lab, then detection (the alert reaches the lab's webhook
-receiver, as it would a person's phone), recovery without a person, and nothing lost. The README's faults table
+receiver, as it would a person's phone), recovery without a person, and nothing lost. The faults table (docs/testing.md)
 holds what these measure.
 
 Cases elsewhere: a backend frozen or unplugged mid-answer is test_10_lan's (the client gets an error within
@@ -43,7 +43,7 @@ from tests.support.waiting import wait_for
 FRONTEND, BACKEND = "lab-front", "lab-back"
 RECOVERED_WITHIN_S = 10  # the issue's goal for a process fault
 # OpenClaw takes ~12 s to start on the lab's two cores (loading its plugins; 13.3 s measured after a kill -9): the
-# gateway misses the goal by its own start time, and is held to this bound instead (README's faults table).
+# gateway misses the goal by its own start time, and is held to this bound instead (the faults table, docs/testing.md).
 GATEWAY_RECOVERED_WITHIN_S = 30
 # The model server is back once it has evaluated the gateway's prompt again (its warm-up, before the balancers admit
 # it): the goal plus twice the default profile's prompt budget at lavapipe's measured prompt rate (~7 s; 4 s measured

@@ -47,8 +47,8 @@ def test_the_prompt_cache_changes_no_answer(site, backend_hosts, scenario):
 
 def test_a_prompt_near_the_context_limit_is_answered_through_the_gateway(site, frontend, frontend_host):
     """The longest chat OpenClaw sends on as it is, evaluated cold for a minute or more before its first token, is
-    answered in full: nothing on the way (gateway, balancer, ingress) times out meanwhile (README: timeouts,
-    derived from a whole context at the backend's rate)."""
+    answered in full: nothing on the way (gateway, balancer, ingress) times out meanwhile (docs/roles.md, role mtls:
+    timeouts, derived from a whole context at the backend's rate)."""
     context = min(site.model_server_config(h.name).context_tokens for h in site.topology.hosts if h.role == "backend")
     gateway = site.gateway_config(frontend)
     words = int(context * LONG_CHAT_SHARE - PROMPT_TOKEN_BUDGETS[gateway.agent_tools])

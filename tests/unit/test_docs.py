@@ -9,17 +9,14 @@ from roles.inventory.schema import HOST_KEYS, SETTINGS
 from tools import docs
 
 README = docs.README.read_text()
+HOMES = docs.homes()  # each section's one document; none in two, none missing
 
 
 @pytest.mark.parametrize("section", list(docs.sections()))
-def test_readme_table_is_what_make_docs_writes(section):
-    in_readme = docs.section_in(README, section)
-    assert in_readme is not None, (
-        f"README.md has no <!-- settings:{section} --> ... <!-- /settings:{section} --> markers; add them, "
-        "then run make docs"
-    )
-    assert in_readme == docs.sections()[section], (
-        f"README.md's settings table {section!r} differs from the settings classes: run make docs"
+def test_each_generated_table_is_what_make_docs_writes(section):
+    home = HOMES[section]
+    assert docs.section_in(home.read_text(), section) == docs.sections()[section], (
+        f"{home.name}'s table {section!r} differs from the data it is made from: run make docs"
     )
 
 
@@ -72,11 +69,20 @@ def test_the_accepts_column_is_what_the_value_type_says():
 
 
 def test_check_names_the_stale_sections():
-    current = docs.update(README)
+    roles = HOMES["base"].read_text()
+    current = docs.update(roles)
     stale = current.replace("`base_swappiness` | `10`", "`base_swappiness` | `20`")
     assert docs.out_of_date(current) == []
     assert docs.out_of_date(stale) == ["base"]
     assert docs.update(stale) == current
+
+
+def test_a_section_without_its_markers_is_found_missing(tmp_path, monkeypatch):
+    copy = tmp_path / "README.md"
+    copy.write_text(README.replace("<!-- settings:controls -->", ""))
+    monkeypatch.setattr(docs, "DOCUMENTS", (copy, *docs.DOCUMENTS[1:]))
+    with pytest.raises(SystemExit, match="settings:controls"):
+        docs.homes()
 
 
 def test_every_control_is_listed_once_under_a_stable_id():
