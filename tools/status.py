@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO))
 
 from roles.inventory.load import load_inventory, site_from_inventory  # noqa: E402
 from roles.mtls.config import BALANCER_PROXY  # noqa: E402
-from roles.site.monitor_api import Prometheus  # noqa: E402
+from roles.site.monitor_api import Prometheus, login_files, prometheus_base_url  # noqa: E402
 
 WIDTH = 20  # characters of a bar
 # Probe histograms over this window: enough rounds (one every probe interval) for a p99 that means something.
@@ -160,11 +160,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--inventory", default="inventory/lab.py")
     args = parser.parse_args(argv)
     site = site_from_inventory(load_inventory(args.inventory, cwd=str(REPO)))
-    prometheus = Prometheus(site)
+    missing = [str(path) for path in login_files(site) if not path.is_file()]
+    if missing:
+        print(f"status: no {' and no '.join(missing)}: the site's first deploy makes them", file=sys.stderr)
+        return 2
     try:
-        readings = read(prometheus.query)
+        readings = read(Prometheus(site).query)  # the CA and the password come from the site's state directory
     except (OSError, urllib.error.URLError, RuntimeError) as error:
-        print(f"status: cannot read Prometheus at {prometheus.base_url}: {error}", file=sys.stderr)
+        print(f"status: cannot read Prometheus at {prometheus_base_url(site)}: {error}", file=sys.stderr)
         return 2
     stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     title = f"{args.inventory}: Prometheus on {site.topology.monitor_host.name}, {stamp}"

@@ -8,14 +8,21 @@ import json
 import ssl
 import urllib.parse
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 from roles.monitor.common import WEB_USER
 
 
+def login_files(site) -> tuple[Path, Path]:
+    """The site CA's certificate and the monitor password, on the control machine: made by the first deploy."""
+    return site.control.state_dir / "pki" / "ca.crt", site.control.monitor_web_password_file
+
+
 def login(site) -> tuple[ssl.SSLContext, str]:
     """The TLS context (the site CA) and the Authorization header value for the monitor's web services."""
-    context = ssl.create_default_context(cafile=str(site.control.state_dir / "pki" / "ca.crt"))
+    ca, _ = login_files(site)
+    context = ssl.create_default_context(cafile=str(ca))
     password = site.control.monitor_web_password_file.read_text().strip()
     return context, "Basic " + base64.b64encode(f"{WEB_USER}:{password}".encode()).decode()
 

@@ -4,6 +4,7 @@ against the lab's Prometheus, healthy and with alerts firing."""
 from __future__ import annotations
 
 from roles.site.settings import LatencyTargets
+from tools import status
 from tools.status import BOX_BARS, FIRING, PATH_QUERIES, POOL, Readings, bar, read, render
 
 TARGETS = LatencyTargets(ttft_p99_s=0.7, inter_token_p99_s=0.04, tokens_per_second=25.0)
@@ -74,3 +75,10 @@ def test_a_prometheus_without_series_gives_no_data_not_a_crash():
     assert "no data (node exporter not scraped)" in text
     assert "(no probe result;" in text
     assert "backends: no balancer scraped" in text
+
+
+def test_a_control_machine_without_the_sites_ca_or_password_is_told_to_deploy_first(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(status, "login_files", lambda site: (tmp_path / "ca.crt", tmp_path / "monitor-password"))
+    assert status.main(["--inventory", "inventory/site.py"]) == 2
+    message = capsys.readouterr().err
+    assert f"no {tmp_path / 'ca.crt'} and no {tmp_path / 'monitor-password'}: the site's first deploy" in message
