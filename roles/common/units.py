@@ -99,7 +99,7 @@ def _changed(ops: Sequence) -> bool:
 @operation()
 def service(
     unit: str, running: bool = True, enabled: bool = True, restart_on: Sequence = (), reload_on: Sequence = (),
-    daemon_reload_on: Sequence = (),
+    daemon_reload_on: Sequence = (), on_demand: bool = False,
 ):  # fmt: skip
     """Keep ``unit`` running and enabled; restart it when an operation in ``restart_on`` changed the host, reload
     it when one in ``reload_on`` did (restart wins), reload systemd first when one in ``daemon_reload_on`` did.
@@ -107,6 +107,9 @@ def service(
     A unit that was stopped is started, not restarted. The files those operations write (``files.writing``) are
     watched: a unit left running on older ones than it has (a deploy killed between a write and the restart) is
     restarted by the next deploy, though that deploy changes no file.
+
+    ``on_demand``: a unit its socket starts on the first connection. A stopped one is left to its socket (which
+    starts it on the files there then); a running one is restarted for a change like any other.
     """
     watch = written_paths((*restart_on, *reload_on, *daemon_reload_on))
     daemon_reload = _changed(daemon_reload_on)
@@ -131,7 +134,10 @@ def service(
         commands.append(f"systemctl enable {quoted}")
     is_running = unit_state.get("ActiveState") in RUNNING_STATES
     took_in = True
-    if running and not is_running:
+    if running and not is_running and on_demand:
+        # Nothing runs on the old files: a change is only recorded as what the socket's next start runs on.
+        took_in = bool(restart or reload)
+    elif running and not is_running:
         commands.append(f"systemctl start {quoted}")
     elif running and not restart and unit_state.get("ActiveState") == "activating":
         # A start under way (systemd restarting a crashed unit, or a start a killed deploy began): "start" joins it
@@ -149,7 +155,8 @@ def service(
         commands.append(_record_applied(unit, watch))
     yield from commands
     if not commands and not daemon_reload:
-        host.noop(f"{unit} is {'running' if is_running else 'stopped'}{' and enabled' if enabled else ''}")
+        stopped = "stopped until its socket's next connection" if on_demand else "stopped"
+        host.noop(f"{unit} is {'running' if is_running else stopped}{' and enabled' if enabled else ''}")
 
 
 def dropin_path(unit: str) -> str:

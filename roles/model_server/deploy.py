@@ -202,10 +202,12 @@ def _prefix_capture(config: ModelServerConfig, known) -> None:
         daemon_reload_on=(socket_unit, service_unit),
         restart_on=(socket_unit,),
     )
+    # Its socket starts it: after a reboot it stays stopped until the first chat, which is no drift.
     service(
         name=f"Run {CAPTURE_UNIT}.service (restarted only when its program or unit changed)",
         unit=f"{CAPTURE_UNIT}.service",
         restart_on=(program, service_unit),
+        on_demand=True,
     )
 
 

@@ -198,3 +198,19 @@ def test_a_dpkg_stopped_half_way_is_configured_and_fixed_and_then_checked():
     (command,), _ = plan(dpkg_repaired, packages, {DpkgInterrupted: left})
     assert "dpkg --configure -a" in command and "--fix-broken install" in command
     assert command.endswith('test -z "$(dpkg --audit)"')  # the deploy stops if dpkg is still not whole
+
+
+def test_a_unit_its_socket_starts_is_left_stopped_and_restarted_for_a_change_only_while_it_runs(planning):
+    """After a reboot a socket-activated service is stopped until its first connection: no drift, no start."""
+    stopped = {**unit_state("c" * 40), "ActiveState": "inactive"}
+    commands, host = plan(service, units, {UnitState: stopped}, unit="app.service",
+                          restart_on=(Unchanged("/etc/app.conf"),), on_demand=True)  # fmt: skip
+    assert commands == [] and host.noops == ["app.service is stopped until its socket's next connection and enabled"]
+    # A change while it is stopped: recorded as what its next start runs on, not started.
+    commands, _ = plan(service, units, {UnitState: stopped}, unit="app.service",
+                       restart_on=(Changed("/etc/app.conf"),), on_demand=True)  # fmt: skip
+    assert len(commands) == 1 and commands[0].startswith("mkdir -p -m 700")
+    # Running: restarted for a change like any other unit.
+    commands, _ = plan(service, units, {UnitState: unit_state("c" * 40)}, unit="app.service",
+                       restart_on=(Changed("/etc/app.conf"),), on_demand=True)  # fmt: skip
+    assert commands[0] == "systemctl restart app.service"
