@@ -21,9 +21,9 @@ def login_files(site) -> tuple[Path, Path]:
 
 def login(site) -> tuple[ssl.SSLContext, str]:
     """The TLS context (the site CA) and the Authorization header value for the monitor's web services."""
-    ca, _ = login_files(site)
+    ca, password_file = login_files(site)
     context = ssl.create_default_context(cafile=str(ca))
-    password = site.control.monitor_web_password_file.read_text().strip()
+    password = password_file.read_text().strip()
     return context, "Basic " + base64.b64encode(f"{WEB_USER}:{password}".encode()).decode()
 
 
