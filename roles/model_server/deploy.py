@@ -253,6 +253,7 @@ def unit_text(config: ModelServerConfig) -> str:
         jits_shaders=config.compute == VULKAN and config.vulkan_driver == LAVAPIPE,
         shader_cache=SHADER_CACHE,
         warm_up=WARM_UP,
+        slots=config.parallel_slots,
         prefix_file=PREFIX_FILE,
         warm_marker=WARM_MARKER,
         runtime_directory=RUNTIME_DIR,

@@ -280,6 +280,30 @@ def test_the_warm_up_sends_the_captured_prefix_with_the_key_from_its_file(captur
     assert said.startswith("warmed the gateway's prompt prefix (1 system message(s), 2 tool(s)): 42 tokens")
 
 
+def test_the_first_warm_up_goes_to_slot_0_and_the_others_each_to_their_own(captured):
+    prefix_file, key_file = captured
+    with FakeServer() as server:
+        first = warm_up.warm(str(prefix_file), str(key_file), server.port)
+        warm_up.warm_other_slots(str(prefix_file), str(key_file), server.port, 4)
+    assert [json.loads(body)["id_slot"] for _, _, body in server.requests] == [0, 1, 2, 3]
+    assert "in slot" not in first
+
+
+def test_warming_the_other_slots_says_each_and_stops_at_the_first_refusal(captured, capsys):
+    prefix_file, key_file = captured
+    with FakeServer(503, {"error": {"message": "loading"}}) as server:
+        warm_up.warm_other_slots(str(prefix_file), str(key_file), server.port, 4)
+    assert len(server.requests) == 1  # slot 1 refused: slots 2 and 3 are left cold, not hammered
+    assert "slot 1: warm-up refused (503" in capsys.readouterr().err
+    with FakeServer() as server:
+        warm_up.warm_other_slots(str(prefix_file), str(key_file), server.port, 3)
+    said = capsys.readouterr().out.splitlines()
+    assert [line.split(" (")[0] for line in said] == [
+        "warmed the gateway's prompt prefix in slot 1",
+        "warmed the gateway's prompt prefix in slot 2",
+    ]
+
+
 def test_a_new_site_has_nothing_to_warm_and_says_so(tmp_path):
     said = warm_up.warm(str(tmp_path / "prefix.json"), str(tmp_path / "key"), "1")
     assert "no prompt prefix captured yet" in said and "nothing to warm" in said
@@ -388,7 +412,12 @@ def test_llama_server_is_warmed_after_it_is_ready_and_marked_warm_last(data):
     found = service_values(unit(**data), "ExecStartPost")
     assert found[0].endswith(AWAIT_READY)
     # The key's file, never the key: the warm-up runs as the server's user, which may read it.
-    assert found[-1] == f"{VENV}/bin/python {WARM_UP} --prefix {PREFIX_FILE} --key-file {KEY_FILE} {WARM_MARKER}"
+    warm = f"{VENV}/bin/python {WARM_UP} --prefix {PREFIX_FILE} --key-file {KEY_FILE} --slots 4 {WARM_MARKER}"
+    assert found[-1] == warm
+
+
+def test_the_warm_up_knows_every_slot_of_the_server():
+    assert "--slots 6 " in service_values(unit(parallel_slots=6), "ExecStartPost")[-1]
 
 
 def test_llama_cpp_python_is_marked_warm_once_ready():

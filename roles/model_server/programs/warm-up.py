@@ -8,12 +8,21 @@ whole prompt (25 s for the operator profile's 13k tokens on the reference box). 
 last sent (the capture service keeps it in PREFIX) with a one-character user message, for one token: the checkpoint
 is made now, before anyone waits for it.
 
+That warms one slot. Each slot keeps its own checkpoints, and the prompt cache in host memory does not hand one
+slot's prefix to another: with several people at once, every slot not yet warm would evaluate the whole prefix while
+the others stream, which stalls them all (on the lab, 8 chats at once through the gateway: TTFT p99 45x one chat's
+with one slot warm, 3.7x with all warm; BENCHMARKS.md). So once the marker is made, a child left in the unit's
+cgroup warms the other slots one after another (``id_slot``), in the background: the backend is admitted after the
+first slot, as before, and a chat meanwhile takes a warm slot when one is idle.
+
 Then it makes MARKER in the unit's RuntimeDirectory. The ingress answers the balancers' health checks 503 until it is
 there, and systemd removes the directory when the server stops: a (re)started backend gets chats only once warm. A
 warm-up that fails says why and marks the server all the same: it serves, only cold. Failing to make the marker fails
 the start: the balancers would never admit the backend.
 
-    warm-up.py [--prefix PREFIX --key-file KEY_FILE] MARKER   (without --prefix, llama-cpp-python: the marker only)
+    warm-up.py [--prefix PREFIX --key-file KEY_FILE [--slots N]] MARKER   (without --prefix, llama-cpp-python:
+                                                                          the marker only)
+    warm-up.py --prefix PREFIX --key-file KEY_FILE --slots N --other-slots   (the background child: slots 1 to N-1)
 
 The key is read from KEY_FILE (root's, and the service's group's), never from a command line.
 """
@@ -23,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 import urllib.error
@@ -38,9 +48,9 @@ class Cold(Exception):
     """The warm-up failed: why, for the journal."""
 
 
-def request_body(prefix: object) -> dict:
-    """The warm-up chat: the captured system message(s), tools and tool_choice, then a user message of one character,
-    for one greedy token, not streamed. ValueError if ``prefix`` is not what the capture writes."""
+def request_body(prefix: object, slot: int = 0) -> dict:
+    """The warm-up chat for ``slot``: the captured system message(s), tools and tool_choice, then a user message of
+    one character, for one greedy token, not streamed. ValueError if ``prefix`` is not what the capture writes."""
     messages = prefix.get("messages") if isinstance(prefix, dict) else None
     if not messages or not all(isinstance(m, dict) and m.get("role") == "system" for m in messages):
         raise ValueError("not a captured prompt prefix (system messages first)")
@@ -51,18 +61,19 @@ def request_body(prefix: object) -> dict:
         "temperature": 0,
         "stream": False,
         "cache_prompt": True,  # llama-server's default, and the whole point
+        "id_slot": slot,
     }
 
 
-def warm(prefix_file: str, key_file: str, port: str) -> str:
-    """Send the warm-up chat; what it did, for the journal. Cold: it failed, and why."""
+def warm(prefix_file: str, key_file: str, port: str, slot: int = 0) -> str:
+    """Send the warm-up chat to ``slot``; what it did, for the journal. Cold: it failed, and why."""
     try:
         with open(prefix_file, encoding="utf-8") as file:
             prefix = json.load(file)
     except FileNotFoundError:
         return "no prompt prefix captured yet (no chat has come through the ingress): nothing to warm"
     try:
-        body = json.dumps(request_body(prefix)).encode()
+        body = json.dumps(request_body(prefix, slot)).encode()
         with open(key_file, encoding="utf-8") as file:
             key = file.read().strip()
         headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
@@ -78,24 +89,51 @@ def warm(prefix_file: str, key_file: str, port: str) -> str:
     timings = answer.get("timings") if isinstance(answer, dict) else None
     evaluated = timings.get("prompt_n", "?") if isinstance(timings, dict) else "?"
     tools = prefix.get("tools")
+    where = "" if slot == 0 else f" in slot {slot}"
     return (
-        f"warmed the gateway's prompt prefix ({len(prefix['messages'])} system message(s), "
+        f"warmed the gateway's prompt prefix{where} ({len(prefix['messages'])} system message(s), "
         f"{len(tools) if isinstance(tools, list) else 0} tool(s)): {evaluated} tokens evaluated "
         f"in {time.monotonic() - started:.1f} s"
     )
+
+
+def warm_other_slots(prefix_file: str, key_file: str, port: str, slots: int) -> None:
+    """Slots 1 to ``slots`` - 1, one after another, each line to the journal; a failure ends it (the rest serve,
+    cold)."""
+    for slot in range(1, slots):
+        try:
+            print(warm(prefix_file, key_file, port, slot), flush=True)
+        except Cold as error:
+            print(f"slot {slot}: {error}", file=sys.stderr, flush=True)
+            return
 
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prefix", help="the captured prompt prefix (llama-server only)")
     parser.add_argument("--key-file", help="the server's API key, alone in the file")
-    parser.add_argument("marker", help="made once warm: the ingress admits the backend only while it is there")
+    parser.add_argument("--slots", type=int, default=1, help="the server's slots (--parallel): each is warmed")
+    parser.add_argument("--other-slots", action="store_true", help="warm slots 1 to N-1 now (the background child)")
+    parser.add_argument(
+        "marker", nargs="?", help="made once warm: the ingress admits the backend only while it is there"
+    )
     args = parser.parse_args(argv)
     if args.prefix and not args.key_file:
         parser.error("--prefix needs --key-file")
+    if args.slots < 1:
+        parser.error("--slots must be at least 1")
+    if args.other_slots:
+        if not args.prefix:
+            parser.error("--other-slots needs --prefix")
+        warm_other_slots(args.prefix, args.key_file, os.environ["PORT"], args.slots)
+        return
+    if not args.marker:
+        parser.error("the marker is required")
+    warmed = False
     if args.prefix:
         try:
             outcome = warm(args.prefix, args.key_file, os.environ["PORT"])
+            warmed = outcome.startswith("warmed")
             print(outcome, flush=True)
         except Cold as error:
             outcome = str(error)
@@ -109,6 +147,11 @@ def main(argv: list[str]) -> None:
             marker.write(outcome + "\n")
     except OSError as error:
         sys.exit(f"cannot mark the server warm, so the balancers would never admit it: {error}")
+    if warmed and args.slots > 1:
+        # Its own session, the journal as its output: it outlives this ExecStartPost in the unit's cgroup, and a stop
+        # of the server kills it with the rest of the unit.
+        command = [sys.executable, "-B", os.path.abspath(__file__), "--prefix", args.prefix, "--key-file"]
+        subprocess.Popen([*command, args.key_file, "--slots", str(args.slots), "--other-slots"], start_new_session=True)
 
 
 if __name__ == "__main__":
