@@ -130,6 +130,7 @@ class GatewayConfig:
     model_id: str
     context_tokens: int  # the backend's n_ctx
     max_tokens: int  # the backend's longest answer
+    concurrent_chats: int  # agent runs at once across sessions
     request_timeout_s: int
     model_tools: bool
     agent_tools: str  # a key of TOOL_POLICIES
@@ -246,6 +247,8 @@ class GatewayConfig:
                 "defaults": {
                     "model": {"primary": f"{PROVIDER}/{self.model_id}"},
                     "heartbeat": {"every": "0m"},
+                    # Sessions run side by side up to this many; one session's turns still run one at a time.
+                    "maxConcurrent": self.concurrent_chats,
                     **agent,
                 }
             },
@@ -274,6 +277,7 @@ def build_gateway_config(
     model_parses_tools: bool,
     context_tokens: int,
     max_tokens: int,
+    backend_slots: int,
     token_file: str,
     model_api_key_file: str,
     metrics_dir: str,
@@ -283,7 +287,8 @@ def build_gateway_config(
     tls: Issuance,
     certificate_metrics_unit: str,
 ) -> GatewayConfig:
-    """``names``: the frontend's names as /etc/hosts pins them; the model figures come from the backend."""
+    """``names``: the frontend's names as /etc/hosts pins them; the model figures come from the backend, and
+    ``backend_slots`` are the chats the site's backends serve at once, all of them together."""
     port_suffix = "" if settings.port == 443 else f":{settings.port}"
     return GatewayConfig(
         node_version=settings.node_version,
@@ -297,6 +302,7 @@ def build_gateway_config(
         model_id=model_id,
         context_tokens=context_tokens,
         max_tokens=max_tokens,
+        concurrent_chats=2 * backend_slots if settings.concurrent_chats == "auto" else settings.concurrent_chats,
         request_timeout_s=settings.request_timeout_s,
         model_tools=model_parses_tools if settings.model_tools == "auto" else settings.model_tools,
         agent_tools=settings.agent_tools,

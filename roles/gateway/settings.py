@@ -52,5 +52,10 @@ class GatewaySettings:
         30, "Conversations (and their reset or deleted archives) untouched this long are cleaned up by OpenClaw.",
         WholeNumber(1, 3650),
     )  # fmt: skip
+    concurrent_chats: int | Literal["auto"] = setting(
+        "auto", "Agent runs at once (OpenClaw's agents.defaults.maxConcurrent, 4 if unset); 'auto' = twice the slots "
+        "of the site's backends: every slot busy and as many chats waiting at the balancer with their prompt made.",
+        Either(WholeNumber(1, 1024), Choice("auto")),
+    )  # fmt: skip
     auth_max_attempts: int = setting(10, "Failed token attempts per client per minute before a 5-minute lockout.",
                                      WholeNumber(1, 1000))  # fmt: skip

@@ -171,7 +171,8 @@ def test_the_workspace_profile_adds_file_tools_confined_to_the_workspace():
 def test_the_operator_profile_is_openclaws_own_default():
     config = openclaw(front={"gateway_agent_tools": "operator"})
     assert config["tools"] == {"profile": "full"} and "browser" not in config
-    assert set(config["agents"]["defaults"]) == {"model", "heartbeat"} and "slots" not in config["plugins"]
+    assert set(config["agents"]["defaults"]) == {"model", "heartbeat", "maxConcurrent"}
+    assert "slots" not in config["plugins"]
 
 
 @pytest.mark.parametrize("profile", ["chat", "workspace"])
@@ -203,3 +204,11 @@ def test_conversations_are_kept_a_bounded_time():
     }
     shorter = openclaw(front={"gateway_session_retention_days": 7})["session"]["maintenance"]
     assert shorter["pruneAfter"] == shorter["resetArchiveRetention"] == "7d"
+
+
+def test_agent_runs_at_once_default_to_twice_the_sites_backend_slots():
+    """Every slot busy and as many chats waiting at the balancer with their prompt made: OpenClaw's own default
+    of 4 would hold the fifth person's chat back on a site with more slots than that."""
+    assert openclaw()["agents"]["defaults"]["maxConcurrent"] == 2 * 4
+    assert openclaw(back={"model_server_parallel_slots": 6})["agents"]["defaults"]["maxConcurrent"] == 12
+    assert openclaw(front={"gateway_concurrent_chats": 3})["agents"]["defaults"]["maxConcurrent"] == 3
