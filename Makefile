@@ -32,13 +32,14 @@ docs: venv ## README's settings tables, made from the settings classes (a unit t
 locks: venv ## Lock files with hashes (locks/): make locks [PIN=openclaw==X] [LOCK=package==Y] [REFRESH=1]
 	$(BIN)/python tools/locks.py $(foreach p,$(PIN),--pin $(p)) $(foreach l,$(LOCK),--lock $(l)) $(if $(REFRESH),--refresh)
 
-bench: system-deps venv ## No-op re-run time of deploys/full.py on the lab
-	$(BIN)/python bench/noop_rerun.py
+bench: system-deps venv ## On the lab (brought up if it is not, and left up): no-op re-run time of deploys/full.py, people at once (1 against 8 chats)
+	$(BIN)/python bench/noop_rerun.py --keep
+	$(BIN)/python bench/at_once.py --inventory inventory/lab.py
 
 check: venv ## Drift, compliance and latency of a running site: make check INVENTORY=inventory/site.py
 	$(BIN)/python tools/check.py --inventory $(INVENTORY) $(CHECK_ARGS)
 
-check-deep: venv ## make check, and the checks that take minutes: the prompt cache's answers, the longest prompt
+check-deep: venv ## make check, and the checks that take minutes: the prompt cache's answers, the longest prompt, people at once
 	$(BIN)/python tools/check.py --inventory $(INVENTORY) --deep $(CHECK_ARGS)
 
 status: venv ## The appliance at a glance from its Prometheus: memory, latency, speed, pool, alerts firing

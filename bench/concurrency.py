@@ -31,7 +31,7 @@ from roles.model_server.settings import LLAMA_CPP_PYTHON, LLAMA_SERVER  # noqa: 
 from roles.monitor.probe import UNIT as PROBE_UNIT  # noqa: E402
 from tests.support.chats import path_targets, run_chats  # noqa: E402
 from tests.support.hosts import remote_host  # noqa: E402
-from tests.support.stats import bench_figures  # noqa: E402
+from tests.support.stats import aggregate_tokens_per_second, bench_figures  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 ENGINES = (LLAMA_SERVER, LLAMA_CPP_PYTHON)
@@ -43,8 +43,6 @@ GOAL_GATEWAY_INTER_TOKEN_P99_S = 0.040
 
 
 def cell(chats: list[dict[str, Any]], concurrency: int) -> dict[str, Any]:
-    answered = [c for c in chats if "error" not in c]
-    busy_s = sum(c["duration_s"] for c in answered)
     figures = bench_figures(chats)
     return {
         "chats": figures["chats"],
@@ -52,7 +50,7 @@ def cell(chats: list[dict[str, Any]], concurrency: int) -> dict[str, Any]:
         "ttft_p50_s": figures["ttft_median_s"],
         "ttft_p99_s": figures["ttft_p99_s"],
         "inter_token_p99_s": figures["inter_token_p99_s"],
-        "tokens_per_s": concurrency * sum(c["tokens"] for c in answered) / busy_s if busy_s > 0 else None,
+        "tokens_per_s": aggregate_tokens_per_second(chats, concurrency),
     }
 
 

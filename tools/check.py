@@ -6,7 +6,8 @@
 2. compliance: the controls in tests/compliance against every inventory host;
 3. latency: tests/latency, streamed chats through the gateway and straight to the backend, against the
    inventory's targets; with --deep (make check-deep) also its checks that take minutes: the prompt cache's answers
-   against fresh evaluations on every backend, and a prompt near the context limit through the gateway.
+   against fresh evaluations on every backend, a prompt near the context limit through the gateway, and people
+   chatting at once.
 Drift runs beside the two suites, which share one pytest session; the exit code is non-zero when any step
 failed, and the last lines say which. The suites' JUnit XML lands in --reports (default .check/check.xml).
 """

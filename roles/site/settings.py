@@ -9,7 +9,7 @@ from typing import Literal
 from roles.base.settings import BaseSettings
 from roles.common.settings import all_site_wide, setting
 from roles.common.values.containers import OrEmpty
-from roles.common.values.numbers import Choice, Either, Number
+from roles.common.values.numbers import Choice, Either, Number, WholeNumber
 from roles.common.values.paths import ControlPath
 from roles.firewall.settings import FirewallSettings
 from roles.gateway.settings import GatewaySettings
@@ -62,6 +62,22 @@ class LatencyTargets:
         "targets are its targets. A figure past target and margin is measured once more before it fails.",
         Number(0, 100),
     )
+
+    at_once_chats: int = setting(
+        8, "People chatting at once that make check-deep holds the gateway path to (the three at_once targets).",
+        WholeNumber(2, 256),
+    )  # fmt: skip
+    at_once_ttft_p99_ratio: float = setting(
+        3.0, "TTFT p99 with that many chats at once, at most this many times one chat's on the same run.",
+        Number(1, 1000),
+    )  # fmt: skip
+    at_once_tokens_per_second_ratio: float = setting(
+        2.0, "Tokens/s the site streams with that many chats at once, at least this many times one chat's.",
+        Number(0, 1000),
+    )  # fmt: skip
+    at_once_inter_token_p99_s: float = setting(
+        0.04, "Inter-token p99 with that many chats at once, seconds: the streams do not stutter.", Number(0.001, 60),
+    )  # fmt: skip
 
     def allowed(self) -> dict[str, float]:
         """Each latency figure's bound with the noise margin: p99s may be that much higher, the speed that much

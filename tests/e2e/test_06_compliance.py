@@ -92,17 +92,18 @@ def check(*args: str) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
-# The deep checks (tests/latency/test_deep.py) and their cases: each must have run and passed.
+# The deep checks (tests/latency/test_deep.py, test_at_once.py) and their cases: each must have run and passed.
 DEEP_CHECKS = {
     "test_the_prompt_cache_changes_no_answer[dropped-turn]",
     "test_the_prompt_cache_changes_no_answer[isolation]",
     "test_a_prompt_near_the_context_limit_is_answered_through_the_gateway",
+    "test_people_at_once_are_served_about_as_well_as_one",
 }
 
 
 def test_the_deep_check_command_passes_on_the_deployed_lab(first_deploy):
-    """make check-deep: drift, compliance, latency, then the prompt cache's answers compared with fresh evaluations
-    and the longest chat through the gateway."""
+    """make check-deep: drift, compliance, latency, then the prompt cache's answers compared with fresh evaluations,
+    the longest chat through the gateway, and people chatting at once."""
     result = check("--deep")
     print(result.stdout[-6000:])
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]

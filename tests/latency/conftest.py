@@ -13,7 +13,8 @@ at a time. llama-cpp-python serves one chat at a time: above 1, chats queue and 
 the suite shows that queued streams are neither dropped nor cut short.
 
 --deep adds the checks that take minutes and load the model for them (test_deep.py: the prompt cache's answers
-against fresh evaluations, a prompt near the context limit through the gateway); without it they are deselected.
+against fresh evaluations, a prompt near the context limit through the gateway; test_at_once.py: people chatting at
+once); without it they are deselected.
 They run last, after the measured chats, so their load is in no figure.
 """
 
@@ -82,7 +83,8 @@ def pytest_addoption(parser):
     parser.addoption(
         "--deep",
         action="store_true",
-        help="latency suite: also the checks that take minutes (the prompt cache's answers, the longest prompt)",
+        help="latency suite: also the checks that take minutes (the prompt cache's answers, the longest prompt, "
+        "people at once)",
     )
 
 

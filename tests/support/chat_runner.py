@@ -4,6 +4,9 @@
     python3 chat_runner.py --session NAME SPEC.json TURNS ROUND_LOCK
     python3 chat_runner.py --long NAME SPEC.json WORDS ROUND_LOCK
 
+In the first form, a spec with "session_prefix" and "people" makes chat i a turn of person i mod people's own gateway
+session (OpenClaw keeps its history), as people in their conversations chat, instead of a new session each.
+
 The second form holds a conversation instead: TURNS chats in one gateway session, one after the other, each line the
 tokens the gateway reports the model counted (its prompt, the part of it served from the cache, its answer). The
 third is one chat of a new session whose message is WORDS words long (a prompt near the context limit), its line
@@ -17,6 +20,7 @@ off the model while the chats run, so they measure the path, not the path queuei
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import threading
@@ -145,9 +149,18 @@ def main(argv: list[str]) -> int:
     count, concurrency = int(argv[2]), int(argv[3])
     target = build_target(spec)
     printing = threading.Lock()
+    # People in conversations of their own: chat i is a turn of session "<prefix>-<i mod people>" (OpenClaw keeps
+    # each one's history), instead of a new session each.
+    prefix, people = spec.get("session_prefix"), int(spec.get("people", 1))
 
-    def run_one(_: int) -> None:
-        record = chat(target)
+    def target_of(number: int) -> stream.Target:
+        if not prefix:
+            return target
+        session = {"x-openclaw-session-key": f"{prefix}-{number % people}"}
+        return dataclasses.replace(target, headers={**target.headers, **session})
+
+    def run_one(number: int) -> None:
+        record = chat(target_of(number))
         with printing:  # whole lines only, however the threads interleave
             print(json.dumps(record), flush=True)
 

@@ -12,6 +12,7 @@ import hashlib
 import json
 import shlex
 import stat
+import uuid
 import weakref
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,8 @@ SPEC_KEYS = frozenset(
         "key_file",
         "max_tokens",
         "timeout_s",
+        "session_prefix",
+        "people",
     }
 )
 
@@ -52,7 +55,9 @@ _uploaded: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary(
 
 
 def run_chats(host, target: dict[str, Any], count: int, concurrency: int = 1) -> list[dict[str, Any]]:
-    """Run ``count`` streamed chats to ``target`` on ``host``, ``concurrency`` at a time; one record per chat.
+    """Run ``count`` streamed chats to ``target`` on ``host``, ``concurrency`` at a time; one record per chat. With
+    ``session_prefix`` and ``people`` in ``target`` (the gateway's), chat i is a turn of that person's conversation
+    (``people`` of them, in turn), not a new session.
 
     A record is ``{"ttft_s", "inter_token_s", "tokens", "duration_s"}`` or ``{"error", "message"}``, in the order
     the chats finished. ``target`` names the EnvironmentFile and variable holding the bearer token; the runner
@@ -75,6 +80,12 @@ def run_chats(host, target: dict[str, Any], count: int, concurrency: int = 1) ->
     if len(records) != count:
         raise RuntimeError(f"chat runner on {name} reported {len(records)} chats, not {count}")
     return records
+
+
+def people_in_conversations(target: dict[str, Any], people: int) -> dict[str, Any]:
+    """The gateway ``target`` for ``people`` people, each in a conversation of their own (new ones, named for this
+    run): run_chats' chat i is a turn of person i mod ``people``."""
+    return {**target, "session_prefix": f"clawlan-people-{uuid.uuid4().hex[:12]}", "people": people}
 
 
 # A session turn's message as the model sees it: chat_runner.py's "Turn N: go on." and the timestamp line OpenClaw

@@ -114,3 +114,73 @@ def headroom(summary: dict[str, Any], targets) -> str:
         f"{name} {sign * (target - value) / target * 100:+.0f} %" for name, value, target, sign in figures
         if value is not None and target
     )  # fmt: skip
+
+
+def aggregate_tokens_per_second(chats: Sequence[Mapping[str, Any]], concurrency: int) -> float | None:
+    """Tokens a path streams per second with ``concurrency`` chats kept in flight: N x the answered chats' tokens /
+    the sum of their durations, which is the batches' time without the start-up around them. None if nothing was
+    answered."""
+    answered = [c for c in chats if "error" not in c]
+    busy_s = sum(c["duration_s"] for c in answered)
+    return concurrency * sum(c["tokens"] for c in answered) / busy_s if busy_s > 0 else None
+
+
+def at_once(single: Sequence[Mapping[str, Any]], batch: Sequence[Mapping[str, Any]], concurrency: int) -> dict:
+    """One path's figures with one chat at a time and with ``concurrency`` at once, and the two ratios that say
+    whether people at once are served as well as one: TTFT p99 (N against 1) and aggregate tokens/s (N against 1).
+    A ratio with nothing to compute it from is None."""
+    cells = {}
+    for n, chats in ((1, single), (concurrency, batch)):
+        figures = bench_figures(chats)
+        cells[n] = {
+            "chats": figures["chats"],
+            "errors": figures["errors"],
+            "ttft_p50_s": figures["ttft_median_s"],
+            "ttft_p99_s": figures["ttft_p99_s"],
+            "inter_token_p99_s": figures["inter_token_p99_s"],
+            "tokens_per_s": aggregate_tokens_per_second(chats, n),
+        }
+    one, many = cells[1], cells[concurrency]
+
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return None if a is None or not b else a / b
+
+    return {
+        "cells": cells,
+        "ttft_p99_ratio": ratio(many["ttft_p99_s"], one["ttft_p99_s"]),
+        "tokens_per_s_ratio": ratio(many["tokens_per_s"], one["tokens_per_s"]),
+    }
+
+
+def at_once_verdicts(figures: dict, concurrency: int, targets, margin: bool = True) -> list[tuple[str, bool]]:
+    """``at_once``'s figures against the site's targets for people at once (latency_at_once_*), each as (what was
+    held and measured, holds). ``margin`` applies the site's noise margin, as the latency suite does; a benchmark
+    reports against the bare targets."""
+    factor = targets.noise_margin_percent / 100 if margin else 0.0
+    many = figures["cells"][concurrency]
+    ttft_bound = targets.at_once_ttft_p99_ratio * (1 + factor)
+    tokens_bound = targets.at_once_tokens_per_second_ratio * (1 - factor)
+    gap_bound = targets.at_once_inter_token_p99_s * (1 + factor)
+    ttft, tokens, gap = figures["ttft_p99_ratio"], figures["tokens_per_s_ratio"], many["inter_token_p99_s"]
+    failed = sum(cell["errors"] for cell in figures["cells"].values())
+
+    def shown(value: float | None, unit: str = "x") -> str:
+        if value is None:
+            return "nothing measured"
+        return f"{value * 1000:.1f} ms" if unit == "ms" else f"{value:.2f}x"
+
+    return [
+        (f"no chat fails: {failed} failed", failed == 0),
+        (
+            f"TTFT p99 at {concurrency} <= {ttft_bound:.2f}x one chat's: {shown(ttft)}",
+            ttft is not None and ttft <= ttft_bound,
+        ),
+        (
+            f"inter-token p99 at {concurrency} <= {gap_bound * 1000:.1f} ms: {shown(gap, 'ms')}",
+            gap is not None and gap <= gap_bound,
+        ),
+        (
+            f"tokens/s at {concurrency} >= {tokens_bound:.2f}x one chat's: {shown(tokens)}",
+            tokens is not None and tokens >= tokens_bound,
+        ),
+    ]

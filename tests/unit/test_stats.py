@@ -8,6 +8,9 @@ import pytest
 
 from roles.site.settings import LatencyTargets
 from tests.support.stats import (
+    aggregate_tokens_per_second,
+    at_once,
+    at_once_verdicts,
     chats_with_slow_gaps,
     headroom,
     missed,
@@ -192,3 +195,65 @@ def test_headroom_is_the_share_of_the_target_left_and_negative_past_it():
     targets = LatencyTargets(ttft_p99_s=1.0, inter_token_p99_s=0.04, tokens_per_second=20.0)
     assert headroom(figures(0.25, 0.05, 30.0), targets) == "TTFT p99 +75 %, ITL p99 -25 %, tokens/s +50 %"
     assert headroom(figures(0.5, None, None), targets) == "TTFT p99 +50 %"
+
+
+def test_aggregate_tokens_per_second_is_n_times_the_answered_tokens_over_their_time():
+    chats = [chat(0.5, [0.1] * 9), chat(0.5, [0.1] * 9), failure("timeout")]  # 10 tokens in 1.4 s each
+    assert aggregate_tokens_per_second(chats, 2) == pytest.approx(2 * 20 / 2.8)
+    assert aggregate_tokens_per_second([failure("refused")], 8) is None
+
+
+def test_at_once_compares_n_chats_at_once_with_one_at_a_time():
+    single = [chat(0.5, [0.02] * 9) for _ in range(8)]  # 10 tokens in 0.68 s
+    batch = [chat(1.0 + i / 10, [0.03] * 9) for i in range(8)]  # TTFT up to 1.7 s
+    figures = at_once(single, batch, 8)
+    assert figures["cells"][1]["ttft_p99_s"] == 0.5
+    assert figures["cells"][8]["ttft_p99_s"] == pytest.approx(1.7)
+    assert figures["ttft_p99_ratio"] == pytest.approx(1.7 / 0.5)
+    assert figures["cells"][8]["inter_token_p99_s"] == pytest.approx(0.03)
+    one = 10 / 0.68
+    many = 8 * 80 / sum(1.0 + i / 10 + 0.27 for i in range(8))
+    assert figures["tokens_per_s_ratio"] == pytest.approx(many / one)
+
+
+def test_at_once_has_no_ratio_when_a_side_answered_nothing():
+    figures = at_once([failure("refused")], [chat(0.5, [0.02])], 8)
+    assert figures["ttft_p99_ratio"] is None and figures["tokens_per_s_ratio"] is None
+    assert figures["cells"][1]["errors"] == 1
+
+
+AT_ONCE = LatencyTargets(inter_token_p99_s=0.04, tokens_per_second=25.0, noise_margin_percent=10)
+
+
+def verdicts_of(single, batch, margin=True):
+    return dict(
+        (what.split(":")[0], holds) for what, holds in at_once_verdicts(at_once(single, batch, 8), 8, AT_ONCE, margin)
+    )
+
+
+def test_at_once_verdicts_hold_for_people_served_as_one():
+    single = [chat(0.5, [0.02] * 9) for _ in range(8)]
+    batch = [chat(0.6, [0.021] * 9) for _ in range(8)]
+    verdicts = verdicts_of(single, batch)
+    assert all(verdicts.values()), verdicts
+
+
+def test_at_once_verdicts_miss_a_queue_a_stutter_a_flat_rate_and_a_failure():
+    single = [chat(0.5, [0.02] * 9) for _ in range(8)]
+    batch = [chat(0.5 * (i + 1), [0.02 * 8] * 9) for i in range(7)] + [failure("timeout")]
+    verdicts = verdicts_of(single, batch)
+    assert verdicts == {
+        "no chat fails": False,
+        "TTFT p99 at 8 <= 3.30x one chat's": False,
+        "inter-token p99 at 8 <= 44.0 ms": False,
+        "tokens/s at 8 >= 1.80x one chat's": False,
+    }
+
+
+def test_at_once_verdicts_apply_the_noise_margin_only_when_asked():
+    single = [chat(0.5, [0.02] * 9) for _ in range(8)]
+    batch = [chat(1.6, [0.042] * 9) for _ in range(8)]  # 3.2x and 42 ms: inside the margin, past the targets
+    assert verdicts_of(single, batch)["TTFT p99 at 8 <= 3.30x one chat's"]
+    assert verdicts_of(single, batch)["inter-token p99 at 8 <= 44.0 ms"]
+    bare = verdicts_of(single, batch, margin=False)
+    assert not bare["TTFT p99 at 8 <= 3.00x one chat's"] and not bare["inter-token p99 at 8 <= 40.0 ms"]
