@@ -38,6 +38,9 @@ USER = "llm"
 # it, so a stopped, starting or restarted server gets no chats until it is warm (programs/warm-up.py).
 RUNTIME_DIR = "clawlan-model-server"
 WARM_MARKER = f"/run/{RUNTIME_DIR}/warm"
+# Made once the warm-up is over for every slot (the others are warmed after WARM_MARKER, in the background): what a
+# check of the cache's answers waits for, so that no warm-up request takes a slot from under it.
+ALL_SLOTS_MARKER = f"/run/{RUNTIME_DIR}/warm-all-slots"
 # The prompt prefix capture: the ingress mirrors every chat's body to its socket, and it keeps the gateway's system
 # message(s) and tools in PREFIX_FILE, for the warm-up (programs/prefix-capture.py). Its own StateDirectory, kept
 # across reboots; it runs as USER, whose warm-up reads the file.

@@ -17,6 +17,7 @@ from roles.common.secrets import site_secret
 from roles.common.templates import render, rendered
 from roles.common.units import service
 from roles.model_server.config import (
+    ALL_SLOTS_MARKER,
     CAPTURE_SOCKET,
     CAPTURE_STATE_DIR,
     CAPTURE_UNIT,
@@ -256,6 +257,7 @@ def unit_text(config: ModelServerConfig) -> str:
         slots=config.parallel_slots,
         prefix_file=PREFIX_FILE,
         warm_marker=WARM_MARKER,
+        all_slots_marker=ALL_SLOTS_MARKER,
         runtime_directory=RUNTIME_DIR,
     )
 

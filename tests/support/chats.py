@@ -19,10 +19,12 @@ from typing import Any
 
 from roles.common.tls import CA_CERT
 from roles.gateway.config import ENV_FILE as GATEWAY_ENV_FILE
+from roles.model_server.config import ALL_SLOTS_MARKER
 from roles.monitor.probe import CERT as PROBE_CERT
 from roles.monitor.probe import KEY as PROBE_KEY
 from roles.monitor.probe import ROUND_LOCK as PROBE_ROUND_LOCK
 from tests.support.remote import put_text
+from tests.support.waiting import seconds_until
 
 REMOTE_DIR = "/tmp/clawlan-chats"
 STREAM_SOURCE = Path(__file__).resolve().parents[2] / "roles" / "monitor" / "programs" / "stream.py"
@@ -129,7 +131,9 @@ def _run_in_session(host, target: dict[str, Any], mode: str, session: str, count
 
 
 def cache_check(host, port: int, key_file: str, scenario: str) -> dict[str, Any]:
-    """cache_check.py's verdict on ``host`` (a backend): chats to its model server as served and freshly evaluated."""
+    """cache_check.py's verdict on ``host`` (a backend): chats to its model server as served and freshly evaluated,
+    once its warm-up is over for every slot (a warm-up request would take a slot from under the check)."""
+    seconds_until(lambda: host.file(ALL_SLOTS_MARKER).exists, 300, "the model server's warm-up over for every slot")
     if host not in _uploaded:
         _upload_runner(host)
         _uploaded[host] = set()

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from roles.model_server.config import (
+    ALL_SLOTS_MARKER,
     CAPTURE_SOCKET,
     KEY_FILE,
     PREFIX_FILE,
@@ -292,11 +293,12 @@ def test_the_first_warm_up_goes_to_slot_0_and_the_others_each_to_their_own(captu
 def test_warming_the_other_slots_says_each_and_stops_at_the_first_refusal(captured, capsys):
     prefix_file, key_file = captured
     with FakeServer(503, {"error": {"message": "loading"}}) as server:
-        warm_up.warm_other_slots(str(prefix_file), str(key_file), server.port, 4)
+        outcome = warm_up.warm_other_slots(str(prefix_file), str(key_file), server.port, 4)
+    assert outcome.startswith("slots 1 to 3 left cold: warm-up refused (503")
     assert len(server.requests) == 1  # slot 1 refused: slots 2 and 3 are left cold, not hammered
     assert "slot 1: warm-up refused (503" in capsys.readouterr().err
     with FakeServer() as server:
-        warm_up.warm_other_slots(str(prefix_file), str(key_file), server.port, 3)
+        assert warm_up.warm_other_slots(str(prefix_file), str(key_file), server.port, 3) == "slots 1 to 2 warmed"
     said = capsys.readouterr().out.splitlines()
     assert [line.split(" (")[0] for line in said] == [
         "warmed the gateway's prompt prefix in slot 1",
@@ -412,7 +414,10 @@ def test_llama_server_is_warmed_after_it_is_ready_and_marked_warm_last(data):
     found = service_values(unit(**data), "ExecStartPost")
     assert found[0].endswith(AWAIT_READY)
     # The key's file, never the key: the warm-up runs as the server's user, which may read it.
-    warm = f"{VENV}/bin/python {WARM_UP} --prefix {PREFIX_FILE} --key-file {KEY_FILE} --slots 4 {WARM_MARKER}"
+    warm = (
+        f"{VENV}/bin/python {WARM_UP} --prefix {PREFIX_FILE} --key-file {KEY_FILE} --slots 4"
+        f" --all-slots-marker {ALL_SLOTS_MARKER} {WARM_MARKER}"
+    )
     assert found[-1] == warm
 
 
@@ -440,3 +445,25 @@ def test_the_start_may_take_the_models_load_and_the_warm_up():
     wait for both, or a slow start would be killed during its warm-up."""
     (timeout,) = service_values(unit(), "TimeoutStartSec")
     assert int(timeout) > 880 + warm_up.TIMEOUT_S + 30
+
+
+def test_without_other_slots_to_warm_both_markers_are_made_at_once(tmp_path, monkeypatch):
+    """llama-cpp-python, one slot, or nothing captured yet: no background child, and nothing to wait for."""
+    monkeypatch.setenv("PORT", "1")
+    marker, every = tmp_path / "warm", tmp_path / "warm-all-slots"
+    prefix, key = tmp_path / "none.json", tmp_path / "key"
+    warm_up.main(["--prefix", str(prefix), "--key-file", str(key), "--slots", "4", "--all-slots-marker", str(every),
+                  str(marker)])  # fmt: skip
+    assert "no prompt prefix captured yet" in marker.read_text()
+    assert every.read_text() == "no other slot to warm\n"
+
+
+def test_the_background_child_marks_every_slot_done(captured, tmp_path, monkeypatch):
+    prefix_file, key_file = captured
+    every = tmp_path / "warm-all-slots"
+    with FakeServer() as server:
+        monkeypatch.setenv("PORT", server.port)
+        warm_up.main(["--prefix", str(prefix_file), "--key-file", str(key_file), "--slots", "3",
+                      "--all-slots-marker", str(every), "--other-slots"])  # fmt: skip
+    assert [json.loads(body)["id_slot"] for _, _, body in server.requests] == [1, 2]
+    assert every.read_text() == "slots 1 to 2 warmed\n"

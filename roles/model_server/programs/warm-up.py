@@ -13,16 +13,18 @@ slot's prefix to another: with several people at once, every slot not yet warm w
 the others stream, which stalls them all (on the lab, 8 chats at once through the gateway: TTFT p99 45x one chat's
 with one slot warm, 3.7x with all warm; BENCHMARKS.md). So once the marker is made, a child left in the unit's
 cgroup warms the other slots one after another (``id_slot``), in the background: the backend is admitted after the
-first slot, as before, and a chat meanwhile takes a warm slot when one is idle.
+first slot, as before, and a chat meanwhile takes a warm slot when one is idle. When every slot is done (or there was
+nothing more to warm), ALL_SLOTS_MARKER is made beside MARKER: a check of the cache's answers waits for it.
 
 Then it makes MARKER in the unit's RuntimeDirectory. The ingress answers the balancers' health checks 503 until it is
 there, and systemd removes the directory when the server stops: a (re)started backend gets chats only once warm. A
 warm-up that fails says why and marks the server all the same: it serves, only cold. Failing to make the marker fails
 the start: the balancers would never admit the backend.
 
-    warm-up.py [--prefix PREFIX --key-file KEY_FILE [--slots N]] MARKER   (without --prefix, llama-cpp-python:
-                                                                          the marker only)
-    warm-up.py --prefix PREFIX --key-file KEY_FILE --slots N --other-slots   (the background child: slots 1 to N-1)
+    warm-up.py [--prefix PREFIX --key-file KEY_FILE [--slots N --all-slots-marker ALL]] MARKER
+        (without --prefix, llama-cpp-python: the marker only)
+    warm-up.py --prefix PREFIX --key-file KEY_FILE --slots N --all-slots-marker ALL --other-slots
+        (the background child: slots 1 to N-1, then ALL)
 
 The key is read from KEY_FILE (root's, and the service's group's), never from a command line.
 """
@@ -97,15 +99,21 @@ def warm(prefix_file: str, key_file: str, port: str, slot: int = 0) -> str:
     )
 
 
-def warm_other_slots(prefix_file: str, key_file: str, port: str, slots: int) -> None:
+def warm_other_slots(prefix_file: str, key_file: str, port: str, slots: int) -> str:
     """Slots 1 to ``slots`` - 1, one after another, each line to the journal; a failure ends it (the rest serve,
-    cold)."""
+    cold). What was done, for the all-slots marker."""
     for slot in range(1, slots):
         try:
             print(warm(prefix_file, key_file, port, slot), flush=True)
         except Cold as error:
             print(f"slot {slot}: {error}", file=sys.stderr, flush=True)
-            return
+            return f"slots {slot} to {slots - 1} left cold: {error}"
+    return f"slots 1 to {slots - 1} warmed"
+
+
+def mark(path: str, outcome: str) -> None:
+    with open(path, "w") as marker:
+        marker.write(outcome + "\n")
 
 
 def main(argv: list[str]) -> None:
@@ -113,6 +121,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--prefix", help="the captured prompt prefix (llama-server only)")
     parser.add_argument("--key-file", help="the server's API key, alone in the file")
     parser.add_argument("--slots", type=int, default=1, help="the server's slots (--parallel): each is warmed")
+    parser.add_argument("--all-slots-marker", help="made once every slot is warmed (or nothing more can be)")
     parser.add_argument("--other-slots", action="store_true", help="warm slots 1 to N-1 now (the background child)")
     parser.add_argument(
         "marker", nargs="?", help="made once warm: the ingress admits the backend only while it is there"
@@ -122,10 +131,13 @@ def main(argv: list[str]) -> None:
         parser.error("--prefix needs --key-file")
     if args.slots < 1:
         parser.error("--slots must be at least 1")
+    if args.slots > 1 and not args.all_slots_marker:
+        parser.error("--slots above 1 needs --all-slots-marker")
     if args.other_slots:
         if not args.prefix:
             parser.error("--other-slots needs --prefix")
-        warm_other_slots(args.prefix, args.key_file, os.environ["PORT"], args.slots)
+        outcome = warm_other_slots(args.prefix, args.key_file, os.environ["PORT"], args.slots)
+        mark(args.all_slots_marker, outcome)
         return
     if not args.marker:
         parser.error("the marker is required")
@@ -143,15 +155,17 @@ def main(argv: list[str]) -> None:
         print(outcome, flush=True)
     try:
         # The outcome goes in the marker too: the journal rotates it away under the chats' lines, and LLM-13 reads it.
-        with open(args.marker, "w") as marker:
-            marker.write(outcome + "\n")
+        mark(args.marker, outcome)
+        if args.all_slots_marker and not (warmed and args.slots > 1):
+            mark(args.all_slots_marker, "no other slot to warm")
     except OSError as error:
         sys.exit(f"cannot mark the server warm, so the balancers would never admit it: {error}")
     if warmed and args.slots > 1:
         # Its own session, the journal as its output: it outlives this ExecStartPost in the unit's cgroup, and a stop
         # of the server kills it with the rest of the unit.
         command = [sys.executable, "-B", os.path.abspath(__file__), "--prefix", args.prefix, "--key-file"]
-        subprocess.Popen([*command, args.key_file, "--slots", str(args.slots), "--other-slots"], start_new_session=True)
+        command += [args.key_file, "--slots", str(args.slots), "--all-slots-marker", args.all_slots_marker]
+        subprocess.Popen([*command, "--other-slots"], start_new_session=True)
 
 
 if __name__ == "__main__":
