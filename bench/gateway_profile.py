@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import sys
 import time
@@ -39,6 +40,7 @@ PROFILE_DIR = f"{CACHE_DIR}/cpu-profiles"  # the gateway's CacheDirectory=: the 
 DROP_IN_DIR = f"/run/systemd/system/{UNIT}.d"  # /run: gone at the next boot whatever happens to this script
 DROP_IN = f"{DROP_IN_DIR}/zz-clawlan-cpu-profile.conf"
 IDLE = "(idle)"
+PROFILE_NAME = re.compile(r"CPU\.\d{8}\.\d{6}\.(?P<pid>\d+)\.(?P<thread>\d+)\.\d{3}\.cpuprofile")
 
 
 def where(url: str, function: str) -> str:
@@ -109,7 +111,10 @@ def profiled(front, target: dict[str, Any], load) -> tuple[dict[str, Any], dict[
     # Node names each profile CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile; thread 0 is a process's event loop.
     profiles = {}
     for name in front.check_output(f"ls {PROFILE_DIR}").split():
-        pid, thread = name.split(".")[3:5]
+        # Only names of Node's own pattern are read back: a name the host lists never reaches a command unchecked.
+        if not (shape := PROFILE_NAME.fullmatch(name)):
+            continue
+        pid, thread = shape["pid"], shape["thread"]
         profiles[pid, thread] = json.loads(front.check_output(f"cat {PROFILE_DIR}/{shlex.quote(name)}"))
     if (gateway[0], "0") not in profiles:
         raise RuntimeError(f"the gateway (pid {gateway[0]}) wrote no profile")

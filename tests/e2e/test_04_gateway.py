@@ -226,6 +226,7 @@ def test_a_restarted_model_server_is_admitted_only_once_the_gateways_prompt_is_w
     # find a warm slot each (BENCHMARKS.md, People at once). Read from this start's own journal lines.
     slots = site.model_server_config(BACKEND).parallel_slots
     start = back.check_output(f"systemctl show -p InvocationID --value {MODEL_UNIT}").strip()
+    assert re.fullmatch(r"[0-9a-f]{32}", start), f"not an invocation ID: {start!r}"  # it goes into a command below
 
     def slots_warmed() -> set[int]:
         journal = back.check_output(
