@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from roles.inventory.load import load_inventory, site_from_inventory  # noqa: E402
 from roles.monitor.probe import UNIT as PROBE_UNIT  # noqa: E402
-from tests.support.chats import path_targets, people_in_conversations, run_chats  # noqa: E402
+from tests.support.chats import one_then_at_once, path_targets  # noqa: E402
 from tests.support.hosts import remote_host  # noqa: E402
 from tests.support.stats import at_once, at_once_verdicts  # noqa: E402
 
@@ -36,17 +36,6 @@ REPO = Path(__file__).resolve().parents[1]
 # targets' load) and as N new sessions at once; the backend path without OpenClaw.
 LOADS = {"conversations": "gateway", "new sessions": "gateway", "backend": "backend"}
 HELD = "conversations"  # the load the targets are held on
-
-
-def measure(front, target: dict[str, Any], concurrency: int, rounds: int, people: bool) -> tuple[list, list]:
-    target = people_in_conversations(target, concurrency) if people else target
-    run_chats(front, target, count=concurrency, concurrency=1)  # warm-up (each person's first turn), unmeasured
-    single: list[dict[str, Any]] = []
-    batch: list[dict[str, Any]] = []
-    for _ in range(rounds):
-        single += run_chats(front, target, count=concurrency, concurrency=1)
-        batch += run_chats(front, target, count=concurrency, concurrency=concurrency)
-    return single, batch
 
 
 def _ms(seconds: float | None) -> str:
@@ -108,7 +97,7 @@ def main() -> int:
     try:
         for load in loads:
             target = chat_targets[LOADS[load]]
-            single, batch = measure(front, target, concurrency, args.rounds, people=load == HELD)
+            single, batch = one_then_at_once(front, target, concurrency, args.rounds, people=load == HELD)
             results[load] = at_once(single, batch, concurrency)
             print(f"{load}: {json.dumps(results[load])}", file=sys.stderr, flush=True)
     finally:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.chats import path_targets, people_in_conversations, run_chats
+from tests.support.chats import one_then_at_once, path_targets
 from tests.support.stats import at_once, at_once_verdicts
 
 pytestmark = pytest.mark.deep
@@ -18,14 +18,7 @@ ROUNDS = 2  # of N chats one at a time and N at once, alternated: 2N samples a s
 
 
 def measure(host, target, concurrency: int) -> dict:
-    target = people_in_conversations(target, concurrency)
-    run_chats(host, target, count=concurrency, concurrency=1)  # each person's first turn: a new session, unmeasured
-    single: list[dict] = []
-    batch: list[dict] = []
-    for _ in range(ROUNDS):
-        single += run_chats(host, target, count=concurrency, concurrency=1)
-        batch += run_chats(host, target, count=concurrency, concurrency=concurrency)
-    return at_once(single, batch, concurrency)
+    return at_once(*one_then_at_once(host, target, concurrency, ROUNDS), concurrency)
 
 
 def test_people_at_once_are_served_about_as_well_as_one(site, frontend, frontend_host):

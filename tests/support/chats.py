@@ -90,6 +90,23 @@ def people_in_conversations(target: dict[str, Any], people: int) -> dict[str, An
     return {**target, "session_prefix": f"clawlan-people-{uuid.uuid4().hex[:12]}", "people": people}
 
 
+def one_then_at_once(
+    host, target: dict[str, Any], concurrency: int, rounds: int, people: bool = True
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """People at once, the records of both sides: ``rounds`` rounds of ``concurrency`` chats one after another and
+    as many at once, alternated, so that a drift in the machine's load falls on both. With ``people``, every chat is
+    a turn of one of ``concurrency`` conversations (the targets' load), each begun by an unmeasured first turn;
+    without, every chat is a new session."""
+    target = people_in_conversations(target, concurrency) if people else target
+    run_chats(host, target, count=concurrency, concurrency=1)  # each person's first turn (or a warm-up), unmeasured
+    single: list[dict[str, Any]] = []
+    batch: list[dict[str, Any]] = []
+    for _ in range(rounds):
+        single += run_chats(host, target, count=concurrency, concurrency=1)
+        batch += run_chats(host, target, count=concurrency, concurrency=concurrency)
+    return single, batch
+
+
 # A session turn's message as the model sees it: chat_runner.py's "Turn N: go on." and the timestamp line OpenClaw
 # puts before it, under this many of Qwen's tokens.
 MESSAGE_TOKENS = 24
