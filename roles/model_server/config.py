@@ -174,7 +174,9 @@ class ModelServerConfig:
             # in the journal, which journald's size limit keeps in bounds.
             options["--verbosity"] = 4
         # /slots would show every slot's prompt, that is people's chats; the web UI is OpenClaw's job.
-        switches = ("--no-kv-unified", "--jinja", "--metrics", "--no-slots", "--no-webui")
+        # --cache-idle-slots (the pinned server's default, stated): a task's start saves the idle slots' prompts to
+        # the --cache-ram cache, which is how the warm-up hands slot 0's prefix to the other slots (warm-up.py).
+        switches = ("--no-kv-unified", "--cache-idle-slots", "--jinja", "--metrics", "--no-slots", "--no-webui")
         return (*(str(word) for pair in options.items() for word in pair), *switches)
 
     def _python_environment(self) -> dict[str, str]:

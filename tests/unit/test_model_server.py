@@ -129,7 +129,7 @@ def test_llama_server_is_the_default_and_reads_its_flags_from_the_settings_file(
     assert f["--n-predict"] == "4096"
     assert f["--load-mode"] == "mmap+mlock"
     assert "--api-key" not in f and "--api-key-file" not in f  # the key is the unit's credential, never a flag here
-    for switch in ("--jinja", "--metrics", "--no-slots", "--no-webui", "--no-kv-unified"):
+    for switch in ("--jinja", "--metrics", "--no-slots", "--no-webui", "--no-kv-unified", "--cache-idle-slots"):
         assert f[switch] is None, switch
 
 

@@ -286,8 +286,16 @@ def test_the_first_warm_up_goes_to_slot_0_and_the_others_each_to_their_own(captu
     with FakeServer() as server:
         first = warm_up.warm(str(prefix_file), str(key_file), server.port)
         warm_up.warm_other_slots(str(prefix_file), str(key_file), server.port, 4)
-    assert [json.loads(body)["id_slot"] for _, _, body in server.requests] == [0, 1, 2, 3]
+    sent = [json.loads(body) for _, _, body in server.requests]
+    assert [body["id_slot"] for body in sent] == [0, 1, 1, 2, 2, 3, 3]
     assert "in slot" not in first
+    # Each other slot gets a one-token chat first: its start saves slot 0's warm prefix to the server's host-memory
+    # cache, and the slot then holds a prompt unlike it, so its warm-up chat copies the prefix from there.
+    warm_up_chat = {"messages": [SYSTEM], "tools": TOOLS}
+    for slot in (1, 2, 3):
+        assert sent[2 * slot - 1] == warm_up.handover_body(slot)
+        assert sent[2 * slot] == warm_up.request_body(warm_up_chat, slot)
+    assert sent[1]["max_tokens"] == 1 and [m["role"] for m in sent[1]["messages"]] == ["user"]
 
 
 def test_warming_the_other_slots_says_each_and_stops_at_the_first_refusal(captured, capsys):
@@ -295,7 +303,7 @@ def test_warming_the_other_slots_says_each_and_stops_at_the_first_refusal(captur
     with FakeServer(503, {"error": {"message": "loading"}}) as server:
         outcome = warm_up.warm_other_slots(str(prefix_file), str(key_file), server.port, 4)
     assert outcome.startswith("slots 1 to 3 left cold: warm-up refused (503")
-    assert len(server.requests) == 1  # slot 1 refused: slots 2 and 3 are left cold, not hammered
+    assert len(server.requests) == 1  # the hand-over refused: slots 1 to 3 are left cold, not hammered
     assert "slot 1: warm-up refused (503" in capsys.readouterr().err
     with FakeServer() as server:
         assert warm_up.warm_other_slots(str(prefix_file), str(key_file), server.port, 3) == "slots 1 to 2 warmed"
@@ -307,8 +315,14 @@ def test_warming_the_other_slots_says_each_and_stops_at_the_first_refusal(captur
 
 
 def test_a_new_site_has_nothing_to_warm_and_says_so(tmp_path):
-    said = warm_up.warm(str(tmp_path / "prefix.json"), str(tmp_path / "key"), "1")
-    assert "no prompt prefix captured yet" in said and "nothing to warm" in said
+    with pytest.raises(warm_up.NothingToWarm) as nothing:
+        warm_up.warm(str(tmp_path / "prefix.json"), str(tmp_path / "key"), "1")
+    assert "no prompt prefix captured yet" in str(nothing.value) and "nothing to warm" in str(nothing.value)
+    marker, every = tmp_path / "warm", tmp_path / "warm-all-slots"
+    result = run_warm_up("--prefix", str(tmp_path / "prefix.json"), "--key-file", str(tmp_path / "key"), "--slots",
+                         "4", "--all-slots-marker", str(every), str(marker), port=closed_port())  # fmt: skip
+    assert result.returncode == 0 and "nothing to warm" in result.stdout and not result.stderr
+    assert "nothing to warm" in marker.read_text() and every.read_text() == "no other slot to warm\n"
 
 
 @pytest.mark.parametrize("status", [400, 500, 503])
@@ -465,5 +479,5 @@ def test_the_background_child_marks_every_slot_done(captured, tmp_path, monkeypa
         monkeypatch.setenv("PORT", server.port)
         warm_up.main(["--prefix", str(prefix_file), "--key-file", str(key_file), "--slots", "3",
                       "--all-slots-marker", str(every), "--other-slots"])  # fmt: skip
-    assert [json.loads(body)["id_slot"] for _, _, body in server.requests] == [1, 2]
+    assert [json.loads(body)["id_slot"] for _, _, body in server.requests] == [1, 1, 2, 2]  # hand-over, warm-up
     assert every.read_text() == "slots 1 to 2 warmed\n"

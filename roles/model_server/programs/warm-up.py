@@ -8,12 +8,17 @@ whole prompt (25 s for the operator profile's 13k tokens on the reference box). 
 last sent (the capture service keeps it in PREFIX) with a one-character user message, for one token: the checkpoint
 is made now, before anyone waits for it.
 
-That warms one slot. Each slot keeps its own checkpoints, and the prompt cache in host memory does not hand one
-slot's prefix to another: with several people at once, every slot not yet warm would evaluate the whole prefix while
-the others stream, which stalls them all (on the lab, 8 chats at once through the gateway: TTFT p99 45x one chat's
-with one slot warm, 3.7x with all warm; BENCHMARKS.md). So once the marker is made, a child left in the unit's
-cgroup warms the other slots one after another (``id_slot``), in the background: the backend is admitted after the
-first slot, as before, and a chat meanwhile takes a warm slot when one is idle. When every slot is done (or there was
+That warms one slot. Each slot keeps its own checkpoints: with several people at once, every slot not yet warm would
+evaluate the whole prefix while the others stream, which stalls them all (on the lab, 8 chats at once through the
+gateway: TTFT p99 45x one chat's with one slot warm, 3.7x with all warm; BENCHMARKS.md). Evaluating it again in each
+slot would cost a slot's warm-up per slot after every start (25 s each on the reference box). The server can copy it
+instead: when it starts a task, it saves every idle slot's prompt, checkpoints included, to its host-memory cache
+(--cache-ram, --cache-idle-slots), and a slot given a prompt unlike the one it holds takes the closest cached one.
+So once the marker is made, a child left in the unit's cgroup goes through slots 1..N-1 one after another
+(``id_slot``): a one-token chat with no system message (its start saves slot 0's warm prefix to the cache, and the
+slot then holds a prompt unlike it), then the warm-up chat, which copies the prefix and its checkpoints and
+evaluates only the last few tokens. A server without the cache evaluates the prefix in each slot, as it would for a
+person; each slot's line in the journal says how many tokens it evaluated. When every slot is done (or there was
 nothing more to warm), ALL_SLOTS_MARKER is made beside MARKER: a check of the cache's answers waits for it.
 
 Then it makes MARKER in the unit's RuntimeDirectory. The ingress answers the balancers' health checks 503 until it is
@@ -50,6 +55,10 @@ class Cold(Exception):
     """The warm-up failed: why, for the journal."""
 
 
+class NothingToWarm(Exception):
+    """No prompt prefix captured yet: a new site, before its first chat. Said in the journal; not a failure."""
+
+
 def request_body(prefix: object, slot: int = 0) -> dict:
     """The warm-up chat for ``slot``: the captured system message(s), tools and tool_choice, then a user message of
     one character, for one greedy token, not streamed. ValueError if ``prefix`` is not what the capture writes."""
@@ -67,28 +76,59 @@ def request_body(prefix: object, slot: int = 0) -> dict:
     }
 
 
-def warm(prefix_file: str, key_file: str, port: str, slot: int = 0) -> str:
-    """Send the warm-up chat to ``slot``; what it did, for the journal. Cold: it failed, and why."""
+def ask(body: dict, key_file: str, port: str) -> dict:
+    """POST ``body`` to the server's chat endpoint with the key from ``key_file``; its answer. Cold: it failed, and
+    why."""
     try:
-        with open(prefix_file, encoding="utf-8") as file:
-            prefix = json.load(file)
-    except FileNotFoundError:
-        return "no prompt prefix captured yet (no chat has come through the ingress): nothing to warm"
-    try:
-        body = json.dumps(request_body(prefix, slot)).encode()
         with open(key_file, encoding="utf-8") as file:
             key = file.read().strip()
         headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/chat/completions", body, headers)
-        started = time.monotonic()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v1/chat/completions", json.dumps(body).encode(), headers
+        )
         with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
             answer = json.load(response)
     except urllib.error.HTTPError as error:
         detail = error.read(300).decode("utf-8", "replace").strip()
         raise Cold(f"warm-up refused ({error.code} {detail}): the server serves, cold") from None
-    except (OSError, ValueError) as error:  # no answer in time, no key, an unreadable prefix
+    except (OSError, ValueError) as error:  # no answer in time, no key, an unreadable answer
         raise Cold(f"warm-up failed ({error}): the server serves, cold") from None
-    timings = answer.get("timings") if isinstance(answer, dict) else None
+    return answer if isinstance(answer, dict) else {}
+
+
+def handover_body(slot: int) -> dict:
+    """A one-token chat with no system message for ``slot``, sent before its warm-up chat. Starting it, the server
+    saves the idle slots' prompts (slot 0's warm prefix) to its host-memory cache; and ``slot`` then holds a prompt
+    unlike the prefix, which is what makes the server look in the cache for the warm-up chat that follows (given an
+    empty slot by id, it does not)."""
+    return {
+        "messages": [{"role": "user", "content": "."}],
+        "max_tokens": 1,
+        "temperature": 0,
+        "stream": False,
+        "id_slot": slot,
+    }
+
+
+def warm(prefix_file: str, key_file: str, port: str, slot: int = 0) -> str:
+    """Send the warm-up chat to ``slot``; what it did, for the journal. Cold: it failed, and why. NothingToWarm: no
+    prefix was captured yet."""
+    try:
+        with open(prefix_file, encoding="utf-8") as file:
+            prefix = json.load(file)
+    except FileNotFoundError:
+        raise NothingToWarm(
+            "no prompt prefix captured yet (no chat has come through the ingress): nothing to warm"
+        ) from None
+    except (OSError, ValueError) as error:
+        raise Cold(f"warm-up failed ({error}): the server serves, cold") from None
+    try:
+        body = request_body(prefix, slot)
+    except ValueError as error:
+        raise Cold(f"warm-up failed ({error}): the server serves, cold") from None
+    started = time.monotonic()
+    answer = ask(body, key_file, port)
+    timings = answer.get("timings")
     evaluated = timings.get("prompt_n", "?") if isinstance(timings, dict) else "?"
     tools = prefix.get("tools")
     where = "" if slot == 0 else f" in slot {slot}"
@@ -100,12 +140,14 @@ def warm(prefix_file: str, key_file: str, port: str, slot: int = 0) -> str:
 
 
 def warm_other_slots(prefix_file: str, key_file: str, port: str, slots: int) -> str:
-    """Slots 1 to ``slots`` - 1, one after another, each line to the journal; a failure ends it (the rest serve,
-    cold). What was done, for the all-slots marker."""
+    """Slots 1 to ``slots`` - 1, one after another, each line to the journal: each its hand-over chat, then the
+    warm-up chat, which copies slot 0's prefix from the host-memory cache. A failure ends it (the rest serve, cold).
+    What was done, for the all-slots marker."""
     for slot in range(1, slots):
         try:
+            ask(handover_body(slot), key_file, port)
             print(warm(prefix_file, key_file, port, slot), flush=True)
-        except Cold as error:
+        except (Cold, NothingToWarm) as error:
             print(f"slot {slot}: {error}", file=sys.stderr, flush=True)
             return f"slots {slot} to {slots - 1} left cold: {error}"
     return f"slots 1 to {slots - 1} warmed"
@@ -145,7 +187,10 @@ def main(argv: list[str]) -> None:
     if args.prefix:
         try:
             outcome = warm(args.prefix, args.key_file, os.environ["PORT"])
-            warmed = outcome.startswith("warmed")
+            warmed = True
+            print(outcome, flush=True)
+        except NothingToWarm as nothing:
+            outcome = str(nothing)
             print(outcome, flush=True)
         except Cold as error:
             outcome = str(error)
