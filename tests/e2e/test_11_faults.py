@@ -86,7 +86,10 @@ def test_a_service_killed_by_sigkill_is_back_by_itself_within_10_s(hosts, site, 
         limit = {GATEWAY_UNIT: GATEWAY_RECOVERED_WITHIN_S, MODEL_UNIT: MODEL_RECOVERED_WITHIN_S}.get(
             unit, RECOVERED_WITHIN_S
         )
-        assert time.monotonic() - started < limit, f"{unit} on {box}: {state} after kill -9"
+        if time.monotonic() - started >= limit:
+            # What the start was doing, to tell a slow load from a slow warm-up or a stuck step (not the chats' lines).
+            journal = host.run(f"journalctl -u {unit} --since=-{limit + 5}s -o short-monotonic | grep -v log_server_r")
+            pytest.fail(f"{unit} on {box}: {state} {limit} s after kill -9; its journal:\n{journal.stdout[-6000:]}")
         time.sleep(0.2)
     seconds = time.monotonic() - started
     print(f"{unit} on {box}: active again {seconds:.1f} s after kill -9")
