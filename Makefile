@@ -26,7 +26,7 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-docs: venv ## README's settings tables, made from the settings classes (a unit test fails when they drift)
+docs: venv ## The docs' settings tables, made from the settings classes (a unit test fails when they drift)
 	$(BIN)/python -m tools.docs
 
 locks: venv ## Lock files with hashes (locks/): make locks [PIN=openclaw==X] [LOCK=package==Y] [REFRESH=1]

@@ -37,7 +37,7 @@ backend = [
             "hw_memory_gib": 128,  # installed RAM, GiB: Ryzen AI Max+ 395, unified memory
             "hw_cpu_cores": 16,  # physical cores
             "hw_debian": 13,  # Debian 13: the first with the kernel, Mesa and firmware the Radeon 8060S needs
-            "model_server_compute": "vulkan",  # every layer on the Radeon 8060S through Mesa's RADV (README)
+            "model_server_compute": "vulkan",  # every layer on the Radeon 8060S through Mesa's RADV (docs/site.md)
             # The model: a path on this control machine (pushed) or an http(s) URL (downloaded by the backend),
             # pinned by the sha256 that `sha256sum` prints for it. Replace both with your file's.
             "model_server_model_source": "http://nas.home.arpa/models/Qwen3-Next-80B-A3B-Instruct-Q4_K_M.gguf",

@@ -45,12 +45,12 @@ SITE = {
     # and the latency suite's token counts catch the rest.
     "latency_ttft_p99_s": 3.5,
     "latency_inter_token_p99_s": 0.04,  # the issue's 40 ms: above it a hop stalls (Nagle, delayed ACK)
-    # Decode: the floor of the lab's slowest device class, lavapipe (the lab's own measurement, README "Decode
-    # floors"), stated here rather than left to "auto": lab_scaleout's Debian 12 backend runs on the cpu class, which
-    # has no floor for a real model, while the tiny model decodes faster there (~500 tokens/s) than on lavapipe.
+    # Decode: the floor of the lab's slowest device class, lavapipe (the lab's own measurement, docs/operating.md,
+    # "Decode floors"), stated here rather than left to "auto": lab_scaleout's Debian 12 backend runs on the cpu class,
+    # which has no floor for a real model, while the tiny model decodes faster there (~500 tokens/s) than on lavapipe.
     "latency_tokens_per_second": DECODE_FLOORS[LAVAPIPE_CLASS].tokens_per_second,
-    # Two shared cores: OpenClaw stalls about one gap in 500 for 40-150 ms even when idle (README, Latency), and
-    # the suite's runner, the probe and Prometheus share the cores with it. A Nagle or delayed-ACK stall (40 ms or
+    # Two shared cores: OpenClaw stalls about one gap in 500 for 40-150 ms even when idle (docs/operating.md, Latency),
+    # and the suite's runner, the probe and Prometheus share the cores with it. A Nagle or delayed-ACK stall (40 ms or
     # more on every gap) still fails at 44 ms.
     "latency_noise_margin_percent": 10.0,
     # People at once through the gateway (make check-deep), each in a conversation of their own: as many as the lab

@@ -1,4 +1,4 @@
-"""The alert reference (docs/alerts.md) and README's alert index, written from the alert rules' data.
+"""The alert reference (docs/alerts.md) and the alert index in docs/roles.md, written from the alert rules' data.
 
 The same data writes the rules file Prometheus loads (roles/monitor/rules.py), so the page says what fires and what
 the notification asks of the operator, word for word. Values are the defaults, for a site whose backend is named
@@ -8,6 +8,7 @@ and runs as in inventory/site.py (on the reference box's GPU); the keys under "T
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from roles.gateway.config import AUDIT_MAX_AGE_S
 from roles.model_server.decode_floors import decode_floor
@@ -62,14 +63,13 @@ def _keys(rule: AlertRule) -> str:
 
 
 def index_table() -> str:
-    """README's index: one line per alert, the details on the reference page."""
+    """The alert index under role monitor (docs/roles.md): one line per alert, the details on the reference page,
+    linked from beside it (a unit test follows every link between the documents)."""
     lines = ["| alert | group | severity | fires after | tuned by |", "| --- | --- | --- | --- | --- |"]
     for group in alert_groups(reference_thresholds()):
         for rule in group.rules:
-            anchor = rule.name.lower()
-            lines.append(
-                f"| [{rule.name}]({PAGE}#{anchor}) | {group.name} | {rule.severity} | {_after(rule)} | {_keys(rule)} |"
-            )
+            link = f"{Path(PAGE).name}#{rule.name.lower()}"
+            lines.append(f"| [{rule.name}]({link}) | {group.name} | {rule.severity} | {_after(rule)} | {_keys(rule)} |")
     return "\n".join(lines)
 
 

@@ -1,5 +1,5 @@
-"""The generated tables in README.md and docs/roles.md, and the reference pages under docs/, each made from the one
-place its facts live.
+"""The generated tables in README.md and the pages under docs/, and the reference pages under docs/, each made from
+the one place its facts live.
 
     python -m tools.docs            rewrite the tables and the pages (make docs)
     python -m tools.docs --check    exit 1, naming the tables and pages, when they differ from what this makes
@@ -37,8 +37,10 @@ from tools import alert_reference
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
-# Where generated tables may sit, between their markers: the first screen and the roles' reference.
-DOCUMENTS = (README, REPO / "docs" / "roles.md")
+# Whole pages, written from data: path under the repository -> what belongs there.
+PAGES = {alert_reference.PAGE: alert_reference.page}
+# Where generated tables may sit, between their markers: README and every page under docs/ but the whole pages.
+DOCUMENTS = (README, *sorted(p for p in (REPO / "docs").glob("*.md") if str(p.relative_to(REPO)) not in PAGES))
 HOST = "host"
 CONTROLS = "controls"
 PYINFRA = "pyinfra"
@@ -46,8 +48,6 @@ TYPES = "types"
 ALERTS = "alerts"
 DECODE_FLOORS_SECTION = "decode_floors"
 SERVED = "served"
-# Whole pages, written from data: path under the repository -> what belongs there.
-PAGES = {alert_reference.PAGE: alert_reference.page}
 
 
 def literal(value: Any) -> str:

@@ -1,4 +1,4 @@
-"""Memory sizing rules of the base role, in one place so the README, the preflight and the tests agree."""
+"""Memory sizing rules of the base role, in one place so the docs, the preflight and the tests agree."""
 
 from __future__ import annotations
 

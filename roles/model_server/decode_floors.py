@@ -1,7 +1,8 @@
 """How fast a backend must at least decode, per device class: the one table of decode floors, each with its source.
 
 A site's ``latency_tokens_per_second`` (and through it the probe's alert floor) defaults to the slowest class among its
-backends (roles/site/site.py); an inventory value wins. README's "Decode floors" table is made from this one.
+backends (roles/site/site.py); an inventory value wins. The "Decode floors" table in docs/operating.md is made from
+this one.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """What each box serves, where, and to whom: one declaration, from which the firewall's openings, the inventory's
-port-clash check, the listener control (NET-01) and README's table are all made, so they cannot drift apart."""
+port-clash check, the listener control (NET-01) and the table under role firewall (docs/roles.md) are all made, so
+they cannot drift apart."""
 
 from __future__ import annotations
 
@@ -43,11 +44,11 @@ class Box:
 
 @dataclass(frozen=True)
 class Service:
-    what: str  # the firewall rule's comment, and how reports and README name it
+    what: str  # the firewall rule's comment, and how reports and docs/roles.md name it
     key: str  # the inventory key that sets its port
     boxes: str
     listens: str
-    admits: str  # its clients, as README says it
+    admits: str  # its clients, as docs/roles.md says it
     port: Callable[[Box], int]
     clients: Callable[[Peers], Sequence[str]] = lambda peers: ()  # addresses and networks the firewall admits
 

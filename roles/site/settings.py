@@ -53,7 +53,7 @@ class LatencyTargets:
     tokens_per_second: float | Literal["auto"] = setting(
         "auto",
         "Decode speed floor per path, tokens/s; 0 = none. auto: per device class, the slowest class among the site's "
-        "backends (README, Decode floors).",
+        "backends (docs/operating.md, Decode floors).",
         Either(Number(0, 100000), Choice("auto")), renamed_from="monitor_target_tokens_per_second",
     )  # fmt: skip
     noise_margin_percent: float = setting(
@@ -95,7 +95,7 @@ class LatencyTargets:
 @dataclass(frozen=True)
 class HostSettings:
     """Everything the inventory sets for one host: each field holds the keys of its prefix (``mtls`` the ``mtls_*``
-    keys), in the order the inventory checks and the README lists them."""
+    keys), in the order the inventory checks and docs/site.md lists them."""
 
     site: SiteSettings
     base: BaseSettings

@@ -57,7 +57,7 @@ def test_inter_token_p99_meets_the_target(measured, site):
 def test_decode_speed_meets_the_target(measured, site):
     if not site.latency.tokens_per_second:
         pytest.skip("no decode floor: latency_tokens_per_second is 0, or 'auto' on a site with a backend whose device"
-                    " class has none (cpu; README, Decode floors): set it in the inventory")  # fmt: skip
+                    " class has none (cpu; docs/operating.md, Decode floors): set it in the inventory")  # fmt: skip
     target = site.latency.allowed()["tokens_per_second_median"]
     median = measured.summary["tokens_per_second_median"]
     assert median is not None, "no chat streamed two chunks: no decode speed to measure"

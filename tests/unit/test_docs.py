@@ -1,4 +1,4 @@
-"""README's generated tables and docs/ pages are made from their data (tools/docs.py, make docs) and must not drift."""
+"""The docs' generated tables and whole pages are made from their data (tools/docs.py, make docs) and must not drift."""
 
 import dataclasses
 import re
@@ -78,11 +78,36 @@ def test_check_names_the_stale_sections():
 
 
 def test_a_section_without_its_markers_is_found_missing(tmp_path, monkeypatch):
-    copy = tmp_path / "README.md"
-    copy.write_text(README.replace("<!-- settings:controls -->", ""))
-    monkeypatch.setattr(docs, "DOCUMENTS", (copy, *docs.DOCUMENTS[1:]))
+    home = HOMES["controls"]
+    copy = tmp_path / home.name
+    copy.write_text(home.read_text().replace("<!-- settings:controls -->", ""))
+    monkeypatch.setattr(docs, "DOCUMENTS", tuple(copy if path == home else path for path in docs.DOCUMENTS))
     with pytest.raises(SystemExit, match="settings:controls"):
         docs.homes()
+
+
+def relative_links(path):
+    """The targets of ``path``'s Markdown links to files of this repository (not the web, not an anchor)."""
+    for target in re.findall(r"\]\(([^)\s]+)\)", path.read_text()):
+        if not re.match(r"[a-z]+:", target) and not target.startswith("#"):
+            yield target.split("#")[0]
+
+
+@pytest.mark.parametrize(
+    "document", [docs.README, docs.REPO / "BENCHMARKS.md", *sorted((docs.REPO / "docs").glob("*.md"))],
+    ids=lambda path: path.name,
+)  # fmt: skip
+def test_every_link_between_the_documents_leads_to_a_file(document):
+    broken = [target for target in relative_links(document) if not (document.parent / target).exists()]
+    assert not broken, f"{document.name} links to files that are not there: {broken}"
+
+
+def test_readme_is_a_first_screen_and_a_map_to_every_page():
+    assert len(README.splitlines()) <= 130, "README is a first screen and a map: the rest belongs under docs/"
+    linked = {target for target in relative_links(docs.README)}
+    pages = {f"docs/{path.name}" for path in (docs.REPO / "docs").glob("*.md")} | {"BENCHMARKS.md"}
+    assert pages <= linked, f"README links to no {sorted(pages - linked)}"
+    assert "make demo" in README and "make test" in README
 
 
 def test_every_control_is_listed_once_under_a_stable_id():

@@ -177,7 +177,8 @@ def test_the_operator_profile_is_openclaws_own_default():
 
 @pytest.mark.parametrize("profile", ["chat", "workspace"])
 def test_the_lean_profiles_leave_skills_bootstrap_files_and_memory_out_of_the_prompt(profile):
-    """~12,300 tokens of OpenClaw's default prompt down to ~2,000 (chat) or ~3,000 (workspace): README."""
+    """~12,300 tokens of OpenClaw's default prompt down to ~2,000 (chat) or ~3,000 (workspace): docs/roles.md, role
+    gateway."""
     config = openclaw(front={"gateway_agent_tools": profile})
     defaults = config["agents"]["defaults"]
     assert defaults["skills"] == [] and defaults["skipBootstrap"] is True and defaults["contextInjection"] == "never"
