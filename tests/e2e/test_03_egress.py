@@ -48,7 +48,10 @@ def test_a_stream_through_the_egress_proxy_arrives_token_by_token(front, egress_
     code, text, _ = ask(front, egress_url, stream=True)
     assert code == 200, text
     chunks = [json.loads(line[6:]) for line in text.splitlines() if line.startswith("data: {")]
-    assert sum(1 for c in chunks if c["choices"][0]["delta"].get("content")) == 6
+    contents = [c["choices"][0]["delta"].get("content") for c in chunks if c.get("choices")]
+    # A chunk per token, but Qwen's vocabulary is byte-level: a character split over two to four tokens arrives whole,
+    # in one chunk (the server holds back an incomplete UTF-8 sequence). Six tokens: at least two chunks.
+    assert 2 <= len([c for c in contents if c]) <= 6, contents
 
 
 def test_the_backend_saw_the_frontends_certificate(front, egress_url, hosts, site):
