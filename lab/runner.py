@@ -27,7 +27,15 @@ class DeployResult:
         return {h for _, h in self.changed}
 
 
-def run_pyinfra(inventory: str, deploy: str, *args: str, check: bool = True, timeout: int = 900) -> DeployResult:
+# A guard against a hung deploy, not a measure of one: a deploy that compiles llama.cpp with nothing cached (a new
+# machine's first engine switch or Debian 12 backend) took over 14 minutes on two cores, and one cut off at 15
+# failed the suite while the compile was finishing.
+DEPLOY_TIMEOUT_S = 1800
+
+
+def run_pyinfra(
+    inventory: str, deploy: str, *args: str, check: bool = True, timeout: int = DEPLOY_TIMEOUT_S
+) -> DeployResult:
     process = subprocess.run(
         [PYINFRA, "-y", "--json", inventory, deploy, *args],
         cwd=REPO,
