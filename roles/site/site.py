@@ -188,9 +188,7 @@ class Site:
             model_parses_tools=model.engine == LLAMA_SERVER,
             context_tokens=model.context_tokens,
             max_tokens=model.max_answer_tokens,
-            backend_slots=sum(
-                slots(self.settings[h.name].model_server) for h in self.topology.hosts if h.role == "backend"
-            ),
+            backend_slots=sum(member.slots for member in self.pool()),
             token_file=str(self.control.gateway_token_file),
             model_api_key_file=str(self.control.model_server_api_key_file),
             metrics_dir=TEXTFILE_DIR,

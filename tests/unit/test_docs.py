@@ -104,7 +104,7 @@ def test_every_link_between_the_documents_leads_to_a_file(document):
 
 def test_readme_is_a_first_screen_and_a_map_to_every_page():
     assert len(README.splitlines()) <= 130, "README is a first screen and a map: the rest belongs under docs/"
-    linked = {target for target in relative_links(docs.README)}
+    linked = set(relative_links(docs.README))
     pages = {f"docs/{path.name}" for path in (docs.REPO / "docs").glob("*.md")} | {"BENCHMARKS.md"}
     assert pages <= linked, f"README links to no {sorted(pages - linked)}"
     assert "make demo" in README and "make test" in README
