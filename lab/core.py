@@ -31,6 +31,7 @@ from lab.paths import (
     STATE_DIR,
 )
 from roles.common.network import port_open
+from roles.model_server.operations import CCACHE_DIR
 
 INVENTORY = REPO / "inventory" / "lab.py"
 NETWORK = "clawlan-lab"
@@ -54,6 +55,9 @@ DOWNLOAD_CACHES = {
     "pip": "/root/.cache/pip",
     "npm": "/var/cache/clawlan/npm",
 }
+# llama.cpp's compiled objects (ccache), shared by the hosts of one Debian release, whose compiler made them: the
+# engine switch's CPU build and the second backend's take the first Vulkan build's objects. A real box keeps its own.
+COMPILER_CACHE = "ccache"
 # podman's default rlimits cannot be set in this sandbox; these fit under the hard limits.
 RLIMITS = ("--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096")
 # crun refuses a cgroup v1/v2 hybrid host ("cgroups in hybrid mode not supported"); runc runs there.
@@ -265,6 +269,9 @@ class Lab:
             kept = self.cache_dir / "downloads" / host.name / name
             kept.mkdir(mode=0o755, parents=True, exist_ok=True)  # apt's _apt user reaches partial/ through it
             args += ["--volume", f"{kept}:{mount}"]
+        objects = self.cache_dir / COMPILER_CACHE / f"debian{host.debian}"
+        objects.mkdir(mode=0o700, parents=True, exist_ok=True)
+        args += ["--volume", f"{objects}:{CCACHE_DIR}"]
         _podman(*args, image, "/lib/systemd/systemd")
         # The hosts trust the CAs this machine added locally (a proxy's, say), so they reach the package
         # registries the way this machine does; ca-certificates picks them up when the deploy installs it.

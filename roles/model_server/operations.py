@@ -33,9 +33,17 @@ from roles.model_server.offload import offload_problem, read_startup_log
 from roles.model_server.settings import CPU, VULKAN
 
 REMOTE_WHEELHOUSE = "/var/cache/clawlan/wheelhouse"
+# ccache keeps the compiled objects between builds: a new pin, flag or compute backend recompiles only the files it
+# changes (the CPU build after a Vulkan one reuses almost all of it). Paths under the wheelhouse are hashed relative to
+# the build directory, so builds of different keys share objects. Bounded: the backend's disk holds the model.
+CCACHE_DIR = "/var/cache/clawlan/ccache"
+BUILD_ENV = (
+    f"CCACHE_DIR={CCACHE_DIR} CCACHE_BASEDIR={REMOTE_WHEELHOUSE} CCACHE_NOHASHDIR=true CCACHE_MAXSIZE=2G"
+    " CMAKE_C_COMPILER_LAUNCHER=ccache CMAKE_CXX_COMPILER_LAUNCHER=ccache"
+)
 # The sha256 of the GTT file the initramfs was last built with, written once update-initramfs succeeded.
 GTT_INITRAMFS_STAMP = "/var/lib/clawlan/gtt-initramfs.sha256"
-BUILD_PACKAGES = ("build-essential", "cmake", "python3-dev")
+BUILD_PACKAGES = ("build-essential", "cmake", "python3-dev", "ccache")
 # What a compute backend adds to the build: spirv-headers is needed by the Vulkan CMake and pulled in by neither of
 # the others, so without it the configure step fails.
 COMPUTE_BUILD_PACKAGES = {CPU: (), VULKAN: ("libvulkan-dev", "glslc", "spirv-headers")}
@@ -169,13 +177,14 @@ def _build(work: str, lock: Lock, cmake_args: str, build_packages: tuple[str, ..
     yield f'mkdir {source} && set -- {wheels}/*.tar.gz && tar -C {source} --strip-components=1 -xzf "$1" && rm -f "$1"'
     # Without pip's isolation nothing adds ninja, and CMake's make generator builds one file at a time.
     yield (
-        f"{PIP} CMAKE_ARGS={shlex.quote(cmake_args)} CMAKE_BUILD_PARALLEL_LEVEL=$(nproc)"
+        f"{PIP} {BUILD_ENV} CMAKE_ARGS={shlex.quote(cmake_args)} CMAKE_BUILD_PARALLEL_LEVEL=$(nproc)"
         f" {builder}/bin/pip wheel --quiet --no-cache-dir --no-build-isolation --no-deps"
         f" --config-settings=build-dir={build} --wheel-dir {wheels} {source}"
     )
     log = shlex.quote(f"{work}/server-build.log")
     yield (
-        f"{{ cmake -S {source} -B {build} {server_cmake_args(compute)} && cmake --build {build} --target llama-server"
+        f"{{ export {BUILD_ENV} && cmake -S {source} -B {build} {server_cmake_args(compute)}"
+        f" && cmake --build {build} --target llama-server"
         f" --parallel $(nproc); }} > {log} 2>&1 || {{ tail -n 40 {log} >&2; exit 1; }}"
     )
     server = shlex.quote(f"{work}/server")
