@@ -13,9 +13,9 @@ from roles.inventory.load import check_inventory
 frontend = [_frontend("lab-front", "10.242.17.10")]
 backend = [
     _backend("lab-back", "10.242.17.20"),
-    # The lab's hosts share one kernel and its swap: the first backend's swapfile is the lab's. Debian 12 on the CPU:
-    # a mixed site, as a first real site may be (a new GPU box beside an older one).
-    _backend("lab-back2", "10.242.17.21", swapfile=False, debian=12, vulkan=False),
+    # The lab's hosts share one kernel and its swap: the first backend's swapfile is the lab's. On the CPU: a mixed
+    # site, as a first real site may be (a new GPU box beside an older one without a GPU).
+    _backend("lab-back2", "10.242.17.21", swapfile=False, vulkan=False, cores=1),
 ]
 
 check_inventory(__file__)

@@ -46,7 +46,7 @@ SITE = {
     "latency_ttft_p99_s": 3.5,
     "latency_inter_token_p99_s": 0.04,  # the 40 ms: above it a hop stalls (Nagle, delayed ACK)
     # Decode: the floor of the lab's slowest device class, lavapipe (the lab's own measurement, docs/operating.md,
-    # "Decode floors"), stated here rather than left to "auto": lab_scaleout's Debian 12 backend runs on the cpu class,
+    # "Decode floors"), stated here rather than left to "auto": lab_scaleout's second backend runs on the cpu class,
     # which has no floor for a real model, while the tiny model decodes faster there (~500 tokens/s) than on lavapipe.
     "latency_tokens_per_second": DECODE_FLOORS[LAVAPIPE_CLASS].tokens_per_second,
     # Two shared cores: OpenClaw stalls about one gap in 500 for 40-150 ms even when idle (docs/operating.md, Latency),
@@ -86,7 +86,13 @@ def frontend(name: str, address: str, debian: int = 13) -> tuple[str, dict]:
 
 
 def backend(
-    name: str, address: str, swapfile: bool = True, memory_gib: float = 6, debian: int = 13, vulkan: bool = True
+    name: str,
+    address: str,
+    swapfile: bool = True,
+    memory_gib: float = 6,
+    debian: int = 13,
+    vulkan: bool = True,
+    cores: int = 2,
 ) -> tuple[str, dict]:
     swap = {"base_swap_path": "/var/lib/swap/swapfile"} if swapfile else {"base_swap_size_mib": 0}
     return (
@@ -94,7 +100,10 @@ def backend(
         {
             "ssh_hostname": address,
             "hw_memory_gib": memory_gib,
-            "hw_cpu_cores": 1,  # llama-server runs one thread here
+            # Both of this machine's cores, shared with the frontend, as the frontend's are: a build compiles on two
+            # (one core took ~27 minutes for the Vulkan build), while llama-server keeps its one thread.
+            "hw_cpu_cores": cores,
+            "model_server_threads": 1,
             "hw_debian": debian,
             # The reference backend's path on Mesa's software GPU: the Vulkan build, device selection, the unit's
             # device sandbox and the proof that every layer runs on the device, for real; only slower than a GPU.

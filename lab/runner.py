@@ -28,7 +28,7 @@ class DeployResult:
 
 
 # A guard against a hung deploy, not a measure of one: a deploy that compiles llama.cpp with nothing cached (a new
-# machine's first engine switch or Debian 12 backend) took over 14 minutes on two cores, and one cut off at 15
+# machine's first Vulkan build) took over 14 minutes, and one cut off at 15
 # failed the suite while the compile was finishing.
 DEPLOY_TIMEOUT_S = 1800
 
