@@ -133,7 +133,14 @@ class ModelServerConfig:
         if self.engine == LLAMA_SERVER:
             # The unit passes $LLAMA_SERVER_ARGS word by word; PORT and READY_CHECK are for the readiness check.
             env = {"PORT": str(self.port), "READY_CHECK": "health", "LLAMA_SERVER_ARGS": " ".join(self.arguments())}
-            return {**env, **(VULKAN_ENVIRONMENT[self.vulkan_driver] if self.compute == VULKAN else {})}
+            if self.compute != VULKAN:
+                return env
+            env |= VULKAN_ENVIRONMENT[self.vulkan_driver]
+            if self.vulkan_driver == LAVAPIPE:
+                # lavapipe's device is the CPU: its workers are the server's threads (it would start one per online
+                # CPU beside the server's own, and take cores the server was not given).
+                env["LP_NUM_THREADS"] = str(self.threads)
+            return env
         return self._python_environment()
 
     def arguments(self) -> tuple[str, ...]:

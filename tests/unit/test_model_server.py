@@ -244,6 +244,13 @@ def test_vulkan_environment_follows_the_driver():
     assert "GGML_VK_VISIBLE_DEVICES=0\n" in text and "--load-mode auto" in text
 
 
+@pytest.mark.parametrize("threads", [1, 3])
+def test_lavapipes_workers_are_the_servers_threads(threads):
+    # lavapipe computes on the CPU: left alone it starts a worker per online CPU, beyond the cores the server has.
+    assert gpu(LAVAPIPE, threads=threads).environment()["LP_NUM_THREADS"] == str(threads)
+    assert "LP_NUM_THREADS" not in gpu(RADV, threads=threads).environment()
+
+
 def service_lines(text: str) -> list[str]:
     return [f"{key}={value}" for key, value in directives(text)]
 
