@@ -1,4 +1,4 @@
-"""The lab: two Debian 12 containers on this machine standing in for the appliance's two boxes.
+"""The lab: two Debian 13 containers on this machine standing in for the appliance's two boxes.
 
     python -m lab up && pyinfra -y inventory/lab.py deploys/full.py
 
