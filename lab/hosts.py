@@ -50,9 +50,11 @@ SITE = {
     # which has no floor for a real model, while the tiny model decodes faster there (~500 tokens/s) than on lavapipe.
     "latency_tokens_per_second": DECODE_FLOORS[LAVAPIPE_CLASS].tokens_per_second,
     # Two shared cores: OpenClaw stalls about one gap in 500 for 40-150 ms even when idle (docs/operating.md, Latency),
-    # and the suite's runner, the probe and Prometheus share the cores with it. A Nagle or delayed-ACK stall (40 ms or
-    # more on every gap) still fails at 44 ms.
-    "latency_noise_margin_percent": 10.0,
+    # and the suite's runner, the probe, Prometheus and, since the backend has both cores for its builds, the model
+    # server share the cores with it. The gateway's inter-token p99 had +37 to +51 % headroom to 40 ms with the
+    # backend on one core of its own, +5 to +26 % (once -3 %) on both (2026-12-07, three and seven checks): 20 % keeps
+    # a check from failing on that. A Nagle or delayed-ACK stall (40 ms or more on every ~20 ms gap) still fails at 48.
+    "latency_noise_margin_percent": 20.0,
     # People at once through the gateway (make check-deep), each in a conversation of their own: as many as the lab
     # backend's 4 slots. With more people than slots, conversations take each other's slot and a turn re-evaluates
     # 600-1,400 tokens instead of ~120 (8 on 4 slots: TTFT p99 12.5x one chat's); a real site holds 8, and sizes
