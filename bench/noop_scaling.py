@@ -44,7 +44,7 @@ def main() -> int:
         was_up = all(row["ssh"] == "open" for row in lab.status())
         lab.up()
         try:
-            run_pyinfra(INVENTORY, DEPLOY, timeout=1800)
+            run_pyinfra(INVENTORY, DEPLOY)
             changed = run_pyinfra(INVENTORY, DEPLOY).changed
             if changed:
                 print(f"not a no-op: {sorted(changed)}", file=sys.stderr)

@@ -41,7 +41,7 @@ def main() -> int:
         for run in range(1, args.runs + 1):
             lab.recreate(BACKEND, trust=True)
             started = time.perf_counter()
-            result = run_pyinfra(INVENTORY, "deploys/full.py", timeout=1800)
+            result = run_pyinfra(INVENTORY, "deploys/full.py")
             seconds.append(time.perf_counter() - started)
             if "Model server | Install llama-cpp-python" not in " ".join(result.changed_ops(BACKEND)):
                 print("the backend was not reprovisioned", file=sys.stderr)
