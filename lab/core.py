@@ -31,6 +31,7 @@ from lab.paths import (
     STATE_DIR,
 )
 from roles.common.network import port_open
+from roles.model_server.deploy import SHADER_CACHE as MODEL_SERVER_CACHE
 from roles.model_server.operations import CCACHE_DIR
 
 INVENTORY = REPO / "inventory" / "lab.py"
@@ -58,6 +59,11 @@ DOWNLOAD_CACHES = {
 # llama.cpp's compiled objects (ccache), shared by the hosts of one Debian release, whose compiler made them: the
 # engine switch's CPU build and the second backend's take the first Vulkan build's objects. A real box keeps its own.
 COMPILER_CACHE = "ccache"
+# Mesa's compiled shaders, shared by the backends of one Debian release (whose Mesa made them) like the objects above.
+# lavapipe compiles each of llama.cpp's kernels with LLVM: on one thread a blank backend spent ~40 s in the server's
+# empty warm-up run and ~30 s more in its first long prompt, holding every other chat meanwhile. A real box compiles
+# its own once (RADV, in seconds) and keeps them in the same directory.
+SHADER_CACHE = "shaders"
 # podman's default rlimits cannot be set in this sandbox; these fit under the hard limits.
 RLIMITS = ("--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096")
 # crun refuses a cgroup v1/v2 hybrid host ("cgroups in hybrid mode not supported"); runc runs there.
@@ -272,6 +278,10 @@ class Lab:
         objects = self.cache_dir / COMPILER_CACHE / f"debian{host.debian}"
         objects.mkdir(mode=0o700, parents=True, exist_ok=True)
         args += ["--volume", f"{objects}:{CCACHE_DIR}"]
+        if "backend" in host.groups:
+            shaders = self.cache_dir / SHADER_CACHE / f"debian{host.debian}"
+            shaders.mkdir(mode=0o700, parents=True, exist_ok=True)  # systemd gives it to the unit's user at start
+            args += ["--volume", f"{shaders}:/var/cache/{MODEL_SERVER_CACHE}"]
         _podman(*args, image, "/lib/systemd/systemd")
         # The hosts trust the CAs this machine added locally (a proxy's, say), so they reach the package
         # registries the way this machine does; ca-certificates picks them up when the deploy installs it.
