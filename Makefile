@@ -14,8 +14,14 @@ demo: system-deps venv ## Build the lab and deploy the appliance into it
 	$(BIN)/pyinfra -y $(INVENTORY) deploys/full.py
 	@echo
 	@$(BIN)/python -m lab status
+	@echo
+	-@$(BIN)/python tools/status.py --inventory $(INVENTORY)  # exits 1 while an alert fires: shown, not an error
+	@echo "The monitor's password (user clawlan): .lab/site/secrets/monitor-password"
 	@echo "Log in with: $(BIN)/python -m lab ssh lab-back   (remove the lab with: make lab-down)"
 
+# The e2e suite opens the dashboard in Debian's Chromium (tests/support/browser.py); a target-specific value reaches
+# system-deps as test's prerequisite.
+test: SYSTEM_PACKAGES += chromium
 test: system-deps venv ## Every test: unit, then end to end on a lab it builds and removes (and the 25 slowest steps)
 	$(BIN)/pytest --durations=25
 

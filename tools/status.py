@@ -21,36 +21,30 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from roles.inventory.load import load_inventory, site_from_inventory  # noqa: E402
+from roles.monitor import dashboard  # noqa: E402
+from roles.monitor.common import WEB_USER  # noqa: E402
 from roles.mtls.config import BALANCER_PROXY  # noqa: E402
 from roles.site.monitor_api import Prometheus, login_files, prometheus_base_url  # noqa: E402
 
 WIDTH = 20  # characters of a bar
-# Probe histograms over this window: enough rounds (one every probe interval) for a p99 that means something.
-WINDOW = "15m"
 PATHS = ("gateway", "backend")
 NODE = '{job="node"}'
-# Each box's bars: a name, the used share's query, the total's query (bytes), both by instance.
+# Each box's bars: a name, the used share's query (the dashboard's), the total's query (bytes), both by instance.
 BOX_BARS = (
-    ("memory", f"1 - node_memory_MemAvailable_bytes{NODE} / node_memory_MemTotal_bytes{NODE}",
-     f"node_memory_MemTotal_bytes{NODE}"),
-    ("swap", f"(node_memory_SwapTotal_bytes{NODE} - node_memory_SwapFree_bytes{NODE})"
-     f" / (node_memory_SwapTotal_bytes{NODE} > 0)", f"node_memory_SwapTotal_bytes{NODE}"),
-    ("disk /", '1 - node_filesystem_avail_bytes{job="node", mountpoint="/"}'
-     ' / node_filesystem_size_bytes{job="node", mountpoint="/"}',
-     'node_filesystem_size_bytes{job="node", mountpoint="/"}'),
-    ("GPU memory (GTT)", "sum by (instance) (node_drm_memory_gtt_used_bytes)"
-     " / sum by (instance) (node_drm_memory_gtt_size_bytes > 0)", "sum by (instance) (node_drm_memory_gtt_size_bytes)"),
-)  # fmt: skip
+    ("memory", dashboard.MEMORY_USED, f"node_memory_MemTotal_bytes{NODE}"),
+    ("swap", dashboard.SWAP_USED, f"node_memory_SwapTotal_bytes{NODE}"),
+    ("disk /", dashboard.DISK_USED, 'node_filesystem_size_bytes{job="node", mountpoint="/"}'),
+    ("GPU memory (GTT)", dashboard.GTT_USED, "sum by (instance) (node_drm_memory_gtt_size_bytes)"),
+)
 PATH_QUERIES = {
-    "ttft_p99_s": "histogram_quantile(0.99, sum by (path, le) "
-    f'(rate(clawlan_probe_time_to_first_token_seconds_bucket{{job="probe"}}[{WINDOW}])))',
-    "inter_token_p99_s": "histogram_quantile(0.99, sum by (path, le) "
-    f'(rate(clawlan_probe_inter_token_seconds_bucket{{job="probe"}}[{WINDOW}])))',
-    "tokens_per_second": 'avg by (path) (clawlan_probe_tokens_per_second{job="probe"})',
-    "success": 'min by (path) (clawlan_probe_success{job="probe"})',
+    "ttft_p99_s": dashboard.TTFT_P99,
+    "inter_token_p99_s": dashboard.INTER_TOKEN_P99,
+    "tokens_per_second": dashboard.TOKENS_PER_SECOND,
+    "success": dashboard.PROBE_SUCCESS,
 }
-POOL = f'haproxy_server_status{{proxy="{BALANCER_PROXY}"}} == 1'
-FIRING = 'ALERTS{alertstate="firing", alertname!="Watchdog"}'
+POOL = dashboard.pool_members(BALANCER_PROXY)
+FIRING = dashboard.FIRING
+WINDOW = dashboard.WINDOW
 
 
 @dataclass
@@ -172,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     title = f"{args.inventory}: Prometheus on {site.topology.monitor_host.name}, {stamp}"
     print(render(readings, [h.name for h in site.topology.hosts], site.latency, title=title))
+    print(f"the dashboard: {prometheus_base_url(site)}/consoles/{dashboard.CONSOLE} (user {WEB_USER})")
     return 1 if readings.firing else 0
 
 

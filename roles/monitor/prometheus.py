@@ -21,7 +21,7 @@ from roles.common.secrets import password_hash, site_secret
 from roles.common.templates import render, rendered
 from roles.common.tls import CA_CERT, Issuance, own_identity
 from roles.common.units import dropin_path, service
-from roles.monitor import site_rules
+from roles.monitor import dashboard, site_rules
 from roles.monitor.alerts import AlertThresholds
 from roles.monitor.common import (
     MONITOR_CERT,
@@ -62,6 +62,9 @@ class PrometheusConfig:
     thresholds: AlertThresholds
     alertmanager: str  # address:port of the site's Alertmanager, on the monitor host: alerts go there
     web_password_file: str  # on the control machine: the password for the UI and API of both (user WEB_USER)
+    ttft_target_s: float  # the site's latency targets, drawn on the dashboard beside the alert thresholds
+    inter_token_target_s: float
+    site_name: str  # the dashboard's title
 
     def arguments(self) -> tuple[str, ...]:
         return (
@@ -71,7 +74,13 @@ class PrometheusConfig:
             f"--web.listen-address={self.listen_address}:{self.settings.prometheus_port}",
             f"--web.external-url=https://{self.listen_address}:{self.settings.prometheus_port}/",
             f"--web.config.file={WEB_CONFIG}",
+            f"--web.console.templates={dashboard.CONSOLES_DIR}",
+            f"--web.console.libraries={dashboard.CONSOLES_DIR}",  # no *.lib there: the page needs none of Debian's
         )
+
+    def dashboard_page(self) -> str:
+        panels = dashboard.rows(self.thresholds, self.ttft_target_s, self.inter_token_target_s)
+        return dashboard.console_page(panels, self.site_name)
 
     @property
     def allowed_networks(self) -> tuple[str, ...]:
@@ -94,6 +103,8 @@ def build_prometheus_config(
     balancer_proxy: str,
     web_password_file: str,
     watched_units: tuple[str, ...],
+    latency_targets_s: tuple[float, float],
+    site_name: str,
 ) -> PrometheusConfig:
     return PrometheusConfig(
         settings=settings,
@@ -106,6 +117,9 @@ def build_prometheus_config(
         model_server=model_server,
         alertmanager=f"{monitor.address}:{settings.alertmanager_port}",
         web_password_file=web_password_file,
+        ttft_target_s=latency_targets_s[0],
+        inter_token_target_s=latency_targets_s[1],
+        site_name=site_name,
         thresholds=alert_thresholds(
             settings,
             renew_before_days,
@@ -168,6 +182,8 @@ def prometheus(config: PrometheusConfig, monitor_name: str, installed_packages: 
         *(f"{directory}/{name}" for directory in (PROMETHEUS_STAGING, PROMETHEUS_DIR) for name in names),
         WEB_CONFIG,
         WEB_PASSWORD_FILE,
+        dashboard.CONSOLES_DIR,
+        f"{dashboard.CONSOLES_DIR}/{dashboard.CONSOLE}",
     )
     known.directory(name=f"Create {PROMETHEUS_STAGING}", path=PROMETHEUS_STAGING, mode="755")
     dropin = known.put(
@@ -239,6 +255,14 @@ def prometheus(config: PrometheusConfig, monitor_name: str, installed_packages: 
                 name=f"Remove {directory}/{site_rules.FILE_NAME}: the inventory names no site rules file",
                 path=f"{directory}/{site_rules.FILE_NAME}",
             )
+    known.directory(name=f"Create {dashboard.CONSOLES_DIR}", path=dashboard.CONSOLES_DIR, mode="755")
+    # Prometheus reads the page at each request: a new one needs no reload.
+    known.put(
+        name=f"Write the dashboard, served at /consoles/{dashboard.CONSOLE}",
+        src=StringIO(config.dashboard_page()),
+        dest=f"{dashboard.CONSOLES_DIR}/{dashboard.CONSOLE}",
+        mode="644",
+    )
     service(
         name=f"Run {UNIT} (restarted when its flags changed, reloaded when its configuration did)",
         unit=UNIT,

@@ -260,6 +260,8 @@ class Site:
             BALANCER_PROXY,
             str(self.control.monitor_web_password_file),
             WATCHED_UNITS,
+            (self.latency.ttft_p99_s, self.latency.inter_token_p99_s),
+            f"clawlan on {monitor.name}",
         )
 
     def pki_config(self, name: str) -> PkiConfig:

@@ -36,7 +36,7 @@ from tests.e2e.conftest import LAB_INVENTORY, deploy, run_control, status
 from tests.support.compliance_suite import wait_until_settled
 from tests.support.file_server import FileServer
 from tests.support.gateway import chat
-from tests.support.prometheus import alert_states, alertmanager_alerts, api, prometheus_url
+from tests.support.prometheus import alert_states, alertmanager_alerts, api, dashboard_panels, prometheus_url
 from tests.support.remote import main_pid, put_text
 from tests.support.waiting import wait_for
 
@@ -125,6 +125,7 @@ def stopped_model_server(hosts, site, alert_receiver) -> dict:
         seen["unit_down"] = alert_states(prometheus, "ClawlanUnitDown").get(BACKEND)
         seen["detected"] = alert_receiver.wait_for("ClawlanModelServerNotReady", "firing", since, 120, instance=BACKEND)
         seen["status"] = status()  # make status, while the alerts fire
+        seen["dashboard"] = dashboard_panels(site)  # and the dashboard
     finally:
         seen["deploy"] = deploy()
     return seen
@@ -153,6 +154,16 @@ def test_make_status_shows_the_stopped_model_server(stopped_model_server):
     assert "ClawlanProbeFailing" in firing and "path=backend" in firing, firing
     assert "path backend (FAILING;" in result.stdout
     assert f"backends behind {FRONTEND}: {BACKEND} DOWN" in result.stdout
+
+
+def test_the_dashboard_shows_the_stopped_model_server(stopped_model_server):
+    """The same moment on the dashboard: the backend path not answering, the backend out of the pool, the cause
+    among the alerts firing."""
+    panels = stopped_model_server["dashboard"]
+    assert dict(panels["answering-the-probe-s-last-round"])["backend"].startswith("NO"), panels
+    pool = dict(panels["backends-in-the-pool"])
+    assert pool[f"{FRONTEND} {BACKEND}"] != "UP", pool
+    assert (f"ClawlanModelServerNotReady {BACKEND}", "critical") in panels["alerts-firing-the-watchdog-aside"]
 
 
 def test_a_restarted_model_server_resolves_its_alerts_and_its_effects_never_reached_the_person(

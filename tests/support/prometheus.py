@@ -3,7 +3,9 @@ checked against the site CA, and the password a person uses (``site_state_dir/se
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import ssl
 import urllib.parse
 import urllib.request
@@ -71,3 +73,20 @@ def alert_states(prometheus, name) -> dict[str, str]:
         for alert in api(prometheus, "alerts")["alerts"]
         if alert["labels"]["alertname"] == name
     }
+
+
+def dashboard_panels(site) -> dict[str, list[tuple[str, str]] | str]:
+    """The dashboard as Prometheus renders it now: each panel's id -> its series as (who, value), or the text it shows
+    for none. A page Prometheus cannot render fails the caller (HTTP 500)."""
+    from roles.monitor.dashboard import CONSOLE
+
+    with open_url(f"{prometheus_url(site)}/consoles/{CONSOLE}") as response:
+        page = response.read().decode()
+    panels: dict[str, list[tuple[str, str]] | str] = {}
+    for slug, body in re.findall(r'<section class="panel" id="([^"]+)">(.*?)</section>', page, re.S):
+        series = re.findall(r'<span class="who"[^>]*>(.*?)</span>.*?<span class="value">(.*?)</span>', body, re.S)
+        empty = re.search(r'<div class="nodata">(.*?)</div>', body)
+        panels[slug] = [(html.unescape(w).strip(), html.unescape(v).strip()) for w, v in series] or (
+            empty.group(1) if empty else "?"
+        )
+    return panels
