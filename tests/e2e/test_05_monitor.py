@@ -248,7 +248,8 @@ def test_a_changed_threshold_and_a_sites_own_rules_reload_prometheus_and_change_
     hosts, prometheus, tmp_path
 ):
     """A threshold and a site's own rules file (monitor_rules_file) reach Prometheus by a reload, checked by promtool
-    first; taking the file out of the inventory takes its rules out of Prometheus."""
+    first, and the threshold the dashboard's bar (no reload: Prometheus reads the page at each request); taking the
+    file out of the inventory takes its rules out of Prometheus."""
     front = hosts[FRONTEND]
     pid = front.check_output("systemctl show --property MainPID --value prometheus.service")
     site_rules = tmp_path / "home.rules.yml"
@@ -257,7 +258,8 @@ def test_a_changed_threshold_and_a_sites_own_rules_reload_prometheus_and_change_
     check = ("Prometheus | Check the staged configuration and rules with promtool", FRONTEND)
     written = {(f"Prometheus | {step}", FRONTEND) for step in (
         "Stage clawlan.rules.yml", "Write /etc/clawlan/prometheus/clawlan.rules.yml",
-        "Stage prometheus.yml", "Write /etc/clawlan/prometheus/prometheus.yml")}  # fmt: skip
+        "Stage prometheus.yml", "Write /etc/clawlan/prometheus/prometheus.yml",
+        f"Write the dashboard, served at /consoles/{dashboard.CONSOLE}")}  # fmt: skip
     assert result.changed == written | {
         ("Prometheus | Stage site.rules.yml", FRONTEND),
         ("Prometheus | Write /etc/clawlan/prometheus/site.rules.yml", FRONTEND),
@@ -270,6 +272,8 @@ def test_a_changed_threshold_and_a_sites_own_rules_reload_prometheus_and_change_
     assert "< 12.5" in disk["query"]
     assert [rule["name"] for rule in groups["home"]["rules"]] == ["HomeRulesLoaded"]
     assert groups["home"]["file"].endswith("/site.rules.yml")
+    page = front.file(f"{dashboard.CONSOLES_DIR}/{dashboard.CONSOLE}").content_string  # the lab's disk has no figure
+    assert 'high="0.875"' in page.split('id="disk-used"', 1)[1].split("</section>", 1)[0]
 
     back = deploy()  # the inventory's own values, and no site rules file
     removed = {(f"Prometheus | Remove /etc/clawlan/prometheus/{where}site.rules.yml: the inventory names no site"
