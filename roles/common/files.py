@@ -23,6 +23,7 @@ from pyinfra.api import FactBase, FunctionCommand, OperationError, operation
 from pyinfra.operations import files
 
 from roles.common import transfer
+from roles.common.progress import ProgressReader
 from roles.common.secrets import secret_file
 
 _ABSENT = "-"
@@ -183,15 +184,25 @@ def whole_file(src: str | IO[Any], dest: str, mode=None, user=None, group=None, 
     yield " && ".join(steps)
 
 
-def upload(src: str | IO[Any], remote: str) -> FunctionCommand:
+def upload(src: str | IO[Any], remote: str, progress: str = "") -> FunctionCommand:
     """A command for an operation's generator: copy ``src`` (a local path or a StringIO) to ``remote`` when it runs.
 
-    For files an operation writes into a directory it has just made (nothing there to compare first).
+    For files an operation writes into a directory it has just made (nothing there to compare first). ``progress``:
+    a label under which a large file's transfer says how far it is as it goes (roles/common/progress.py).
     """
-    return FunctionCommand(_upload, (src, remote), {})
+    return FunctionCommand(_upload, (src, remote, progress), {})
 
 
-def _upload(state, host, src, remote: str) -> bool:
+def _upload(state, host, src, remote: str, progress: str = "") -> bool:
+    if progress and isinstance(src, str):
+        reader = ProgressReader(host, progress, src)
+        try:
+            sent = transfer.put(host, reader, remote)
+        finally:
+            reader.close()
+        if not sent:
+            raise OperationError(f"could not copy {src} to {host.name}:{remote}")
+        return True
     if not transfer.put(host, src, remote):
         raise OperationError(f"could not copy {getattr(src, 'name', 'a file')} to {host.name}:{remote}")
     return True

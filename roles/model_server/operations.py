@@ -13,7 +13,7 @@ from pyinfra import host, logger, state
 from pyinfra.api import FunctionCommand, OperationError, operation
 from pyinfra.facts.files import FileContents
 
-from roles.common import transfer
+from roles.common import progress, transfer
 from roles.common.files import sha256_file, upload, whole_file
 from roles.common.locks import BUILD_REQUIREMENTS, REQUIREMENTS, Lock, without_requirement
 from roles.common.python import PIP
@@ -131,7 +131,7 @@ def llama_cpp_build(
     dependencies = StringIO(without_requirement(lock.text(REQUIREMENTS), lock.package))
     yield upload(dependencies, f"{work}/dependencies.txt")
     if recorded:
-        yield upload(str(local_tar), tar)
+        yield upload(str(local_tar), tar, progress="sending the build from the control machine's wheelhouse")
         check = shlex.quote(f"{recorded}  {tar}")
         refused = shlex.quote(f"{tar} does not match the sha256 recorded for it in {wheelhouse_dir}: not installed")
         yield f"echo {check} | sha256sum --check --quiet --strict || {{ echo {refused} >&2; exit 1; }}"
@@ -158,7 +158,10 @@ def llama_cpp_build(
 def _build(work: str, lock: Lock, cmake_args: str, build_packages: tuple[str, ...], compute: str):
     """The commands that build the wheels (llama-cpp-python's compiled, the rest fetched) and llama-server."""
     packages = " ".join(shlex.quote(p) for p in (*BUILD_PACKAGES, *build_packages))
-    yield f"DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends {packages}"
+    yield progress.phase(
+        "installing the build tools",
+        f"DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends {packages}",
+    )
     for name in (REQUIREMENTS, BUILD_REQUIREMENTS):
         yield upload(StringIO(lock.text(name)), f"{work}/{name}")
     builder, wheels, source, build = (shlex.quote(f"{work}/{name}") for name in ("builder", "wheels", "src", "build"))
@@ -168,24 +171,27 @@ def _build(work: str, lock: Lock, cmake_args: str, build_packages: tuple[str, ..
         f" -r {shlex.quote(f'{work}/{BUILD_REQUIREMENTS}')}"
     )
     # Every download is checked against the lock; every package but llama-cpp-python must be a registry wheel.
-    yield (
+    yield progress.phase(
+        f"downloading {lock.package}'s source and its dependencies' wheels",
         f"{PIP} {builder}/bin/pip download --quiet --no-cache-dir --require-hashes --no-build-isolation"
         f" --only-binary :all: --no-binary {shlex.quote(lock.package)} --dest {wheels}"
-        f" -r {shlex.quote(f'{work}/{REQUIREMENTS}')}"
+        f" -r {shlex.quote(f'{work}/{REQUIREMENTS}')}",
     )
     # One source tree and one build directory for both engines.
     yield f'mkdir {source} && set -- {wheels}/*.tar.gz && tar -C {source} --strip-components=1 -xzf "$1" && rm -f "$1"'
     # Without pip's isolation nothing adds ninja, and CMake's make generator builds one file at a time.
-    yield (
+    yield progress.phase(
+        f"compiling {lock.package} {lock.version} for {compute} (the longest step; its time scales with the cores)",
         f"{PIP} {BUILD_ENV} CMAKE_ARGS={shlex.quote(cmake_args)} CMAKE_BUILD_PARALLEL_LEVEL=$(nproc)"
         f" {builder}/bin/pip wheel --quiet --no-cache-dir --no-build-isolation --no-deps"
-        f" --config-settings=build-dir={build} --wheel-dir {wheels} {source}"
+        f" --config-settings=build-dir={build} --wheel-dir {wheels} {source}",
     )
     log = shlex.quote(f"{work}/server-build.log")
-    yield (
+    yield progress.phase(
+        "compiling llama-server (most of it is shared with the step before)",
         f"{{ export {BUILD_ENV} && cmake -S {source} -B {build} {server_cmake_args(compute)}"
         f" && cmake --build {build} --target llama-server"
-        f" --parallel $(nproc); }} > {log} 2>&1 || {{ tail -n 40 {log} >&2; exit 1; }}"
+        f" --parallel $(nproc); }} > {log} 2>&1 || {{ tail -n 40 {log} >&2; exit 1; }}",
     )
     server = shlex.quote(f"{work}/server")
     yield f"mkdir {server} && cp -a {build}/bin/llama-server {build}/bin/*.so* {server}/"
@@ -251,7 +257,7 @@ def model_file(path: str, source: str, sha256: str, size_gib: float):
         directory = shlex.quote(str(Path(path).parent))
         stopped = shlex.quote(f"{host.name}: the download of {source} stopped")
         curl, into = "curl --fail --location --silent --show-error", f"--output {partial} {shlex.quote(source)}"
-        yield (
+        command = (
             f"{curl} --continue-at - {into} || {{ status=$?;"
             f' if [ "$status" = 33 ]; then rm -f {partial}; {curl} {into} && status=0 || status=$?; fi;'
             ' [ "$status" = 0 ] || { printf \'%s (curl exit %s) with %s MiB left on the disk under %s: %s bytes of it'
@@ -259,6 +265,7 @@ def model_file(path: str, source: str, sha256: str, size_gib: float):
             f' {stopped} "$status" "$(df -Pm {directory} | awk \'NR==2 {{print $4}}\')" {directory}'
             f' "$(stat -c %s {partial} 2>/dev/null || echo 0)" {partial} >&2; exit "$status"; }}; }}'
         )
+        yield progress.download(f"downloading the model to {path}", command, f"{path}.partial", int(size_gib * 2**30))
     else:
         local = sha256_file(source)  # memoised: pyinfra plans, then runs, this operation
         if local != sha256:
@@ -267,7 +274,7 @@ def model_file(path: str, source: str, sha256: str, size_gib: float):
                 "nothing was copied and the model in service is unchanged"
             )
         # host.put_file, not files.put: files.put would sha1 the (45 GB) source on every pass.
-        yield upload(source, f"{path}.partial")
+        yield upload(source, f"{path}.partial", progress=f"sending the model to {path}")
     # Every value is one quoted word: the source (a URL) is never read by the shell.
     arrived, pins = shlex.quote(f"{source} arrived with sha256 "), shlex.quote(f", the inventory pins {sha256}")
     yield (

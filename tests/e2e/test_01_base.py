@@ -6,6 +6,7 @@ The tests run in file order and share one lab; each leaves the site converged fo
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -39,6 +40,12 @@ def test_first_deploy_converges_bare_hosts(first_deploy, site):
     # Bare hosts: every host had packages to install and /etc/hosts to pin.
     for spec in site.topology.hosts:
         assert "Base system | Install the packages every appliance box needs" in first_deploy.changed_ops(spec.name)
+    # The long steps said how far they were as they went (roles/common/progress.py): the model's transfer, and the
+    # build's (from the wheelhouse, or compiled on a machine that has none yet).
+    log = first_deploy.log
+    assert re.search(r"lab-back\S*\s+sending the model to \S+: [\d.]+ MiB sent in \d", log), log[-3000:]
+    assert re.search(r"lab-back\S*\s+(sending the build from the control machine's wheelhouse: [\d.]+ MiB sent in"
+                     r"|compiling llama-cpp-python .*: done in) ", log), log[-3000:]  # fmt: skip
 
 
 def test_second_run_changes_nothing(first_deploy):

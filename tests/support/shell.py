@@ -9,6 +9,8 @@ from pathlib import Path
 
 from pyinfra.api import FunctionCommand
 
+from roles.common import progress
+
 STUBBED = (
     "curl", "apt-get", "tar", "python3", "systemctl", "useradd", "usermod", "openssl", "chown", "swapoff", "swapon",
     "fallocate", "mkswap", "dd", "node",
@@ -95,13 +97,28 @@ def _yielded(operation, module, facts, **arguments) -> tuple[list, FakeHost]:
 def plan(operation, module, facts, **arguments) -> tuple[list[str], FakeHost]:
     """The commands ``operation`` yields (shell strings only) with ``facts`` for its host."""
     yielded, host = _yielded(operation, module, facts, **arguments)
-    return [c for c in yielded if isinstance(c, str)], host
+    return [shell_of(c) for c in yielded if shell_of(c) is not None], host
+
+
+def shell_of(command) -> str | None:
+    """A yielded shell string, or the one a long step runs with its progress (roles.common.progress)."""
+    if isinstance(command, str):
+        return command
+    if isinstance(command, FunctionCommand) and command.function is progress._run:
+        return command.args[1]
+    return None
 
 
 def uploads(operation, module, facts, **arguments) -> dict[str, str]:
     """The files ``operation`` copies to its host (roles.common.files.upload, a StringIO): remote path -> text."""
     yielded, _ = _yielded(operation, module, facts, **arguments)
-    return {remote: src.getvalue() for c in yielded if isinstance(c, FunctionCommand) for src, remote in [c.args]}
+    return {
+        remote: src.getvalue()
+        for c in yielded
+        if isinstance(c, FunctionCommand) and c.function is not progress._run
+        for src, remote, *_ in [c.args]
+        if hasattr(src, "getvalue")
+    }
 
 
 def program_calls(shell: Shell, program: str) -> list[list[str]]:
