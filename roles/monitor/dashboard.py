@@ -118,7 +118,7 @@ def rows(thresholds: AlertThresholds, ttft_target_s: float, inter_token_target_s
               ("path",), "number", maximum=10, high=0.5, empty="none"),
     ))  # fmt: skip
     use = Row("The people's use", (
-        Panel("chats to the model (last hour)",
+        Panel("requests to the model (last hour, the probe's included)",
               f'sum by (instance) (increase(haproxy_backend_http_requests_total{{proxy="{pool}"}}[1h]))',
               ("instance",), "number", maximum=1000),
         Panel("chats refused by the balancer (last hour)",
