@@ -188,7 +188,7 @@ def _build(work: str, lock: Lock, cmake_args: str, build_packages: tuple[str, ..
     )
     log = shlex.quote(f"{work}/server-build.log")
     yield progress.phase(
-        "compiling llama-server (most of it is shared with the step before)",
+        "compiling llama-server",
         f"{{ export {BUILD_ENV} && cmake -S {source} -B {build} {server_cmake_args(compute)}"
         f" && cmake --build {build} --target llama-server"
         f" --parallel $(nproc); }} > {log} 2>&1 || {{ tail -n 40 {log} >&2; exit 1; }}",
