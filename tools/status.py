@@ -28,12 +28,12 @@ from roles.site.monitor_api import Prometheus, login_files, prometheus_base_url 
 
 WIDTH = 20  # characters of a bar
 PATHS = ("gateway", "backend")
-NODE = '{job="node"}'
+NODE = dashboard.NODE
 # Each box's bars: a name, the used share's query (the dashboard's), the total's query (bytes), both by instance.
 BOX_BARS = (
     ("memory", dashboard.MEMORY_USED, f"node_memory_MemTotal_bytes{NODE}"),
     ("swap", dashboard.SWAP_USED, f"node_memory_SwapTotal_bytes{NODE}"),
-    ("disk /", dashboard.DISK_USED, 'node_filesystem_size_bytes{job="node", mountpoint="/"}'),
+    ("disk /", dashboard.DISK_USED, f"node_filesystem_size_bytes{dashboard.ROOT_FS}"),
     ("GPU memory (GTT)", dashboard.GTT_USED, "sum by (instance) (node_drm_memory_gtt_size_bytes)"),
 )
 PATH_QUERIES = {

@@ -194,17 +194,16 @@ def upload(src: str | IO[Any], remote: str, progress: str = "") -> FunctionComma
 
 
 def _upload(state, host, src, remote: str, progress: str = "") -> bool:
-    if progress and isinstance(src, str):
-        reader = ProgressReader(host, progress, src)
-        try:
-            sent = transfer.put(host, reader, remote)
-        finally:
+    reader = ProgressReader(host, progress, src) if progress and isinstance(src, str) else None
+    try:
+        sent = transfer.put(host, reader or src, remote)
+    finally:
+        if reader is not None:
             reader.close()
-        if not sent:
-            raise OperationError(f"could not copy {src} to {host.name}:{remote}")
-        return True
-    if not transfer.put(host, src, remote):
-        raise OperationError(f"could not copy {getattr(src, 'name', 'a file')} to {host.name}:{remote}")
+    if not sent:
+        raise OperationError(
+            f"could not copy {src if reader else getattr(src, 'name', 'a file')} to {host.name}:{remote}"
+        )
     return True
 
 

@@ -97,7 +97,7 @@ def _yielded(operation, module, facts, **arguments) -> tuple[list, FakeHost]:
 def plan(operation, module, facts, **arguments) -> tuple[list[str], FakeHost]:
     """The commands ``operation`` yields (shell strings only) with ``facts`` for its host."""
     yielded, host = _yielded(operation, module, facts, **arguments)
-    return [shell_of(c) for c in yielded if shell_of(c) is not None], host
+    return [shell for c in yielded if (shell := shell_of(c)) is not None], host
 
 
 def shell_of(command) -> str | None:
