@@ -424,8 +424,10 @@ def test_both_boxes_power_cycled_serve_again_with_no_action_and_their_alerts_res
     """A power cut at the site: both boxes off and on again. With no deploy and no person, chats go through again,
     the alert pipeline is back (the Watchdog reaches the dead man's switch), and whatever fired meanwhile resolves.
     Last of the faults: the suite's SSH connections do not survive it."""
+    cut = time.monotonic()
     lab.reboot()
     booted = time.monotonic()
+    print(f"power cycle: both boxes up {booted - cut:.0f} s after the power went")
     deadline = booted + 300
     while True:
         try:
@@ -437,13 +439,18 @@ def test_both_boxes_power_cycled_serve_again_with_no_action_and_their_alerts_res
         assert time.monotonic() < deadline, f"no chat 300 s after the power came back: {status} {text}"
         time.sleep(1)
     print(f"power cycle: chats go through {time.monotonic() - booted:.0f} s after both boxes were up")
-    alert_receiver.wait_for(WATCHDOG, "firing", booted, 180)
+    watchdog_s = alert_receiver.wait_for(WATCHDOG, "firing", booted, 180)
+    print(f"power cycle: the Watchdog reached the receiver {watchdog_s:.0f} s after both boxes were up")
     # A trend alert (a p99 over 10 min or more) stays until its window has passed: it is held to its last minute
     # being back on target instead, so the suite does not wait out a window earlier faults may have filled.
     thresholds = site.prometheus_config().thresholds
     deadline = time.monotonic() + 240
+    shown: set[str] = set()
     while left := still_firing(site) | trends_off_target(site, thresholds):
         assert time.monotonic() < deadline, f"240 s after the site served again: {sorted(left)}"
+        if left != shown:
+            print(f"power cycle: {time.monotonic() - booted:.0f} s after, waiting for {sorted(left)}")
+            shown = left
         time.sleep(2)
     notified = alert_receiver.alerts(booted)
     fired = {name for _, status, name, _ in notified if status == "firing" and name not in (WATCHDOG, *TRENDS)}
