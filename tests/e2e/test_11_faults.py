@@ -464,9 +464,13 @@ TRENDS = ("ClawlanProbeTtftHigh", "ClawlanTokensPerSecondLow")
 
 
 def still_firing(site) -> set[str]:
-    """Alerts Alertmanager holds active, but the Watchdog and the latency trends."""
+    """Alerts Alertmanager holds active, but the Watchdog and the latency trends, each with where (its instance, and
+    the unit or path it names)."""
     return {
-        alert["labels"]["alertname"] for alert in alertmanager_alerts(site)
+        alert["labels"]["alertname"] + "(" + ", ".join(
+            f"{key}={alert['labels'][key]}" for key in ("instance", "name", "path") if key in alert["labels"]
+        ) + ")"
+        for alert in alertmanager_alerts(site)
         if alert["labels"]["alertname"] not in (WATCHDOG, *TRENDS) and alert["status"]["state"] == "active"
     }  # fmt: skip
 
