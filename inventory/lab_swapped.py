@@ -1,6 +1,6 @@
 """The lab after its backend box was swapped: the replacement is at a new address, with less RAM.
 
-    python -m lab --inventory inventory/lab_swapped.py ...   (tests/e2e/test_12_rebuild.py does the swap)
+    python -m lab --inventory inventory/lab_swapped.py ...   (tests/e2e/test_09_rebuild.py does the swap)
 
 The same site as inventory/lab.py but for lab-back's line: what an operator edits after replacing the box. Enrol the
 new box's host key (make enrol INVENTORY=inventory/lab_swapped.py HOST=lab-back), then deploy once.

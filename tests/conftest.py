@@ -23,9 +23,9 @@ BUDGET_MIN = {
     "test_06_compliance.py": 3.0,
     "test_07_engine.py": 2.0,
     "test_08_scaleout.py": 2.0,
+    "test_09_rebuild.py": 3.5,
     "test_10_lan.py": 1.5,
     "test_11_faults.py": 4.0,
-    "test_12_rebuild.py": 3.5,
     "unit": 1.0,
 }
 

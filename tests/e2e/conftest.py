@@ -70,7 +70,7 @@ def first_deploy(lab):
 @pytest.fixture(scope="module")
 def hosts(first_deploy, inventory):
     """testinfra connections to the deployed lab hosts, fresh for each module: a module may replace the boxes
-    (test_12 does), and a connection to a box that is gone stays dead."""
+    (test_09 does), and a connection to a box that is gone stays dead."""
     return {host.name: remote_host(host) for host in inventory}
 
 

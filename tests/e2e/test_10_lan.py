@@ -236,7 +236,7 @@ def rotate(step: str) -> None:
 
 def test_the_site_ca_rotates_under_live_chats_without_refusing_one(lab, hosts, front, site):
     """begin, deploy, switch, deploy, finish, deploy, while chats cross between the boxes back to back."""
-    # On a backend that has served no chat yet (a fresh lab, or one whose boxes were swapped) the probe's first gateway
+    # On a backend that has served no chat yet (a fresh lab, or test_09's rebuilt one) the probe's first gateway
     # chat is a cold ~2k-token prompt: on lavapipe with one thread, compiling its kernels and evaluating it holds
     # every other chat for over a minute. That is the lab's speed, not the rotation: start from a settled site.
     wait_until_settled(site)

@@ -1,8 +1,8 @@
-"""Last, because it replaces hosts and leaves the lab as the edited inventory has it: hardware swaps. First, one the
-inventory was not told about: declared hardware the host does not have stops the deploy. Then both boxes replaced on
-the same day: the backend by one at a new address with less RAM, the frontend by a blank one. Their new host keys are
-enrolled, the inventory edited (inventory/lab_swapped.py), and one deploy gives a working site that kept its people's
-sessions. Last, the frontend's identity replaced and its old certificate refused at once."""
+"""Last, because it replaces hosts: hardware swaps. First, one the inventory was not told about: declared hardware
+the host does not have stops the deploy. Then the backend box replaced by one at a new address with less RAM (its
+new host key enrolled, the inventory edited, one deploy); then the old backend box back and the frontend's box
+replaced on the same day (both enrolled, one deploy that restores the frontend's sessions); last, the frontend's
+identity replaced and its old certificate refused at once."""
 
 from __future__ import annotations
 
@@ -75,7 +75,59 @@ def retired_backend_serial(first_deploy, hosts) -> int:
     return x509.load_pem_x509_certificate(hosts[BACKEND].file(HOST_CERT).content).serial_number
 
 
-def connect(name: str, inventory: str = SWAPPED):
+def test_a_swapped_backends_new_host_key_is_refused_until_it_is_enrolled(retired_backend_serial, swapped_lab):
+    """The backend box replaced: blank, a new host key, a new address, less RAM. The deploy refuses it (never trusting
+    a host key on first use); the enrol command trusts it only for the fingerprint the box shows on its console."""
+    swapped_lab.recreate(BACKEND, trust=False)
+    refused = run_pyinfra(SWAPPED, "deploys/full.py", check=False)
+    assert refused.returncode != 0 and refused.changed == frozenset()
+    assert "host key" in refused.log.lower(), refused.log[-2000:]
+    wrong = enrol(SWAPPED, "--fingerprint", "SHA256:" + "A" * 43)
+    assert wrong.returncode == 1 and "nothing written" in wrong.stderr, wrong.stderr
+    assert enrol(SWAPPED).returncode == 1  # no terminal to confirm on, no fingerprint: nothing written
+    enrolled = enrol(SWAPPED, "--fingerprint", swapped_lab.console_fingerprint(BACKEND))
+    assert enrolled.returncode == 0, enrolled.stderr
+    assert (
+        enrol(SWAPPED, "--fingerprint", swapped_lab.console_fingerprint(BACKEND))
+        .stdout.strip()
+        .endswith("nothing to do")
+    )
+
+
+def test_one_deploy_of_the_edited_inventory_gives_a_working_site(retired_backend_serial, swapped_lab, tmp_path):
+    """The inventory edited (the new address and RAM) and deployed once: llama-cpp-python from the wheelhouse, the
+    frontend pins and balances to the new address, the new certificate names it, the old one is revoked everywhere,
+    swap is sized for the new RAM, the site passes its compliance suite, and a second deploy changes nothing."""
+    started = time.monotonic()
+    result = run_pyinfra(SWAPPED, "deploys/full.py")
+    seconds = time.monotonic() - started
+    print(f"full deploy onto the swapped backend (wheelhouse; the model from this machine): {seconds:.0f} s")
+    assert "Model server | Install llama-cpp-python" in " ".join(result.changed_ops(BACKEND))
+    site = site_from_inventory(load_inventory(str(REPO / SWAPPED), cwd=str(REPO)))
+    hosts = {host.name: remote_host(host) for host in load_inventory(str(REPO / SWAPPED), cwd=str(REPO))}
+    # The build tools are installed only for a build: their absence proves the wheelhouse was used.
+    assert "install ok installed" not in hosts[BACKEND].run("dpkg-query -W -f='${Status}' cmake").stdout
+    pins = hosts["lab-front"].file("/etc/hosts").content_string
+    assert "10.242.17.22\tlab-back.home.arpa lab-back llm.home.arpa llm\n" in pins and "10.242.17.20" not in pins
+    names = x509.load_pem_x509_certificate(hosts[BACKEND].file(HOST_CERT).content).extensions
+    addresses = names.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.IPAddress)
+    assert [str(a) for a in addresses] == ["10.242.17.22"]
+    for host in hosts.values():
+        revoked = {entry.serial_number for entry in x509.load_pem_x509_crl(host.file(CRL).content)}
+        assert retired_backend_serial in revoked, f"{host.backend.get_hostname()} still admits the old box"
+    wait_until_settled(site)  # the probe's chats through both paths succeed: the balancer has the new box up
+    config = site.gateway_config("lab-front")
+    status, text = chat(config.url, site.control.gateway_token_file.read_text().strip())
+    assert status == 200, text
+    wait_until_passes(run_control, service_controls.test_MON_03_targets_up, hosts["lab-front"], site, "lab-front",
+                      timeout_s=60)  # fmt: skip
+    returncode, failed, passed, _ = compliance(tmp_path, SWAPPED)
+    assert returncode == 0 and not failed, f"failed controls: {sorted(failed)}"
+    assert ("BASE-18", BACKEND) in passed  # the new box's 5 GiB, as declared
+    assert run_pyinfra(SWAPPED, "deploys/full.py").changed == set()
+
+
+def connect(name: str, inventory: str = LAB):
     """A new testinfra connection to a lab host: the module's own die with the boxes a swap replaces."""
     return remote_host(next(h for h in load_inventory(str(REPO / inventory), cwd=str(REPO)) if h.name == name))
 
@@ -87,90 +139,56 @@ def sessions(host) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def sessions_before_the_swap(first_deploy, site, hosts) -> set[str]:
+def sessions_before_the_swap() -> set[str]:
     """The sessions on the frontend, all in the backup the control machine holds when both boxes are swapped: the
-    daily backup made now and fetched by a deploy of the site as it stands."""
-    front = hosts[FRONTEND]
+    daily backup made now and fetched by a deploy (of the site as it stands, its backend at its swapped address)."""
+    site = site_from_inventory(load_inventory(str(REPO / SWAPPED), cwd=str(REPO)))
+    front = connect(FRONTEND, SWAPPED)
     status, text = chat(site.gateway_config(FRONTEND).url, site.control.gateway_token_file.read_text().strip())
     assert status == 200, text
     before = sessions(front)  # the probe's chats make more as it goes: these are all in the backup
     assert before
     front.check_output(f"systemctl start {BACKUP_UNIT}.service")
-    fetched = deploy().changed_ops(FRONTEND)
+    fetched = run_pyinfra(SWAPPED, "deploys/full.py").changed_ops(FRONTEND)
     assert "Gateway | Copy the newest backup of OpenClaw's state to the control machine" in fetched
     return before
 
 
-def test_both_swapped_boxes_new_host_keys_are_refused_until_each_is_enrolled(
-    retired_backend_serial, sessions_before_the_swap, swapped_lab
-):
-    """Both boxes replaced: the backend blank, with a new host key, a new address and less RAM; the frontend blank
-    with a new host key. The deploy of the edited inventory touches neither (never trusting a host key on first
-    use); the enrol command trusts each only for the fingerprint the box shows on its console."""
-    swapped_lab.recreate(BACKEND, trust=False)
-    swapped_lab.recreate(FRONTEND, trust=False)
-    refused = run_pyinfra(SWAPPED, "deploys/full.py", check=False)
+def test_both_boxes_swapped_at_once_are_refused_until_each_is_enrolled(sessions_before_the_swap, lab):
+    """The old backend box repaired and back at its old address, and the frontend's box replaced by a blank one, on
+    the same day: their keys are new to the site, so the deploy of the old inventory touches neither until each is
+    enrolled."""
+    lab.recreate(BACKEND, trust=False)
+    lab.recreate(FRONTEND, trust=False)
+    refused = deploy(check=False)
     assert refused.returncode != 0 and refused.changed == frozenset()
     for host in (BACKEND, FRONTEND):
         assert host in refused.log and "host key" in refused.log.lower(), refused.log[-2000:]
-    wrong = enrol(SWAPPED, "--fingerprint", "SHA256:" + "A" * 43)
-    assert wrong.returncode == 1 and "nothing written" in wrong.stderr, wrong.stderr
-    assert enrol(SWAPPED).returncode == 1  # no terminal to confirm on, no fingerprint: nothing written
-    for host in (BACKEND, FRONTEND):
-        enrolled = enrol(SWAPPED, "--fingerprint", swapped_lab.console_fingerprint(host), host=host)
-        assert enrolled.returncode == 0, enrolled.stderr
-    again = enrol(SWAPPED, "--fingerprint", swapped_lab.console_fingerprint(BACKEND))
-    assert again.stdout.strip().endswith("nothing to do"), again.stdout
+        assert enrol(LAB, "--fingerprint", lab.console_fingerprint(host), host=host).returncode == 0
 
 
-def test_one_deploy_of_the_edited_inventory_gives_a_working_site_that_kept_its_peoples_sessions(
-    retired_backend_serial, sessions_before_the_swap, tmp_path
-):
-    """The inventory edited (the backend's new address and RAM) and deployed once: llama-cpp-python from the
-    wheelhouse; OpenClaw's state restored from the control machine's copy of the newest backup before the gateway
-    first starts, a session made before the swap still there; the frontend pins and balances to the new address, the
-    new certificate names it, the old one is revoked everywhere, swap is sized for the new RAM, chats go through,
-    the site passes its compliance suite, and a second deploy changes nothing."""
-    started = time.monotonic()
-    result = run_pyinfra(SWAPPED, "deploys/full.py")
-    seconds = time.monotonic() - started
-    print(f"full deploy onto both swapped boxes (wheelhouse; the model from this machine): {seconds:.0f} s")
+def test_one_deploy_brings_both_back_and_the_frontend_keeps_its_peoples_sessions(sessions_before_the_swap, site):
+    """One deploy of the old inventory: the backend from the wheelhouse at its old address, and the frontend's
+    OpenClaw state restored from the control machine's copy of the newest backup before the gateway first starts. A
+    session made before the swap is still there after it, chats go through, and a second deploy changes nothing."""
+    result = deploy()
     assert "Model server | Install llama-cpp-python" in " ".join(result.changed_ops(BACKEND))
     restored = " ".join(result.changed_ops(FRONTEND))
     assert "Gateway | Restore OpenClaw's state from the control machine's newest backup" in restored
-    site = site_from_inventory(load_inventory(str(REPO / SWAPPED), cwd=str(REPO)))
-    hosts = {name: connect(name) for name in (FRONTEND, BACKEND)}
-    assert sessions_before_the_swap <= sessions(hosts[FRONTEND]), (
-        f"lost: {sorted(sessions_before_the_swap - sessions(hosts[FRONTEND]))}"
-    )
-    # The build tools are installed only for a build: their absence proves the wheelhouse was used.
-    assert "install ok installed" not in hosts[BACKEND].run("dpkg-query -W -f='${Status}' cmake").stdout
-    pins = hosts[FRONTEND].file("/etc/hosts").content_string
-    assert "10.242.17.22\tlab-back.home.arpa lab-back llm.home.arpa llm\n" in pins and "10.242.17.20" not in pins
-    names = x509.load_pem_x509_certificate(hosts[BACKEND].file(HOST_CERT).content).extensions
-    addresses = names.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.IPAddress)
-    assert [str(a) for a in addresses] == ["10.242.17.22"]
-    for host in hosts.values():
-        revoked = {entry.serial_number for entry in x509.load_pem_x509_crl(host.file(CRL).content)}
-        assert retired_backend_serial in revoked, f"{host.backend.get_hostname()} still admits the old box"
-    wait_until_settled(site)  # the probe's chats through both paths succeed: the balancer has the new box up
-    config = site.gateway_config(FRONTEND)
-    status, text = chat(config.url, site.control.gateway_token_file.read_text().strip())
+    front = connect(FRONTEND)
+    assert sessions_before_the_swap <= sessions(front), f"lost: {sorted(sessions_before_the_swap - sessions(front))}"
+    wait_until_settled(site)
+    gateway = site.gateway_config(FRONTEND)
+    status, text = chat(gateway.url, site.control.gateway_token_file.read_text().strip())
     assert status == 200, text
-    wait_until_passes(run_control, service_controls.test_MON_03_targets_up, hosts[FRONTEND], site, FRONTEND,
-                      timeout_s=60)  # fmt: skip
-    returncode, failed, passed, _ = compliance(tmp_path, SWAPPED)
-    assert returncode == 0 and not failed, f"failed controls: {sorted(failed)}"
-    assert ("BASE-18", BACKEND) in passed  # the new box's 5 GiB, as declared
-    assert run_pyinfra(SWAPPED, "deploys/full.py").changed == set()
+    assert deploy().changed == set()
 
 
-def test_a_retired_frontend_identity_is_refused_at_once_and_its_replacement_admitted():
+def test_a_retired_frontend_identity_is_refused_at_once_and_its_replacement_admitted(first_deploy, site):
     """The frontend's box replaced (a new key, so a new certificate), its old certificate and key kept by whoever
     has the old box: the same deploy that issues the new certificate revokes the old one, for the host's and the
     probe's identities alike, and every backend refuses it though the site CA signed it and its subject is the
     same as the new one's."""
-    site = site_from_inventory(load_inventory(str(REPO / SWAPPED), cwd=str(REPO)))
     front = connect(FRONTEND)
     url = f"https://{site.topology.model_endpoint_name()}:{site.ingress_config(BACKEND).port}/health"
     retired = {}
@@ -179,12 +197,12 @@ def test_a_retired_frontend_identity_is_refused_at_once_and_its_replacement_admi
         front.check_output(f"cp {cert} {kept}.crt && cp {key} {kept}.key && rm {cert} {key}")
         retired[who] = ("--cert", f"{kept}.crt", "--key", f"{kept}.key", "--cacert", CA_CERT)
     try:
-        run_pyinfra(SWAPPED, "deploys/full.py")
+        deploy()
         for who, client in retired.items():
             code, text, _ = curl(front, url, *client)
             assert code == 400, f"the retired {who} certificate: {code} {text}"
         code, text, _ = curl(front, url, "--cert", HOST_CERT, "--key", HOST_KEY, "--cacert", CA_CERT)
         assert code == 200, text
-        assert run_pyinfra(SWAPPED, "deploys/full.py").changed == set()
+        assert deploy().changed == set()
     finally:
         front.run("rm -f /root/retired-*")
