@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import subprocess
 import time
-from xml.etree import ElementTree
 
 import pytest
 
@@ -17,7 +16,7 @@ from lab.runner import REPO
 from roles.gateway.config import CONFIG_FILE as GATEWAY_CONFIG
 from roles.model_server.config import KEY_FILE
 from tests.e2e.conftest import deploy
-from tests.support.compliance_suite import BIN, LAB_INVENTORY, compliance, wait_until_settled
+from tests.support.compliance_suite import BIN, LAB_INVENTORY, compliance, junit_cases, wait_until_settled
 
 FRONTEND, BACKEND = "lab-front", "lab-back"
 
@@ -105,13 +104,12 @@ def deep_check(first_deploy, site) -> tuple[subprocess.CompletedProcess, dict[st
     wait_until_settled(site)
     result = check("--deep")
     print(result.stdout[-6000:])
-    cases: dict[str, set] = {"passed": set(), "failed": set(), "controls": set()}
-    for case in ElementTree.parse(REPO / ".check-e2e" / "check.xml").iter("testcase"):
-        outcome = "failed" if any(c.tag in ("failure", "error", "skipped") for c in case) else "passed"
-        cases[outcome].add(case.get("name"))
-        properties = {p.get("name"): p.get("value") for p in case.iter("property")}
-        if outcome == "passed" and "control" in properties:
-            cases["controls"].add(properties["control"])
+    passed = [(name, properties) for name, properties, outcome in junit_cases(REPO / ".check-e2e" / "check.xml")
+              if outcome == "passed"]  # fmt: skip
+    cases = {
+        "passed": {name for name, _ in passed},
+        "controls": {properties["control"] for _, properties in passed if "control" in properties},
+    }
     return result, cases
 
 

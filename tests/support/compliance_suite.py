@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
 
 from lab.core import INVENTORY
@@ -32,12 +33,23 @@ def compliance(
     seconds = time.perf_counter() - started
     print(process.stdout[-4000:])
     failed, passed = set(), set()
-    for case in ET.parse(report).iter("testcase"):
-        properties = {p.get("name"): p.get("value") for p in case.iter("property")}
-        outcome = failed if case.find("failure") is not None or case.find("error") is not None else passed
-        if case.find("skipped") is None:
-            outcome.add((properties.get("control"), properties.get("host", "*")))
+    for _, properties, outcome in junit_cases(report):
+        if outcome != "skipped":
+            (failed if outcome == "failed" else passed).add((properties.get("control"), properties.get("host", "*")))
     return process.returncode, failed, passed, seconds
+
+
+def junit_cases(report: Path) -> Iterator[tuple[str, dict[str, str], str]]:
+    """Each case of a JUnit report: its name, its properties (a control's ID and host) and how it ended, "skipped"
+    (also when it then failed), "failed" (a failure or an error) or "passed"."""
+    for case in ET.parse(report).iter("testcase"):
+        if case.find("skipped") is not None:
+            outcome = "skipped"
+        elif case.find("failure") is not None or case.find("error") is not None:
+            outcome = "failed"
+        else:
+            outcome = "passed"
+        yield case.get("name"), {p.get("name"): p.get("value") for p in case.iter("property")}, outcome
 
 
 def settled(site) -> bool:
